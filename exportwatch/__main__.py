@@ -1,0 +1,3 @@
+from exportwatch.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,355 @@
+"""The versioned report contract: dataclasses that round-trip through JSON.
+
+A report is the product's memory: diffs, base comparisons and shard merges all read it, so it
+is plain data (no pickled exceptions, no torch objects) and carries a ``schema_version``.
+This module must not import torch: the publish half of the fork-safe flow reads reports.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field, fields
+from enum import Enum
+from pathlib import Path
+from typing import IO, Any
+
+SCHEMA_VERSION = 1
+#: Caps that keep a report small enough to publish and to diff.
+MAX_MESSAGE_CHARS = 500
+MAX_DETAIL_CHARS = 8_000
+
+
+class Verdict(str, Enum):
+    """What happened to one submodule (or, for the root, to the whole job)."""
+
+    OK = "ok"
+    FAIL = "fail"
+    MISMATCH = "mismatch"  # exported, but the exported program disagrees with eager
+    SKIPPED = "skipped"
+    COVERED = "covered"  # an ancestor exported, so this subtree is proven exportable
+    SAME_AS = "same-as"  # identical to an already-tried submodule; not re-exported
+    CRASH = "crash"
+    TIMEOUT = "timeout"
+    OOM = "oom"
+    NOT_CALLED = "not-called"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+#: Verdicts that mean "the export works" for this cell.
+PASSING = frozenset({Verdict.OK, Verdict.COVERED})
+#: Verdicts that mean "this export does not work" (including infrastructure failures).
+FAILING = frozenset({Verdict.FAIL, Verdict.MISMATCH, Verdict.CRASH, Verdict.TIMEOUT, Verdict.OOM})
+#: Failures of the machine rather than of the model: kept apart in diffs.
+INFRASTRUCTURE = frozenset({Verdict.CRASH, Verdict.TIMEOUT, Verdict.OOM})
+
+
+class ResultSource(str, Enum):
+    """Where a job result came from (base results may be reused rather than swept)."""
+
+    SWEPT = "swept"
+    REUSED = "reused"
+    BASELINE = "baseline"
+    CACHE = "cache"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def cap(text: str | None, limit: int) -> str | None:
+    """Cut ``text`` to ``limit`` characters, saying how much was cut."""
+    if text is None or len(text) <= limit:
+        return text
+    cut = len(text) - limit
+    return f"{text[:limit]}\n… [{cut} more characters cut]"
+
+
+def first_line(text: str) -> str:
+    """The first non-empty line of ``text`` (exception messages often start with a blank)."""
+    for line in text.splitlines():
+        if line.strip():
+            return line.strip()
+    return ""
+
+
+@dataclass(kw_only=True)
+class UserFrame:
+    """The line of the user's code that led to a failure (repo-relative)."""
+
+    path: str
+    line: int
+    function: str
+    source: str = ""
+
+
+@dataclass(kw_only=True)
+class Mismatch:
+    """A numeric disagreement between an exported program and eager PyTorch."""
+
+    input_set: str
+    output: str
+    max_abs_error: float | None = None
+    max_rel_error: float | None = None
+    message: str = ""
+
+
+@dataclass(kw_only=True)
+class SubmoduleResult:
+    """The verdict for one submodule path (``""`` is the root) of one job."""
+
+    path: str
+    module_type: str
+    verdict: Verdict
+    reason: str | None = None  # why skipped / not-called; human text
+    same_as: str | None = None  # path of the identical submodule whose result this shares
+    covered_by: str | None = None  # path of the ancestor whose export covered this one
+    aliases: list[str] = field(default_factory=list)  # other names of the same module object
+    calls: int = 0  # forward calls seen during input capture
+    attempts: int = 0  # export attempts spent on this submodule
+    stage: str | None = None  # capture / translation / optimization / checker / runtime / accuracy
+    category: str | None = None
+    fingerprint: str | None = None
+    exception_type: str | None = None
+    root_cause: str | None = None  # class of the innermost __cause__/__context__
+    message: str | None = None  # first line, capped
+    detail: str | None = None  # capped message + traceback
+    user_frame: UserFrame | None = None
+    hint: str | None = None
+    origin: bool = False  # deepest failing submodule whose children do not fail
+    warnings: list[str] = field(default_factory=list)
+    mismatch: Mismatch | None = None
+    xfail: str | None = None  # reason, when the manifest expects this submodule to fail
+    duration_s: float = 0.0
+
+
+@dataclass(kw_only=True)
+class JobResult:
+    """One (model, target, device) job: the root's verdict and every submodule's."""
+
+    model: str
+    target: str
+    device: str
+    verdict: Verdict
+    reason: str | None = None
+    duration_s: float = 0.0
+    attempts: int = 0
+    content_hash: str | None = None
+    dependencies: dict[str, str] = field(default_factory=dict)  # repo-relative path -> sha256
+    source: ResultSource = ResultSource.SWEPT
+    xfail: str | None = None
+    peak_rss_mb: float | None = None
+    submodules: list[SubmoduleResult] = field(default_factory=list)
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.model, self.target, self.device)
+
+    @property
+    def root(self) -> SubmoduleResult | None:
+        return next((s for s in self.submodules if s.path == ""), None)
+
+    def submodule(self, path: str) -> SubmoduleResult | None:
+        return next((s for s in self.submodules if s.path == path), None)
+
+    def failures(self) -> list[SubmoduleResult]:
+        return [s for s in self.submodules if s.verdict in FAILING]
+
+    def effective(self, sub: SubmoduleResult) -> SubmoduleResult:
+        """Follow ``same-as`` links to the result that was actually computed."""
+        seen: set[str] = set()
+        while sub.verdict == Verdict.SAME_AS and sub.same_as and sub.same_as not in seen:
+            seen.add(sub.path)
+            target = self.submodule(sub.same_as)
+            if target is None:
+                break
+            sub = target
+        return sub
+
+
+@dataclass(kw_only=True)
+class Environment:
+    python: str = ""
+    platform: str = ""
+    torch: str | None = None
+    onnx: str | None = None
+    onnxscript: str | None = None
+    onnxruntime: str | None = None
+    cuda: str | None = None
+
+
+@dataclass(kw_only=True)
+class Report:
+    """A whole sweep: run metadata plus one JobResult per job."""
+
+    schema_version: int = SCHEMA_VERSION
+    tool_version: str = ""
+    created_at: str = ""
+    complete: bool = True
+    manifest: str | None = None
+    repository: str | None = None  # OWNER/REPO where known
+    git_sha: str | None = None
+    run_url: str | None = None
+    shard: str | None = None  # "I/N" for a shard report
+    duration_s: float = 0.0
+    environment: Environment = field(default_factory=Environment)
+    jobs: list[JobResult] = field(default_factory=list)
+
+    def job(self, model: str, target: str, device: str) -> JobResult | None:
+        return next((j for j in self.jobs if j.key == (model, target, device)), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return _to_jsonable(asdict(self))
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n"
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Report:
+        version = data.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise ReportError(
+                f"report schema_version {version!r} is not supported (this exportwatch reads "
+                f"{SCHEMA_VERSION})"
+            )
+        return _build(cls, data)
+
+
+class ReportError(ValueError):
+    """A report file that cannot be read: wrong version, bad JSON or missing fields."""
+
+
+def _to_jsonable(value: Any) -> Any:
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, dict):
+        return {k: _to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_to_jsonable(v) for v in value]
+    return value
+
+
+def _build(cls: type, data: dict[str, Any]) -> Any:
+    """Build dataclass ``cls`` from a dict, recursing into the nested report types."""
+    if not isinstance(data, dict):
+        raise ReportError(f"expected an object for {cls.__name__}, got {type(data).__name__}")
+    known = {f.name: f for f in fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for name, value in data.items():
+        if name not in known:
+            continue  # forward compatible: ignore fields added by newer minor versions
+        kwargs[name] = _convert(cls, name, value)
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:
+        raise ReportError(f"invalid {cls.__name__}: {exc}") from exc
+
+
+def _convert(cls: type, name: str, value: Any) -> Any:
+    if value is None:
+        return None
+    if name == "verdict":
+        try:
+            return Verdict(value)
+        except ValueError as exc:
+            raise ReportError(f"unknown verdict {value!r}") from exc
+    if name == "source":
+        return ResultSource(value)
+    nested = {
+        (Report, "environment"): Environment,
+        (SubmoduleResult, "user_frame"): UserFrame,
+        (SubmoduleResult, "mismatch"): Mismatch,
+    }.get((cls, name))
+    if nested is not None:
+        return _build(nested, value)
+    if (cls, name) == (Report, "jobs"):
+        return [_build(JobResult, v) for v in value]
+    if (cls, name) == (JobResult, "submodules"):
+        return [_build(SubmoduleResult, v) for v in value]
+    return value
+
+
+# ---------------------------------------------------------------------------------------------
+# Files: a finished report is one JSON document; a sweep in progress streams JSON Lines.
+
+
+def write_report(report: Report, path: Path) -> None:
+    """Write atomically, so a reader never sees half a report."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(report.to_json())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_report(path: Path, *, max_bytes: int | None = None) -> Report:
+    """Read a report (``.json``) or a partial sweep log (``.jsonl``)."""
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise ReportError(f"{path}: cannot read report: {exc.strerror}") from exc
+    if max_bytes is not None and size > max_bytes:
+        raise ReportError(f"{path}: report is {size} bytes, over the {max_bytes}-byte limit")
+    text = path.read_text(encoding="utf-8")
+    try:
+        if path.suffix == ".jsonl":
+            return _from_jsonl(text)
+        return Report.from_dict(json.loads(text))
+    except json.JSONDecodeError as exc:
+        raise ReportError(f"{path}: not valid JSON: {exc}") from exc
+    except ReportError as exc:
+        raise ReportError(f"{path}: {exc}") from exc
+
+
+class JsonlLog:
+    """Append-only log of a sweep in progress: a header line, then one line per finished job.
+
+    Each line is flushed and fsynced before the next job starts, so a killed sweep leaves
+    every finished result readable (``load_report(path)`` on the ``.jsonl`` file).
+    """
+
+    def __init__(self, path: Path, header: Report) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._handle: IO[str] = path.open("w", encoding="utf-8")
+        head = header.to_dict()
+        head.pop("jobs", None)
+        head["complete"] = False
+        self._write({"header": head})
+
+    def append(self, job: JobResult) -> None:
+        self._write({"job": _to_jsonable(asdict(job))})
+
+    def _write(self, record: dict[str, Any]) -> None:
+        self._handle.write(json.dumps(record) + "\n")
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+
+    def close(self) -> None:
+        self._handle.close()
+
+
+def _from_jsonl(text: str) -> Report:
+    header: dict[str, Any] | None = None
+    jobs: list[dict[str, Any]] = []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            break  # a line cut short by a kill: everything before it is good
+        if "header" in record:
+            header = record["header"]
+        elif "job" in record:
+            jobs.append(record["job"])
+    if header is None:
+        raise ReportError("partial report has no header line")
+    header = dict(header, jobs=jobs, complete=False)
+    return Report.from_dict(header)

@@ -1,0 +1,92 @@
+"""The small interface every export target implements.
+
+A target takes one module and the inputs it was called with, tries to export it, verifies the
+exported program against eager PyTorch on every input set, and returns an :class:`Outcome`
+instead of raising through layers (the pattern of torch.onnx's capture strategies). The sweep
+decides *what* to try; a target only knows *how* to export.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from exportwatch.report import Mismatch, Verdict
+
+
+class Stage:
+    """Names of the steps an export goes through; a failure records the one it died in."""
+
+    CAPTURE = "capture"  # torch.export (or the TorchScript tracer) building a graph
+    TRANSLATION = "translation"  # aten/custom op → ONNX function
+    OPTIMIZATION = "optimization"
+    CHECKER = "checker"  # onnx.checker.check_model(full_check=True)
+    RUNTIME = "runtime"  # running the exported program / ONNX Runtime session
+    ACCURACY = "accuracy"  # outputs compared with eager
+
+
+@dataclass(kw_only=True)
+class Call:
+    """One forward call: positional and keyword arguments (tensors already on the device)."""
+
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(kw_only=True)
+class TargetOptions:
+    """Per-attempt settings the sweep passes to a target."""
+
+    dynamic_shapes: Any = None  # torch.export-style spec; only ever set for the root
+    verify: bool = True
+    rtol: float | None = None  # None: a default chosen by dtype
+    atol: float | None = None
+    opset: int | None = None
+    artifacts_dir: Path | None = None  # where to keep artifacts of failing attempts
+    artifact_name: str = "model"  # file-name stem for kept artifacts
+
+
+@dataclass(kw_only=True)
+class Outcome:
+    """What one export attempt came to."""
+
+    verdict: Verdict  # OK, FAIL or MISMATCH
+    stage: str | None = None  # where it failed (None on success)
+    error: BaseException | None = None  # live exception; the worker turns it into data
+    warnings: list[str] = field(default_factory=list)
+    mismatch: Mismatch | None = None
+
+    @classmethod
+    def ok(cls, warnings: Sequence[str] = ()) -> Outcome:
+        return cls(verdict=Verdict.OK, warnings=list(warnings))
+
+    @classmethod
+    def failed(cls, stage: str, error: BaseException, warnings: Sequence[str] = ()) -> Outcome:
+        return cls(verdict=Verdict.FAIL, stage=stage, error=error, warnings=list(warnings))
+
+
+class Target(ABC):
+    """One way of exporting a module (torch.export strict/non-strict, ONNX dynamo/legacy)."""
+
+    name: ClassVar[str]
+    #: Optional packages this target needs, with the extra that installs them.
+    requires: ClassVar[tuple[str, ...]] = ()
+    extra: ClassVar[str | None] = None
+
+    @abstractmethod
+    def attempt(
+        self,
+        module: Any,
+        example: Call,
+        *,
+        checks: Sequence[tuple[str, Call]] = (),
+        options: TargetOptions,
+    ) -> Outcome:
+        """Export ``module`` with ``example``; verify against eager on ``example`` and ``checks``.
+
+        ``checks`` are (input-set name, call) pairs from the manifest's extra input sets.
+        Never raises for an export problem: the problem is the Outcome.
+        """
