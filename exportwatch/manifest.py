@@ -1,16 +1,96 @@
 """YAML manifest → typed, validated specs, with file:line:column:field errors.
 
 Must not import torch (the publish half reads manifests for xfail entries).
+
+The YAML is *composed* (not loaded) so every value keeps the line and column it was written
+at; errors then point at the exact spot, the way a compiler would. The format is described
+for editors and humans in ``config/manifest.schema.json``; a unit test keeps both in sync.
 """
 
 from __future__ import annotations
 
+import copy
+import difflib
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
+MANIFEST_VERSION = 1
 KNOWN_TARGETS = ("export", "export-strict", "onnx", "onnx-legacy")
 KNOWN_DEVICES = ("cpu", "cuda", "auto")
+#: The name the sweep gives ``inputs``; extra ``input_sets`` may not reuse it.
+DEFAULT_INPUT_SET = "default"
+
+#: Accepted dtype spellings → the canonical ``torch.<name>`` attribute (checked without torch).
+DTYPES: dict[str, str] = {
+    "float32": "float32",
+    "float": "float32",
+    "float16": "float16",
+    "half": "float16",
+    "bfloat16": "bfloat16",
+    "float64": "float64",
+    "double": "float64",
+    "int8": "int8",
+    "int16": "int16",
+    "int32": "int32",
+    "int64": "int64",
+    "long": "int64",
+    "uint8": "uint8",
+    "bool": "bool",
+    "complex64": "complex64",
+}
+_FLOAT_DTYPES = frozenset({"float32", "float16", "bfloat16", "float64"})
+_COMPLEX_DTYPES = frozenset({"complex64"})
+#: Inclusive value bounds of the integer dtypes (randint's ``high`` may be one past the max).
+_INT_BOUNDS: dict[str, tuple[int, int]] = {
+    "int8": (-(2**7), 2**7 - 1),
+    "int16": (-(2**15), 2**15 - 1),
+    "int32": (-(2**31), 2**31 - 1),
+    "int64": (-(2**63), 2**63 - 1),
+    "uint8": (0, 2**8 - 1),
+}
+
+# The keys the parser knows, one tuple per kind of mapping. The JSON Schema test compares the
+# schema's property names with these, so adding a field means adding it in both places.
+TOP_KEYS = ("version", "defaults", "models")
+MODEL_KEYS = (
+    "name",
+    "factory",
+    "kwargs",
+    "inputs",
+    "input_sets",
+    "dims",
+    "dynamic_shapes",
+    "targets",
+    "device",
+    "timeout",
+    "train",
+    "no_grad",
+    "verify",
+    "rtol",
+    "atol",
+    "opset",
+    "expect",
+    "depends_on",
+)
+DEFAULTS_KEYS = tuple(k for k in MODEL_KEYS if k not in ("name", "factory"))
+INPUTS_KEYS = ("args", "kwargs", "seed", "callable")
+TENSOR_KEYS = ("shape", "dtype", "low", "high", "fill")
+DIM_KEYS = ("min", "max")
+EXPECT_KEYS = ("xfail",)
+#: ``{tuple: [...]}`` spells a Python tuple; ``{dict: {...}}`` spells a dict whose keys would
+#: otherwise read as a tensor spec or a tuple (e.g. a forward argument dict with a ``shape`` key).
+TUPLE_KEY = "tuple"
+DICT_KEY = "dict"
+
+_NAME_RE = re.compile(r"[A-Za-z0-9_.-]+")
+_IDENT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_DOTTED_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+_PATH_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 
 
 class ConfigError(Exception):
@@ -59,7 +139,11 @@ class Location:
 
 @dataclass(kw_only=True)
 class TensorSpec:
-    """A tensor to make: shape, dtype, and either a value range or a fill value."""
+    """A tensor to make: shape, dtype, and either a value range or a fill value.
+
+    ``dtype`` is the canonical torch name (``float`` is stored as ``float32``); ``low``/``high``
+    are None when the manifest left them out (see :func:`value_range` for the defaults).
+    """
 
     shape: list[int]
     dtype: str = "float32"
@@ -118,6 +202,13 @@ class ModelSpec:
     depends_on: list[str] = field(default_factory=list)  # globs, repo-relative
     location: Location | None = None
     raw: dict[str, Any] = field(default_factory=dict)  # the entry as written, defaults merged
+    #: Where each field present in ``raw`` was written (in the model entry or in ``defaults``),
+    #: so later stages (factory import, dynamic shapes) can point at the exact line.
+    field_locations: dict[str, Location] = field(default_factory=dict)
+
+    def where(self, key: str) -> Location | None:
+        """The location of field ``key``, falling back to the model entry itself."""
+        return self.field_locations.get(key, self.location)
 
 
 @dataclass(kw_only=True)
@@ -134,6 +225,637 @@ class Manifest:
         raise KeyError(name)
 
 
-def load_manifest(path: Path) -> Manifest:
+def did_you_mean(word: str, candidates: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` for the closest candidate, or an empty string."""
+    matches = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
+    return f" (did you mean {matches[0]!r}?)" if matches else ""
+
+
+def dtype_kind(dtype: str) -> str:
+    """``float``, ``complex``, ``int`` or ``bool`` for a canonical dtype name."""
+    if dtype in _FLOAT_DTYPES:
+        return "float"
+    if dtype in _COMPLEX_DTYPES:
+        return "complex"
+    if dtype == "bool":
+        return "bool"
+    return "int"
+
+
+def value_range(spec: TensorSpec) -> tuple[float, float]:
+    """``[low, high)`` for random values: [0, 1) for floats, [0, 10) for integers by default."""
+    default_high = 10 if dtype_kind(spec.dtype) == "int" else 1
+    low = spec.low if spec.low is not None else 0
+    high = spec.high if spec.high is not None else default_high
+    return low, high
+
+
+def load_manifest(path: Path | str) -> Manifest:
     """Parse and validate ``path``; raise :class:`ConfigError` naming file, line and field."""
-    raise NotImplementedError
+    path = Path(path)
+    file = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError("manifest file not found", file=file) from None
+    except IsADirectoryError:
+        raise ConfigError("is a directory, not a manifest file", file=file) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"manifest is not UTF-8 text ({exc.reason} at byte {exc.start})", file=file
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read manifest: {exc.strerror}", file=file) from None
+
+    node = _compose(text, file=file)
+    reader = _Reader(file)
+    document = reader.read(node, ())
+    parser = _Parser(reader)
+    version, models = parser.manifest(document)
+    return Manifest(path=path, root=path.resolve().parent, version=version, models=models)
+
+
+# --- YAML → plain values, remembering where each one was written -------------------------------
+
+FieldPath = tuple[str | int, ...]
+
+
+class ManifestYamlLoader(yaml.SafeLoader):
+    """SafeLoader that also reads ``1e-4`` as a float (YAML 1.2 does; PyYAML's 1.1 rules make
+    it a string, which would turn ``rtol: 1e-4`` into a confusing type error)."""
+
+
+ManifestYamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+_MAP_TAG = "tag:yaml.org,2002:map"
+_SEQ_TAG = "tag:yaml.org,2002:seq"
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+def _compose(text: str, *, file: str) -> yaml.Node:
+    try:
+        node = yaml.compose(text, Loader=ManifestYamlLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        message = f"invalid YAML: {exc.problem or exc.context}"
+        if exc.context and exc.problem and exc.context_mark is not None:
+            message += (
+                f" ({exc.context} at line {exc.context_mark.line + 1}, column {exc.context_mark.column + 1})"
+            )
+        line, column = (mark.line + 1, mark.column + 1) if mark is not None else (None, None)
+        raise ConfigError(message, file=file, line=line, column=column) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"invalid YAML: {exc}", file=file) from None
+    if node is None:
+        raise ConfigError(
+            "manifest is empty: expected 'version: 1' and 'models'", file=file, line=1, column=1
+        )
+    return node
+
+
+def format_path(path: FieldPath) -> str:
+    """``("models", 1, "inputs", "args", 0)`` → ``models[1].inputs.args[0]``."""
+    out = ""
+    for part in path:
+        if isinstance(part, int) and not isinstance(part, bool):
+            out += f"[{part}]"
+        elif isinstance(part, str) and _PATH_KEY_RE.fullmatch(part):
+            out += f".{part}" if out else part
+        else:
+            out += f"[{part!r}]"
+    return out
+
+
+class _Reader:
+    """Turns composed YAML nodes into plain values and records each value's and key's mark."""
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.value_marks: dict[FieldPath, tuple[int, int]] = {}
+        self.key_marks: dict[FieldPath, tuple[int, int]] = {}
+        self._constructor = ManifestYamlLoader("")
+
+    def error(self, path: FieldPath, message: str, *, at_key: bool = False) -> ConfigError:
+        mark = self.key_marks.get(path) if at_key else None
+        if mark is None:
+            mark = self._nearest_mark(path)
+        return ConfigError(
+            message,
+            file=self.file,
+            line=mark[0],
+            column=mark[1],
+            field_path=format_path(path) or None,
+        )
+
+    def location(self, path: FieldPath) -> Location:
+        line, column = self._nearest_mark(path)
+        return Location(file=self.file, line=line, column=column, field_path=format_path(path))
+
+    def _nearest_mark(self, path: FieldPath) -> tuple[int, int]:
+        for end in range(len(path), -1, -1):
+            mark = self.value_marks.get(path[:end])
+            if mark is not None:
+                return mark
+        return (1, 1)
+
+    def read(self, node: yaml.Node, path: FieldPath, stack: frozenset[int] = frozenset()) -> Any:
+        if id(node) in stack:
+            raise self._node_error(node, path, "recursive YAML alias (a value contains itself)")
+        self.value_marks.setdefault(path, _mark(node))
+        if isinstance(node, yaml.ScalarNode):
+            try:
+                return self._constructor.construct_object(node, deep=True)
+            except yaml.YAMLError as exc:
+                problem = getattr(exc, "problem", None) or str(exc)
+                raise self._node_error(node, path, f"cannot read value: {problem}") from None
+        inner = stack | {id(node)}
+        if isinstance(node, yaml.SequenceNode):
+            if node.tag != _SEQ_TAG:
+                raise self._node_error(node, path, _tag_message(node.tag))
+            return [self.read(child, (*path, i), inner) for i, child in enumerate(node.value)]
+        if node.tag != _MAP_TAG:
+            raise self._node_error(node, path, _tag_message(node.tag))
+        return self._read_mapping(node, path, inner)
+
+    def _read_mapping(self, node: yaml.MappingNode, path: FieldPath, stack: frozenset[int]) -> dict[Any, Any]:
+        own_keys = {id(key) for key, _ in node.value if key.tag != _MERGE_TAG}
+        if len(own_keys) != len(node.value):
+            try:
+                self._constructor.flatten_mapping(node)  # YAML merge keys (<<: *anchor)
+            except yaml.YAMLError as exc:
+                raise self._node_error(node, path, f"bad merge key: {exc.problem}") from None
+        result: dict[Any, Any] = {}
+        first_seen: dict[Any, tuple[int, int]] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise self._node_error(
+                    key_node, path, "mapping keys must be plain values, not lists or mappings"
+                )
+            key = self.read(key_node, (*path, "<key>"), stack)
+            self.value_marks.pop((*path, "<key>"), None)
+            child = (*path, key)
+            is_own = id(key_node) in own_keys
+            if is_own:
+                if key in first_seen:
+                    line, _ = first_seen[key]
+                    raise self._node_error(
+                        key_node, child, f"duplicate key {key!r} (first set at line {line})"
+                    )
+                first_seen[key] = _mark(key_node)
+                self.key_marks[child] = _mark(key_node)
+                self.value_marks[child] = _mark(value_node)
+            result[key] = self.read(value_node, child, stack)
+        return result
+
+    def _node_error(self, node: yaml.Node, path: FieldPath, message: str) -> ConfigError:
+        line, column = _mark(node)
+        return ConfigError(
+            message, file=self.file, line=line, column=column, field_path=format_path(path) or None
+        )
+
+
+def _mark(node: yaml.Node) -> tuple[int, int]:
+    return node.start_mark.line + 1, node.start_mark.column + 1
+
+
+def _tag_message(tag: str) -> str:
+    return f"unsupported YAML tag {tag!r} (write a tuple as {{tuple: [...]}})"
+
+
+# --- validation: plain values → specs -----------------------------------------------------------
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"boolean {str(value).lower()}"
+    if isinstance(value, int):
+        return f"integer {value}"
+    if isinstance(value, float):
+        return f"number {value}"
+    if isinstance(value, str):
+        return f"string {value!r}"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return f"a {type(value).__name__}"
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+class _Parser:
+    """Validates the plain document, one small method per kind of field."""
+
+    def __init__(self, reader: _Reader) -> None:
+        self.r = reader
+
+    # generic checks ------------------------------------------------------------------------
+
+    def mapping(self, value: Any, path: FieldPath, *, what: str = "a mapping") -> dict[Any, Any]:
+        if not isinstance(value, dict):
+            raise self.r.error(path, f"expected {what}, got {_describe(value)}")
+        return value
+
+    def listing(self, value: Any, path: FieldPath, *, what: str = "a list") -> list[Any]:
+        if not isinstance(value, list):
+            raise self.r.error(path, f"expected {what}, got {_describe(value)}")
+        return value
+
+    def string(self, value: Any, path: FieldPath, *, what: str = "a string") -> str:
+        if not isinstance(value, str) or not value:
+            raise self.r.error(path, f"expected {what}, got {_describe(value)}")
+        return value
+
+    def boolean(self, value: Any, path: FieldPath) -> bool:
+        if not isinstance(value, bool):
+            raise self.r.error(path, f"expected true or false, got {_describe(value)}")
+        return value
+
+    def integer(self, value: Any, path: FieldPath, *, minimum: int | None = None) -> int:
+        if not _is_int(value):
+            raise self.r.error(path, f"expected an integer, got {_describe(value)}")
+        if minimum is not None and value < minimum:
+            raise self.r.error(path, f"must be at least {minimum}, got {value}")
+        return value
+
+    def number(self, value: Any, path: FieldPath, *, positive: bool = False) -> float:
+        if not _is_number(value):
+            raise self.r.error(path, f"expected a number, got {_describe(value)}")
+        if positive and value <= 0:
+            raise self.r.error(path, f"must be greater than 0, got {value}")
+        if value < 0:
+            raise self.r.error(path, f"must not be negative, got {value}")
+        return float(value)
+
+    def keys(self, value: dict[Any, Any], path: FieldPath, known: Iterable[str]) -> None:
+        known = tuple(known)
+        for key in value:
+            if key not in known:
+                hint = did_you_mean(str(key), known) or f" (known keys: {', '.join(known)})"
+                raise self.r.error((*path, key), f"unknown key {key!r}{hint}", at_key=True)
+
+    def identifier_keys(self, value: dict[Any, Any], path: FieldPath, *, what: str) -> None:
+        for key in value:
+            if not isinstance(key, str) or not _IDENT_RE.fullmatch(key):
+                raise self.r.error(
+                    (*path, key), f"{what} must be Python identifiers, got {key!r}", at_key=True
+                )
+
+    def ref(self, value: Any, path: FieldPath) -> str:
+        """``package.module:attr`` or ``path/to/file.py:attr``, checked for shape only."""
+        value = self.string(value, path, what="'package.module:callable' or 'path/to/file.py:callable'")
+        module, sep, attr = value.rpartition(":")
+        module_ok = bool(module) and (module.endswith(".py") or bool(_DOTTED_RE.fullmatch(module)))
+        if not sep or not module_ok or not _DOTTED_RE.fullmatch(attr):
+            raise self.r.error(
+                path, f"expected 'package.module:callable' or 'path/to/file.py:callable', got {value!r}"
+            )
+        return value
+
+    # the document --------------------------------------------------------------------------
+
+    def manifest(self, document: Any) -> tuple[int, list[ModelSpec]]:
+        doc = self.mapping(document, (), what="a mapping with 'version: 1' and 'models'")
+        # The version is checked before the keys, so a newer manifest says "upgrade", not "unknown key".
+        if "version" in doc:
+            version = self.integer(doc["version"], ("version",))
+            if version != MANIFEST_VERSION:
+                raise self.r.error(
+                    ("version",),
+                    f"unsupported manifest version {version}"
+                    f" (this exportwatch reads version {MANIFEST_VERSION})",
+                )
+        self.keys(doc, (), TOP_KEYS)
+        if "version" not in doc:
+            raise self.r.error(
+                ("version",), f"required field is missing (write 'version: {MANIFEST_VERSION}')"
+            )
+        version = doc["version"]
+        defaults = self.mapping(doc.get("defaults") or {}, ("defaults",))
+        for key in defaults:
+            if key in ("name", "factory"):
+                raise self.r.error(
+                    ("defaults", key), f"{key!r} cannot be set in defaults; set it on each model", at_key=True
+                )
+        self.keys(defaults, ("defaults",), DEFAULTS_KEYS)
+        if "models" not in doc:
+            raise self.r.error(("models",), "required field is missing")
+        entries = self.listing(doc["models"], ("models",), what="a list of models")
+        if not entries:
+            raise self.r.error(("models",), "no models listed: add at least one entry")
+        models: list[ModelSpec] = []
+        first_line: dict[str, int] = {}
+        for index, entry in enumerate(entries):
+            spec = self.model(entry, ("models", index), defaults)
+            if spec.name in first_line:
+                raise self.r.error(
+                    ("models", index, "name"),
+                    f"duplicate model name {spec.name!r} (first defined at line {first_line[spec.name]})",
+                )
+            first_line[spec.name] = spec.location.line if spec.location else 0
+            models.append(spec)
+        return version, models
+
+    def model(self, entry: Any, path: FieldPath, defaults: dict[str, Any]) -> ModelSpec:
+        entry = self.mapping(entry, path, what="a mapping with name, factory and inputs")
+        self.keys(entry, path, MODEL_KEYS)
+        merged = {**defaults, **entry}
+        source: dict[str, FieldPath] = {
+            key: (*path, key) if key in entry else ("defaults", key) for key in merged
+        }
+        for key in ("name", "factory", "inputs"):
+            if key not in merged:
+                raise self.r.error((*path, key), "required field is missing")
+
+        name = self.string(merged["name"], source["name"], what="a model name")
+        if not _NAME_RE.fullmatch(name):
+            raise self.r.error(
+                source["name"], f"model names may use only letters, digits, '_', '.' and '-', got {name!r}"
+            )
+        spec = ModelSpec(
+            name=name,
+            factory=self.ref(merged["factory"], source["factory"]),
+            inputs=self.inputs(merged["inputs"], source["inputs"]),
+            location=self.r.location(path),
+            raw=copy.deepcopy(merged),
+            field_locations={key: self.r.location(where) for key, where in source.items()},
+        )
+        if "kwargs" in merged:
+            spec.factory_kwargs = self.mapping(merged["kwargs"] or {}, source["kwargs"])
+            self.identifier_keys(spec.factory_kwargs, source["kwargs"], what="factory kwargs names")
+        if "input_sets" in merged:
+            spec.input_sets = self.input_sets(merged["input_sets"], source["input_sets"])
+        if "dims" in merged:
+            spec.dims = self.dims(merged["dims"], source["dims"])
+        if merged.get("dynamic_shapes") is not None:
+            spec.dynamic_shapes = self.dynamic_shapes(
+                merged["dynamic_shapes"], source["dynamic_shapes"], spec.dims
+            )
+        if "targets" in merged:
+            spec.targets = self.targets(merged["targets"], source["targets"])
+        if "device" in merged:
+            spec.device = self.choice(merged["device"], source["device"], KNOWN_DEVICES, what="device")
+        if "timeout" in merged:
+            spec.timeout = self.number(merged["timeout"], source["timeout"], positive=True)
+        for flag in ("train", "no_grad", "verify"):
+            if flag in merged:
+                setattr(spec, flag, self.boolean(merged[flag], source[flag]))
+        for tolerance in ("rtol", "atol"):
+            if merged.get(tolerance) is not None:
+                setattr(spec, tolerance, self.number(merged[tolerance], source[tolerance]))
+        if merged.get("opset") is not None:
+            spec.opset = self.integer(merged["opset"], source["opset"], minimum=1)
+        if merged.get("expect") is not None:
+            spec.xfail, spec.xfail_submodules = self.expect(merged["expect"], source["expect"])
+        if merged.get("depends_on") is not None:
+            globs = self.listing(merged["depends_on"], source["depends_on"], what="a list of glob patterns")
+            spec.depends_on = [
+                self.string(g, (*source["depends_on"], i), what="a glob pattern") for i, g in enumerate(globs)
+            ]
+        return spec
+
+    def choice(self, value: Any, path: FieldPath, known: tuple[str, ...], *, what: str) -> str:
+        if not isinstance(value, str):
+            raise self.r.error(path, f"expected one of {', '.join(known)}, got {_describe(value)}")
+        if value not in known:
+            hint = did_you_mean(value, known) or f" (expected one of: {', '.join(known)})"
+            raise self.r.error(path, f"unknown {what} {value!r}{hint}")
+        return value
+
+    def targets(self, value: Any, path: FieldPath) -> list[str]:
+        items = self.listing(value, path, what=f"a list of targets ({', '.join(KNOWN_TARGETS)})")
+        if not items:
+            raise self.r.error(path, f"lists no targets (known: {', '.join(KNOWN_TARGETS)})")
+        targets: list[str] = []
+        for i, item in enumerate(items):
+            target = self.choice(item, (*path, i), KNOWN_TARGETS, what="target")
+            if target in targets:
+                raise self.r.error((*path, i), f"target {target!r} is listed twice")
+            targets.append(target)
+        return targets
+
+    def expect(self, value: Any, path: FieldPath) -> tuple[str | None, dict[str, str]]:
+        expect = self.mapping(value, path, what="a mapping like {xfail: reason}")
+        self.keys(expect, path, EXPECT_KEYS)
+        xfail = expect.get("xfail")
+        where = (*path, "xfail")
+        if xfail is None:
+            return None, {}
+        if isinstance(xfail, str):
+            return self.string(xfail, where, what="a reason"), {}
+        if not isinstance(xfail, dict):
+            raise self.r.error(
+                where, f"expected a reason, or a mapping of submodule path → reason, got {_describe(xfail)}"
+            )
+        reasons: dict[str, str] = {}
+        for submodule, reason in xfail.items():
+            if not isinstance(submodule, str):
+                raise self.r.error(
+                    (*where, submodule), f"submodule paths are strings, got {_describe(submodule)}"
+                )
+            reasons[submodule] = self.string(reason, (*where, submodule), what="a reason (why it fails)")
+        return reasons.pop("", None), reasons
+
+    # inputs --------------------------------------------------------------------------------
+
+    def input_sets(self, value: Any, path: FieldPath) -> dict[str, InputsSpec]:
+        sets = self.mapping(value or {}, path, what="a mapping of set name → inputs")
+        result: dict[str, InputsSpec] = {}
+        for name, inputs in sets.items():
+            if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
+                raise self.r.error(
+                    (*path, name), f"input set names are letters, digits, '_.-'; got {name!r}", at_key=True
+                )
+            if name == DEFAULT_INPUT_SET:
+                raise self.r.error(
+                    (*path, name), f"{name!r} is the name of 'inputs'; pick another name", at_key=True
+                )
+            result[name] = self.inputs(inputs, (*path, name))
+        return result
+
+    def inputs(self, value: Any, path: FieldPath) -> InputsSpec:
+        inputs = self.mapping(
+            value if value is not None else {}, path, what="a mapping with args/kwargs or callable"
+        )
+        self.keys(inputs, path, INPUTS_KEYS)
+        seed = self.integer(inputs["seed"], (*path, "seed"), minimum=0) if "seed" in inputs else 0
+        location = self.r.location(path)
+        if "callable" in inputs:
+            if "args" in inputs:
+                raise self.r.error(
+                    (*path, "args"),
+                    "cannot be combined with 'callable' (the callable returns the inputs)",
+                    at_key=True,
+                )
+            callable_kwargs = self.mapping(inputs.get("kwargs") or {}, (*path, "kwargs"))
+            self.identifier_keys(callable_kwargs, (*path, "kwargs"), what="callable kwargs names")
+            return InputsSpec(
+                callable=self.ref(inputs["callable"], (*path, "callable")),
+                callable_kwargs=callable_kwargs,
+                seed=seed,
+                location=location,
+            )
+        args = self.listing(inputs.get("args") or [], (*path, "args"), what="a list of positional inputs")
+        kwargs = self.mapping(
+            inputs.get("kwargs") or {}, (*path, "kwargs"), what="a mapping of keyword inputs"
+        )
+        self.identifier_keys(kwargs, (*path, "kwargs"), what="keyword input names")
+        return InputsSpec(
+            args=[self.value(v, (*path, "args", i)) for i, v in enumerate(args)],
+            kwargs={k: self.value(v, (*path, "kwargs", k)) for k, v in kwargs.items()},
+            seed=seed,
+            location=location,
+        )
+
+    def value(self, value: Any, path: FieldPath) -> InputValue:
+        if value is None or isinstance(value, bool | int | float | str):
+            return value
+        if isinstance(value, list):
+            return [self.value(v, (*path, i)) for i, v in enumerate(value)]
+        if not isinstance(value, dict):
+            raise self.r.error(path, f"unsupported input value {_describe(value)}")
+        keys = set(value)
+        if keys & set(TENSOR_KEYS):
+            return self.tensor(value, path)
+        if keys == {TUPLE_KEY}:
+            items = self.listing(value[TUPLE_KEY], (*path, TUPLE_KEY), what="a list of tuple items")
+            return tuple(self.value(v, (*path, TUPLE_KEY, i)) for i, v in enumerate(items))
+        if keys == {DICT_KEY}:
+            inner = self.mapping(value[DICT_KEY], (*path, DICT_KEY))
+            return {k: self.value(v, (*path, DICT_KEY, k)) for k, v in inner.items()}
+        return {k: self.value(v, (*path, k)) for k, v in value.items()}
+
+    def tensor(self, value: dict[Any, Any], path: FieldPath) -> TensorSpec:
+        self.keys(value, path, TENSOR_KEYS)
+        if "shape" not in value:
+            raise self.r.error((*path, "shape"), "required field is missing (a tensor spec needs a shape)")
+        dims = self.listing(value["shape"], (*path, "shape"), what="a list of sizes, like [2, 3]")
+        shape = [self.integer(d, (*path, "shape", i), minimum=0) for i, d in enumerate(dims)]
+        dtype_name = value.get("dtype", "float32")
+        if not isinstance(dtype_name, str):
+            raise self.r.error((*path, "dtype"), f"expected a dtype name, got {_describe(dtype_name)}")
+        if dtype_name not in DTYPES:
+            hint = did_you_mean(dtype_name, DTYPES) or f" (known: {', '.join(DTYPES)})"
+            raise self.r.error((*path, "dtype"), f"unknown dtype {dtype_name!r}{hint}")
+        spec = TensorSpec(shape=shape, dtype=DTYPES[dtype_name])
+        kind = dtype_kind(spec.dtype)
+        if "fill" in value:
+            if "low" in value or "high" in value:
+                raise self.r.error(
+                    (*path, "fill"), "fill gives a constant tensor; it cannot be combined with low/high"
+                )
+            spec.fill = self.fill(value["fill"], (*path, "fill"), kind=kind, dtype=spec.dtype)
+            return spec
+        for bound in ("low", "high"):
+            if bound not in value:
+                continue
+            where = (*path, bound)
+            if kind == "bool":
+                raise self.r.error(where, "bool tensors are random True/False; use fill for a constant")
+            if kind == "int" and not _is_int(value[bound]):
+                raise self.r.error(
+                    where, f"expected an integer for a {spec.dtype} tensor, got {_describe(value[bound])}"
+                )
+            if not _is_number(value[bound]):
+                raise self.r.error(where, f"expected a number, got {_describe(value[bound])}")
+            setattr(spec, bound, value[bound])
+        low, high = value_range(spec)
+        if low >= high:
+            default = "" if "high" in value else " (the default)"
+            raise self.r.error(path, f"low ({low}) must be less than high ({high}{default})")
+        if kind == "int":
+            lo, hi = _INT_BOUNDS[spec.dtype]
+            if low < lo or high > hi + 1:
+                raise self.r.error(path, f"range [{low}, {high}) does not fit {spec.dtype} ([{lo}, {hi}])")
+        return spec
+
+    def fill(self, value: Any, path: FieldPath, *, kind: str, dtype: str) -> Any:
+        if kind == "bool":
+            if isinstance(value, bool) or value in (0, 1):
+                return bool(value)
+            raise self.r.error(path, f"expected true or false for a bool tensor, got {_describe(value)}")
+        if not _is_number(value):
+            raise self.r.error(path, f"expected a number, got {_describe(value)}")
+        if kind == "int":
+            if not _is_int(value):
+                raise self.r.error(path, f"expected an integer for a {dtype} tensor, got {_describe(value)}")
+            lo, hi = _INT_BOUNDS[dtype]
+            if not lo <= value <= hi:
+                raise self.r.error(path, f"{value} does not fit {dtype} ([{lo}, {hi}])")
+        return value
+
+    # dynamic shapes ------------------------------------------------------------------------
+
+    def dims(self, value: Any, path: FieldPath) -> dict[str, DimSpec]:
+        dims = self.mapping(value or {}, path, what="a mapping of dim name → {min, max}")
+        result: dict[str, DimSpec] = {}
+        for name, bounds in dims.items():
+            where = (*path, name)
+            if not isinstance(name, str) or not _IDENT_RE.fullmatch(name):
+                raise self.r.error(where, f"dim names must be Python identifiers, got {name!r}", at_key=True)
+            bounds = self.mapping(
+                bounds if bounds is not None else {}, where, what="a mapping like {min: 1, max: 64}"
+            )
+            self.keys(bounds, where, DIM_KEYS)
+            dim = DimSpec(name=name)
+            for bound in DIM_KEYS:
+                if bounds.get(bound) is not None:
+                    setattr(dim, bound, self.integer(bounds[bound], (*where, bound), minimum=0))
+            if dim.min is not None and dim.max is not None and dim.min > dim.max:
+                raise self.r.error(where, f"min ({dim.min}) is greater than max ({dim.max})")
+            result[name] = dim
+        return result
+
+    def dynamic_shapes(self, value: Any, path: FieldPath, dims: Mapping[str, DimSpec]) -> Any:
+        if isinstance(value, dict):
+            for key in value:
+                if not isinstance(key, str) or not _IDENT_RE.fullmatch(key):
+                    raise self.r.error(
+                        (*path, key),
+                        f"top-level keys are forward argument names, got {_describe(key)}"
+                        " (use a list to give shapes by position)",
+                        at_key=True,
+                    )
+        elif not isinstance(value, list):
+            raise self.r.error(
+                path, f"expected a mapping by argument name or a list by position, got {_describe(value)}"
+            )
+        self._shape_node(value, path, dims)
+        return value
+
+    def _shape_node(self, value: Any, path: FieldPath, dims: Mapping[str, DimSpec]) -> None:
+        if value is None:
+            return
+        if isinstance(value, str):
+            if value not in dims:
+                declared = f"declared: {', '.join(dims)}" if dims else "no dims are declared"
+                hint = did_you_mean(value, dims) or f" ({declared})"
+                raise self.r.error(path, f"dim {value!r} is not declared in dims{hint}")
+            return
+        if isinstance(value, list):
+            for i, item in enumerate(value):
+                self._shape_node(item, (*path, i), dims)
+            return
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if _is_int(key) and key < 0:
+                    raise self.r.error((*path, key), f"axis must be 0 or more, got {key}", at_key=True)
+                if not (_is_int(key) or isinstance(key, str)):
+                    raise self.r.error(
+                        (*path, key), f"expected an axis number or a name, got {_describe(key)}", at_key=True
+                    )
+                self._shape_node(item, (*path, key), dims)
+            return
+        raise self.r.error(path, f"expected a dim name, null, a list or a mapping, got {_describe(value)}")

@@ -47,6 +47,9 @@ class TargetOptions:
     opset: int | None = None
     artifacts_dir: Path | None = None  # where to keep artifacts of failing attempts
     artifact_name: str = "model"  # file-name stem for kept artifacts
+    #: ``torch.onnx.export(custom_translation_table=...)`` for the ``onnx`` target:
+    #: {torch op overload: onnxscript function}. Not serialisable; set by code, not YAML.
+    onnx_custom_translations: dict[Any, Any] | None = None
 
 
 @dataclass(kw_only=True)

@@ -1,0 +1,756 @@
+"""Base report × head report → what changed, and whether the pull request may merge.
+
+Pure: no I/O, no torch. Every renderer (PR comment, job summary, terminal, JSON) reads the one
+:class:`Changes` built here, so the views cannot disagree about what counts as a regression.
+
+Cells are keyed by (model, target, device, submodule path); ``""`` is the root, and the
+model-level verdict is the root's. Verdicts are compared after following ``same-as`` links.
+A submodule a report does not list, under an ancestor that exported, counts as ``covered``:
+a sweep need not try the children of a module that exported.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from functools import cached_property
+from typing import Any
+
+from exportwatch.report import (
+    FAILING,
+    INFRASTRUCTURE,
+    PASSING,
+    JobResult,
+    Report,
+    SubmoduleResult,
+    Verdict,
+)
+
+#: (model, target, device, submodule path)
+CellKey = tuple[str, str, str, str]
+#: (model, target, device)
+JobKey = tuple[str, str, str]
+
+
+class ChangeKind(str, Enum):
+    """How one cell changed between base and head."""
+
+    REGRESSION = "regression"  # exported on base, fails on head
+    FIX = "fix"  # failed on base, exports on head
+    CHANGED_FAILURE = "changed-failure"  # fails on both, for a different reason
+    STILL_FAILING = "still-failing"  # fails on both, same fingerprint
+    NEW = "new"  # no result on base (absent or skipped there)
+    REMOVED = "removed"  # no result on head
+    NEWLY_SKIPPED = "newly-skipped"  # had a result on base, skipped / not called on head
+    INFRASTRUCTURE = "infrastructure"  # crash, timeout or OOM on either side
+    UNCHANGED_OK = "unchanged-ok"  # nothing to report (passing, or skipped, on both sides)
+
+    def __str__(self) -> str:
+        return self.value
+
+
+#: Most to least urgent: the order of sections and of table rows.
+SEVERITY: tuple[ChangeKind, ...] = (
+    ChangeKind.REGRESSION,
+    ChangeKind.INFRASTRUCTURE,
+    ChangeKind.CHANGED_FAILURE,
+    ChangeKind.NEW,
+    ChangeKind.FIX,
+    ChangeKind.REMOVED,
+    ChangeKind.NEWLY_SKIPPED,
+    ChangeKind.STILL_FAILING,
+    ChangeKind.UNCHANGED_OK,
+)
+#: Kinds that say nothing new to a reviewer.
+QUIET = frozenset({ChangeKind.UNCHANGED_OK, ChangeKind.STILL_FAILING})
+
+
+class Policy(str, Enum):
+    """What fails the merge gate (``--fail-on``)."""
+
+    REGRESSION = "regression"  # something that exported on base fails on head
+    NEW_FAILURE = "new-failure"  # ... or fails differently, or a new model/submodule fails
+    ANY_FAILURE = "any-failure"  # anything fails on head, infrastructure included
+    NEVER = "never"  # report only
+
+    def __str__(self) -> str:
+        return self.value
+
+
+DEFAULT_POLICY = Policy.REGRESSION
+
+
+def parse_policy(value: str | Policy) -> Policy:
+    """``"new-failure"`` → Policy.NEW_FAILURE; a ValueError naming the choices otherwise."""
+    if isinstance(value, Policy):
+        return value
+    try:
+        return Policy(value.strip().lower())
+    except ValueError:
+        choices = ", ".join(p.value for p in Policy)
+        raise ValueError(f"unknown gate policy {value!r} (choose one of: {choices})") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Expected failures
+
+
+@dataclass(frozen=True, kw_only=True)
+class XfailIndex:
+    """Expected failures from the manifest (``expect: xfail``), keyed by model and submodule.
+
+    Reports carry the same reasons in ``JobResult.xfail`` / ``SubmoduleResult.xfail``; an index
+    lets a caller apply the *head* manifest's entries to reports swept before they were added.
+    """
+
+    models: Mapping[str, str] = field(default_factory=dict)  # model -> reason
+    submodules: Mapping[tuple[str, str], str] = field(default_factory=dict)  # (model, path) -> reason
+
+    def reason(self, *, model: str, path: str) -> tuple[str, str] | None:
+        """(reason, scope) where scope is ``"submodule"`` or ``"model"``; None when not expected."""
+        if (model, path) in self.submodules:
+            return self.submodules[(model, path)], "submodule"
+        if model in self.models:
+            return self.models[model], "model"
+        return None
+
+    @classmethod
+    def from_manifest(cls, manifest: Any) -> XfailIndex:
+        """Read ``ModelSpec.xfail`` / ``xfail_submodules`` (duck-typed: diff imports no manifest)."""
+        models: dict[str, str] = {}
+        submodules: dict[tuple[str, str], str] = {}
+        for spec in manifest.models:
+            if spec.xfail:
+                models[spec.name] = spec.xfail
+            for path, reason in (spec.xfail_submodules or {}).items():
+                submodules[(spec.name, path)] = reason
+        return cls(models=models, submodules=submodules)
+
+
+# ---------------------------------------------------------------------------------------------
+# The result
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReportMeta:
+    """What the renderers need to know about one side, without the jobs."""
+
+    repository: str | None = None
+    git_sha: str | None = None
+    run_url: str | None = None
+    duration_s: float = 0.0
+    complete: bool = True
+    tool_version: str = ""
+    shard: str | None = None
+    versions: Mapping[str, str | None] = field(default_factory=dict)  # python, torch, onnx, ...
+
+    @classmethod
+    def of(cls, report: Report) -> ReportMeta:
+        env = report.environment
+        return cls(
+            repository=report.repository,
+            git_sha=report.git_sha,
+            run_url=report.run_url,
+            duration_s=report.duration_s,
+            complete=report.complete,
+            tool_version=report.tool_version,
+            shard=report.shard,
+            versions={
+                "python": env.python or None,
+                "torch": env.torch,
+                "onnx": env.onnx,
+                "onnxscript": env.onnxscript,
+                "onnxruntime": env.onnxruntime,
+                "cuda": env.cuda,
+            },
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class VersionNote:
+    """A library whose version differs between base and head: changes may come from it."""
+
+    package: str
+    base: str | None
+    head: str | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Cell:
+    """One (model, target, device, submodule path) compared across base and head."""
+
+    model: str
+    target: str
+    device: str
+    path: str
+    kind: ChangeKind
+    base: Verdict | None  # effective verdict (same-as followed); None: no result
+    head: Verdict | None
+    base_fingerprint: str | None = None
+    head_fingerprint: str | None = None
+    base_result: SubmoduleResult | None = None  # effective result on base
+    head_result: SubmoduleResult | None = None  # effective result on head
+    module_type: str = ""
+    same_as: str | None = None  # the path whose result this cell shares, on the side shown
+    note: str | None = None  # why an infrastructure / new / skipped cell is classified so
+    origin: bool = False  # deepest failing submodule of its chain (on the side that fails)
+    caused_by: str | None = None  # for a failing ancestor: the origin it fails because of
+    folded_under: str | None = None  # path of the cell that tells this story; None: top level
+    xfail: str | None = None  # reason, when this failure is expected
+    xfail_scope: str | None = None  # "submodule" | "model" | "inherited"
+
+    @property
+    def key(self) -> CellKey:
+        return (self.model, self.target, self.device, self.path)
+
+    @property
+    def job_key(self) -> JobKey:
+        return (self.model, self.target, self.device)
+
+    @property
+    def is_root(self) -> bool:
+        return self.path == ""
+
+    @property
+    def head_fails(self) -> bool:
+        """Fails on head for a reason of the model's own (not an infrastructure failure)."""
+        return self.head in FAILING and self.head not in INFRASTRUCTURE
+
+    @property
+    def expected(self) -> bool:
+        return self.xfail is not None
+
+    @property
+    def xfail_passes(self) -> bool:
+        """An own xfail entry whose export now works: the entry should be removed."""
+        if self.head not in PASSING:
+            return False
+        return self.xfail_scope == "submodule" or (self.xfail_scope == "model" and self.is_root)
+
+    @property
+    def shown(self) -> SubmoduleResult | None:
+        """The result a reader wants: head's, or base's when head has none or passes."""
+        if self.kind in (ChangeKind.FIX, ChangeKind.REMOVED) or self.head_result is None:
+            return self.base_result or self.head_result
+        return self.head_result
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelCell:
+    """One target column of a model row: the root's change plus what happened below it."""
+
+    target: str
+    kind: ChangeKind
+    base: Verdict | None
+    head: Verdict | None
+    expected: bool = False
+    submodule_kinds: Mapping[ChangeKind, int] = field(default_factory=dict)  # top-level cells only
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelRow:
+    """A (model, device) row of the per-model table."""
+
+    model: str
+    device: str
+    cells: Mapping[str, ModelCell]  # target -> cell
+
+    @property
+    def kinds(self) -> set[ChangeKind]:
+        found = {c.kind for c in self.cells.values()}
+        for cell in self.cells.values():
+            found.update(k for k, n in cell.submodule_kinds.items() if n)
+        return found
+
+    @property
+    def worst(self) -> ChangeKind:
+        kinds = self.kinds
+        return next((k for k in SEVERITY if k in kinds), ChangeKind.UNCHANGED_OK)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.kinds - QUIET)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Changes:
+    """Everything the renderers and the gate need; built by :func:`diff_reports`."""
+
+    cells: Mapping[CellKey, Cell]
+    models: tuple[ModelRow, ...]
+    targets: tuple[str, ...]
+    devices: tuple[str, ...]
+    version_notes: tuple[VersionNote, ...]
+    notes: tuple[str, ...]
+    counts: Mapping[ChangeKind, int]  # top-level (unfolded) cells per kind
+    base: ReportMeta | None
+    head: ReportMeta
+
+    @property
+    def has_base(self) -> bool:
+        return self.base is not None
+
+    def top_level(self, *kinds: ChangeKind) -> list[Cell]:
+        """Unfolded cells of the given kinds (all kinds when none given), in report order."""
+        wanted = set(kinds) or set(ChangeKind)
+        return [c for c in self.cells.values() if c.folded_under is None and c.kind in wanted]
+
+    def folded(self, cell: Cell) -> list[Cell]:
+        """Cells that fail only because of ``cell`` (ancestors of an origin, same-as copies)."""
+        return list(self._folded_index.get(cell.key, ()))
+
+    @cached_property
+    def _folded_index(self) -> dict[CellKey, list[Cell]]:
+        index: dict[CellKey, list[Cell]] = {}
+        for c in self.cells.values():
+            if c.folded_under is not None and c.folded_under != c.path:
+                index.setdefault((*c.job_key, c.folded_under), []).append(c)
+        return index
+
+    @property
+    def xfail_passing(self) -> list[Cell]:
+        return [c for c in self.cells.values() if c.xfail_passes]
+
+    @property
+    def has_changes(self) -> bool:
+        """False when a PR comment would have nothing new to say."""
+        if self.version_notes or self.xfail_passing or any(not m.complete for m in self._metas()):
+            return True
+        return any(c.kind not in QUIET for c in self.cells.values())
+
+    def _metas(self) -> list[ReportMeta]:
+        return [m for m in (self.base, self.head) if m is not None]
+
+
+# ---------------------------------------------------------------------------------------------
+# The diff
+
+
+def diff_reports(base: Report | None, head: Report, *, xfail: XfailIndex | None = None) -> Changes:
+    """Compare every cell of ``base`` and ``head``; ``base=None`` makes everything new."""
+    index = xfail or XfailIndex()
+    base_jobs = {j.key: j for j in base.jobs} if base is not None else {}
+    head_jobs = {j.key: j for j in head.jobs}
+    job_keys = list(dict.fromkeys([*head_jobs, *base_jobs]))
+
+    cells: dict[CellKey, Cell] = {}
+    for key in job_keys:
+        for cell in _diff_job(base_jobs.get(key), head_jobs.get(key), index=index):
+            cells[cell.key] = cell
+
+    targets = tuple(dict.fromkeys(k[1] for k in job_keys))
+    devices = tuple(dict.fromkeys(k[2] for k in job_keys))
+    counts = Counter(c.kind for c in cells.values() if c.folded_under is None)
+    return Changes(
+        cells=cells,
+        models=tuple(_model_rows(cells, job_keys)),
+        targets=targets,
+        devices=devices,
+        version_notes=tuple(_version_notes(base, head)),
+        notes=tuple(_report_notes(base, head)),
+        counts={kind: counts.get(kind, 0) for kind in ChangeKind},
+        base=ReportMeta.of(base) if base is not None else None,
+        head=ReportMeta.of(head),
+    )
+
+
+_VERSIONED = ("torch", "onnx", "onnxscript", "onnxruntime")
+
+
+def _version_notes(base: Report | None, head: Report) -> Iterable[VersionNote]:
+    if base is None:
+        return
+    for package in _VERSIONED:
+        old = getattr(base.environment, package)
+        new = getattr(head.environment, package)
+        if (old or None) != (new or None):
+            yield VersionNote(package=package, base=old or None, head=new or None)
+
+
+def _report_notes(base: Report | None, head: Report) -> Iterable[str]:
+    if base is None:
+        yield "No base report: every result is new, and nothing can be a regression."
+    elif not base.complete:
+        yield "The base report is partial (its sweep did not finish): some results show as new."
+    if not head.complete:
+        yield "The head report is partial (its sweep did not finish): some results show as removed."
+
+
+def _ancestors(path: str) -> list[str]:
+    """``"a.b.c"`` → ``["a.b", "a", ""]``; the root has none."""
+    if path == "":
+        return []
+    parts = path.split(".")
+    return [".".join(parts[:i]) for i in range(len(parts) - 1, 0, -1)] + [""]
+
+
+def _is_descendant(path: str, of: str) -> bool:
+    return path != of and (of == "" or path.startswith(of + "."))
+
+
+class _Side:
+    """One job on one side, with results resolved the way the diff needs them."""
+
+    def __init__(self, job: JobResult | None) -> None:
+        self.job = job
+        self.by_path = {s.path: s for s in job.submodules} if job is not None else {}
+
+    @property
+    def infra(self) -> Verdict | None:
+        """The infrastructure verdict that stopped the whole job, if any."""
+        if self.job is None:
+            return None
+        root = self.by_path.get("")
+        verdict = root.verdict if root is not None else self.job.verdict
+        if verdict in INFRASTRUCTURE:
+            return verdict
+        return self.job.verdict if self.job.verdict in INFRASTRUCTURE else None
+
+    def raw(self, path: str) -> SubmoduleResult | None:
+        if self.job is None:
+            return None
+        found = self.by_path.get(path)
+        if found is None and path == "":
+            # A job with no submodule list (e.g. it crashed before the first result).
+            return SubmoduleResult(path="", module_type="", verdict=self.job.verdict, reason=self.job.reason)
+        return found
+
+    def effective(self, sub: SubmoduleResult) -> SubmoduleResult:
+        """``JobResult.effective`` with an index: follow same-as links."""
+        seen: set[str] = set()
+        while sub.verdict == Verdict.SAME_AS and sub.same_as and sub.same_as not in seen:
+            seen.add(sub.path)
+            target = self.by_path.get(sub.same_as)
+            if target is None:
+                break
+            sub = target
+        return sub
+
+    def resolve(self, path: str) -> tuple[SubmoduleResult | None, bool]:
+        """(effective result, synthesized?) for ``path`` on this side."""
+        if self.job is None:
+            return None, False
+        raw = self.raw(path)
+        if raw is not None:
+            return self.effective(raw), False
+        for ancestor in _ancestors(path):
+            anc = self.raw(ancestor)
+            if anc is not None and self.effective(anc).verdict in PASSING:
+                return (
+                    SubmoduleResult(path=path, module_type="", verdict=Verdict.COVERED, covered_by=ancestor),
+                    True,
+                )
+        if self.infra is not None:
+            return SubmoduleResult(path=path, module_type="", verdict=self.infra), True
+        return None, False
+
+    def origins(self) -> set[str]:
+        """Paths marked as origins; inferred (failing, no failing descendant) if none are."""
+        if self.job is None:
+            return set()
+        marked = {s.path for s in self.job.submodules if s.origin}
+        if marked:
+            return marked
+        failing = [s.path for s in self.job.submodules if self.effective(s).verdict in FAILING]
+        failing_set = set(failing)
+        has_failing_child = {a for p in failing for a in _ancestors(p) if a in failing_set}
+        return {p for p in failing if p not in has_failing_child}
+
+
+def _klass(verdict: Verdict | None) -> str:
+    if verdict is None:
+        return "absent"
+    if verdict in PASSING:
+        return "pass"
+    if verdict in INFRASTRUCTURE:
+        return "infra"
+    if verdict in FAILING:
+        return "fail"
+    return "neutral"  # skipped, not-called, a same-as whose target is missing
+
+
+def _same_failure(base: SubmoduleResult, head: SubmoduleResult) -> bool:
+    if base.verdict != head.verdict:
+        return False
+    if base.fingerprint and head.fingerprint:
+        return base.fingerprint == head.fingerprint
+    return (base.category, base.message) == (head.category, head.message)
+
+
+def classify(base: SubmoduleResult | None, head: SubmoduleResult | None) -> tuple[ChangeKind, str | None]:
+    """The change kind of one cell from its effective results, with a note where one helps."""
+    b, h = _klass(base and base.verdict), _klass(head and head.verdict)
+    bv = base.verdict.value if base else "absent"
+    hv = head.verdict.value if head else "absent"
+    if b == "absent":
+        return ChangeKind.NEW, None
+    if h == "absent":
+        return ChangeKind.REMOVED, None
+    if "infra" in (b, h):
+        return ChangeKind.INFRASTRUCTURE, _infra_note(b, bv, h, hv)
+    if b == "neutral":
+        if h == "neutral":
+            return ChangeKind.UNCHANGED_OK, None
+        return ChangeKind.NEW, f"was {bv} on base"
+    if h == "neutral":
+        return ChangeKind.NEWLY_SKIPPED, f"was {bv} on base"
+    assert base is not None and head is not None
+    if b == "pass":
+        return (ChangeKind.UNCHANGED_OK if h == "pass" else ChangeKind.REGRESSION), None
+    if h == "pass":
+        return ChangeKind.FIX, None
+    if _same_failure(base, head):
+        return ChangeKind.STILL_FAILING, None
+    return ChangeKind.CHANGED_FAILURE, None
+
+
+def _infra_note(b: str, bv: str, h: str, hv: str) -> str:
+    if b == "infra" and h == "infra":
+        return f"{bv} on base, {hv} on head: rerun to get a result"
+    if b == "infra":
+        tail = {
+            "fail": "this failure cannot be compared and may be a regression",
+            "pass": "head exports",
+            "neutral": f"head is {hv}",
+        }[h]
+        return f"base hit a {bv}, so {tail}"
+    if b == "pass":
+        return f"exported on base; head hit a {hv}, so this may be a regression: rerun to confirm"
+    return f"{bv} on base; head hit a {hv}: rerun to confirm"
+
+
+_HEAD_SIDE = frozenset(
+    {
+        ChangeKind.REGRESSION,
+        ChangeKind.CHANGED_FAILURE,
+        ChangeKind.STILL_FAILING,
+        ChangeKind.NEW,
+        ChangeKind.INFRASTRUCTURE,
+        ChangeKind.NEWLY_SKIPPED,
+        ChangeKind.UNCHANGED_OK,
+    }
+)
+
+
+def _diff_job(base_job: JobResult | None, head_job: JobResult | None, *, index: XfailIndex) -> list[Cell]:
+    base, head = _Side(base_job), _Side(head_job)
+    job = head_job or base_job
+    assert job is not None
+    paths = ["", *dict.fromkeys(s.path for j in (head_job, base_job) if j for s in j.submodules if s.path)]
+
+    draft: dict[str, dict[str, Any]] = {}
+    synthesized_infra: set[str] = set()
+    for path in paths:
+        b, b_synth = base.resolve(path)
+        h, h_synth = head.resolve(path)
+        kind, note = classify(b, h)
+        if (
+            kind is ChangeKind.INFRASTRUCTURE
+            and path
+            and (
+                (h_synth and h is not None and h.verdict in INFRASTRUCTURE)
+                or (b_synth and b is not None and b.verdict in INFRASTRUCTURE)
+            )
+        ):
+            synthesized_infra.add(path)
+            note = "not reached: the whole job hit an infrastructure failure"
+        raw_head, raw_base = head.raw(path), base.raw(path)
+        raw = raw_head if kind in _HEAD_SIDE and raw_head is not None else raw_base or raw_head
+        shown = h if kind in _HEAD_SIDE and h is not None else b or h
+        same_as = shown.path if shown is not None and shown.path != path else None
+        if same_as is not None and raw is not None and raw.verdict != Verdict.SAME_AS:
+            same_as = None  # a synthesized 'covered' result, not a shared one
+        draft[path] = {
+            "model": job.model,
+            "target": job.target,
+            "device": job.device,
+            "path": path,
+            "kind": kind,
+            "base": b.verdict if b else None,
+            "head": h.verdict if h else None,
+            "base_fingerprint": b.fingerprint if b else None,
+            "head_fingerprint": h.fingerprint if h else None,
+            "base_result": b,
+            "head_result": h,
+            "module_type": (raw.module_type if raw else "") or (shown.module_type if shown else ""),
+            "same_as": same_as,
+            "note": note,
+        }
+
+    _fold(draft, base=base, head=head, synthesized_infra=synthesized_infra)
+    _apply_xfail(draft, base_job=base_job, head_job=head_job, index=index)
+    return [Cell(**fields) for fields in draft.values()]
+
+
+def _fold(draft: dict[str, dict[str, Any]], *, base: _Side, head: _Side, synthesized_infra: set[str]) -> None:
+    """Attach each cell that fails only because of another cell to that cell."""
+    origins = {"head": head.origins(), "base": base.origins()}
+    for path, cell in draft.items():
+        side_name = "head" if cell["kind"] in _HEAD_SIDE else "base"
+        side = head if side_name == "head" else base
+        verdict = cell[side_name]
+        cell["origin"] = path in origins[side_name] and verdict in FAILING
+        cell["caused_by"] = None
+        cell["folded_under"] = None
+        if path in synthesized_infra:
+            cell["folded_under"] = ""
+            continue
+        raw = side.raw(path)
+        if cell["same_as"] and raw is not None and raw.verdict == Verdict.SAME_AS:
+            target = draft.get(cell["same_as"])
+            if target is not None and target["kind"] == cell["kind"]:
+                cell["folded_under"] = cell["same_as"]
+            continue
+        if verdict not in FAILING or cell["origin"]:
+            continue
+        below = [
+            p
+            for p in draft
+            if p in origins[side_name] and _is_descendant(p, path) and draft[p][side_name] in FAILING
+        ]
+        if not below:
+            continue
+        same_kind = [p for p in below if draft[p]["kind"] == cell["kind"]]
+        cell["caused_by"] = (same_kind or below)[0]
+        if same_kind:
+            cell["folded_under"] = same_kind[0]
+    # Follow chains (a same-as copy of an ancestor...) to the cell that is shown.
+    for cell in draft.values():
+        seen: set[str] = set()
+        while cell["folded_under"] is not None and cell["folded_under"] not in seen:
+            seen.add(cell["folded_under"])
+            parent = draft.get(cell["folded_under"])
+            if parent is None or parent["folded_under"] is None:
+                break
+            cell["folded_under"] = parent["folded_under"]
+        if cell["folded_under"] == cell["path"]:
+            cell["folded_under"] = None
+
+
+def _apply_xfail(
+    draft: dict[str, dict[str, Any]],
+    *,
+    base_job: JobResult | None,
+    head_job: JobResult | None,
+    index: XfailIndex,
+) -> None:
+    """Expected failures come from the head (the manifest under review), else from base."""
+    job = head_job or base_job
+    assert job is not None
+    for path, cell in draft.items():
+        found = index.reason(model=job.model, path=path)
+        if found is None:
+            for side in (head_job, base_job):
+                if side is None:
+                    continue
+                sub = side.submodule(path)
+                if sub is not None and sub.xfail:
+                    found = (sub.xfail, "submodule")
+                elif side.xfail:
+                    found = (side.xfail, "model")
+                break
+        cell["xfail"], cell["xfail_scope"] = found if found else (None, None)
+    for cell in draft.values():
+        if cell["xfail"] is not None:
+            continue
+        for parent in (cell["folded_under"], cell["caused_by"]):
+            if parent is not None and draft.get(parent, {}).get("xfail") is not None:
+                cell["xfail"] = f"fails because of {parent or 'the root'}, which is expected to fail"
+                cell["xfail_scope"] = "inherited"
+                break
+
+
+def _model_rows(cells: Mapping[CellKey, Cell], job_keys: list[JobKey]) -> list[ModelRow]:
+    below_by_job: dict[JobKey, Counter[ChangeKind]] = {}
+    for c in cells.values():
+        if not c.is_root and c.folded_under is None:
+            below_by_job.setdefault(c.job_key, Counter())[c.kind] += 1
+    rows: dict[tuple[str, str], dict[str, ModelCell]] = {}
+    for model, target, device in job_keys:
+        root = cells[(model, target, device, "")]
+        below = below_by_job.get(root.job_key, Counter())
+        rows.setdefault((model, device), {})[target] = ModelCell(
+            target=target,
+            kind=root.kind,
+            base=root.base,
+            head=root.head,
+            expected=root.expected,
+            submodule_kinds=dict(below),
+        )
+    return [ModelRow(model=m, device=d, cells=c) for (m, d), c in rows.items()]
+
+
+# ---------------------------------------------------------------------------------------------
+# The gate
+
+
+@dataclass(frozen=True, kw_only=True)
+class GateResult:
+    """The merge verdict: which cells failed it and why, plus notes that never fail it."""
+
+    policy: Policy
+    passed: bool
+    failing: tuple[CellKey, ...] = ()
+    reasons: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.passed else 1
+
+
+def gate_counts(changes: Changes, policy: Policy) -> list[Cell]:
+    """The top-level cells that ``policy`` holds against the pull request."""
+    cells = [c for c in changes.top_level() if not c.expected]
+    if policy is Policy.NEVER:
+        return []
+    if policy is Policy.REGRESSION:
+        return [c for c in cells if c.kind is ChangeKind.REGRESSION]
+    if policy is Policy.NEW_FAILURE:
+        return [
+            c
+            for c in cells
+            if c.kind in (ChangeKind.REGRESSION, ChangeKind.CHANGED_FAILURE)
+            or (c.kind is ChangeKind.NEW and c.head_fails)
+            or (c.kind is ChangeKind.INFRASTRUCTURE and c.head_fails)  # base crashed: unknown
+        ]
+    return [c for c in cells if c.head in FAILING]
+
+
+def gate(changes: Changes, policy: str | Policy = DEFAULT_POLICY) -> GateResult:
+    """Apply ``policy`` (regression | new-failure | any-failure | never) to ``changes``."""
+    policy = parse_policy(policy)
+    failing = gate_counts(changes, policy)
+    reasons: list[str] = []
+    by_kind = Counter(c.kind for c in failing)
+    for kind in SEVERITY:
+        if by_kind.get(kind):
+            where = ", ".join(_cell_label(c) for c in failing if c.kind is kind)
+            reasons.append(f"{by_kind[kind]} {kind.value}: {where}")
+    notes: list[str] = []
+    infra = changes.top_level(ChangeKind.INFRASTRUCTURE)
+    if infra and policy is not Policy.ANY_FAILURE:
+        notes.append(
+            f"{len(infra)} infrastructure problem(s) (crash / timeout / out of memory) were not "
+            "gated: rerun to confirm"
+        )
+    expected = [c for c in changes.top_level() if c.expected and c.head in FAILING]
+    if expected:
+        notes.append(f"{len(expected)} expected failure(s) (xfail) did not count")
+    stale = changes.xfail_passing
+    if stale:
+        notes.append(f"{len(stale)} xfail entr{'y' if len(stale) == 1 else 'ies'} now pass: remove them")
+    return GateResult(
+        policy=policy,
+        passed=not failing,
+        failing=tuple(c.key for c in failing),
+        reasons=tuple(reasons),
+        notes=tuple(notes),
+    )
+
+
+def _cell_label(cell: Cell) -> str:
+    where = f"{cell.model}/{cell.target}/{cell.device}"
+    return f"{where}:{cell.path}" if cell.path else where

@@ -1,0 +1,127 @@
+"""``exportwatch diff [BASE.json] HEAD.json``: compare two reports, render, and apply the gate.
+
+Registered by ``exportwatch.cli`` (``diff_cli.add_parser(subparsers)``); the handler is
+``run(args)``. Exit codes: 0 gate passed, 1 gate failed, 2 usage or configuration error (e.g.
+an unreadable report), 3 internal error. Never imports torch: the trusted publish job runs it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import TextIO
+
+from exportwatch.diff import DEFAULT_POLICY, Policy, diff_reports, gate
+from exportwatch.render import FORMATS, RenderContext, render
+from exportwatch.report import ReportError, load_report
+
+EXIT_PASSED = 0
+EXIT_GATE_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERNAL = 3
+#: A report larger than this is refused rather than read (reports come from untrusted PRs).
+MAX_REPORT_BYTES = 256 * 1024 * 1024
+
+log = logging.getLogger(__name__)
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "diff",
+        help="compare a base and a head report; print what changed and apply the merge gate",
+        description=(
+            "Compare two exportwatch reports (base × head) cell by cell, render the changes and "
+            "apply the gate. With one report, there is no base: every result is new. "
+            "Exit codes: 0 passed, 1 gate failed, 2 usage or configuration error, 3 internal error."
+        ),
+    )
+    parser.add_argument(
+        "reports", nargs="+", type=Path, metavar="REPORT", help="BASE.json HEAD.json, or HEAD.json alone"
+    )
+    parser.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="text",
+        help="markdown: the PR comment; summary: the job summary; text: for a terminal; json: data",
+    )
+    parser.add_argument("-o", "--output", type=Path, help="write here instead of stdout")
+    parser.add_argument(
+        "--fail-on",
+        choices=[p.value for p in Policy],
+        default=DEFAULT_POLICY.value,
+        help=f"what fails the gate (default: {DEFAULT_POLICY.value})",
+    )
+    parser.add_argument(
+        "--color", choices=["auto", "always", "never"], default="auto", help="colour in text output"
+    )
+    parser.add_argument("--marker-key", help="suffix for the hidden comment marker (one per manifest)")
+    parser.add_argument("--title", help="shown before the verdict (e.g. the manifest's name)")
+    parser.add_argument("--summary-url", help="where the full job summary can be read (for cut comments)")
+    parser.set_defaults(handler=run)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    """Handle ``exportwatch diff``; returns the exit code."""
+    try:
+        return _run(args)
+    except _UsageError as exc:
+        print(f"exportwatch diff: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception:  # a bug of ours: say so, with the trace, and a distinct exit code
+        print("exportwatch diff: internal error (please report it):", file=sys.stderr)
+        traceback.print_exc()
+        return EXIT_INTERNAL
+
+
+class _UsageError(Exception):
+    pass
+
+
+def _run(args: argparse.Namespace) -> int:
+    paths: list[Path] = list(args.reports)
+    if len(paths) > 2:
+        raise _UsageError(f"expected BASE.json HEAD.json or HEAD.json, got {len(paths)} reports")
+    base_path, head_path = (paths[0], paths[1]) if len(paths) == 2 else (None, paths[0])
+    try:
+        base = load_report(base_path, max_bytes=MAX_REPORT_BYTES) if base_path is not None else None
+        head = load_report(head_path, max_bytes=MAX_REPORT_BYTES)
+    except ReportError as exc:
+        raise _UsageError(str(exc)) from exc
+
+    changes = diff_reports(base, head)
+    verdict = gate(changes, args.fail_on)
+    output: Path | None = args.output
+    context = RenderContext(
+        marker_key=args.marker_key,
+        title=args.title,
+        summary_url=args.summary_url,
+        color=_use_colour(args.color, stream=sys.stdout) if output is None else args.color == "always",
+    )
+    text = render(changes, verdict, args.format, context=context)
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        try:
+            output.parent.mkdir(parents=True, exist_ok=True)
+            output.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise _UsageError(f"{output}: cannot write: {exc.strerror}") from exc
+        log.info("wrote %s", output)
+    if not verdict.passed:
+        for reason in verdict.reasons:
+            log.info("gate %s failed: %s", verdict.policy, reason)
+    return EXIT_PASSED if verdict.passed else EXIT_GATE_FAILED
+
+
+def _use_colour(choice: str, *, stream: TextIO) -> bool:
+    """``auto``: colour on a TTY unless ``NO_COLOR`` is set (https://no-color.org)."""
+    if choice != "auto":
+        return choice == "always"
+    if os.environ.get("NO_COLOR"):
+        return False
+    return bool(getattr(stream, "isatty", lambda: False)())

@@ -1,0 +1,74 @@
+"""GitHub Actions workflow commands (``::group::``, ``::error file=…,line=…::``), escaped.
+
+Only the edge (``exportwatch.action``) prints these; everything else logs through ``logging``.
+Escaping follows the runner's rules (actions/toolkit ``command.ts``): in the message ``%``,
+``\\r`` and ``\\n``; in property values also ``:`` and ``,``.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TextIO
+
+
+def escape_data(value: object) -> str:
+    return str(value).replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def escape_property(value: object) -> str:
+    return escape_data(value).replace(":", "%3A").replace(",", "%2C")
+
+
+def command(name: str, message: object = "", **properties: object) -> str:
+    """``::name key=value,…::message`` (properties whose value is None are left out)."""
+    props = ",".join(f"{k}={escape_property(v)}" for k, v in properties.items() if v is not None)
+    return f"::{name}{' ' + props if props else ''}::{escape_data(message)}"
+
+
+def annotation(
+    level: str,
+    message: str,
+    *,
+    file: str | None = None,
+    line: int | None = None,
+    end_line: int | None = None,
+    col: int | None = None,
+    title: str | None = None,
+) -> str:
+    """An ``error`` / ``warning`` / ``notice`` line, pointing at a file and line when known."""
+    if level not in ("error", "warning", "notice"):
+        raise ValueError(f"unknown annotation level {level!r}")
+    return command(level, message, file=file, line=line, endLine=end_line, col=col, title=title)
+
+
+def error(message: str, **where: object) -> str:
+    return annotation("error", message, **where)  # type: ignore[arg-type]
+
+
+def warning(message: str, **where: object) -> str:
+    return annotation("warning", message, **where)  # type: ignore[arg-type]
+
+
+def notice(message: str, **where: object) -> str:
+    return annotation("notice", message, **where)  # type: ignore[arg-type]
+
+
+def group(title: str) -> str:
+    return command("group", title)
+
+
+def endgroup() -> str:
+    return command("endgroup")
+
+
+@contextmanager
+def grouped(title: str, *, stream: TextIO | None = None) -> Iterator[None]:
+    """Fold everything printed inside the block under ``title`` in the Actions log."""
+    out = stream if stream is not None else sys.stdout
+    print(group(title), file=out, flush=True)
+    try:
+        yield
+    finally:
+        print(endgroup(), file=out, flush=True)

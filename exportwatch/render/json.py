@@ -1,0 +1,107 @@
+"""Changes + gate → JSON, for ``--format json`` and for users who write their own gate."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from enum import Enum
+from typing import Any
+
+from exportwatch.diff import Cell, ChangeKind, Changes, GateResult
+from exportwatch.render.common import headline
+
+#: Bumped when a field changes meaning or disappears (new fields do not bump it).
+DIFF_SCHEMA_VERSION = 1
+
+
+def changes_to_dict(changes: Changes, gate: GateResult, *, include_unchanged: bool = True) -> dict[str, Any]:
+    """Plain data: every cell (or only changed ones), the model rows, notes and the gate."""
+    line = headline(changes, gate)
+    cells = [
+        _cell(c) for c in changes.cells.values() if include_unchanged or c.kind is not ChangeKind.UNCHANGED_OK
+    ]
+    return {
+        "diff_schema_version": DIFF_SCHEMA_VERSION,
+        "headline": {"status": line.status, "text": line.text},
+        "gate": {
+            "policy": gate.policy.value,
+            "passed": gate.passed,
+            "exit_code": gate.exit_code,
+            "failing": [_key(k) for k in gate.failing],
+            "reasons": list(gate.reasons),
+            "notes": list(gate.notes),
+        },
+        "counts": {k.value: n for k, n in changes.counts.items()},
+        "has_changes": changes.has_changes,
+        "targets": list(changes.targets),
+        "devices": list(changes.devices),
+        "version_notes": [asdict(v) for v in changes.version_notes],
+        "notes": list(changes.notes),
+        "xfail_passing": [_key(c.key) for c in changes.xfail_passing],
+        "base": _plain(asdict(changes.base)) if changes.base else None,
+        "head": _plain(asdict(changes.head)),
+        "models": [
+            {
+                "model": row.model,
+                "device": row.device,
+                "worst": row.worst.value,
+                "cells": {
+                    target: {
+                        "kind": cell.kind.value,
+                        "base": _v(cell.base),
+                        "head": _v(cell.head),
+                        "expected": cell.expected,
+                        "submodules": {k.value: n for k, n in cell.submodule_kinds.items() if n},
+                    }
+                    for target, cell in row.cells.items()
+                },
+            }
+            for row in changes.models
+        ],
+        "cells": cells,
+    }
+
+
+def render_json(changes: Changes, gate: GateResult) -> str:
+    return json.dumps(changes_to_dict(changes, gate), indent=2, ensure_ascii=False) + "\n"
+
+
+def _key(key: tuple[str, str, str, str]) -> dict[str, str]:
+    model, target, device, path = key
+    return {"model": model, "target": target, "device": device, "path": path}
+
+
+def _v(verdict: Any) -> str | None:
+    return verdict.value if verdict is not None else None
+
+
+def _cell(cell: Cell) -> dict[str, Any]:
+    data = {
+        **_key(cell.key),
+        "kind": cell.kind.value,
+        "base": _v(cell.base),
+        "head": _v(cell.head),
+        "base_fingerprint": cell.base_fingerprint,
+        "head_fingerprint": cell.head_fingerprint,
+        "module_type": cell.module_type,
+        "same_as": cell.same_as,
+        "note": cell.note,
+        "origin": cell.origin,
+        "caused_by": cell.caused_by,
+        "folded_under": cell.folded_under,
+        "xfail": cell.xfail,
+        "xfail_scope": cell.xfail_scope,
+        "head_result": _plain(asdict(cell.head_result)) if cell.head_result else None,
+        "base_result": _plain(asdict(cell.base_result)) if cell.base_result else None,
+    }
+    return data
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value

@@ -1,0 +1,494 @@
+"""Changes → GitHub-flavoured markdown: the PR comment and the job summary.
+
+The comment is for a reviewer: verdict first, regressions with the user's line of code, then
+fixes, then the rest, cut by priority to fit GitHub's 65,536-character limit. The job summary
+is the complete picture, unchanged failures included. All untrusted text goes through
+:mod:`exportwatch.render.escape`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from exportwatch.diff import Cell, ChangeKind, Changes, GateResult, ModelCell, ModelRow
+from exportwatch.render.common import (
+    Part,
+    RenderContext,
+    Section,
+    fit,
+    format_duration,
+    headline,
+    plural,
+    sorted_rows,
+)
+from exportwatch.render.escape import (
+    LABEL_LIMIT,
+    blob_url,
+    marker_key,
+    md_code,
+    md_code_block,
+    md_details,
+    md_link,
+    md_text,
+    safe_url,
+)
+from exportwatch.report import PASSING, SubmoduleResult, Verdict
+
+#: The hidden marker that finds our comment again (the github module also checks the author).
+COMMENT_MARKER = "<!-- exportwatch:comment -->"
+#: GitHub rejects issue comments longer than this.
+GITHUB_COMMENT_LIMIT = 65_536
+#: What a comment aims for: a margin for the marker, emoji counted differently, edits.
+COMMENT_BUDGET = 60_000
+#: GitHub's job summary limit is 1 MiB per step; measured in UTF-8 bytes.
+SUMMARY_BUDGET = 900_000
+
+_STATUS_EMOJI = {"pass": "✅", "fail": "❌", "warn": "⚠️"}
+_SYMBOL: dict[Verdict | None, str] = {
+    Verdict.OK: "✅",
+    Verdict.COVERED: "✅",
+    Verdict.FAIL: "❌",
+    Verdict.MISMATCH: "❗ mismatch",
+    Verdict.CRASH: "💥 crash",
+    Verdict.TIMEOUT: "⏱️ timeout",
+    Verdict.OOM: "💥 oom",
+    Verdict.SKIPPED: "⏭️ skipped",
+    Verdict.NOT_CALLED: "➖ not called",
+    Verdict.SAME_AS: "🔗 same as",
+    None: "—",
+}
+_KIND_TAG = {
+    ChangeKind.REGRESSION: "**regression**",
+    ChangeKind.FIX: "fixed",
+    ChangeKind.CHANGED_FAILURE: "changed",
+    ChangeKind.NEW: "new",
+    ChangeKind.REMOVED: "removed",
+    ChangeKind.NEWLY_SKIPPED: "newly skipped",
+    ChangeKind.INFRASTRUCTURE: "infrastructure",
+}
+_MAX_FOLDED_NAMES = 12
+
+
+def comment_marker(key: str | None = None) -> str:
+    """The hidden marker; a key (e.g. the manifest path) keeps several manifests apart."""
+    suffix = marker_key(key) if key else ""
+    return f"<!-- exportwatch:comment:{suffix} -->" if suffix else COMMENT_MARKER
+
+
+def render_comment(changes: Changes, gate: GateResult, *, context: RenderContext) -> str:
+    """The PR comment: short when nothing changed, cut by priority when long."""
+    budget = context.max_chars or COMMENT_BUDGET
+    marker = comment_marker(context.marker_key)
+    title = _headline_md(changes, gate, context=context)
+    footer = _footer(changes, context=context)
+    if not changes.has_changes:
+        return _join([marker, title, _no_change_body(changes), *_version_lines(changes), footer])
+
+    sections = [
+        Section(noun="notes", parts=[Part(text=t, priority=0) for t in _note_lines(changes, gate)]),
+        _table_section(changes, rows=[r for r in changes.models if r.changed], priority=4),
+        _cells_section(changes, context, ChangeKind.REGRESSION, "❌ Regressions", priority=1, extra=3),
+        _fix_section(changes, priority=2),
+        _cells_section(
+            changes, context, ChangeKind.CHANGED_FAILURE, "🔁 Changed failures", priority=5, extra=7
+        ),
+        _new_failures_section(changes, context, priority=5, extra=7),
+        _infra_section(changes, priority=6),
+        _other_section(changes, priority=6),
+    ]
+    quiet = [r for r in changes.models if not r.changed]
+    if quiet:
+        still = sum(1 for r in quiet if ChangeKind.STILL_FAILING in r.kinds)
+        line = f"{plural(len(quiet), 'other model')} unchanged"
+        if still:
+            line += f" ({still} of them still failing: see the job summary)"
+        sections.insert(2, Section(noun="notes", parts=[Part(text=f"_{line}._", priority=4)]))
+    return _assemble(marker, title, sections, footer, budget=budget, context=context, measure=len)
+
+
+def render_summary(changes: Changes, gate: GateResult, *, context: RenderContext) -> str:
+    """The job summary: every model, every change, unchanged failures included."""
+    budget = context.max_chars or SUMMARY_BUDGET
+    title = _headline_md(changes, gate, context=context)
+    gate_line = f"Gate `{gate.policy.value}`: **{'passed' if gate.passed else 'failed'}**"
+    if gate.notes:
+        gate_line += " · " + " · ".join(md_text(n) for n in gate.notes)
+    sections = [
+        Section(noun="notes", parts=[Part(text=gate_line, priority=0)]),
+        Section(noun="notes", parts=[Part(text=t, priority=0) for t in _note_lines(changes, gate)]),
+        _table_section(changes, rows=list(changes.models), priority=1),
+        _cells_section(changes, context, ChangeKind.REGRESSION, "❌ Regressions", priority=1, extra=3),
+        _fix_section(changes, priority=2),
+        _cells_section(
+            changes, context, ChangeKind.CHANGED_FAILURE, "🔁 Changed failures", priority=3, extra=5
+        ),
+        _new_failures_section(changes, context, priority=3, extra=5),
+        _infra_section(changes, priority=3),
+        _cells_section(changes, context, ChangeKind.STILL_FAILING, "🟥 Still failing", priority=4, extra=6),
+        _other_section(changes, priority=4),
+    ]
+    return _assemble(
+        "",
+        title,
+        sections,
+        _footer(changes, context=context),
+        budget=budget,
+        context=context,
+        measure=lambda s: len(s.encode("utf-8")),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Assembly
+
+
+def _assemble(
+    marker: str,
+    title: str,
+    sections: list[Section],
+    footer: str,
+    *,
+    budget: int,
+    context: RenderContext,
+    measure,
+) -> str:
+    reserve = 700  # the cut note
+    fixed = measure(_join([marker, title, footer])) + reserve
+    fitted = fit(sections, budget=max(budget - fixed, 0), measure=measure)
+    cut_note = _cut_note(fitted.cut, context=context) if fitted.cut else ""
+    text = _join([marker, title, *fitted.blocks, cut_note, footer])
+    if measure(text) > budget or (len(text) > GITHUB_COMMENT_LIMIT and marker):
+        # Never expected: a last resort that is still valid markdown and says where to look.
+        text = _join([marker, title, _cut_note({"everything but the verdict": 1}, context=context)])
+    return text
+
+
+def _join(blocks: Iterable[str]) -> str:
+    return "\n\n".join(b.strip("\n") for b in blocks if b and b.strip()) + "\n"
+
+
+def _headline_md(changes: Changes, gate: GateResult, *, context: RenderContext) -> str:
+    line = headline(changes, gate)
+    prefix = f"{md_text(context.title, limit=LABEL_LIMIT)}: " if context.title else ""
+    return f"### {_STATUS_EMOJI[line.status]} {prefix}{md_text(line.text, limit=500)}"
+
+
+def _no_change_body(changes: Changes) -> str:
+    roots = [c for c in changes.cells.values() if c.is_root]
+    still = [c for c in roots if c.kind is ChangeKind.STILL_FAILING]
+    text = f"{plural(len(roots), 'export')} across {plural(len(changes.models), 'model')}, all as on the base"
+    if still:
+        text += f"; {len(still)} still failing (see the job summary)"
+    return text + "."
+
+
+def _cut_note(cut: dict[str, int], *, context: RenderContext) -> str:
+    what = ", ".join(f"{n} {noun}" for noun, n in cut.items())
+    where = []
+    summary = safe_url(context.summary_url) or safe_url(context.run_url)
+    where.append(md_link("the job summary", summary) if summary else "the job summary")
+    if context.artifact_name:
+        where.append(f"the {md_code(context.artifact_name)} artifact")
+    return (
+        f"✂️ **Shortened to fit GitHub's comment limit**: left out {md_text(what)}. "
+        f"The complete report is in {' and '.join(where)}."
+    )
+
+
+def _footer(changes: Changes, *, context: RenderContext) -> str:
+    head = changes.head
+    bits = [f"exportwatch {md_text(head.tool_version, limit=40)}" if head.tool_version else "exportwatch"]
+    for package in ("torch", "onnx", "onnxscript", "onnxruntime", "python"):
+        version = head.versions.get(package)
+        if version:
+            bits.append(f"{package} {md_text(version, limit=60)}")
+    if head.duration_s:
+        bits.append(f"swept in {format_duration(head.duration_s)}")
+    base_sha = changes.base.git_sha if changes.base else None
+    head_sha = context.sha or head.git_sha
+    if base_sha and head_sha:
+        bits.append(f"{md_text(base_sha[:7], limit=12)} → {md_text(head_sha[:7], limit=12)}")
+    run = safe_url(context.run_url or head.run_url)
+    if run:
+        bits.append(md_link("workflow run", run))
+    return f"<sub>{' · '.join(bits)}</sub>"
+
+
+def _version_lines(changes: Changes) -> list[str]:
+    if not changes.version_notes:
+        return []
+    diffs = ", ".join(
+        f"{md_text(v.package, limit=40)} {md_text(v.base or 'none', limit=60)} → "
+        f"{md_text(v.head or 'none', limit=60)}"
+        for v in changes.version_notes
+    )
+    return [
+        f"ℹ️ **Versions differ between base and head**: {diffs}. "
+        "Some changes may come from the upgrade rather than from this pull request."
+    ]
+
+
+def _note_lines(changes: Changes, gate: GateResult) -> list[str]:
+    lines = _version_lines(changes)
+    for note in changes.notes:
+        lines.append(f"ℹ️ {md_text(note, limit=500)}")
+    stale = changes.xfail_passing
+    if stale:
+        names = ", ".join(_short_label(c) for c in stale[:20])
+        more = f" and {len(stale) - 20} more" if len(stale) > 20 else ""
+        lines.append(
+            f"🧹 **Remove the xfail**: {plural(len(stale), 'export')} marked as expected to fail "
+            f"now pass{'es' if len(stale) == 1 else ''}: {names}{more}."
+        )
+    infra = changes.top_level(ChangeKind.INFRASTRUCTURE)
+    if infra:
+        lines.append(
+            f"⚠️ **{plural(len(infra), 'result')} hit a crash, timeout or out-of-memory** on the "
+            "runner: they are not counted as regressions, and they may hide one. Rerun to confirm."
+        )
+    return lines
+
+
+# ---------------------------------------------------------------------------------------------
+# The table
+
+
+def _table_section(changes: Changes, *, rows: list[ModelRow], priority: int) -> Section:
+    several_devices = len(changes.devices) > 1
+    header = "| model | " + " | ".join(md_text(t, limit=60) for t in changes.targets) + " |"
+    rule = "|" + "---|" * (len(changes.targets) + 1)
+    parts = []
+    for row in sorted_rows(rows):
+        name = f"**{md_text(row.model, limit=LABEL_LIMIT)}**"
+        if several_devices:
+            name += f" ({md_text(row.device, limit=40)})"
+        cells = [_table_cell(row.cells.get(t), has_base=changes.has_base) for t in changes.targets]
+        parts.append(Part(text=f"| {name} | " + " | ".join(cells) + " |", priority=priority))
+    return Section(
+        noun="table rows",
+        head=f"{header}\n{rule}",
+        parts=parts,
+        joiner="\n",
+        more=lambda n: f"_…and {plural(n, 'more model')} (cut to fit)._",
+    )
+
+
+def _table_cell(cell: ModelCell | None, *, has_base: bool) -> str:
+    if cell is None:
+        return " "
+    head = _SYMBOL.get(cell.head, "?")
+    if not has_base or (
+        cell.kind in (ChangeKind.UNCHANGED_OK, ChangeKind.STILL_FAILING) and cell.base == cell.head
+    ):
+        text = head
+    else:
+        text = f"{_SYMBOL.get(cell.base, '?')} → {head}"
+    tag = _KIND_TAG.get(cell.kind) if has_base else None
+    if tag and cell.kind is not ChangeKind.NEW:
+        text += f" {tag}"
+    if cell.expected:
+        text += " (xfail)"
+    below = []
+    for kind, word in ((ChangeKind.REGRESSION, "regression"), (ChangeKind.FIX, "fix")):
+        n = cell.submodule_kinds.get(kind, 0)
+        if n and kind is not cell.kind:
+            below.append(plural(n, f"submodule {word}"))
+    if below:
+        text += " · " + ", ".join(below)
+    return text
+
+
+# ---------------------------------------------------------------------------------------------
+# Items
+
+
+def _where(cell: Cell) -> str:
+    """``**model** · target · device — `path` (Type)``"""
+    head = (
+        f"**{md_text(cell.model, limit=LABEL_LIMIT)}** · {md_text(cell.target, limit=60)}"
+        f" · {md_text(cell.device, limit=40)}"
+    )
+    return f"{head} — {_path_label(cell)}"
+
+
+def _path_label(cell: Cell) -> str:
+    label = "model root" if cell.is_root else md_code(cell.path, limit=LABEL_LIMIT)
+    if cell.module_type:
+        label += f" ({md_text(cell.module_type, limit=80)})"
+    return label
+
+
+def _short_label(cell: Cell) -> str:
+    where = f"{md_text(cell.model, limit=LABEL_LIMIT)} · {md_text(cell.target, limit=60)}"
+    return f"{where} {md_code(cell.path)}" if cell.path else where
+
+
+def _failure_lines(result: SubmoduleResult, *, repository: str | None, sha: str | None) -> list[str]:
+    lines: list[str] = []
+    if result.message:
+        lines.append(f"> {md_text(result.message)}")
+    if result.mismatch is not None:
+        m = result.mismatch
+        errors = []
+        if m.max_abs_error is not None:
+            errors.append(f"max abs error {m.max_abs_error:.3g}")
+        if m.max_rel_error is not None:
+            errors.append(f"max rel error {m.max_rel_error:.3g}")
+        lines.append(
+            f"🔢 Output {md_code(m.output, limit=80)} of input set {md_code(m.input_set, limit=80)} "
+            f"differs from eager" + (f": {', '.join(errors)}" if errors else "")
+        )
+    frame = result.user_frame
+    if frame is not None:
+        label = md_code(f"{frame.path}:{frame.line}", limit=LABEL_LIMIT)
+        url = blob_url(repository=repository, sha=sha, path=frame.path, line=frame.line)
+        location = f"📍 {md_link(label, url)}"
+        if frame.function:
+            location += f" in {md_code(frame.function, limit=80)}"
+        lines.append(location)
+        if frame.source and frame.source.strip():
+            lines.append(md_code_block(frame.source.strip("\n"), lang="python", limit=600))
+    if result.hint:
+        lines.append(f"💡 {md_text(result.hint, limit=600)}")
+    return lines
+
+
+def _cell_part(changes: Changes, cell: Cell, *, context: RenderContext, priority: int, extra: int) -> Part:
+    repository = context.repository or changes.head.repository
+    sha = context.sha or changes.head.git_sha
+    result = cell.shown
+    title = _where(cell)
+    if result is not None and result.category:
+        title += f" · {md_code(result.category, limit=80)}"
+    if cell.expected:
+        title += f" · expected to fail: {md_text(cell.xfail, limit=200)}"
+    lines = [title]
+    if cell.note:
+        lines.append(f"_{md_text(cell.note)}_")
+    if result is not None:
+        lines.extend(_failure_lines(result, repository=repository, sha=sha))
+        if cell.kind is ChangeKind.CHANGED_FAILURE and cell.base_result is not None:
+            was = cell.base_result
+            lines.append(
+                "Was: "
+                + (f"{md_code(was.category, limit=80)}: " if was.category else "")
+                + md_text(was.message or was.verdict.value)
+            )
+    folded = changes.folded(cell)
+    if folded:
+        names = ", ".join(_path_label(c) for c in folded[:_MAX_FOLDED_NAMES])
+        more = f" and {len(folded) - _MAX_FOLDED_NAMES} more" if len(folded) > _MAX_FOLDED_NAMES else ""
+        lead = "Also fixed with it" if cell.kind is ChangeKind.FIX else "Also failing because of this"
+        lines.append(f"↳ {lead}: {names}{more}")
+    elif cell.caused_by is not None:
+        lines.append(f"↳ Fails because of {md_code(cell.caused_by) if cell.caused_by else 'model root'}")
+    details = ""
+    if result is not None and result.detail and result.detail.strip():
+        details = md_details("Traceback", md_code_block(result.detail))
+    return Part(text="\n\n".join(lines), priority=priority, extra=details, extra_priority=extra)
+
+
+def _cells_section(
+    changes: Changes,
+    context: RenderContext,
+    kind: ChangeKind,
+    title: str,
+    *,
+    priority: int,
+    extra: int,
+) -> Section:
+    cells = changes.top_level(kind)
+    cells.sort(key=lambda c: c.expected)  # unexpected first
+    parts = [_cell_part(changes, c, context=context, priority=priority, extra=extra) for c in cells]
+    return Section(
+        noun=title.split(" ", 1)[1].lower(),
+        head=f"#### {title} ({len(cells)})",
+        parts=parts,
+        more=lambda n: f"_…and {n} more (cut to fit)._",
+    )
+
+
+def _new_failures_section(changes: Changes, context: RenderContext, *, priority: int, extra: int) -> Section:
+    cells = [c for c in changes.top_level(ChangeKind.NEW) if c.head_fails]
+    parts = [_cell_part(changes, c, context=context, priority=priority, extra=extra) for c in cells]
+    return Section(
+        noun="new failures",
+        head=f"#### 🆕 New failures ({len(cells)})",
+        parts=parts,
+        more=lambda n: f"_…and {n} more (cut to fit)._",
+    )
+
+
+def _fix_section(changes: Changes, *, priority: int) -> Section:
+    parts = []
+    for cell in changes.top_level(ChangeKind.FIX):
+        was = cell.base_result
+        reason = ""
+        if was is not None:
+            reason = (f"{md_code(was.category, limit=80)}: " if was.category else "") + md_text(
+                was.message or was.verdict.value, limit=200
+            )
+        line = f"- {_where(cell)} now exports" + (f" (was {reason})" if reason else "")
+        if cell.xfail_passes:
+            line += " · 🧹 remove the xfail"
+        parts.append(Part(text=line, priority=priority))
+    return Section(
+        noun="fixes",
+        head=f"#### ✅ Fixes ({len(parts)})",
+        parts=parts,
+        joiner="\n",
+        more=lambda n: f"_…and {n} more (cut to fit)._",
+    )
+
+
+def _infra_section(changes: Changes, *, priority: int) -> Section:
+    parts = []
+    for cell in changes.top_level(ChangeKind.INFRASTRUCTURE):
+        verdicts = f"{_SYMBOL.get(cell.base, '?')} → {_SYMBOL.get(cell.head, '?')}"
+        line = f"- {_where(cell)}: {verdicts}"
+        if cell.note:
+            line += f" · {md_text(cell.note)}"
+        result = cell.head_result if cell.head_result is not None else cell.base_result
+        if result is not None and result.message:
+            line += f" · {md_text(result.message, limit=200)}"
+        parts.append(Part(text=line, priority=priority))
+    return Section(
+        noun="infrastructure problems",
+        head=f"#### 💥 Crashes, timeouts and out-of-memory ({len(parts)})",
+        parts=parts,
+        joiner="\n",
+        more=lambda n: f"_…and {n} more (cut to fit)._",
+    )
+
+
+def _other_section(changes: Changes, *, priority: int) -> Section:
+    """New and removed models / targets, new passing submodules, newly skipped results."""
+    parts = []
+    new_jobs = {c.job_key for c in changes.cells.values() if c.is_root and c.base is None}
+    gone_jobs = {c.job_key for c in changes.cells.values() if c.is_root and c.head is None}
+    for cell in changes.top_level(ChangeKind.NEW, ChangeKind.REMOVED, ChangeKind.NEWLY_SKIPPED):
+        if cell.kind is ChangeKind.NEW and cell.head_fails:
+            continue  # under "New failures"
+        whole_job = cell.job_key in new_jobs or cell.job_key in gone_jobs
+        if whole_job and not cell.is_root:
+            continue  # the root's line says it
+        if cell.kind is ChangeKind.NEW and not cell.is_root and cell.head in PASSING:
+            continue  # a newly seen submodule that exports: nothing to act on
+        if cell.kind is ChangeKind.NEW:
+            text = f"🆕 {_where(cell)}: {_SYMBOL.get(cell.head, '?')}"
+        elif cell.kind is ChangeKind.REMOVED:
+            text = f"🗑️ {_where(cell)}: no longer in the report (was {_SYMBOL.get(cell.base, '?')})"
+        else:
+            result = cell.head_result
+            reason = f": {md_text(result.reason, limit=200)}" if result and result.reason else ""
+            text = f"⏭️ {_where(cell)}: now {_SYMBOL.get(cell.head, '?')}{reason}"
+        if cell.note:
+            text += f" ({md_text(cell.note, limit=200)})"
+        parts.append(Part(text=f"- {text}", priority=priority))
+    return Section(
+        noun="other changes",
+        head=f"#### Other changes ({len(parts)})",
+        parts=parts,
+        joiner="\n",
+        more=lambda n: f"_…and {n} more (cut to fit)._",
+    )

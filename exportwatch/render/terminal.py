@@ -1,0 +1,204 @@
+"""Changes → aligned plain text for a terminal or a CI log; ANSI colour only when asked.
+
+The caller decides on colour (a TTY, ``NO_COLOR``, ``--color``): this module does no I/O.
+Untrusted text is stripped of escape sequences, so a message cannot move the cursor or
+rewrite earlier lines.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Sequence
+
+from exportwatch.diff import Cell, ChangeKind, Changes, GateResult
+from exportwatch.render.common import (
+    KIND_LABEL,
+    RenderContext,
+    format_duration,
+    headline,
+    plural,
+    sorted_rows,
+    verdict_word,
+)
+from exportwatch.render.escape import LABEL_LIMIT, term_block, term_text
+
+_RESET = "\x1b[0m"
+_COLOURS = {"red": "\x1b[31m", "green": "\x1b[32m", "yellow": "\x1b[33m", "bold": "\x1b[1m", "dim": "\x1b[2m"}
+_STATUS = {"pass": ("PASS", "green"), "fail": ("FAIL", "red"), "warn": ("WARN", "yellow")}
+_KIND_COLOUR = {
+    ChangeKind.REGRESSION: "red",
+    ChangeKind.CHANGED_FAILURE: "red",
+    ChangeKind.STILL_FAILING: "red",
+    ChangeKind.FIX: "green",
+    ChangeKind.INFRASTRUCTURE: "yellow",
+    ChangeKind.NEWLY_SKIPPED: "yellow",
+}
+
+
+def render_text(changes: Changes, gate: GateResult, *, context: RenderContext) -> str:
+    paint = _Painter(enabled=context.color)
+    line = headline(changes, gate)
+    word, colour = _STATUS[line.status]
+    title = f"{term_text(context.title, limit=LABEL_LIMIT)}: " if context.title else ""
+    out = [f"{paint(word, colour, bold=True)}  {title}{line.text}   (gate: {gate.policy.value})"]
+    for note in gate.reasons:
+        out.append(f"  {paint('✗', 'red')} {term_text(note, limit=2000)}")
+    for note in (*_version_notes(changes), *changes.notes, *gate.notes):
+        out.append(f"  ! {term_text(note, limit=500)}")
+    out.append("")
+    out.extend(_table(changes, paint=paint))
+
+    for kind, title_ in (
+        (ChangeKind.REGRESSION, "Regressions"),
+        (ChangeKind.CHANGED_FAILURE, "Changed failures"),
+        (ChangeKind.INFRASTRUCTURE, "Crashes, timeouts and out-of-memory"),
+        (ChangeKind.FIX, "Fixes"),
+    ):
+        cells = changes.top_level(kind)
+        if cells:
+            out.append("")
+            out.append(paint(f"{title_} ({len(cells)})", _KIND_COLOUR.get(kind), bold=True))
+            for cell in cells:
+                out.extend(_cell_lines(changes, cell, paint=paint))
+    new_failing = [c for c in changes.top_level(ChangeKind.NEW) if c.head_fails]
+    if new_failing:
+        out.append("")
+        out.append(paint(f"New failures ({len(new_failing)})", "red", bold=True))
+        for cell in new_failing:
+            out.extend(_cell_lines(changes, cell, paint=paint))
+    stale = changes.xfail_passing
+    if stale:
+        out.append("")
+        out.append(paint(f"Remove the xfail ({len(stale)}): these now export", "yellow", bold=True))
+        out.extend(f"  {_label(c)}  (xfail: {term_text(c.xfail, limit=200)})" for c in stale)
+    out.append("")
+    out.append(paint(_footer(changes), "dim"))
+    return "\n".join(out) + "\n"
+
+
+class _Painter:
+    def __init__(self, *, enabled: bool) -> None:
+        self.enabled = enabled
+
+    def __call__(self, text: str, colour: str | None, *, bold: bool = False) -> str:
+        if not self.enabled or (colour is None and not bold):
+            return text
+        codes = (_COLOURS[colour] if colour else "") + (_COLOURS["bold"] if bold else "")
+        return f"{codes}{text}{_RESET}"
+
+
+def _width(text: str) -> int:
+    """Display columns: wide (CJK) characters take two, combining marks none."""
+    total = 0
+    for ch in text:
+        if unicodedata.combining(ch) or ch in "\u200b\u200c\u200d\u2060":
+            continue
+        total += 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
+    return total
+
+
+def _pad(text: str, width: int) -> str:
+    return text + " " * max(width - _width(text), 0)
+
+
+def _table(changes: Changes, *, paint: _Painter) -> list[str]:
+    header = ["MODEL", "DEVICE", *[t.upper() for t in changes.targets]]
+    rows: list[tuple[list[str], list[ChangeKind | None]]] = []
+    for row in sorted_rows(changes.models):
+        texts = [term_text(row.model, limit=60), term_text(row.device, limit=20)]
+        kinds: list[ChangeKind | None] = [None, None]
+        for target in changes.targets:
+            cell = row.cells.get(target)
+            if cell is None:
+                texts.append("")
+                kinds.append(None)
+                continue
+            if not changes.has_base or cell.base == cell.head:
+                text = verdict_word(cell.head)
+            else:
+                text = f"{verdict_word(cell.base)} → {verdict_word(cell.head)}"
+            if changes.has_base and cell.kind not in (ChangeKind.UNCHANGED_OK, ChangeKind.NEW):
+                text += f" ({KIND_LABEL[cell.kind]})"
+            if cell.expected:
+                text += " xfail"
+            n = cell.submodule_kinds.get(ChangeKind.REGRESSION, 0)
+            if n and cell.kind is not ChangeKind.REGRESSION:
+                text += f" +{plural(n, 'submodule regression')}"
+            texts.append(text)
+            kinds.append(cell.kind)
+        rows.append((texts, kinds))
+    widths = [max([_width(h)] + [_width(r[0][i]) for r in rows]) for i, h in enumerate(header)]
+    out = [_join_cols(header, widths)]
+    for texts, kinds in rows:
+        cols = [_pad(t, w) for t, w in zip(texts, widths, strict=True)]
+        cols = [paint(c, _KIND_COLOUR.get(k)) if k else c for c, k in zip(cols, kinds, strict=True)]
+        out.append("  ".join(cols).rstrip())
+    return out
+
+
+def _join_cols(cols: Sequence[str], widths: Sequence[int]) -> str:
+    return "  ".join(_pad(c, w) for c, w in zip(cols, widths, strict=True)).rstrip()
+
+
+def _label(cell: Cell) -> str:
+    where = f"{term_text(cell.model, limit=60)} · {term_text(cell.target)} · {term_text(cell.device)}"
+    path = term_text(cell.path, limit=LABEL_LIMIT) if cell.path else "(root)"
+    return f"{where} · {path}"
+
+
+def _cell_lines(changes: Changes, cell: Cell, *, paint: _Painter) -> list[str]:
+    result = cell.shown
+    head = f"  {_label(cell)}"
+    if cell.module_type:
+        head += f" ({term_text(cell.module_type, limit=80)})"
+    head += f"  {verdict_word(cell.base)} → {verdict_word(cell.head)}"
+    if result is not None and result.category:
+        head += f"  [{term_text(result.category, limit=80)}]"
+    if cell.expected:
+        head += f"  expected: {term_text(cell.xfail, limit=200)}"
+    lines = [paint(head, _KIND_COLOUR.get(cell.kind))]
+    if cell.note:
+        lines.append(f"      note: {term_text(cell.note)}")
+    if cell.kind is ChangeKind.FIX and result is not None:
+        was = f"{term_text(result.category, limit=80)}: " if result.category else ""
+        lines.append(f"      was: {was}{term_text(result.message or result.verdict.value)}")
+    elif result is not None:
+        if result.message:
+            lines.append(f"      {term_text(result.message)}")
+        frame = result.user_frame
+        if frame is not None:
+            where = f"{term_text(frame.path, limit=LABEL_LIMIT)}:{frame.line}"
+            if frame.function:
+                where += f" in {term_text(frame.function, limit=80)}"
+            lines.append(f"      at {where}")
+            if frame.source.strip():
+                lines.extend(f"      | {s}" for s in term_block(frame.source, limit=600).splitlines())
+        if result.hint:
+            lines.append(f"      hint: {term_text(result.hint, limit=600)}")
+    folded = changes.folded(cell)
+    if folded:
+        names = ", ".join(term_text(c.path, limit=80) if c.path else "(root)" for c in folded[:12])
+        lead = "also fixed with it" if cell.kind is ChangeKind.FIX else "also failing because of this"
+        lines.append(f"      {lead}: {names}")
+    return lines
+
+
+def _version_notes(changes: Changes) -> list[str]:
+    return [
+        f"versions differ: {v.package} {v.base or 'none'} → {v.head or 'none'} "
+        "(changes may come from the upgrade)"
+        for v in changes.version_notes
+    ]
+
+
+def _footer(changes: Changes) -> str:
+    head = changes.head
+    bits = [f"exportwatch {term_text(head.tool_version, limit=40)}".strip()]
+    for package in ("torch", "onnx", "onnxruntime", "python"):
+        if head.versions.get(package):
+            bits.append(f"{package} {term_text(head.versions[package], limit=60)}")
+    if head.duration_s:
+        bits.append(f"swept in {format_duration(head.duration_s)}")
+    if head.run_url:
+        bits.append(term_text(head.run_url, limit=300))
+    return " · ".join(bits)

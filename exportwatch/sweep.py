@@ -1,0 +1,473 @@
+"""The submodule export sweep: capture every submodule's inputs, then try exports top-down.
+
+Where PyTorch's ``report_exportability`` skips every later module of a type once one was
+tried, this sweep deduplicates by *what is exported* (class, forward code, parameter shapes,
+plain attributes, input signature), so an odd block among identical ones is still found; every
+submodule gets an explicit verdict (``covered``, ``same-as``, ``not-called`` included); and
+inputs are cloned at capture, one list per call, so in-place ops and repeated calls are safe.
+
+This module runs inside a worker process; it knows nothing of processes or timeouts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils import _pytree as pytree
+
+from exportwatch import diagnose
+from exportwatch.inputs import (
+    build_dynamic_shapes,
+    build_inputs,
+    build_model,
+    check_signature,
+    resolve_device,
+)
+from exportwatch.manifest import ModelSpec
+from exportwatch.report import JobResult, SubmoduleResult, Verdict
+from exportwatch.targets import get_target
+from exportwatch.targets.base import Call, Outcome, TargetOptions
+
+log = logging.getLogger(__name__)
+
+#: The name of the manifest's main input set; extra sets keep their manifest names.
+EXAMPLE_SET = "example"
+#: A module called with many different shapes is exported for at most this many of them.
+MAX_SIGNATURES_PER_MODULE = 4
+
+
+@dataclass(kw_only=True)
+class SweepSettings:
+    """What the worker needs besides the model spec; plain data so it crosses processes."""
+
+    manifest_root: Path
+    repo_root: Path
+    artifacts_dir: Path | None = None
+    verbose: bool = False
+
+
+# ---------------------------------------------------------------------------------------------
+# Input capture
+
+
+@dataclass
+class Capture:
+    """What one eager pass per input set recorded about every module."""
+
+    paths: dict[int, list[str]]  # id(module) -> every path it is registered under
+    calls: dict[int, dict[str, list[Call]]] = field(default_factory=dict)  # id -> set -> calls
+    outputs: dict[str, Any] = field(default_factory=dict)  # input set -> root output
+    eager_errors: dict[str, BaseException] = field(default_factory=dict)
+
+    def calls_of(self, module: nn.Module, input_set: str = EXAMPLE_SET) -> list[Call]:
+        return self.calls.get(id(module), {}).get(input_set, [])
+
+
+def _clone(value: Any) -> Any:
+    """Detach and copy tensors, so a later in-place op cannot change what was captured."""
+    return pytree.tree_map(lambda v: v.detach().clone() if isinstance(v, torch.Tensor) else v, value)
+
+
+def capture_calls(
+    model: nn.Module, input_sets: dict[str, Call], *, no_grad: bool = True
+) -> Capture:
+    """Run the model eagerly once per input set, recording every submodule call's inputs."""
+    paths: dict[int, list[str]] = {}
+    modules: dict[int, nn.Module] = {}
+    for path, module in model.named_modules(remove_duplicate=False):
+        paths.setdefault(id(module), []).append(path)
+        modules[id(module)] = module
+    capture = Capture(paths=paths)
+    current_set = [EXAMPLE_SET]
+
+    def record(module: nn.Module, args: tuple, kwargs: dict) -> None:
+        per_set = capture.calls.setdefault(id(module), {})
+        per_set.setdefault(current_set[0], []).append(
+            Call(args=_clone(tuple(args)), kwargs=_clone(dict(kwargs)))
+        )
+
+    handles = [m.register_forward_pre_hook(record, with_kwargs=True) for m in modules.values()]
+    try:
+        for name, call in input_sets.items():
+            current_set[0] = name
+            with torch.no_grad() if no_grad else nullcontext():
+                try:
+                    capture.outputs[name] = model(*_clone(call.args), **_clone(call.kwargs))
+                except Exception as exc:  # the eager model itself is broken for these inputs
+                    capture.eager_errors[name] = exc
+    finally:
+        for handle in handles:
+            handle.remove()
+    return capture
+
+
+# ---------------------------------------------------------------------------------------------
+# Dedup: two submodules are the same export when everything that shapes the graph is equal
+
+
+def _signature(value: Any) -> Any:
+    """Structure, shapes and dtypes of inputs; constants by value."""
+    leaves, spec = pytree.tree_flatten(value)
+    described = tuple(
+        ("T", tuple(leaf.shape), str(leaf.dtype), leaf.device.type)
+        if isinstance(leaf, torch.Tensor)
+        else ("C", type(leaf).__qualname__, repr(leaf)[:200])
+        for leaf in leaves
+    )
+    return (str(spec), described)
+
+
+def call_signature(call: Call) -> Any:
+    return _signature((call.args, call.kwargs))
+
+
+_PLAIN = (int, float, bool, str, bytes, type(None))
+
+
+def _plain_attributes(module: nn.Module) -> tuple:
+    items = []
+    for name, value in vars(module).items():
+        if name.startswith("_"):
+            continue
+        if isinstance(value, _PLAIN) or (
+            isinstance(value, tuple | list) and all(isinstance(v, _PLAIN) for v in value)
+        ):
+            items.append((name, repr(value)))
+    return tuple(sorted(items))
+
+
+def _forward_code(module: nn.Module) -> str:
+    forward = type(module).forward
+    code = getattr(forward, "__code__", None)
+    if code is None:
+        return repr(forward)
+    return hashlib.sha256(code.co_code + repr(code.co_consts).encode() + repr(code.co_names).encode()).hexdigest()
+
+
+def structural_key(module: nn.Module) -> tuple:
+    """Class, forward code, own tensors' shapes/dtypes, plain attributes, children (recursive)."""
+    tensors = tuple(
+        (name, tuple(t.shape), str(t.dtype))
+        for name, t in [*module.named_parameters(recurse=False), *module.named_buffers(recurse=False)]
+        if t is not None
+    )
+    children = tuple((name, structural_key(child)) for name, child in module.named_children())
+    cls = type(module)
+    return (f"{cls.__module__}.{cls.__qualname__}", _forward_code(module), tensors,
+            _plain_attributes(module), children)
+
+
+def dedup_key(module: nn.Module, calls: Sequence[Call]) -> str:
+    signatures = tuple(dict.fromkeys(call_signature(c) for c in calls))
+    raw = repr((structural_key(module), signatures)).encode()
+    return hashlib.sha256(raw).hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------
+# The top-down sweep of one target
+
+
+def _type_name(module: nn.Module) -> str:
+    cls = type(module)
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+@contextmanager
+def _grad_mode(no_grad: bool) -> Iterator[None]:
+    with torch.no_grad() if no_grad else nullcontext():
+        yield
+
+
+@dataclass
+class _Walk:
+    """State of one target's sweep over one model."""
+
+    model: nn.Module
+    capture: Capture
+    spec: ModelSpec
+    target_name: str
+    settings: SweepSettings
+    attempt_fn: Callable[[nn.Module, str, Call, list[tuple[str, Call]], TargetOptions], Outcome]
+    root_dynamic_shapes: Any
+    results: dict[str, SubmoduleResult] = field(default_factory=dict)
+    seen: dict[str, str] = field(default_factory=dict)  # dedup key -> first path
+    visited: set[int] = field(default_factory=set)
+    attempts: int = 0
+
+    def run(self) -> list[SubmoduleResult]:
+        eager_error = self.capture.eager_errors.get(EXAMPLE_SET)
+        if eager_error is not None:
+            self._record_model_error(eager_error)
+        self._visit(self.model, "", covered_by=None)
+        return [self.results[p] for p in self._ordered_paths()]
+
+    def _ordered_paths(self) -> list[str]:
+        order = {path: i for i, (path, _) in enumerate(self.model.named_modules())}
+        return sorted(self.results, key=lambda p: order.get(p, len(order)))
+
+    def _new(self, module: nn.Module, path: str, verdict: Verdict, **fields: Any) -> SubmoduleResult:
+        aliases = [p for p in self.capture.paths.get(id(module), []) if p != path]
+        calls = sum(len(v) for v in self.capture.calls.get(id(module), {}).values())
+        result = SubmoduleResult(
+            path=path, module_type=_type_name(module), verdict=verdict, aliases=aliases,
+            calls=calls, xfail=self.spec.xfail_submodules.get(path), **fields,
+        )
+        self.results[path] = result
+        return result
+
+    def _children(self, module: nn.Module, path: str) -> list[tuple[nn.Module, str]]:
+        return [(child, f"{path}.{name}" if path else name) for name, child in module.named_children()]
+
+    def _visit(self, module: nn.Module, path: str, *, covered_by: str | None) -> None:
+        if id(module) in self.visited:
+            return  # a shared module: reported once, under its first path, with aliases
+        self.visited.add(id(module))
+        if path == "" and self.capture.eager_errors.get(EXAMPLE_SET) is not None:
+            for child, child_path in self._children(module, path):
+                self._visit(child, child_path, covered_by=None)
+            return
+        if covered_by is not None:
+            self._new(module, path, Verdict.COVERED, covered_by=covered_by)
+            for child, child_path in self._children(module, path):
+                self._visit(child, child_path, covered_by=covered_by)
+            return
+        calls = self.capture.calls_of(module)
+        if not calls:
+            self._record_not_called(module, path)
+            for child, child_path in self._children(module, path):
+                self._visit(child, child_path, covered_by=None)
+            return
+        key = dedup_key(module, calls)
+        if key in self.seen:
+            self._mirror(module, path, self.seen[key])
+            return
+        self.seen[key] = path
+        result = self._attempt(module, path, calls)
+        passed = result.verdict == Verdict.OK
+        for child, child_path in self._children(module, path):
+            self._visit(child, child_path, covered_by=path if passed else None)
+
+    def _record_not_called(self, module: nn.Module, path: str) -> None:
+        if self.capture.eager_errors.get(EXAMPLE_SET) is not None:
+            reason = "not reached: the eager forward raised before calling it"
+            self._new(module, path, Verdict.SKIPPED, reason=reason)
+        elif any(True for _ in module.children()) and not _has_own_forward(module):
+            self._new(module, path, Verdict.NOT_CALLED, reason="container without forward")
+        else:
+            self._new(module, path, Verdict.NOT_CALLED, reason="never called by the model's forward")
+
+    def _mirror(self, module: nn.Module, path: str, original: str) -> None:
+        """An identical module was tried already: share its result, and its subtree's."""
+        self._new(module, path, Verdict.SAME_AS, same_as=original)
+        for sub_path, sub in module.named_modules(prefix=path):
+            if sub_path == path or id(sub) in self.visited:
+                continue
+            self.visited.add(id(sub))
+            twin = original + sub_path[len(path):]
+            if twin in self.results:
+                self._new(sub, sub_path, Verdict.SAME_AS, same_as=twin)
+            else:  # no twin recorded (should not happen): sweep it on its own
+                self.visited.discard(id(sub))
+                self._visit(sub, sub_path, covered_by=None)
+
+    def _checks_for(self, module: nn.Module, exported: Call, is_root: bool) -> list[tuple[str, Call]]:
+        """Other calls to verify the exported program on.
+
+        A static export is only valid for the signature it was exported with, so submodules
+        (always exported statically) and a root without dynamic shapes are checked on calls of
+        the same signature; a root with dynamic shapes on every extra input set.
+        """
+        signature = call_signature(exported)
+        checks: list[tuple[str, Call]] = []
+        per_set = self.capture.calls.get(id(module), {})
+        for set_name, calls in per_set.items():
+            for index, call in enumerate(calls):
+                if call is exported:
+                    continue
+                dynamic_ok = is_root and self.root_dynamic_shapes is not None
+                if dynamic_ok and index == 0 and set_name != EXAMPLE_SET:
+                    checks.append((set_name, call))
+                elif call_signature(call) == signature:
+                    label = set_name if index == 0 else f"{set_name}[call {index + 1}]"
+                    checks.append((label, call))
+        return checks
+
+    def _attempt(self, module: nn.Module, path: str, calls: list[Call]) -> SubmoduleResult:
+        """Export once per distinct call signature; the first failure decides the verdict."""
+        is_root = path == ""
+        distinct: dict[Any, Call] = {}
+        for call in calls:
+            distinct.setdefault(call_signature(call), call)
+        tried = list(distinct.values())[:MAX_SIGNATURES_PER_MODULE]
+        notes: list[str] = []
+        if len(distinct) > len(tried):
+            notes.append(f"called with {len(distinct)} input signatures; exported the first {len(tried)}")
+        started = time.perf_counter()
+        outcome: Outcome | None = None
+        failing_call = 0
+        for index, call in enumerate(tried):
+            options = self._options(path, dynamic=is_root)
+            outcome = self.attempt_fn(module, path, call, self._checks_for(module, call, is_root), options)
+            self.attempts += 1
+            notes.extend(outcome.warnings)
+            if outcome.verdict != Verdict.OK:
+                failing_call = index
+                break
+        assert outcome is not None
+        if len(tried) > 1 and outcome.verdict != Verdict.OK:
+            notes.append(f"failed on call {failing_call + 1} of {len(tried)} distinct input signatures")
+        result = self._new(
+            module, path, outcome.verdict, attempts=failing_call + 1,
+            duration_s=round(time.perf_counter() - started, 4), warnings=list(dict.fromkeys(notes)),
+        )
+        if outcome.verdict != Verdict.OK:
+            self._fill_failure(result, outcome)
+        return result
+
+    def _options(self, path: str, *, dynamic: bool) -> TargetOptions:
+        name = f"{self.spec.name}.{self.target_name}.{path or 'root'}".replace("/", "_")
+        return TargetOptions(
+            dynamic_shapes=self.root_dynamic_shapes if dynamic else None,
+            verify=self.spec.verify, rtol=self.spec.rtol, atol=self.spec.atol, opset=self.spec.opset,
+            artifacts_dir=self.settings.artifacts_dir, artifact_name=name,
+        )
+
+    def _fill_failure(self, result: SubmoduleResult, outcome: Outcome) -> None:
+        result.stage = outcome.stage
+        result.mismatch = outcome.mismatch
+        if outcome.verdict == Verdict.MISMATCH and outcome.error is None:
+            message = outcome.mismatch.message if outcome.mismatch else "exported program disagrees with eager"
+            outcome.error = AssertionError(message)
+        error = outcome.error if outcome.error is not None else RuntimeError("export failed")
+        if outcome.verdict == Verdict.MISMATCH and hasattr(diagnose, "diagnose_mismatch"):
+            found = diagnose.diagnose_mismatch(
+                target=self.target_name, stage=outcome.stage,
+                message=str(error), output=outcome.mismatch.output if outcome.mismatch else "",
+            )
+        else:
+            found = diagnose.diagnose_exception(
+                error, target=self.target_name, stage=outcome.stage, repo_root=self.settings.repo_root
+            )
+        _apply_diagnosis(result, found)
+
+    def _record_model_error(self, error: BaseException) -> None:
+        result = self._new(self.model, "", Verdict.FAIL, reason="the eager forward raised")
+        if hasattr(diagnose, "diagnose_model_error"):
+            found = diagnose.diagnose_model_error(error, repo_root=self.settings.repo_root)
+        else:
+            found = diagnose.diagnose_exception(
+                error, target=self.target_name, stage=None, repo_root=self.settings.repo_root
+            )
+            found.category = "model-error"
+        _apply_diagnosis(result, found)
+
+
+def _has_own_forward(module: nn.Module) -> bool:
+    """Containers (ModuleList, ModuleDict) have no forward of their own."""
+    return type(module).forward is not nn.Module.forward
+
+
+def _apply_diagnosis(result: SubmoduleResult, found: diagnose.Diagnosis) -> None:
+    result.category = found.category
+    result.fingerprint = found.fingerprint
+    result.exception_type = found.exception_type
+    result.root_cause = found.root_cause
+    result.message = found.message
+    result.detail = found.detail
+    result.user_frame = found.user_frame
+    result.hint = found.hint
+
+
+# ---------------------------------------------------------------------------------------------
+# One model, every target
+
+
+@dataclass
+class PreparedModel:
+    """A model built once, with its inputs captured once, shared by all its targets."""
+
+    spec: ModelSpec
+    device: str
+    model: nn.Module
+    capture: Capture
+    dynamic_shapes: Any
+
+
+def prepare_model(spec: ModelSpec, *, device: str, settings: SweepSettings) -> PreparedModel:
+    """Build the model and its input sets, check them against forward, capture every call.
+
+    Raises ``ConfigError`` for manifest problems (factory, inputs, signature).
+    """
+    root = settings.manifest_root
+    torch.manual_seed(0)
+    model = build_model(spec, root=root)
+    model.to(device)
+    input_sets: dict[str, Call] = {}
+    specs = {EXAMPLE_SET: spec.inputs, **spec.input_sets}
+    for name, inputs_spec in specs.items():
+        field_path = "inputs" if name == EXAMPLE_SET else f"input_sets.{name}"
+        args, kwargs = build_inputs(inputs_spec, root=root, device=device, field_path=field_path)
+        check_signature(model, args, kwargs, location=inputs_spec.location or spec.location)
+        input_sets[name] = Call(args=tuple(args), kwargs=dict(kwargs))
+    example = input_sets[EXAMPLE_SET]
+    dynamic_shapes = build_dynamic_shapes(spec, example.args, example.kwargs)
+    capture = capture_calls(model, input_sets, no_grad=spec.no_grad)
+    return PreparedModel(spec=spec, device=device, model=model, capture=capture, dynamic_shapes=dynamic_shapes)
+
+
+def sweep_target(prepared: PreparedModel, target_name: str, *, settings: SweepSettings) -> JobResult:
+    """Sweep one target over an already prepared model."""
+    target = get_target(target_name)
+    spec = prepared.spec
+    started = time.perf_counter()
+
+    def attempt(module: nn.Module, path: str, call: Call, checks: list[tuple[str, Call]],
+                options: TargetOptions) -> Outcome:
+        with _grad_mode(spec.no_grad):
+            return target.attempt(module, call, checks=checks, options=options)
+
+    walk = _Walk(
+        model=prepared.model, capture=prepared.capture, spec=spec, target_name=target_name,
+        settings=settings, attempt_fn=attempt, root_dynamic_shapes=prepared.dynamic_shapes,
+    )
+    submodules = walk.run()
+    job = JobResult(
+        model=spec.name, target=target_name, device=prepared.device,
+        verdict=next(s.verdict for s in submodules if s.path == ""),
+        duration_s=round(time.perf_counter() - started, 3), attempts=walk.attempts,
+        xfail=spec.xfail or spec.xfail_submodules.get(""), submodules=submodules,
+    )
+    if hasattr(diagnose, "mark_origins"):
+        diagnose.mark_origins(job)
+    return job
+
+
+def skipped_job(spec: ModelSpec, target: str, device: str, reason: str) -> JobResult:
+    return JobResult(model=spec.name, target=target, device=device, verdict=Verdict.SKIPPED,
+                     reason=reason, xfail=spec.xfail)
+
+
+def device_for(spec: ModelSpec, override: str | None) -> tuple[str, str | None]:
+    """Resolve the device; return (device, reason-to-skip or None)."""
+    wanted = override or spec.device
+    if wanted == "cuda" and not torch.cuda.is_available():
+        return "cuda", "CUDA is not available"
+    return resolve_device(wanted), None
+
+
+def forward_signature(model: nn.Module) -> str:
+    """``Model.forward(x, y)`` for messages."""
+    try:
+        return f"{type(model).__name__}.forward{inspect.signature(model.forward)}"
+    except (TypeError, ValueError):
+        return f"{type(model).__name__}.forward"

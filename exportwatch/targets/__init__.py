@@ -1,0 +1,94 @@
+"""Registry of export targets, by the names the manifest and the CLI use.
+
+Targets are imported lazily: importing ``exportwatch.targets`` must not import onnx or
+onnxscript (seconds of start-up, and an optional extra), only asking for an ONNX target does.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from collections.abc import Callable
+
+from exportwatch.targets.base import Call, Outcome, Stage, Target, TargetOptions
+
+__all__ = [
+    "TARGET_NAMES",
+    "Call",
+    "MissingDependency",
+    "Outcome",
+    "Stage",
+    "Target",
+    "TargetOptions",
+    "get_target",
+    "missing_packages",
+]
+
+
+class MissingDependency(Exception):
+    """A target needs an optional package that is not installed; the message names the extra."""
+
+    def __init__(self, target: str, packages: list[str], extra: str) -> None:
+        self.target = target
+        self.packages = packages
+        self.extra = extra
+        super().__init__(f"target {target!r} needs {', '.join(packages)}: pip install 'exportwatch[{extra}]'")
+
+
+def _torch_export() -> Target:
+    from exportwatch.targets.torch_export import TorchExport
+
+    return TorchExport(strict=False)
+
+
+def _torch_export_strict() -> Target:
+    from exportwatch.targets.torch_export import TorchExport
+
+    return TorchExport(strict=True)
+
+
+def _onnx() -> Target:
+    from exportwatch.targets.onnx import OnnxDynamo
+
+    return OnnxDynamo()
+
+
+def _onnx_legacy() -> Target:
+    from exportwatch.targets.onnx_legacy import OnnxLegacy
+
+    return OnnxLegacy()
+
+
+#: name -> (factory, packages the target cannot run without, extra that installs them)
+_REGISTRY: dict[str, tuple[Callable[[], Target], tuple[str, ...], str | None]] = {
+    "export": (_torch_export, (), None),
+    "export-strict": (_torch_export_strict, (), None),
+    "onnx": (_onnx, ("onnx", "onnxscript"), "onnx"),
+    "onnx-legacy": (_onnx_legacy, ("onnx",), "onnx"),
+}
+TARGET_NAMES: tuple[str, ...] = tuple(_REGISTRY)
+
+
+def missing_packages(packages: tuple[str, ...] | list[str]) -> list[str]:
+    """The packages among ``packages`` that cannot be imported (without importing them)."""
+    missing: list[str] = []
+    for package in packages:
+        try:
+            found = importlib.util.find_spec(package) is not None
+        except (ImportError, ValueError):  # ValueError: sys.modules[package] is None
+            found = False
+        if not found:
+            missing.append(package)
+    return missing
+
+
+def get_target(name: str) -> Target:
+    """The target called ``name``; :class:`MissingDependency` if its extra is not installed."""
+    try:
+        factory, packages, extra = _REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"unknown target {name!r}; known targets: {', '.join(TARGET_NAMES)}") from None
+    missing = missing_packages(packages)
+    if missing:
+        raise MissingDependency(name, missing, extra or name)
+    return factory()

@@ -1,0 +1,639 @@
+"""Target ``onnx``: the dynamo-based ``torch.onnx.export(..., dynamo=True)``, told truthfully.
+
+The exporter itself never says *where* it failed (every error reads ``TorchExportError`` or
+``ConversionError``), its own checker is a no-op, and ``verify=True`` never raises on a wrong
+model. So this target runs the exporter with verification off and does each later step itself,
+recording the stage it died in: capture → translation → optimization → checker → runtime →
+accuracy. The ONNX Runtime helpers here are shared with the ``onnx-legacy`` target.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import io
+import logging
+import re
+import shutil
+import tempfile
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import torch
+from torch.utils import _pytree as pytree
+
+from exportwatch.report import Mismatch, Verdict
+from exportwatch.targets.base import Call, Outcome, Stage, Target, TargetOptions
+from exportwatch.targets.verify import (
+    DynamicDim,
+    NumericMismatchError,
+    Tolerance,
+    clone_tree,
+    compare_flat,
+    flatten_with_paths,
+    input_sets,
+    requested_dynamic_dims,
+    slot_tree,
+)
+
+log = logging.getLogger(__name__)
+
+#: Models whose initializers exceed this are checked and run from a file with external data:
+#: protobuf cannot serialise a message over 2 GiB.
+EXTERNAL_DATA_THRESHOLD_BYTES = 1_800_000_000
+#: Warnings that are library noise, not news about the user's model.
+_NOISE = (DeprecationWarning, PendingDeprecationWarning, FutureWarning)
+
+
+# ---------------------------------------------------------------------------------------------
+# Lazy, once-per-process imports: onnxscript's first import costs seconds, so a worker pays it
+# on its first ONNX job only, and importing exportwatch never pays it.
+
+
+@dataclass(frozen=True)
+class OnnxModules:
+    onnx: ModuleType
+    errors: ModuleType  # torch.onnx._internal.exporter._errors (None-safe: see _exporter_errors)
+    ort: ModuleType | None  # onnxruntime, optional
+
+
+@functools.cache
+def onnx_modules() -> OnnxModules:
+    """Import onnx (+ onnxscript through torch.onnx) once; onnxruntime if installed."""
+    import onnx
+
+    import torch.onnx
+
+    return OnnxModules(onnx=onnx, errors=_exporter_errors(), ort=_import_onnxruntime())
+
+
+def _exporter_errors() -> ModuleType:
+    try:
+        from torch.onnx._internal.exporter import _errors
+    except ImportError:  # a torch that moved the module: classify by torch.onnx.errors only
+        import torch.onnx.errors as _errors
+    return _errors
+
+
+def _import_onnxruntime() -> ModuleType | None:
+    try:
+        import onnxruntime
+    except ImportError:
+        return None
+    return onnxruntime
+
+
+# ---------------------------------------------------------------------------------------------
+# Warnings, prints and log records the exporter emits while it runs.
+
+
+@dataclass
+class Captured:
+    """What a call printed, warned and logged."""
+
+    stdout: str = ""
+    warnings: list[str] = field(default_factory=list)
+
+    def notes(self) -> list[str]:
+        return list(dict.fromkeys(self.warnings))
+
+
+class _ListHandler(logging.Handler):
+    def __init__(self, sink: list[str]) -> None:
+        super().__init__(level=logging.WARNING)
+        self.sink = sink
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.sink.append(f"{record.name}: {_first_line(record.getMessage())}")
+        except Exception:  # a record that cannot format: not worth losing the export over
+            pass
+
+
+@contextlib.contextmanager
+def capture_exporter_output(logger_name: str) -> Iterator[Captured]:
+    """Collect stdout (the exporter's progress prints), warnings and WARNING+ log records."""
+    captured = Captured()
+    buffer = io.StringIO()
+    records: list[str] = []
+    handler = _ListHandler(records)
+    logger = logging.getLogger(logger_name)
+    logger.addHandler(handler)
+    try:
+        with warnings.catch_warnings(record=True) as caught, contextlib.redirect_stdout(buffer):
+            warnings.simplefilter("always")
+            yield captured
+    finally:
+        logger.removeHandler(handler)
+        captured.stdout = buffer.getvalue()
+        for w in caught:
+            if not issubclass(w.category, _NOISE):
+                captured.warnings.append(f"{w.category.__name__}: {_first_line(w.message)}")
+        captured.warnings.extend(records)
+
+
+# ---------------------------------------------------------------------------------------------
+# The target.
+
+
+class OnnxDynamo(Target):
+    """``torch.onnx.export(module, args, kwargs=..., dynamo=True)`` + checker + ORT verification."""
+
+    name = "onnx"
+    requires = ("onnx", "onnxscript")
+    extra = "onnx"
+
+    def prepare(self) -> None:
+        """Pay the one-off import cost now (a worker calls this before timing its first job)."""
+        onnx_modules()
+
+    def attempt(
+        self,
+        module: Any,
+        example: Call,
+        *,
+        checks: Sequence[tuple[str, Call]] = (),
+        options: TargetOptions,
+    ) -> Outcome:
+        mods = onnx_modules()
+        with _Artifacts(options) as artifacts:
+            outcome, program = self._attempt(mods, module, example, checks, options, artifacts)
+            if outcome.verdict in (Verdict.FAIL, Verdict.MISMATCH):
+                artifacts.keep(program, mods)
+            return outcome
+
+    def _attempt(
+        self,
+        mods: OnnxModules,
+        module: Any,
+        example: Call,
+        checks: Sequence[tuple[str, Call]],
+        options: TargetOptions,
+        artifacts: _Artifacts,
+    ) -> tuple[Outcome, Any]:
+        notes: list[str] = []
+        args, kwargs = clone_tree(tuple(example.args)), clone_tree(dict(example.kwargs))
+        try:
+            with capture_exporter_output("torch.onnx") as captured, _reuse_torchlib_registry(options):
+                program = torch.onnx.export(
+                    module,
+                    args,
+                    kwargs=kwargs,
+                    dynamo=True,
+                    opset_version=options.opset,
+                    dynamic_shapes=options.dynamic_shapes,
+                    custom_translation_table=options.onnx_custom_translations,
+                    optimize=False,
+                    verify=False,
+                    report=artifacts.report_dir is not None,
+                    artifacts_dir=artifacts.report_dir or ".",
+                )
+        except Exception as exc:
+            notes.extend(captured.notes())
+            notes.extend(capture_fallback_notes(captured.stdout))
+            stage = export_error_stage(exc, mods.errors)
+            if stage == Stage.TRANSLATION:
+                op = untranslated_op(exc)
+                if op:
+                    notes.append(f"no ONNX translation for {op}")
+            return Outcome.failed(stage, exc, notes), None
+        notes.extend(captured.notes())
+        notes.extend(capture_fallback_notes(captured.stdout, getattr(program, "_capture_strategy", None)))
+
+        try:
+            with capture_exporter_output("onnxscript") as captured:
+                program.optimize()
+        except Exception as exc:
+            return Outcome.failed(Stage.OPTIMIZATION, exc, notes + captured.notes()), program
+
+        model = program.model_proto
+        ep = program.exported_program
+        notes.extend(specialised_onnx_dims(model, module, ep, options.dynamic_shapes))
+
+        with OnnxModel(mods.onnx, model) as onnx_model:
+            error = onnx_model.check()
+            if error is not None:
+                return Outcome.failed(Stage.CHECKER, error, notes), program
+            if not options.verify:
+                return Outcome.ok(notes), program
+            if mods.ort is None:
+                notes.append(MISSING_ORT_NOTE)
+                return Outcome.ok(notes), program
+            feeder = _DynamoFeeder.build(ep, example)
+            return verify_with_onnxruntime(
+                mods.ort, onnx_model, module, example, checks, options, feeder, notes
+            ), program
+
+
+MISSING_ORT_NOTE = (
+    "onnxruntime is not installed: skipped stages runtime, accuracy "
+    "(pip install 'exportwatch[onnx]')"
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# Stage detection.
+
+
+def export_error_stage(exc: BaseException, errors: ModuleType) -> str:
+    """Which stage ``torch.onnx.export`` died in, from its wrapper exception classes."""
+    torch_export_error = getattr(errors, "TorchExportError", None)
+    conversion_error = getattr(errors, "ConversionError", None)
+    if torch_export_error is not None and isinstance(exc, torch_export_error):
+        return Stage.CAPTURE
+    if conversion_error is not None and isinstance(exc, conversion_error):
+        return Stage.TRANSLATION
+    # Not wrapped: raised by the opset converter or the argument handling around the exporter.
+    return Stage.TRANSLATION if _raised_under(exc, "onnxscript") else Stage.CAPTURE
+
+
+def _raised_under(exc: BaseException, package: str) -> bool:
+    tb = exc.__traceback__
+    while tb is not None:
+        if f"/{package}/" in tb.tb_frame.f_code.co_filename.replace("\\", "/"):
+            return True
+        tb = tb.tb_next
+    return False
+
+
+_DISPATCH_RE = re.compile(r"No ONNX function found for <OpOverload\(op='([^']+)', overload='([^']+)'\)>")
+_NODE_RE = re.compile(r"target=torch\.ops\.([\w.]+)\]")
+
+
+def untranslated_op(exc: BaseException) -> str | None:
+    """The aten/custom op the translation failed on (``aten._linalg_eigh.default``), if named."""
+    for link in cause_chain(exc):
+        text = str(link)
+        match = _DISPATCH_RE.search(text)
+        if match:
+            return f"{match.group(1)}.{match.group(2)}"
+    for link in cause_chain(exc):
+        match = _NODE_RE.search(str(link))
+        if match:
+            return match.group(1)
+    return None
+
+
+def cause_chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and its ``__cause__``s (then ``__context__``s), outermost first."""
+    chain: list[BaseException] = []
+    seen: set[int] = set()
+    link: BaseException | None = exc
+    while link is not None and id(link) not in seen:
+        chain.append(link)
+        seen.add(id(link))
+        link = link.__cause__ or (None if link.__suppress_context__ else link.__context__)
+    return chain
+
+
+def root_cause(exc: BaseException) -> BaseException:
+    return cause_chain(exc)[-1]
+
+
+_STRATEGY_RE = re.compile(r"with `(torch\.export\.[^`]*)`\.\.\. (✅|❌)\s*$")
+
+
+def capture_fallback_notes(stdout: str, strategy: str | None = None) -> list[str]:
+    """A note when the exporter fell back from its first capture strategy to another one."""
+    results = [(m.group(1), m.group(2) == "✅") for m in map(_STRATEGY_RE.search, stdout.splitlines()) if m]
+    failed = [name for name, ok in results if not ok]
+    succeeded = [name for name, ok in results if ok]
+    if failed and succeeded:
+        return [f"capture fell back: {', '.join(failed)} failed, {succeeded[0]} succeeded"]
+    if strategy and strategy != "TorchExportNonStrictStrategy" and not failed:
+        return [f"capture fell back to {strategy}"]
+    return []
+
+
+# ---------------------------------------------------------------------------------------------
+# Dynamic dims the exporter specialised.
+
+
+def specialised_onnx_dims(model: Any, module: Any, ep: Any, dynamic_shapes: Any) -> list[str]:
+    """A warning per requested dynamic dim that is a fixed number in the ONNX graph's inputs."""
+    if dynamic_shapes is None or ep is None:
+        return []
+    names = user_input_names(ep)
+    if names is None:
+        return []
+    args, kwargs = slot_tree(ep.call_spec.in_spec)
+    dims = requested_dynamic_dims(getattr(module, "forward", module), args, kwargs, dynamic_shapes, len(names))
+    located = [(names[d.leaf], d) for d in dims if names[d.leaf] is not None]
+    return specialised_input_dims(model, located)
+
+
+def specialised_input_dims(model: Any, located: Sequence[tuple[str | None, DynamicDim]]) -> list[str]:
+    """Compare requested dynamic dims with the ONNX graph input shapes (dim_value = fixed)."""
+    inputs = {i.name: i for i in model.graph.input}
+    out: list[str] = []
+    for input_name, dim in located:
+        value_info = inputs.get(input_name or "")
+        if value_info is None:
+            continue
+        shape = value_info.type.tensor_type.shape.dim
+        if dim.dim >= len(shape):
+            continue
+        entry = shape[dim.dim]
+        if entry.HasField("dim_value"):
+            out.append(
+                f"dynamic dim {dim.label} ({dim.name}) was specialised to {entry.dim_value} "
+                f"in the ONNX graph (input {input_name!r})"
+            )
+    return out
+
+
+def user_input_names(ep: Any) -> list[str | None] | None:
+    """ONNX input name per leaf of ``ep.call_spec.in_spec`` (None for constant inputs)."""
+    from torch.export.graph_signature import InputKind, TensorArgument
+
+    names: list[str | None] = [
+        spec.arg.name if isinstance(spec.arg, TensorArgument) else None
+        for spec in ep.graph_signature.input_specs
+        if spec.kind == InputKind.USER_INPUT
+    ]
+    in_spec = ep.call_spec.in_spec
+    if in_spec is None or in_spec.num_leaves != len(names):
+        return None
+    return names
+
+
+# ---------------------------------------------------------------------------------------------
+# Checker and ONNX Runtime, shared with onnx-legacy.
+
+
+class OnnxModel:
+    """A ModelProto in memory, or on disk with external data when it is too big for protobuf."""
+
+    def __init__(self, onnx: ModuleType, model: Any, *, path: Path | None = None) -> None:
+        self.onnx = onnx
+        self.model = model
+        self.path = path
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+
+    def __enter__(self) -> OnnxModel:
+        if self.path is None and initializer_bytes(self.model) > EXTERNAL_DATA_THRESHOLD_BYTES:
+            self._tmp = tempfile.TemporaryDirectory(prefix="exportwatch-onnx-")
+            self.path = Path(self._tmp.name) / "model.onnx"
+            self.onnx.save_model(
+                self.model,
+                str(self.path),
+                save_as_external_data=True,
+                all_tensors_to_one_file=True,
+                location="model.onnx.data",
+            )
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._tmp is not None:
+            self._tmp.cleanup()
+
+    def check(self) -> Exception | None:
+        """``onnx.checker.check_model(full_check=True)``: the check the exporter skips."""
+        try:
+            if self.path is not None:
+                self.onnx.checker.check_model(str(self.path), full_check=True)
+            else:
+                self.onnx.checker.check_model(self.model, full_check=True)
+        except Exception as exc:
+            return exc
+        return None
+
+    def session(self, ort: ModuleType) -> Any:
+        options = ort.SessionOptions()
+        options.log_severity_level = 3  # errors only: warnings about unused initializers are noise
+        source = str(self.path) if self.path is not None else self.model.SerializeToString()
+        return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+
+
+def initializer_bytes(model: Any) -> int:
+    return sum(len(t.raw_data) for t in model.graph.initializer)
+
+
+Feed = dict[str, Any]
+
+
+class InputFeeder:
+    """Turns an input set into ONNX Runtime feeds, or explains why it cannot."""
+
+    def feed(self, call: Call, session_inputs: Sequence[str]) -> Feed:
+        raise NotImplementedError
+
+
+@dataclass
+class _DynamoFeeder(InputFeeder):
+    """Flatten (args, kwargs) like torch.export did; name each tensor leaf by its placeholder."""
+
+    names: list[str | None] | None
+    kwarg_order: list[str]
+    structure: pytree.TreeSpec
+
+    @classmethod
+    def build(cls, ep: Any, example: Call) -> _DynamoFeeder:
+        structure = pytree.tree_structure((tuple(example.args), dict(example.kwargs)))
+        return cls(names=user_input_names(ep), kwarg_order=list(example.kwargs), structure=structure)
+
+    def feed(self, call: Call, session_inputs: Sequence[str]) -> Feed:
+        kwargs = {k: call.kwargs[k] for k in self.kwarg_order if k in call.kwargs}
+        kwargs.update({k: v for k, v in call.kwargs.items() if k not in kwargs})
+        leaves, structure = pytree.tree_flatten((tuple(call.args), kwargs))
+        if structure != self.structure:
+            raise InputStructureError("the input set's structure differs from the example's")
+        if self.names is not None:
+            feed = {n: leaf for n, leaf in zip(self.names, leaves, strict=True) if n in session_inputs}
+            if len(feed) == len(session_inputs):
+                return {k: to_numpy(v) for k, v in feed.items()}
+        # Fall back to torch.onnx's own rule: tensor leaves in order.
+        tensors = [leaf for leaf in leaves if isinstance(leaf, torch.Tensor)]
+        return {n: to_numpy(t) for n, t in zip(session_inputs, tensors, strict=False)}
+
+
+class InputStructureError(ValueError):
+    """A check input set whose pytree structure differs from the example's."""
+
+
+def to_numpy(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu()
+        if value.is_complex():
+            value = torch.view_as_real(value.resolve_conj())
+        return value.numpy()
+    return value
+
+
+def tensor_leaves_with_paths(tree: Any) -> list[tuple[str, Any]]:
+    """Eager outputs as ONNX sees them: tensor leaves only (complex as real pairs)."""
+    out: list[tuple[str, Any]] = []
+    for path, leaf in flatten_with_paths(tree):
+        if isinstance(leaf, torch.Tensor):
+            out.append((path, torch.view_as_real(leaf.resolve_conj()) if leaf.is_complex() else leaf))
+    return out
+
+
+def verify_with_onnxruntime(
+    ort: ModuleType,
+    onnx_model: OnnxModel,
+    module: Any,
+    example: Call,
+    checks: Sequence[tuple[str, Call]],
+    options: TargetOptions,
+    feeder: InputFeeder,
+    notes: list[str],
+) -> Outcome:
+    """Create an ORT session, run every input set and compare with eager."""
+    try:
+        session = onnx_model.session(ort)
+    except Exception as exc:
+        return Outcome.failed(Stage.RUNTIME, exc, notes)
+    session_inputs = [i.name for i in session.get_inputs()]
+    tolerance = Tolerance(rtol=options.rtol, atol=options.atol)
+    for set_name, call in input_sets(example, checks):
+        try:
+            expected = module(*clone_tree(call.args), **clone_tree(call.kwargs))
+        except Exception as exc:
+            notes.append(f"input set {set_name!r}: eager forward raised {type(exc).__name__}: {exc}; not verified")
+            continue
+        try:
+            actual = session.run(None, feeder.feed(clone_tree(call), session_inputs))
+        except Exception as exc:
+            mismatch = Mismatch(
+                input_set=set_name,
+                output="",
+                message=f"input set {set_name!r}: ONNX Runtime raised {type(exc).__name__}: {_first_line(exc)}",
+            )
+            return Outcome(
+                verdict=Verdict.MISMATCH, stage=Stage.RUNTIME, error=exc, warnings=notes, mismatch=mismatch
+            )
+        mismatch = compare_flat(
+            tensor_leaves_with_paths(expected), list(actual), input_set=set_name, tolerance=tolerance
+        )
+        if mismatch is not None:
+            return Outcome(
+                verdict=Verdict.MISMATCH,
+                stage=Stage.ACCURACY,
+                error=NumericMismatchError(mismatch),
+                warnings=notes,
+                mismatch=mismatch,
+            )
+    return Outcome.ok(notes)
+
+
+# ---------------------------------------------------------------------------------------------
+# Artifacts of failing attempts.
+
+
+class _Artifacts:
+    """``--keep-artifacts``: the exporter writes its report into a scratch dir; we keep it
+    (and the .onnx) under ``<artifact_name>`` only when the attempt failed or mismatched."""
+
+    def __init__(self, options: TargetOptions) -> None:
+        self.target_dir = options.artifacts_dir
+        self.stem = options.artifact_name
+        self._scratch: tempfile.TemporaryDirectory[str] | None = None
+        self.report_dir: Path | None = None
+
+    def __enter__(self) -> _Artifacts:
+        if self.target_dir is not None:
+            self._scratch = tempfile.TemporaryDirectory(prefix="exportwatch-report-")
+            self.report_dir = Path(self._scratch.name)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._scratch is not None:
+            self._scratch.cleanup()
+
+    def keep(self, program: Any, mods: OnnxModules) -> None:
+        if self.target_dir is None:
+            return
+        try:
+            self.target_dir.mkdir(parents=True, exist_ok=True)
+            if program is not None:
+                save_model(program.model_proto, self.target_dir / f"{self.stem}.onnx", mods.onnx)
+            if self.report_dir is not None:
+                reports = sorted(self.report_dir.glob("*.md"))
+                if reports:
+                    shutil.copyfile(reports[-1], self.target_dir / f"{self.stem}.report.md")
+        except Exception:  # artifacts are a courtesy: never turn a result into a crash
+            log.exception("could not keep ONNX artifacts in %s", self.target_dir)
+
+
+def save_model(model: Any, path: Path, onnx: ModuleType) -> None:
+    big = initializer_bytes(model) > EXTERNAL_DATA_THRESHOLD_BYTES
+    onnx.save_model(
+        model,
+        str(path),
+        save_as_external_data=big,
+        all_tensors_to_one_file=True,
+        location=f"{path.name}.data",
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Start-up cost: torch.onnx rebuilds its torchlib registry (~0.4 s) on every export call.
+
+
+_REGISTRY_CACHE: dict[int, Any] = {}
+
+
+@contextlib.contextmanager
+def _reuse_torchlib_registry(options: TargetOptions) -> Iterator[None]:
+    """Serve ``ONNXRegistry.from_torchlib`` from a per-opset cache for the duration of a call.
+
+    Each export gets a fresh registry object whose function lists are copies, so a custom
+    translation table registered by one attempt never leaks into the next. Falls back to the
+    exporter's own behaviour if the private class does not look as expected.
+    """
+    try:
+        from torch.onnx._internal.exporter import _registration
+    except ImportError:
+        yield
+        return
+    cls = getattr(_registration, "ONNXRegistry", None)
+    original = getattr(cls, "from_torchlib", None)
+    if cls is None or original is None or not hasattr(cls(), "functions"):
+        yield
+        return
+
+    def cached(klass: Any, opset_version: int = _default_opset(_registration)) -> Any:
+        template = _REGISTRY_CACHE.get(opset_version)
+        if template is None:
+            template = original(opset_version=opset_version)
+            _REGISTRY_CACHE[opset_version] = template
+        fresh = klass()
+        fresh.__dict__.update(template.__dict__)
+        fresh.functions = {key: list(value) for key, value in template.functions.items()}
+        return fresh
+
+    cls.from_torchlib = classmethod(cached)
+    try:
+        yield
+    finally:
+        cls.from_torchlib = original  # restores the bound classmethod via the class attribute
+
+
+def _default_opset(registration: ModuleType) -> int:
+    constants = getattr(registration, "_constants", None)
+    return int(getattr(constants, "TORCHLIB_OPSET", 18))
+
+
+def _first_line(value: object) -> str:
+    for line in str(value).splitlines():
+        if line.strip():
+            return line.strip()[:300]
+    return ""
+
+
+__all__ = [
+    "MISSING_ORT_NOTE",
+    "OnnxDynamo",
+    "OnnxModel",
+    "capture_exporter_output",
+    "cause_chain",
+    "root_cause",
+    "verify_with_onnxruntime",
+]
+
+_unused: Callable[..., Any] | None = None

@@ -1,0 +1,398 @@
+"""Process isolation: warm spawn workers, per-job timeouts, crash and OOM capture.
+
+A model that segfaults, aborts, hangs or eats all memory must become a *result*, never a dead
+sweep. Each worker imports torch once and serves many units (one model, several targets); the
+parent watches the pipe, the process sentinel, the clock and the worker's RSS. When a worker
+dies or is killed, the job it was on gets a ``crash``/``timeout``/``oom`` verdict, the targets it
+had not reached go back to the queue, and a fresh worker takes over.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import os
+import signal
+import tempfile
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
+from pathlib import Path
+from typing import Any
+
+from exportwatch.manifest import ModelSpec
+from exportwatch.report import MAX_DETAIL_CHARS, JobResult, SubmoduleResult, Verdict, cap
+
+log = logging.getLogger(__name__)
+
+#: How often the parent wakes to check clocks and memory.
+POLL_SECONDS = 0.1
+#: How much of a dead worker's log goes into the crash result.
+LOG_TAIL_CHARS = 3_000
+
+
+@dataclass(kw_only=True)
+class Unit:
+    """One model on one device with the targets still to sweep; what a worker is handed."""
+
+    spec: ModelSpec
+    targets: list[str]
+    device: str | None  # override from the command line; None: the spec's
+    order: int  # manifest position, to keep the report in manifest order
+
+
+@dataclass(kw_only=True)
+class WorkerSettings:
+    manifest_root: Path
+    repo_root: Path
+    artifacts_dir: Path | None = None
+    verbose: bool = False
+    log_dir: Path | None = None
+
+
+@dataclass(kw_only=True)
+class Event:
+    """Progress news for the caller's display."""
+
+    kind: str  # "start" | "result" | "config-error"
+    model: str
+    target: str | None = None
+    job: JobResult | None = None
+    message: str | None = None
+
+
+# ---------------------------------------------------------------------------------------------
+# Inside the worker
+
+
+def _peak_rss_mb() -> float | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return None
+
+
+def _reset_peak_rss() -> None:
+    """Writing 5 to clear_refs resets VmHWM, so each job reports its own peak."""
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")
+
+
+def _redirect_output(log_path: Path | None) -> None:
+    """Send the worker's stdout/stderr (strict mode dumps FX graphs there) to its log file."""
+    if log_path is None:
+        return
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+
+
+def worker_main(conn: Connection, settings: WorkerSettings, log_path: Path | None) -> None:
+    """Serve units until told to stop (``None``)."""
+    if not settings.verbose:
+        _redirect_output(log_path)
+    logging.basicConfig(level=logging.DEBUG if settings.verbose else logging.ERROR)
+    from exportwatch import sweep  # imports torch once per worker
+
+    quiet = getattr(__import__("exportwatch.diagnose", fromlist=["x"]), "quiet_torch_logs", None)
+    sweep_settings = sweep.SweepSettings(
+        manifest_root=settings.manifest_root, repo_root=settings.repo_root,
+        artifacts_dir=settings.artifacts_dir, verbose=settings.verbose,
+    )
+    conn.send(("ready", None))
+    while True:
+        unit = conn.recv()
+        if unit is None:
+            return
+        context = quiet(settings.verbose) if quiet is not None else contextlib.nullcontext()
+        with context:
+            _run_unit(conn, unit, sweep_settings)
+        conn.send(("done", None))
+
+
+def _run_unit(conn: Connection, unit: Unit, settings: Any) -> None:
+    from exportwatch import sweep
+    from exportwatch.manifest import ConfigError
+    from exportwatch.targets import MissingDependency
+
+    spec = unit.spec
+    device, skip_reason = sweep.device_for(spec, unit.device)
+    conn.send(("device", device))
+    if skip_reason is not None:
+        for target in unit.targets:
+            conn.send(("result", sweep.skipped_job(spec, target, device, skip_reason)))
+        return
+    _reset_peak_rss()
+    try:
+        prepared = sweep.prepare_model(spec, device=device, settings=settings)
+    except ConfigError as exc:
+        conn.send(("config-error", str(exc)))
+        for target in unit.targets:
+            conn.send(("result", sweep.skipped_job(spec, target, device, f"configuration error: {exc}")))
+        return
+    for target in unit.targets:
+        conn.send(("start", target))
+        started = time.perf_counter()
+        try:
+            job = sweep.sweep_target(prepared, target, settings=settings)
+        except MissingDependency as exc:
+            job = sweep.skipped_job(spec, target, device, str(exc))
+        except Exception as exc:  # a bug in exportwatch or torch internals: still a result
+            job = _internal_error_job(spec, target, device, exc)
+        job.duration_s = round(time.perf_counter() - started, 3)
+        job.peak_rss_mb = _peak_rss_mb()
+        conn.send(("result", job))
+        _reset_peak_rss()
+
+
+def _internal_error_job(spec: ModelSpec, target: str, device: str, exc: BaseException) -> JobResult:
+    import traceback
+
+    detail = "".join(traceback.format_exception(exc))
+    root = SubmoduleResult(
+        path="", module_type="", verdict=Verdict.CRASH, category="crash",
+        exception_type=f"{type(exc).__module__}.{type(exc).__qualname__}",
+        message=f"exportwatch internal error: {type(exc).__name__}: {exc}"[:500],
+        detail=cap(detail, MAX_DETAIL_CHARS),
+    )
+    return JobResult(model=spec.name, target=target, device=device, verdict=Verdict.CRASH,
+                     reason="internal error", submodules=[root], xfail=spec.xfail)
+
+
+# ---------------------------------------------------------------------------------------------
+# In the parent
+
+
+@dataclass
+class _Worker:
+    process: Any
+    conn: Connection
+    log_path: Path | None
+    unit: Unit | None = None
+    current: str | None = None  # target being swept
+    device: str | None = None  # the unit's resolved device ("auto" becomes cpu or cuda)
+    deadline: float = 0.0
+    started: float = 0.0
+    peak_rss_mb: float = 0.0
+    finished: list[str] = field(default_factory=list)
+    ready: bool = False
+
+
+def _signal_name(exitcode: int | None) -> str:
+    if exitcode is None:
+        return "unknown"
+    if exitcode < 0:
+        try:
+            return f"signal {signal.Signals(-exitcode).name}"
+        except ValueError:
+            return f"signal {-exitcode}"
+    return f"exit code {exitcode}"
+
+
+def _rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError):
+        pass
+    return 0.0
+
+
+def _tail(path: Path | None) -> str:
+    if path is None or not path.exists():
+        return ""
+    with path.open("rb") as handle:
+        handle.seek(0, os.SEEK_END)
+        size = handle.tell()
+        handle.seek(max(0, size - LOG_TAIL_CHARS))
+        return handle.read().decode("utf-8", "replace")
+
+
+class WorkerPool:
+    """Runs units on ``size`` warm worker processes and reports each finished job."""
+
+    def __init__(
+        self,
+        *,
+        size: int,
+        settings: WorkerSettings,
+        timeout_s: float | None = None,
+        max_memory_mb: float | None = None,
+        on_event: Callable[[Event], None],
+    ) -> None:
+        self.size = max(1, size)
+        self.settings = settings
+        self.timeout_s = timeout_s
+        self.max_memory_mb = max_memory_mb
+        self.on_event = on_event
+        self._context = multiprocessing.get_context("spawn")
+        self._log_dir = settings.log_dir or Path(tempfile.mkdtemp(prefix="exportwatch-logs-"))
+        self._spawned = 0
+
+    def _spawn(self) -> _Worker:
+        parent_conn, child_conn = self._context.Pipe()
+        self._spawned += 1
+        log_path = self._log_dir / f"worker-{self._spawned}.log"
+        process = self._context.Process(
+            target=worker_main, args=(child_conn, self.settings, log_path),
+            name=f"exportwatch-worker-{self._spawned}", daemon=True,
+        )
+        process.start()
+        child_conn.close()
+        return _Worker(process=process, conn=parent_conn, log_path=log_path)
+
+    def _timeout_for(self, unit: Unit) -> float:
+        return self.timeout_s if self.timeout_s is not None else unit.spec.timeout
+
+    def run(self, units: list[Unit]) -> None:
+        queue: deque[Unit] = deque(units)
+        workers = [self._spawn() for _ in range(min(self.size, len(units)))]
+        try:
+            while queue or any(w.unit is not None for w in workers):
+                for worker in workers:
+                    if worker.unit is None and worker.ready and queue:
+                        self._assign(worker, queue.popleft())
+                self._wait(workers)
+                for index, worker in enumerate(workers):
+                    replacement = self._check(worker, queue)
+                    if replacement:
+                        workers[index] = self._spawn()
+        finally:
+            for worker in workers:
+                self._stop(worker)
+
+    def _assign(self, worker: _Worker, unit: Unit) -> None:
+        worker.unit = unit
+        worker.current = None
+        worker.device = None
+        worker.finished = []
+        worker.started = time.monotonic()
+        worker.deadline = worker.started + self._timeout_for(unit)
+        worker.peak_rss_mb = 0.0
+        worker.conn.send(unit)
+
+    def _wait(self, workers: list[_Worker]) -> None:
+        handles: list[Any] = [w.conn for w in workers] + [w.process.sentinel for w in workers]
+        wait(handles, timeout=POLL_SECONDS)
+
+    def _check(self, worker: _Worker, queue: deque[Unit]) -> bool:
+        """Drain messages, then police the worker; True when it died and needs replacing."""
+        try:
+            while worker.conn.poll():
+                self._handle(worker, *worker.conn.recv())
+        except (EOFError, OSError):
+            pass  # the pipe broke: the sentinel check below says why
+        if not worker.process.is_alive():
+            self._fail_current(worker, queue, self._death_verdict(worker))
+            return True
+        if worker.unit is None:
+            return False
+        rss = _rss_mb(worker.process.pid)
+        worker.peak_rss_mb = max(worker.peak_rss_mb, rss)
+        if self.max_memory_mb is not None and rss > self.max_memory_mb:
+            self._kill(worker)
+            message = f"worker used {rss:.0f} MiB, over the --max-memory limit of {self.max_memory_mb:.0f} MiB"
+            self._fail_current(worker, queue, (Verdict.OOM, message))
+            return True
+        if time.monotonic() > worker.deadline:
+            self._kill(worker)
+            limit = self._timeout_for(worker.unit)
+            message = f"no result after {limit:g} s (per-job timeout); the worker was killed"
+            self._fail_current(worker, queue, (Verdict.TIMEOUT, message))
+            return True
+        return False
+
+    def _handle(self, worker: _Worker, kind: str, payload: Any) -> None:
+        unit = worker.unit
+        if kind == "ready":
+            worker.ready = True
+        elif kind == "device":
+            worker.device = payload
+        elif kind == "start" and unit is not None:
+            worker.current = payload
+            worker.deadline = time.monotonic() + self._timeout_for(unit)
+            self.on_event(Event(kind="start", model=unit.spec.name, target=payload))
+        elif kind == "result" and unit is not None:
+            job: JobResult = payload
+            if job.peak_rss_mb is None and worker.peak_rss_mb:
+                job.peak_rss_mb = round(worker.peak_rss_mb, 1)
+            worker.finished.append(job.target)
+            worker.current = None
+            self.on_event(Event(kind="result", model=unit.spec.name, target=job.target, job=job))
+        elif kind == "config-error" and unit is not None:
+            self.on_event(Event(kind="config-error", model=unit.spec.name, message=payload))
+        elif kind == "done":
+            worker.unit = None
+            worker.current = None
+
+    def _death_verdict(self, worker: _Worker) -> tuple[Verdict, str]:
+        exitcode = worker.process.exitcode
+        if exitcode == -signal.SIGKILL:
+            # Not killed by us (we handle our kills before we get here): the kernel's OOM killer.
+            return Verdict.OOM, "the worker was killed with SIGKILL, most likely by the kernel's OOM killer"
+        return Verdict.CRASH, f"the worker process died ({_signal_name(exitcode)})"
+
+    def _fail_current(self, worker: _Worker, queue: deque[Unit], failure: tuple[Verdict, str]) -> None:
+        unit = worker.unit
+        worker.unit = None
+        if unit is None:
+            return
+        verdict, message = failure
+        remaining = [t for t in unit.targets if t not in worker.finished]
+        if worker.current is None:
+            # Died while building the model or capturing inputs: every target shares that fate.
+            victims, requeue = remaining, []
+            message = f"{message}, while building the model or capturing its inputs"
+        else:
+            victims = [worker.current]
+            requeue = [t for t in remaining if t != worker.current]
+        tail = _tail(worker.log_path)
+        for target in victims:
+            job = _infrastructure_job(
+                unit, target, verdict, message, tail, worker.peak_rss_mb,
+                device=worker.device or unit.device or unit.spec.device,
+            )
+            self.on_event(Event(kind="result", model=unit.spec.name, target=target, job=job))
+        if requeue:
+            queue.appendleft(Unit(spec=unit.spec, targets=requeue, device=unit.device, order=unit.order))
+
+    def _kill(self, worker: _Worker) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(worker.process.pid, signal.SIGKILL)
+        worker.process.join(timeout=5)
+
+    def _stop(self, worker: _Worker) -> None:
+        if worker.process.is_alive():
+            with contextlib.suppress(OSError, BrokenPipeError):
+                worker.conn.send(None)
+            worker.process.join(timeout=5)
+            if worker.process.is_alive():
+                self._kill(worker)
+        worker.conn.close()
+
+
+def _infrastructure_job(
+    unit: Unit, target: str, verdict: Verdict, message: str, log_tail: str, peak_rss_mb: float,
+    *, device: str,
+) -> JobResult:
+    from exportwatch.diagnose import diagnose_infrastructure
+
+    found = diagnose_infrastructure(verdict.value, target=target, message=message)
+    detail = message + (f"\n\nLast worker output:\n{log_tail}" if log_tail.strip() else "")
+    root = SubmoduleResult(
+        path="", module_type="", verdict=verdict, category=found.category,
+        fingerprint=found.fingerprint, exception_type=found.exception_type, message=message,
+        detail=cap(detail, MAX_DETAIL_CHARS), hint=found.hint,
+    )
+    return JobResult(
+        model=unit.spec.name, target=target, device=device, verdict=verdict, reason=message,
+        submodules=[root], xfail=unit.spec.xfail, peak_rss_mb=round(peak_rss_mb, 1) or None,
+    )

@@ -1,0 +1,171 @@
+"""Process isolation with real worker processes: crashes, hangs and memory hogs become results."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from exportwatch.manifest import load_manifest
+from exportwatch.report import Verdict, load_report
+from exportwatch.runner import SweepRequest, run_sweep
+from tests.conftest import FIXTURES
+
+HOSTILE_MANIFEST = """\
+version: 1
+defaults:
+  targets: [export, export-strict]
+  timeout: 120
+models:
+  - name: crashes
+    factory: models/sweep_cases.py:Crashes
+    inputs: {args: [{shape: [2, 4]}]}
+  - name: crashes_eagerly
+    factory: models/sweep_cases.py:CrashesEagerly
+    inputs: {args: [{shape: [2, 4]}]}
+  - name: hangs
+    factory: models/sweep_cases.py:Hangs
+    targets: [export]
+    timeout: 6
+    inputs: {args: [{shape: [2, 4]}]}
+  - name: hogs_memory
+    factory: models/sweep_cases.py:HogsMemory
+    targets: [export]
+    inputs: {args: [{shape: [2, 4]}]}
+  - name: fine
+    factory: models/sweep_cases.py:Fine
+    inputs: {args: [{shape: [2, 4]}]}
+  - name: on_gpu
+    factory: models/sweep_cases.py:Fine
+    device: cuda
+    targets: [export]
+    inputs: {args: [{shape: [2, 4]}]}
+"""
+
+
+def make_project(tmp_path: Path, manifest_text: str) -> Path:
+    """A user repository in miniature: the fixture models and a manifest."""
+    (tmp_path / "models").mkdir()
+    shutil.copy(FIXTURES / "models" / "sweep_cases.py", tmp_path / "models" / "sweep_cases.py")
+    manifest = tmp_path / "exportwatch.yml"
+    manifest.write_text(manifest_text)
+    return manifest
+
+
+@pytest.fixture(scope="module")
+def hostile_sweep(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("hostile")
+    manifest = make_project(tmp_path, HOSTILE_MANIFEST)
+    output = tmp_path / "report.json"
+    request = SweepRequest(manifest=load_manifest(manifest), output=output, workers=2,
+                           max_memory_mb=1024)
+    result = run_sweep(request)
+    return result, output
+
+
+def job(result, model, target="export"):
+    found = result.report.job(model, target, "cuda" if model == "on_gpu" else "cpu")
+    assert found is not None, f"no result for {model}/{target}"
+    return found
+
+
+def test_workers__abort_during_export_is_a_crash_naming_the_signal(hostile_sweep):
+    result, _ = hostile_sweep
+    crashed = job(result, "crashes", "export")
+    assert crashed.verdict == Verdict.CRASH
+    assert "SIGABRT" in crashed.reason
+    # The other target of the same model was re-queued and ran on a fresh worker: strict mode
+    # refuses to trace os.abort, so it gets a real verdict instead of sharing the crash.
+    strict = job(result, "crashes", "export-strict")
+    assert strict.verdict == Verdict.FAIL
+    assert strict.root.exception_type.endswith("Unsupported")
+
+
+def test_workers__abort_while_capturing_inputs_fails_every_target_of_that_model(hostile_sweep):
+    result, _ = hostile_sweep
+    for target in ("export", "export-strict"):
+        crashed = job(result, "crashes_eagerly", target)
+        assert crashed.verdict == Verdict.CRASH
+        assert "while building the model or capturing its inputs" in crashed.reason
+
+
+def test_workers__a_hang_becomes_a_timeout(hostile_sweep):
+    result, _ = hostile_sweep
+    hung = job(result, "hangs")
+    assert hung.verdict == Verdict.TIMEOUT
+    assert "6 s" in hung.reason
+
+
+def test_workers__a_memory_hog_becomes_oom(hostile_sweep):
+    result, _ = hostile_sweep
+    hog = job(result, "hogs_memory")
+    assert hog.verdict == Verdict.OOM
+    assert "--max-memory" in hog.reason
+
+
+def test_workers__the_rest_of_the_sweep_is_intact(hostile_sweep):
+    result, _ = hostile_sweep
+    for target in ("export", "export-strict"):
+        fine = job(result, "fine", target)
+        assert fine.verdict == Verdict.OK
+        assert fine.peak_rss_mb and fine.peak_rss_mb > 50
+    assert len(result.report.jobs) == 9  # every job of the manifest has a result
+
+
+def test_workers__cuda_without_a_gpu_is_skipped_not_an_error(hostile_sweep):
+    result, _ = hostile_sweep
+    gpu = job(result, "on_gpu")
+    assert gpu.verdict == Verdict.SKIPPED
+    assert gpu.reason == "CUDA is not available"
+
+
+def test_workers__every_finished_job_is_in_the_jsonl_log(hostile_sweep):
+    result, output = hostile_sweep
+    log = load_report(result.partial_log)
+    assert not log.complete
+    assert {j.key for j in log.jobs} == {j.key for j in result.report.jobs}
+    assert json.loads(output.read_text())["complete"] is True
+
+
+def test_workers__killing_the_sweep_leaves_a_readable_partial_report(tmp_path):
+    manifest = make_project(tmp_path, textwrap.dedent("""\
+        version: 1
+        models:
+          - name: fine
+            factory: models/sweep_cases.py:Fine
+            inputs: {args: [{shape: [2, 4]}]}
+          - name: hangs
+            factory: models/sweep_cases.py:Hangs
+            timeout: 600
+            inputs: {args: [{shape: [2, 4]}]}
+        """))
+    output = tmp_path / "report.json"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "exportwatch", "sweep", str(manifest), "-o", str(output),
+         "--workers", "1", "-q"],
+        start_new_session=True,
+    )
+    log = output.with_name("report.jsonl")
+    deadline = time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline:
+            if log.exists() and '"job"' in log.read_text():
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail("the sweep wrote no job to its log in 120 s")
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    assert not output.exists()
+    partial = load_report(log)
+    assert partial.complete is False
+    assert [(j.model, j.verdict) for j in partial.jobs] == [("fine", Verdict.OK)]

@@ -1,0 +1,694 @@
+"""Manifest parsing: every bad manifest names file, line, column and field; good ones become specs.
+
+These tests never import torch (neither does the module under test).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+from exportwatch import manifest as manifest_module
+from exportwatch.manifest import ConfigError, Manifest, TensorSpec, load_manifest
+
+REPO = Path(__file__).resolve().parents[2]
+FIXTURES = REPO / "tests" / "fixtures" / "manifests"
+SCHEMA_PATH = REPO / "config" / "manifest.schema.json"
+
+WriteManifest = Callable[[str], Path]
+
+
+@pytest.fixture
+def write_manifest(tmp_path: Path) -> WriteManifest:
+    """Write dedented YAML to ``tmp_path/exportwatch.yml``; line 1 is the first line of text."""
+
+    def write(text: str) -> Path:
+        path = tmp_path / "exportwatch.yml"
+        path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+        return path
+
+    return write
+
+
+def error_of(path: Path) -> ConfigError:
+    with pytest.raises(ConfigError) as info:
+        load_manifest(path)
+    return info.value
+
+
+def assert_error(error: ConfigError, path: Path, line: int, column: int, field: str | None, message: str) -> None:
+    """The whole rendered message, so file, position, field path and wording are all pinned."""
+    prefix = f"{path}:{line}:{column}"
+    expected = f"{prefix}: {field}: {message}" if field else f"{prefix}: {message}"
+    assert str(error) == expected
+    assert (error.file, error.line, error.column, error.field_path) == (str(path), line, column, field)
+
+
+# --- bad manifests -------------------------------------------------------------------------------
+
+
+def test_manifest__yaml_syntax_error_reports_the_yaml_position(write_manifest: WriteManifest) -> None:
+    path = write_manifest(
+        """
+        version: 1
+        models:
+          - name: a
+            factory: m:f
+            inputs: {args: [{shape: [2, 3]}
+        """
+    )
+    error = error_of(path)
+    assert error.file == str(path)
+    assert error.line == 6 and error.column == 1
+    assert error.field_path is None
+    assert error.message == (
+        "invalid YAML: expected ',' or ']', but got '<stream end>'"
+        " (while parsing a flow sequence at line 5, column 20)"
+    )
+
+
+def test_manifest__unknown_key_suggests_closest_field(write_manifest: WriteManifest) -> None:
+    path = write_manifest(
+        """
+        version: 1
+        models:
+          - name: a
+            factory: m:f
+            inptus: {args: []}
+        """
+    )
+    assert_error(error_of(path), path, 5, 5, "models[0].inptus", "unknown key 'inptus' (did you mean 'inputs'?)")
+
+
+def test_manifest__unknown_key_without_a_close_match_lists_known_keys(write_manifest: WriteManifest) -> None:
+    path = write_manifest(
+        """
+        version: 1
+        zzz: 3
+        models: []
+        """
+    )
+    assert_error(
+        error_of(path), path, 2, 1, "zzz", "unknown key 'zzz' (known keys: version, defaults, models)"
+    )
+
+
+def test_manifest__duplicate_model_name_points_at_the_second_and_names_the_first(
+    write_manifest: WriteManifest,
+) -> None:
+    path = write_manifest(
+        """
+        version: 1
+        models:
+          - name: cnn
+            factory: m:f
+            inputs: {}
+          - name: cnn
+            factory: m:g
+            inputs: {}
+        """
+    )
+    assert_error(
+        error_of(path), path, 6, 11, "models[1].name", "duplicate model name 'cnn' (first defined at line 3)"
+    )
+
+
+def test_manifest__bad_dtype_suggests_the_closest_dtype(write_manifest: WriteManifest) -> None:
+    path = write_manifest(
+        """
+        version: 1
+        models:
+          - name: a
+            factory: m:f
+            inputs:
+              args:
+                - {shape: [2, 3], dtype: flaot32}
+        """
+    )
+    assert_error(
+        error_of(path),
+        path,
+        7,
+        34,
+        "models[0].inputs.args[0].dtype",
+        "unknown dtype 'flaot32' (did you mean 'float32'?)",
+    )
+
+
+def test_manifest__unknown_target_suggests_the_closest_target(write_manifest: WriteManifest) -> None:
+    path = write_manifest(
+        """
+        version: 1
+        models:
+          - name: a
+            factory: m:f
+            inputs: {}
+            targets: [export, export-strcit]
+        """
+    )
+    assert_error(
+        error_of(path),
+        path,
+        6,
+        23,
+        "models[0].targets[1]",
+        "unknown target 'export-strcit' (did you mean 'export-strict'?)",
+    )
+
+
+def test_manifest__bad_device_lists_the_known_devices(write_manifest: WriteManifest) -> None:
+    path = write_manifest(
+        """
+        version: 1
+        models:
+          - name: a
+            factory: m:f
+            inputs: {}
+            device: metal
+        """
+    )
+    assert_error(
+        error_of(path), path, 6, 13, "models[0].device", "unknown device 'metal' (expected one of: cpu, cuda, auto)"
+    )
+
+
+def test_manifest__negative_timeout_is_rejected(write_manifest: WriteManifest) -> None:
+    path = write_manifest(
+        """
+        version: 1
+        models:
+          - name: a
+            factory: m:f
+            inputs: {}
+            timeout: -5
+        """
+    )
+    assert_error(error_of(path), path, 6, 14, "models[0].timeout", "must be greater than 0, got -5")
+
+
+def test_manifest__error_in_a_default_points_at_the_defaults_section(write_manifest: WriteManifest) -> None:
+    path = write_manifest(
+        """
+        version: 1
+        defaults:
+          timeout: 0
+        models:
+          - name: a
+            factory: m:f
+            inputs: {}
+        """
+    )
+    assert_error(error_of(path), path, 3, 12, "defaults.timeout", "must be greater than 0, got 0")
+
+
+def test_manifest__wrong_type_names_the_expected_type(write_manifest: WriteManifest) -> None:
+    path = write_manifest(
+        """
+        version: 1
+        models:
+          - name: a
+            factory: m:f
+            inputs: {}
+            train: "yes"
+        """
+    )
+    assert_error(error_of(path), path, 6, 12, "models[0].train", "expected true or false, got string 'yes'")
+
+
+def test_manifest__undeclared_dim_in_dynamic_shapes_suggests_a_declared_one(
+    write_manifest: WriteManifest,
+) -> None:
+    path = write_manifest(
+        """
+        version: 1
+        models:
+          - name: a
+            factory: m:f
+            inputs: {args: [{shape: [2, 3]}]}
+            dims: {batch: {min: 1, max: 8}}
+            dynamic_shapes: {x: {0: batc}}
+        """
+    )
+    assert_error(
+        error_of(path),
+        path,
+        7,
+        29,
+        "models[0].dynamic_shapes.x[0]",
+        "dim 'batc' is not declared in dims (did you mean 'batch'?)",
+    )
+
+
+def test_manifest__dim_with_min_above_max_is_rejected(write_manifest: WriteManifest) -> None:
+    path = write_manifest(
+        """
+        version: 1
+        models:
+          - name: a
+            factory: m:f
+            inputs: {}
+            dims:
+              batch: {min: 64, max: 1}
+        """
+    )
+    assert_error(error_of(path), path, 7, 14, "models[0].dims.batch", "min (64) is greater than max (1)")
+
+
+def test_manifest__missing_version_is_reported(write_manifest: WriteManifest) -> None:
+    path = write_manifest(
+        """
+        models:
+          - name: a
+            factory: m:f
+            inputs: {}
+        """
+    )
+    assert_error(error_of(path), path, 1, 1, "version", "required field is missing (write 'version: 1')")
+
+
+def test_manifest__unsupported_version_says_which_one_is_read(write_manifest: WriteManifest) -> None:
+    path = write_manifest(
+        """
+        version: 2
+        models: []
+        """
+    )
+    assert_error(
+        error_of(path), path, 1, 10, "version", "unsupported manifest version 2 (this exportwatch reads version 1)"
+    )
+
+
+def test_manifest__duplicate_yaml_key_points_at_the_second_and_names_the_first(
+    write_manifest: WriteManifest,
+) -> None:
+    path = write_manifest(
+        """
+        version: 1
+        models:
+          - name: a
+            factory: m:f
+            inputs: {}
+            timeout: 10
+            timeout: 20
+        """
+    )
+    assert_error(error_of(path), path, 7, 5, "models[0].timeout", "duplicate key 'timeout' (first set at line 6)")
+
+
+def test_manifest__missing_name_points_at_the_model_entry(write_manifest: WriteManifest) -> None:
+    path = write_manifest(
+        """
+        version: 1
+        models:
+          - factory: m:f
+            inputs: {}
+        """
+    )
+    assert_error(error_of(path), path, 3, 5, "models[0].name", "required field is missing")
+
+
+def test_manifest__empty_models_list_is_rejected(write_manifest: WriteManifest) -> None:
+    path = write_manifest(
+        """
+        version: 1
+        models: []
+        """
+    )
+    assert_error(error_of(path), path, 2, 9, "models", "no models listed: add at least one entry")
+
+
+def test_manifest__missing_file_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "nope.yml"
+    error = error_of(path)
+    assert str(error) == f"{path}: manifest file not found"
+    assert error.line is None
+
+
+def test_manifest__name_and_factory_cannot_be_defaults(write_manifest: WriteManifest) -> None:
+    path = write_manifest(
+        """
+        version: 1
+        defaults:
+          factory: m:f
+        models:
+          - name: a
+            inputs: {}
+        """
+    )
+    assert_error(
+        error_of(path), path, 3, 3, "defaults.factory", "'factory' cannot be set in defaults; set it on each model"
+    )
+
+
+def test_manifest__malformed_factory_reference_shows_both_forms(write_manifest: WriteManifest) -> None:
+    path = write_manifest(
+        """
+        version: 1
+        models:
+          - name: a
+            factory: models.TinyCNN
+            inputs: {}
+        """
+    )
+    assert_error(
+        error_of(path),
+        path,
+        4,
+        14,
+        "models[0].factory",
+        "expected 'package.module:callable' or 'path/to/file.py:callable', got 'models.TinyCNN'",
+    )
+
+
+def test_manifest__callable_inputs_cannot_also_declare_args(write_manifest: WriteManifest) -> None:
+    path = write_manifest(
+        """
+        version: 1
+        models:
+          - name: a
+            factory: m:f
+            inputs:
+              callable: inputs.py:make
+              args: [{shape: [1]}]
+        """
+    )
+    assert_error(
+        error_of(path),
+        path,
+        7,
+        7,
+        "models[0].inputs.args",
+        "cannot be combined with 'callable' (the callable returns the inputs)",
+    )
+
+
+def test_manifest__fill_and_value_range_are_exclusive(write_manifest: WriteManifest) -> None:
+    path = write_manifest(
+        """
+        version: 1
+        models:
+          - name: a
+            factory: m:f
+            inputs:
+              kwargs:
+                mask: {shape: [2], fill: 1, low: 0}
+        """
+    )
+    assert_error(
+        error_of(path),
+        path,
+        7,
+        34,
+        "models[0].inputs.kwargs.mask.fill",
+        "fill gives a constant tensor; it cannot be combined with low/high",
+    )
+
+
+def test_manifest__integer_range_must_fit_the_dtype(write_manifest: WriteManifest) -> None:
+    path = write_manifest(
+        """
+        version: 1
+        models:
+          - name: a
+            factory: m:f
+            inputs:
+              args: [{shape: [2], dtype: uint8, low: -1, high: 5}]
+        """
+    )
+    assert_error(
+        error_of(path), path, 6, 14, "models[0].inputs.args[0]", "range [-1, 5) does not fit uint8 ([0, 255])"
+    )
+
+
+def test_manifest__misspelt_tensor_key_is_caught_rather_than_read_as_a_dict(
+    write_manifest: WriteManifest,
+) -> None:
+    path = write_manifest(
+        """
+        version: 1
+        models:
+          - name: a
+            factory: m:f
+            inputs:
+              args: [{shpe: [2], dtype: float32}]
+        """
+    )
+    assert_error(
+        error_of(path),
+        path,
+        6,
+        15,
+        "models[0].inputs.args[0].shpe",
+        "unknown key 'shpe' (did you mean 'shape'?)",
+    )
+
+
+def test_manifest__yaml_tags_are_refused_with_the_tuple_spelling(write_manifest: WriteManifest) -> None:
+    path = write_manifest(
+        """
+        version: 1
+        models:
+          - name: a
+            factory: m:f
+            inputs:
+              args: [!tuple [1, 2]]
+        """
+    )
+    assert_error(
+        error_of(path),
+        path,
+        6,
+        14,
+        "models[0].inputs.args[0]",
+        "unsupported YAML tag '!tuple' (write a tuple as {tuple: [...]})",
+    )
+
+
+def test_manifest__empty_file_is_reported(write_manifest: WriteManifest) -> None:
+    path = write_manifest("# nothing yet\n")
+    assert_error(error_of(path), path, 1, 1, None, "manifest is empty: expected 'version: 1' and 'models'")
+
+
+# --- good manifests ------------------------------------------------------------------------------
+
+
+def test_manifest__defaults_merge_under_each_model_and_the_model_wins(write_manifest: WriteManifest) -> None:
+    path = write_manifest(
+        """
+        version: 1
+        defaults:
+          targets: [export, export-strict]
+          device: cpu
+          timeout: 120
+        models:
+          - name: a
+            factory: m:f
+            inputs: {}
+            timeout: 30
+          - name: b
+            factory: m:g
+            inputs: {}
+        """
+    )
+    manifest = load_manifest(path)
+    a, b = manifest.models
+    assert (a.timeout, b.timeout) == (30.0, 120.0)
+    assert a.targets == b.targets == ["export", "export-strict"]
+    assert a.raw == {
+        "targets": ["export", "export-strict"],
+        "device": "cpu",
+        "timeout": 30,
+        "name": "a",
+        "factory": "m:f",
+        "inputs": {},
+    }
+    assert a.field_locations["timeout"].field_path == "models[0].timeout"
+    assert b.field_locations["timeout"].field_path == "defaults.timeout"
+    assert b.field_locations["timeout"].line == 5
+    assert a.raw["targets"] is not b.raw["targets"]  # raw is a copy per model
+    assert (a.train, a.no_grad, a.verify) == (False, True, True)
+
+
+def test_manifest__nested_inputs_keep_lists_tuples_dicts_and_constants(write_manifest: WriteManifest) -> None:
+    path = write_manifest(
+        """
+        version: 1
+        models:
+          - name: a
+            factory: m:f
+            inputs:
+              args:
+                - [{shape: [4]}, {tuple: [{shape: [2], dtype: long}, 3]}]
+                - {key: {shape: [1], fill: 2}, flag: true}
+                - {dict: {shape: not a tensor}}
+                - null
+                - 1.5
+              kwargs: {mode: fast}
+              seed: 3
+        """
+    )
+    inputs = load_manifest(path).models[0].inputs
+    assert inputs.args == [
+        [TensorSpec(shape=[4]), (TensorSpec(shape=[2], dtype="int64"), 3)],
+        {"key": TensorSpec(shape=[1], fill=2), "flag": True},
+        {"shape": "not a tensor"},
+        None,
+        1.5,
+    ]
+    assert inputs.kwargs == {"mode": "fast"}
+    assert inputs.seed == 3
+    assert inputs.location is not None
+    assert (inputs.location.line, inputs.location.column, inputs.location.field_path) == (
+        6,
+        7,
+        "models[0].inputs",
+    )
+
+
+def test_manifest__callable_inputs_and_expect_forms_become_spec_fields(write_manifest: WriteManifest) -> None:
+    path = write_manifest(
+        """
+        version: 1
+        models:
+          - name: a
+            factory: models/cnn.py:make
+            kwargs: {channels: 8}
+            inputs: {callable: "inputs.py:make_inputs", kwargs: {batch: 2}, seed: 5}
+            input_sets:
+              big: {args: [{shape: [8, 3]}]}
+            expect: {xfail: {"": "root reason", "blocks.4": "data-dependent branch"}}
+          - name: b
+            factory: pkg.mod:Model
+            inputs: {}
+            expect: {xfail: "whole model"}
+            rtol: 1e-4
+            atol: 1.0e-5
+            opset: 18
+            depends_on: ["src/*.py"]
+        """
+    )
+    a, b = load_manifest(path).models
+    assert a.factory == "models/cnn.py:make" and a.factory_kwargs == {"channels": 8}
+    assert (a.inputs.callable, a.inputs.callable_kwargs, a.inputs.seed) == ("inputs.py:make_inputs", {"batch": 2}, 5)
+    assert a.input_sets["big"].args == [TensorSpec(shape=[8, 3])]
+    assert a.input_sets["big"].location.field_path == "models[0].input_sets.big"
+    assert (a.xfail, a.xfail_submodules) == ("root reason", {"blocks.4": "data-dependent branch"})
+    assert (b.xfail, b.xfail_submodules) == ("whole model", {})
+    assert (b.rtol, b.atol, b.opset, b.depends_on) == (1e-4, 1e-5, 18, ["src/*.py"])
+    assert b.location is not None and (b.location.line, b.location.field_path) == (10, "models[1]")
+
+
+def test_manifest__dtype_aliases_are_stored_by_their_torch_name(write_manifest: WriteManifest) -> None:
+    path = write_manifest(
+        """
+        version: 1
+        models:
+          - name: a
+            factory: m:f
+            inputs:
+              args: [{shape: [1], dtype: half}, {shape: [1], dtype: long}, {shape: [1], dtype: double}]
+        """
+    )
+    dtypes = [t.dtype for t in load_manifest(path).models[0].inputs.args]
+    assert dtypes == ["float16", "int64", "float64"]
+
+
+def test_manifest__yaml_anchors_and_merge_keys_are_allowed(write_manifest: WriteManifest) -> None:
+    path = write_manifest(
+        """
+        version: 1
+        models:
+          - &base
+            name: a
+            factory: m:f
+            inputs: {args: [{shape: [2]}]}
+          - <<: *base
+            name: b
+        """
+    )
+    a, b = load_manifest(path).models
+    assert (a.name, b.name) == ("a", "b")
+    assert b.inputs.args == a.inputs.args
+
+
+def test_manifest__root_is_the_absolute_directory_of_the_manifest(write_manifest: WriteManifest) -> None:
+    path = write_manifest(
+        """
+        version: 1
+        models:
+          - {name: a, factory: "m:f", inputs: {}}
+        """
+    )
+    manifest = load_manifest(path)
+    assert isinstance(manifest, Manifest)
+    assert manifest.root == path.parent.resolve() and manifest.root.is_absolute()
+    assert manifest.model("a").name == "a"
+
+
+def test_manifest__example_fixtures_parse() -> None:
+    full = load_manifest(FIXTURES / "full.yml")
+    assert [m.name for m in full.models] == ["tiny_cnn", "from_module_path"]
+    cnn = full.model("tiny_cnn")
+    assert cnn.targets == ["export", "export-strict", "onnx", "onnx-legacy"]
+    assert cnn.dynamic_shapes == {"x": {0: "batch"}, "mask": ["batch", None]}
+    assert full.model("from_module_path").depends_on == ["fixture_models.py"]  # from defaults
+    assert load_manifest(FIXTURES / "minimal.yml").models[0].targets == ["export"]
+
+
+# --- the JSON Schema stays in step with the parser -----------------------------------------------
+
+
+def _schema() -> dict:
+    return json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+
+
+def _as_json(path: Path) -> object:
+    """What an editor's YAML-to-JSON validation sees: keys become strings."""
+    document = yaml.load(path.read_text(encoding="utf-8"), Loader=manifest_module.ManifestYamlLoader)
+    return json.loads(json.dumps(document))
+
+
+@pytest.mark.parametrize("name", ["full.yml", "minimal.yml"])
+def test_schema__example_manifests_validate(name: str) -> None:
+    schema = _schema()
+    jsonschema.Draft202012Validator.check_schema(schema)
+    jsonschema.Draft202012Validator(schema).validate(_as_json(FIXTURES / name))
+
+
+def test_schema__property_names_equal_the_parser_known_keys() -> None:
+    schema = _schema()
+    defs = schema["$defs"]
+    declared, from_callable = (branch for branch in defs["inputs"]["oneOf"] if branch.get("type") == "object")
+    assert tuple(schema["properties"]) == manifest_module.TOP_KEYS
+    assert tuple(defs["model"]["properties"]) == manifest_module.MODEL_KEYS
+    assert tuple(schema["properties"]["defaults"]["properties"]) == manifest_module.DEFAULTS_KEYS
+    assert set(declared["properties"]) | set(from_callable["properties"]) == set(manifest_module.INPUTS_KEYS)
+    assert tuple(defs["tensor"]["properties"]) == manifest_module.TENSOR_KEYS
+    assert tuple(defs["dim"]["anyOf"][1]["properties"]) == manifest_module.DIM_KEYS
+    assert tuple(defs["field_expect"]["properties"]) == manifest_module.EXPECT_KEYS
+    assert tuple(defs["tensor"]["properties"]["dtype"]["enum"]) == tuple(manifest_module.DTYPES)
+    assert tuple(defs["field_targets"]["items"]["enum"]) == manifest_module.KNOWN_TARGETS
+    assert tuple(defs["field_device"]["enum"]) == manifest_module.KNOWN_DEVICES
+    assert tuple(defs["tuple"]["properties"]) == (manifest_module.TUPLE_KEY,)
+
+
+def test_schema__rejects_an_unknown_model_key_like_the_parser() -> None:
+    bad = {"version": 1, "models": [{"name": "a", "factory": "m:f", "inputs": {}, "inptus": {}}]}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.Draft202012Validator(_schema()).validate(bad)
+
+
+def test_manifest__module_does_not_import_torch() -> None:
+    code = (
+        "import sys; import exportwatch.manifest as m;"
+        f" m.load_manifest({str(FIXTURES / 'full.yml')!r}); assert 'torch' not in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
