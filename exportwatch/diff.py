@@ -726,9 +726,14 @@ def gate(changes: Changes, policy: str | Policy = DEFAULT_POLICY) -> GateResult:
     reasons: list[str] = []
     by_kind = Counter(c.kind for c in failing)
     for kind in SEVERITY:
-        if by_kind.get(kind):
-            where = ", ".join(_cell_label(c) for c in failing if c.kind is kind)
-            reasons.append(f"{by_kind[kind]} {kind.value}: {where}")
+        n = by_kind.get(kind, 0)
+        if n:
+            cells = [c for c in failing if c.kind is kind]
+            where = ", ".join(_cell_label(c) for c in cells[:_MAX_NAMED])
+            if n > _MAX_NAMED:
+                where += f" and {n - _MAX_NAMED} more"
+            one, many = _REASON_NOUNS[kind]
+            reasons.append(f"{n} {one if n == 1 else many}: {where}")
     notes: list[str] = []
     infra = changes.top_level(ChangeKind.INFRASTRUCTURE)
     if infra and policy is not Policy.ANY_FAILURE:
@@ -749,6 +754,20 @@ def gate(changes: Changes, policy: str | Policy = DEFAULT_POLICY) -> GateResult:
         reasons=tuple(reasons),
         notes=tuple(notes),
     )
+
+
+_MAX_NAMED = 10
+_REASON_NOUNS = {
+    ChangeKind.REGRESSION: ("regression", "regressions"),
+    ChangeKind.CHANGED_FAILURE: ("changed failure", "changed failures"),
+    ChangeKind.NEW: ("new failure", "new failures"),
+    ChangeKind.INFRASTRUCTURE: ("infrastructure failure", "infrastructure failures"),
+    ChangeKind.STILL_FAILING: ("unchanged failure", "unchanged failures"),
+    ChangeKind.FIX: ("fix", "fixes"),
+    ChangeKind.REMOVED: ("removed result", "removed results"),
+    ChangeKind.NEWLY_SKIPPED: ("newly skipped result", "newly skipped results"),
+    ChangeKind.UNCHANGED_OK: ("unchanged result", "unchanged results"),
+}
 
 
 def _cell_label(cell: Cell) -> str:

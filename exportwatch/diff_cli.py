@@ -92,6 +92,9 @@ def _run(args: argparse.Namespace) -> int:
         head = load_report(head_path, max_bytes=MAX_REPORT_BYTES)
     except ReportError as exc:
         raise _UsageError(str(exc)) from exc
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        # A report is input (from an untrusted PR, maybe): a malformed one is a usage error.
+        raise _UsageError(f"cannot read report: {type(exc).__name__}: {exc}") from exc
 
     changes = diff_reports(base, head)
     verdict = gate(changes, args.fail_on)

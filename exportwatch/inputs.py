@@ -208,12 +208,11 @@ def build_inputs(
     Declared tensors come from a ``torch.Generator`` seeded with ``spec.seed`` and are drawn on
     the CPU, then moved, so every device sees the same values. A callable runs with the global
     RNG seeded (and restored afterwards); it gets ``device=`` when it has such a parameter.
+    ``field_path`` names the set in errors only when the spec has no location: a location's own
+    path (``models[1].input_sets.big``, or ``defaults.inputs``) is the exact one.
     """
     location = spec.location
-    if location is not None and field_path is not None:
-        location = Location(
-            file=location.file, line=location.line, column=location.column, field_path=field_path
-        )
+    field_path = None if location is not None else field_path
     device = resolve_device(device)
     if spec.callable is not None:
         return _call_inputs(spec, root=root, device=device, location=location, field_path=field_path)
@@ -423,7 +422,7 @@ class _ShapeConverter:
 
     def convert(self, shape: Any, value: Any, path: str) -> Any:
         if shape is None:
-            return None
+            return _static_like(value)
         if isinstance(shape, str):
             return self.dims[shape]
         if isinstance(value, torch.Tensor):
@@ -468,6 +467,17 @@ class _ShapeConverter:
         if name is None:
             return getattr(torch.export.Dim, "STATIC", None)  # None per axis is deprecated in torch
         return self.dims[name]
+
+
+def _static_like(value: Any) -> Any:
+    """A fully static spec shaped like ``value``: torch.export refuses a bare None for a container."""
+    if isinstance(value, list):
+        return [_static_like(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_static_like(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _static_like(v) for k, v in value.items()}
+    return None
 
 
 # --- small helpers -------------------------------------------------------------------------------

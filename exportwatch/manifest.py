@@ -447,6 +447,11 @@ def _describe(value: Any) -> str:
     return f"a {type(value).__name__}"
 
 
+def _or(value: Any, empty: Any) -> Any:
+    """``empty`` for null only: ``x or {}`` would also swallow a wrong-typed ``[]`` or ``0``."""
+    return empty if value is None else value
+
+
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -543,7 +548,7 @@ class _Parser:
                 ("version",), f"required field is missing (write 'version: {MANIFEST_VERSION}')"
             )
         version = doc["version"]
-        defaults = self.mapping(doc.get("defaults") or {}, ("defaults",))
+        defaults = self.mapping(_or(doc.get("defaults"), {}), ("defaults",))
         for key in defaults:
             if key in ("name", "factory"):
                 raise self.r.error(
@@ -593,7 +598,7 @@ class _Parser:
             field_locations={key: self.r.location(where) for key, where in source.items()},
         )
         if "kwargs" in merged:
-            spec.factory_kwargs = self.mapping(merged["kwargs"] or {}, source["kwargs"])
+            spec.factory_kwargs = self.mapping(_or(merged["kwargs"], {}), source["kwargs"])
             self.identifier_keys(spec.factory_kwargs, source["kwargs"], what="factory kwargs names")
         if "input_sets" in merged:
             spec.input_sets = self.input_sets(merged["input_sets"], source["input_sets"])
@@ -671,7 +676,7 @@ class _Parser:
     # inputs --------------------------------------------------------------------------------
 
     def input_sets(self, value: Any, path: FieldPath) -> dict[str, InputsSpec]:
-        sets = self.mapping(value or {}, path, what="a mapping of set name → inputs")
+        sets = self.mapping(_or(value, {}), path, what="a mapping of set name → inputs")
         result: dict[str, InputsSpec] = {}
         for name, inputs in sets.items():
             if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
@@ -699,7 +704,7 @@ class _Parser:
                     "cannot be combined with 'callable' (the callable returns the inputs)",
                     at_key=True,
                 )
-            callable_kwargs = self.mapping(inputs.get("kwargs") or {}, (*path, "kwargs"))
+            callable_kwargs = self.mapping(_or(inputs.get("kwargs"), {}), (*path, "kwargs"))
             self.identifier_keys(callable_kwargs, (*path, "kwargs"), what="callable kwargs names")
             return InputsSpec(
                 callable=self.ref(inputs["callable"], (*path, "callable")),
@@ -707,9 +712,9 @@ class _Parser:
                 seed=seed,
                 location=location,
             )
-        args = self.listing(inputs.get("args") or [], (*path, "args"), what="a list of positional inputs")
+        args = self.listing(_or(inputs.get("args"), []), (*path, "args"), what="a list of positional inputs")
         kwargs = self.mapping(
-            inputs.get("kwargs") or {}, (*path, "kwargs"), what="a mapping of keyword inputs"
+            _or(inputs.get("kwargs"), {}), (*path, "kwargs"), what="a mapping of keyword inputs"
         )
         self.identifier_keys(kwargs, (*path, "kwargs"), what="keyword input names")
         return InputsSpec(
@@ -725,7 +730,11 @@ class _Parser:
         if isinstance(value, list):
             return [self.value(v, (*path, i)) for i, v in enumerate(value)]
         if not isinstance(value, dict):
-            raise self.r.error(path, f"unsupported input value {_describe(value)}")
+            raise self.r.error(
+                path,
+                "expected a tensor spec, list, mapping, number, boolean, string or null,"
+                f" got {_describe(value)}",
+            )
         keys = set(value)
         if keys & set(TENSOR_KEYS):
             return self.tensor(value, path)
@@ -766,14 +775,14 @@ class _Parser:
                 raise self.r.error(where, "bool tensors are random True/False; use fill for a constant")
             if kind == "int" and not _is_int(value[bound]):
                 raise self.r.error(
-                    where, f"expected an integer for a {spec.dtype} tensor, got {_describe(value[bound])}"
+                    where, f"expected an integer for dtype {spec.dtype}, got {_describe(value[bound])}"
                 )
             if not _is_number(value[bound]):
                 raise self.r.error(where, f"expected a number, got {_describe(value[bound])}")
             setattr(spec, bound, value[bound])
         low, high = value_range(spec)
         if low >= high:
-            default = "" if "high" in value else " (the default)"
+            default = "" if "high" in value else ", the default"
             raise self.r.error(path, f"low ({low}) must be less than high ({high}{default})")
         if kind == "int":
             lo, hi = _INT_BOUNDS[spec.dtype]
@@ -785,12 +794,12 @@ class _Parser:
         if kind == "bool":
             if isinstance(value, bool) or value in (0, 1):
                 return bool(value)
-            raise self.r.error(path, f"expected true or false for a bool tensor, got {_describe(value)}")
+            raise self.r.error(path, f"expected true or false for dtype bool, got {_describe(value)}")
         if not _is_number(value):
             raise self.r.error(path, f"expected a number, got {_describe(value)}")
         if kind == "int":
             if not _is_int(value):
-                raise self.r.error(path, f"expected an integer for a {dtype} tensor, got {_describe(value)}")
+                raise self.r.error(path, f"expected an integer for dtype {dtype}, got {_describe(value)}")
             lo, hi = _INT_BOUNDS[dtype]
             if not lo <= value <= hi:
                 raise self.r.error(path, f"{value} does not fit {dtype} ([{lo}, {hi}])")
@@ -799,7 +808,7 @@ class _Parser:
     # dynamic shapes ------------------------------------------------------------------------
 
     def dims(self, value: Any, path: FieldPath) -> dict[str, DimSpec]:
-        dims = self.mapping(value or {}, path, what="a mapping of dim name → {min, max}")
+        dims = self.mapping(_or(value, {}), path, what="a mapping of dim name → {min, max}")
         result: dict[str, DimSpec] = {}
         for name, bounds in dims.items():
             where = (*path, name)

@@ -255,7 +255,7 @@ def _convert(cls: type, name: str, value: Any) -> Any:
             return Verdict(value)
         except ValueError as exc:
             raise ReportError(f"unknown verdict {value!r}") from exc
-    if name == "source":
+    if (cls, name) == (JobResult, "source"):
         return ResultSource(value)
     nested = {
         (Report, "environment"): Environment,

@@ -5,7 +5,6 @@ Kept free of torch imports: the parent process only schedules, the workers expor
 
 from __future__ import annotations
 
-import difflib
 import os
 import platform
 import time
@@ -15,7 +14,7 @@ from importlib import metadata
 from pathlib import Path
 
 from exportwatch import __version__, git
-from exportwatch.manifest import KNOWN_TARGETS, ConfigError, Manifest
+from exportwatch.manifest import KNOWN_TARGETS, ConfigError, Manifest, did_you_mean
 from exportwatch.progress import Progress
 from exportwatch.report import Environment, JobResult, JsonlLog, Report, write_report
 from exportwatch.workers import Event, Unit, WorkerPool, WorkerSettings
@@ -42,11 +41,6 @@ class SweepResult:
     partial_log: Path | None = None
 
 
-def _did_you_mean(name: str, choices: list[str]) -> str:
-    close = difflib.get_close_matches(name, choices, n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
 def plan_units(
     manifest: Manifest, *, models: list[str] | None, targets: list[str] | None, device: str | None
 ) -> list[Unit]:
@@ -54,11 +48,11 @@ def plan_units(
     names = [m.name for m in manifest.models]
     for name in models or []:
         if name not in names:
-            raise ConfigError(f"no model named {name!r} in {manifest.path}{_did_you_mean(name, names)}")
+            raise ConfigError(f"no model named {name!r} in {manifest.path}{did_you_mean(name, names)}")
     for target in targets or []:
         if target not in KNOWN_TARGETS:
             raise ConfigError(
-                f"unknown target {target!r}{_did_you_mean(target, list(KNOWN_TARGETS))}; "
+                f"unknown target {target!r}{did_you_mean(target, list(KNOWN_TARGETS))}; "
                 f"known: {', '.join(KNOWN_TARGETS)}"
             )
     units = []

@@ -33,7 +33,7 @@ from exportwatch.inputs import (
     check_signature,
     resolve_device,
 )
-from exportwatch.manifest import ModelSpec
+from exportwatch.manifest import DEFAULT_INPUT_SET, ModelSpec
 from exportwatch.report import JobResult, SubmoduleResult, Verdict
 from exportwatch.targets import get_target
 from exportwatch.targets.base import Call, Outcome, TargetOptions
@@ -41,7 +41,7 @@ from exportwatch.targets.base import Call, Outcome, TargetOptions
 log = logging.getLogger(__name__)
 
 #: The name of the manifest's main input set; extra sets keep their manifest names.
-EXAMPLE_SET = "example"
+EXAMPLE_SET = DEFAULT_INPUT_SET
 #: A module called with many different shapes is exported for at most this many of them.
 MAX_SIGNATURES_PER_MODULE = 4
 
@@ -420,7 +420,7 @@ def prepare_model(spec: ModelSpec, *, device: str, settings: SweepSettings) -> P
         check_signature(model, args, kwargs, location=inputs_spec.location or spec.location)
         input_sets[name] = Call(args=tuple(args), kwargs=dict(kwargs))
     example = input_sets[EXAMPLE_SET]
-    dynamic_shapes = build_dynamic_shapes(spec, example.args, example.kwargs)
+    dynamic_shapes = build_dynamic_shapes(spec, example.args, example.kwargs, model=model)
     capture = capture_calls(model, input_sets, no_grad=spec.no_grad)
     return PreparedModel(spec=spec, device=device, model=model, capture=capture, dynamic_shapes=dynamic_shapes)
 

@@ -51,6 +51,7 @@ class WorkerSettings:
     artifacts_dir: Path | None = None
     verbose: bool = False
     log_dir: Path | None = None
+    threads: int | None = None  # torch intra-op threads per worker; None: torch's default
 
 
 @dataclass(kw_only=True)
@@ -101,6 +102,8 @@ def worker_main(conn: Connection, settings: WorkerSettings, log_path: Path | Non
     logging.basicConfig(level=logging.DEBUG if settings.verbose else logging.ERROR)
     from exportwatch import sweep  # imports torch once per worker
 
+    _warm_up(settings.threads)
+
     quiet = getattr(__import__("exportwatch.diagnose", fromlist=["x"]), "quiet_torch_logs", None)
     sweep_settings = sweep.SweepSettings(
         manifest_root=settings.manifest_root, repo_root=settings.repo_root,
@@ -115,6 +118,22 @@ def worker_main(conn: Connection, settings: WorkerSettings, log_path: Path | Non
         with context:
             _run_unit(conn, unit, sweep_settings)
         conn.send(("done", None))
+
+
+def _warm_up(threads: int | None) -> None:
+    """Pay torch's one-off costs before the first job's clock starts.
+
+    Several workers each running torch's default thread count oversubscribe the cores; and
+    torch.export imports dynamo, sympy and friends lazily on first use.
+    """
+    import torch
+    import torch.export  # noqa: F401
+
+    if threads:
+        torch.set_num_threads(threads)
+    with contextlib.suppress(Exception):
+        import torch._dynamo  # noqa: F401
+        from torch.fx.experimental import symbolic_shapes  # noqa: F401
 
 
 def _run_unit(conn: Connection, unit: Unit, settings: Any) -> None:
@@ -229,6 +248,8 @@ class WorkerPool:
         on_event: Callable[[Event], None],
     ) -> None:
         self.size = max(1, size)
+        if settings.threads is None and self.size > 1:
+            settings.threads = max(1, (os.cpu_count() or 1) // self.size)
         self.settings = settings
         self.timeout_s = timeout_s
         self.max_memory_mb = max_memory_mb

@@ -85,8 +85,11 @@ DEFAULT_SERVER_URL = "https://github.com"
 # One parser per kind of field. Each takes the raw string and the name to blame.
 
 
-def _text(raw: str, name: str) -> str:
-    return raw.strip()
+def _nonempty_text(raw: str, name: str) -> str:
+    value = raw.strip()
+    if not value:
+        raise ActionConfigError(name, "must not be empty")
+    return value
 
 
 def _optional_text(raw: str, name: str) -> str | None:
@@ -266,8 +269,6 @@ class ActionConfig:
             if raw is None:
                 continue
             values[name] = parser(raw, _display_name(source))
-        if values.get("artifact") == "":
-            raise ActionConfigError("artifact", "must not be empty")
         return cls(**values)
 
     # Derived places ----------------------------------------------------------------------
@@ -328,7 +329,7 @@ _SOURCES: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "report_path": ("INPUT_REPORT-PATH", _path),
     "base": ("INPUT_BASE", _optional_text),
     "shard": ("INPUT_SHARD", _shard),
-    "artifact": ("INPUT_ARTIFACT", _text),
+    "artifact": ("INPUT_ARTIFACT", _nonempty_text),
     "event_name": ("GITHUB_EVENT_NAME", _optional_text),
     "event_path": ("GITHUB_EVENT_PATH", _optional_path),
     "repository": ("GITHUB_REPOSITORY", _repository),

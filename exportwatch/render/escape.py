@@ -31,7 +31,7 @@ _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u20
 _MD_SPECIAL = set("\\`*_[]<>&|~$#")
 # What starts a block only at the start of a line: list items, quotes, headings, setext rules,
 # ordered lists ("1." / "1)"). Text may begin a line (e.g. after "> "), so its first mark is escaped.
-_LINE_START = re.compile(r"^(\d{1,9})([.)])|^([-+=>])")
+_LINE_START = re.compile(r"^(\d{1,9})([.)])(?=\s|$)|^([-+=>])")
 _REPO = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 _SHA = re.compile(r"^[0-9a-fA-F]{7,40}$")
 
@@ -72,10 +72,34 @@ def md_text(text: object, *, limit: int = MESSAGE_LIMIT) -> str:
     Every punctuation character that could start markup is backslash-escaped (so ``|`` cannot
     split a table cell and ``<`` cannot open a tag), and the text is kept on one line.
     """
-    value = one_line(text, limit=limit)
+    return _escape_inline(one_line(text, limit=limit), line_start=True)
+
+
+def _escape_inline(value: str, *, line_start: bool) -> str:
     escaped = "".join("\\" + ch if ch in _MD_SPECIAL else ch for ch in value)
-    escaped = _LINE_START.sub(lambda m: f"{m[1]}\\{m[2]}" if m[1] else f"\\{m[3]}", escaped)
+    if line_start:
+        escaped = _LINE_START.sub(lambda m: f"{m[1]}\\{m[2]}" if m[1] else f"\\{m[3]}", escaped)
     return _break_references(escaped)
+
+
+_CODE_SPAN = re.compile(r"(`+)(?!`)(.+?)(?<!`)\1(?!`)")
+
+
+def md_text_with_code(text: object, *, limit: int = MESSAGE_LIMIT) -> str:
+    """Like :func:`md_text`, but `code` spans in ``text`` stay code spans (for hints).
+
+    Each span is rebuilt by :func:`md_code` and the text around it escaped as by
+    :func:`md_text`, so the result is exactly as safe; only the intent to show code survives.
+    """
+    value = one_line(text, limit=limit)
+    out: list[str] = []
+    pos = 0
+    for match in _CODE_SPAN.finditer(value):
+        out.append(_escape_inline(value[pos : match.start()], line_start=pos == 0))
+        out.append(md_code(match[2], limit=limit))
+        pos = match.end()
+    out.append(_escape_inline(value[pos:], line_start=pos == 0))
+    return "".join(out)
 
 
 def md_code(text: object, *, limit: int = LABEL_LIMIT) -> str:
@@ -173,5 +197,6 @@ def term_block(text: object, *, limit: int = DETAIL_LIMIT) -> str:
 
 
 def marker_key(key: object) -> str:
-    """A suffix for the hidden comment marker: letters, digits and ``._/-`` only."""
-    return re.sub(r"[^A-Za-z0-9_./-]", "-", clean(key)).strip("-")[:80]
+    """A suffix for the hidden comment marker: letters, digits and ``._/-`` only, no ``--``."""
+    value = re.sub(r"[^A-Za-z0-9_./-]+", "-", clean(key))
+    return re.sub(r"-{2,}", "-", value).strip("-")[:80]  # "--" has no place in an HTML comment

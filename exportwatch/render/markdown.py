@@ -8,7 +8,7 @@ is the complete picture, unchanged failures included. All untrusted text goes th
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from exportwatch.diff import Cell, ChangeKind, Changes, GateResult, ModelCell, ModelRow
 from exportwatch.render.common import (
@@ -30,6 +30,7 @@ from exportwatch.render.escape import (
     md_details,
     md_link,
     md_text,
+    md_text_with_code,
     safe_url,
 )
 from exportwatch.report import PASSING, SubmoduleResult, Verdict
@@ -82,7 +83,7 @@ def render_comment(changes: Changes, gate: GateResult, *, context: RenderContext
     title = _headline_md(changes, gate, context=context)
     footer = _footer(changes, context=context)
     if not changes.has_changes:
-        return _join([marker, title, _no_change_body(changes), *_version_lines(changes), footer])
+        return _join([title, _no_change_body(changes), *_version_lines(changes), footer, marker])
 
     sections = [
         Section(noun="notes", parts=[Part(text=t, priority=0) for t in _note_lines(changes, gate)]),
@@ -103,7 +104,16 @@ def render_comment(changes: Changes, gate: GateResult, *, context: RenderContext
         if still:
             line += f" ({still} of them still failing: see the job summary)"
         sections.insert(2, Section(noun="notes", parts=[Part(text=f"_{line}._", priority=4)]))
-    return _assemble(marker, title, sections, footer, budget=budget, context=context, measure=len)
+    return _assemble(
+        marker,
+        title,
+        sections,
+        footer,
+        budget=budget,
+        context=context,
+        run_url=changes.head.run_url,
+        measure=len,
+    )
 
 
 def render_summary(changes: Changes, gate: GateResult, *, context: RenderContext) -> str:
@@ -134,6 +144,7 @@ def render_summary(changes: Changes, gate: GateResult, *, context: RenderContext
         _footer(changes, context=context),
         budget=budget,
         context=context,
+        run_url=changes.head.run_url,
         measure=lambda s: len(s.encode("utf-8")),
     )
 
@@ -150,16 +161,30 @@ def _assemble(
     *,
     budget: int,
     context: RenderContext,
-    measure,
+    run_url: str | None,
+    measure: Callable[[str], int],
 ) -> str:
     reserve = 700  # the cut note
-    fixed = measure(_join([marker, title, footer])) + reserve
+    fixed = measure(_join([title, footer, marker])) + reserve
     fitted = fit(sections, budget=max(budget - fixed, 0), measure=measure)
-    cut_note = _cut_note(fitted.cut, context=context) if fitted.cut else ""
-    text = _join([marker, title, *fitted.blocks, cut_note, footer])
+    cut_note = (
+        _cut_note(fitted.cut, context=context, run_url=run_url, is_comment=bool(marker)) if fitted.cut else ""
+    )
+    text = _join([title, *fitted.blocks, cut_note, footer, marker])
     if measure(text) > budget or (len(text) > GITHUB_COMMENT_LIMIT and marker):
         # Never expected: a last resort that is still valid markdown and says where to look.
-        text = _join([marker, title, _cut_note({"everything but the verdict": 1}, context=context)])
+        text = _join(
+            [
+                title,
+                _cut_note(
+                    {"everything but the verdict": 1},
+                    context=context,
+                    run_url=run_url,
+                    is_comment=bool(marker),
+                ),
+                marker,
+            ]
+        )
     return text
 
 
@@ -182,15 +207,19 @@ def _no_change_body(changes: Changes) -> str:
     return text + "."
 
 
-def _cut_note(cut: dict[str, int], *, context: RenderContext) -> str:
+def _cut_note(cut: dict[str, int], *, context: RenderContext, run_url: str | None, is_comment: bool) -> str:
     what = ", ".join(f"{n} {noun}" for noun, n in cut.items())
     where = []
-    summary = safe_url(context.summary_url) or safe_url(context.run_url)
-    where.append(md_link("the job summary", summary) if summary else "the job summary")
+    if is_comment:
+        summary = safe_url(context.summary_url) or safe_url(context.run_url or run_url)
+        where.append(md_link("the job summary", summary) if summary else "the job summary")
     if context.artifact_name:
         where.append(f"the {md_code(context.artifact_name)} artifact")
+    if not where:
+        where.append("the report file")
+    limit = "GitHub's comment limit" if is_comment else "GitHub's job summary limit"
     return (
-        f"✂️ **Shortened to fit GitHub's comment limit**: left out {md_text(what)}. "
+        f"✂️ **Shortened to fit {limit}**: left out {md_text(what)}. "
         f"The complete report is in {' and '.join(where)}."
     )
 
@@ -349,7 +378,7 @@ def _failure_lines(result: SubmoduleResult, *, repository: str | None, sha: str 
         if frame.source and frame.source.strip():
             lines.append(md_code_block(frame.source.strip("\n"), lang="python", limit=600))
     if result.hint:
-        lines.append(f"💡 {md_text(result.hint, limit=600)}")
+        lines.append(f"💡 {md_text_with_code(result.hint, limit=600)}")
     return lines
 
 

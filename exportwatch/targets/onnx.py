@@ -17,7 +17,7 @@ import re
 import shutil
 import tempfile
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 EXTERNAL_DATA_THRESHOLD_BYTES = 1_800_000_000
 #: Warnings that are library noise, not news about the user's model.
 _NOISE = (DeprecationWarning, PendingDeprecationWarning, FutureWarning)
+_NOISY_LOG = re.compile(r"torchvision is not installed|Skipping constant argument|has None output")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -65,8 +66,8 @@ class OnnxModules:
 def onnx_modules() -> OnnxModules:
     """Import onnx (+ onnxscript through torch.onnx) once; onnxruntime if installed."""
     import onnx
-
-    import torch.onnx
+    import onnxscript  # noqa: F401  (the seconds-long import, paid here once)
+    import torch.onnx  # noqa: F401
 
     return OnnxModules(onnx=onnx, errors=_exporter_errors(), ort=_import_onnxruntime())
 
@@ -108,10 +109,11 @@ class _ListHandler(logging.Handler):
         self.sink = sink
 
     def emit(self, record: logging.LogRecord) -> None:
-        try:
-            self.sink.append(f"{record.name}: {_first_line(record.getMessage())}")
-        except Exception:  # a record that cannot format: not worth losing the export over
-            pass
+        # A record that cannot format is not worth losing the export over.
+        with contextlib.suppress(Exception):
+            message = _first_line(record.getMessage())
+            if not _NOISY_LOG.search(message):
+                self.sink.append(f"{record.name}: {message}")
 
 
 @contextlib.contextmanager
@@ -178,7 +180,7 @@ class OnnxDynamo(Target):
         notes: list[str] = []
         args, kwargs = clone_tree(tuple(example.args)), clone_tree(dict(example.kwargs))
         try:
-            with capture_exporter_output("torch.onnx") as captured, _reuse_torchlib_registry(options):
+            with capture_exporter_output("torch.onnx") as captured, _reuse_torchlib_registry():
                 program = torch.onnx.export(
                     module,
                     args,
@@ -230,8 +232,7 @@ class OnnxDynamo(Target):
 
 
 MISSING_ORT_NOTE = (
-    "onnxruntime is not installed: skipped stages runtime, accuracy "
-    "(pip install 'exportwatch[onnx]')"
+    "onnxruntime is not installed: skipped stages runtime, accuracy (pip install 'exportwatch[onnx]')"
 )
 
 
@@ -321,7 +322,9 @@ def specialised_onnx_dims(model: Any, module: Any, ep: Any, dynamic_shapes: Any)
     if names is None:
         return []
     args, kwargs = slot_tree(ep.call_spec.in_spec)
-    dims = requested_dynamic_dims(getattr(module, "forward", module), args, kwargs, dynamic_shapes, len(names))
+    dims = requested_dynamic_dims(
+        getattr(module, "forward", module), args, kwargs, dynamic_shapes, len(names)
+    )
     located = [(names[d.leaf], d) for d in dims if names[d.leaf] is not None]
     return specialised_input_dims(model, located)
 
@@ -494,15 +497,19 @@ def verify_with_onnxruntime(
         try:
             expected = module(*clone_tree(call.args), **clone_tree(call.kwargs))
         except Exception as exc:
-            notes.append(f"input set {set_name!r}: eager forward raised {type(exc).__name__}: {exc}; not verified")
+            notes.append(
+                f"input set {set_name!r}: eager forward raised {type(exc).__name__}: {exc}; not verified"
+            )
             continue
         try:
-            actual = session.run(None, feeder.feed(clone_tree(call), session_inputs))
+            actual = session.run(None, feeder.feed(call, session_inputs))
         except Exception as exc:
             mismatch = Mismatch(
                 input_set=set_name,
                 output="",
-                message=f"input set {set_name!r}: ONNX Runtime raised {type(exc).__name__}: {_first_line(exc)}",
+                message=(
+                    f"input set {set_name!r}: ONNX Runtime raised {type(exc).__name__}: {_first_line(exc)}"
+                ),
             )
             return Outcome(
                 verdict=Verdict.MISMATCH, stage=Stage.RUNTIME, error=exc, warnings=notes, mismatch=mismatch
@@ -579,7 +586,7 @@ _REGISTRY_CACHE: dict[int, Any] = {}
 
 
 @contextlib.contextmanager
-def _reuse_torchlib_registry(options: TargetOptions) -> Iterator[None]:
+def _reuse_torchlib_registry() -> Iterator[None]:
     """Serve ``ONNXRegistry.from_torchlib`` from a per-opset cache for the duration of a call.
 
     Each export gets a fresh registry object whose function lists are copies, so a custom
@@ -592,15 +599,15 @@ def _reuse_torchlib_registry(options: TargetOptions) -> Iterator[None]:
         yield
         return
     cls = getattr(_registration, "ONNXRegistry", None)
-    original = getattr(cls, "from_torchlib", None)
-    if cls is None or original is None or not hasattr(cls(), "functions"):
+    saved = vars(cls).get("from_torchlib") if cls is not None else None
+    if cls is None or not isinstance(saved, classmethod) or not hasattr(cls(), "functions"):
         yield
         return
 
     def cached(klass: Any, opset_version: int = _default_opset(_registration)) -> Any:
         template = _REGISTRY_CACHE.get(opset_version)
         if template is None:
-            template = original(opset_version=opset_version)
+            template = saved.__func__(klass, opset_version=opset_version)
             _REGISTRY_CACHE[opset_version] = template
         fresh = klass()
         fresh.__dict__.update(template.__dict__)
@@ -611,7 +618,7 @@ def _reuse_torchlib_registry(options: TargetOptions) -> Iterator[None]:
     try:
         yield
     finally:
-        cls.from_torchlib = original  # restores the bound classmethod via the class attribute
+        cls.from_torchlib = saved
 
 
 def _default_opset(registration: ModuleType) -> int:
@@ -635,5 +642,3 @@ __all__ = [
     "root_cause",
     "verify_with_onnxruntime",
 ]
-
-_unused: Callable[..., Any] | None = None

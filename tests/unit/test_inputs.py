@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -114,32 +114,35 @@ def project(tmp_path: Path) -> Iterator[Project]:
     """A project whose imports are undone afterwards, so tests reusing file names stay apart."""
     path_before = list(sys.path)
     modules_before = set(sys.modules)
-    root = str(tmp_path.resolve())
+    roots = (str(tmp_path.resolve()), str(FIXTURES))
     yield Project(tmp_path)
     sys.path[:] = path_before
     for name in set(sys.modules) - modules_before:
         module = sys.modules[name]
         places = [getattr(module, "__file__", None) or "", *getattr(module, "__path__", [])]
-        if any(str(p).startswith(root) for p in places):
+        if any(str(place).startswith(roots) for place in places):
             del sys.modules[name]
 
 
-def config_error(fn, *args, **kwargs) -> ConfigError:  # noqa: ANN001
+def config_error(fn: Callable[..., object], *args: object, **kwargs: object) -> ConfigError:
     with pytest.raises(ConfigError) as info:
         fn(*args, **kwargs)
     return info.value
 
 
-def one_model(factory: str, extra: str = "", inputs: str = "{args: [{shape: [2, 3]}, {shape: [2, 3]}]}") -> str:
-    """A one-model manifest; the factory is on line 4, column 14, inputs on line 5, column 13."""
-    return f"""
-    version: 1
-    models:
-      - name: m
-        factory: {factory}
-        inputs: {inputs}
-    {textwrap.indent(textwrap.dedent(extra), "    ")}
-    """
+def one_model(
+    factory: str, extra: str = "", inputs: str = "{args: [{shape: [2, 3]}, {shape: [2, 3]}]}"
+) -> str:
+    """A one-model manifest: factory on line 4 (value at column 14), inputs on line 5 (column 13),
+    then the ``extra`` fields from line 6 on."""
+    lines = ["version: 1", "models:", "  - name: m", f"    factory: {factory}"]
+    block = textwrap.dedent(inputs).strip("\n")
+    if "\n" in block:
+        lines += ["    inputs:", *("      " + line for line in block.splitlines())]
+    else:
+        lines.append(f"    inputs: {block}")
+    lines += ["    " + line for line in textwrap.dedent(extra).strip("\n").splitlines()]
+    return "\n".join(lines) + "\n"
 
 
 # --- factories that go wrong ---------------------------------------------------------------------
@@ -232,7 +235,9 @@ def test_check_signature__inputs_the_model_rejects_show_the_forward_signature(pr
 
 
 def test_build_inputs__callable_returning_a_bare_tensor_is_refused(project: Project) -> None:
-    spec = project.manifest(one_model("models.py:AddMul", inputs='{callable: "models.py:bad_inputs"}')).models[0]
+    spec = project.manifest(
+        one_model("models.py:AddMul", inputs='{callable: "models.py:bad_inputs"}')
+    ).models[0]
     error = config_error(build_inputs, spec.inputs, root=project.root, device="cpu")
     assert str(error) == (
         f"{project.manifest_path}:5:13: models[0].inputs: input callable models.py:bad_inputs returned"
@@ -240,15 +245,17 @@ def test_build_inputs__callable_returning_a_bare_tensor_is_refused(project: Proj
     )
 
 
-def test_build_inputs__callable_that_raises_is_reported_at_the_given_field_path(project: Project) -> None:
-    spec = project.manifest(one_model("models.py:AddMul", inputs='{callable: "models.py:failing_inputs"}')).models[0]
-    error = config_error(
-        build_inputs, spec.inputs, root=project.root, device="cpu", field_path="models[0].input_sets.x"
-    )
-    assert str(error) == (
-        f"{project.manifest_path}:5:13: models[0].input_sets.x: input callable raised"
-        f" KeyError: 'no such dataset' (at models.py:{line_of('raise KeyError')})"
-    )
+def test_build_inputs__callable_that_raises_is_reported_at_the_inputs_location(project: Project) -> None:
+    spec = project.manifest(
+        one_model("models.py:AddMul", inputs='{callable: "models.py:failing_inputs"}')
+    ).models[0]
+    raised = f"input callable raised KeyError: 'no such dataset' (at models.py:{line_of('raise KeyError')})"
+    error = config_error(build_inputs, spec.inputs, root=project.root, device="cpu", field_path="inputs")
+    assert str(error) == f"{project.manifest_path}:5:13: models[0].inputs: {raised}"
+    # Without a location (a spec made in code), the given field path still names the set.
+    spec.inputs.location = None
+    error = config_error(build_inputs, spec.inputs, root=project.root, field_path="models[0].input_sets.x")
+    assert str(error) == f"models[0].input_sets.x: {raised}"
 
 
 def test_build_dynamic_shapes__name_that_is_not_a_forward_argument_is_refused(project: Project) -> None:
@@ -343,7 +350,7 @@ def test_build_inputs__nested_specs_become_tensors_in_the_same_containers(projec
                 - [{shape: [4], dtype: int64, low: 5, high: 7}, {tuple: [{shape: [2], dtype: bool}, 3]}]
               kwargs:
                 half: {shape: [2], dtype: half, fill: 1.5}
-                opts: {dict: {shape: plain string}, scale: {shape: [], dtype: double}}
+                opts: {dict: {shape: plain string, scale: {shape: [], dtype: double}}}
                 c: {shape: [3], dtype: complex64}
                 none: null
             """,
@@ -356,7 +363,7 @@ def test_build_inputs__nested_specs_become_tensors_in_the_same_containers(projec
     assert ints.dtype == torch.int64 and set(ints.tolist()) <= {5, 6}
     assert flags.dtype == torch.bool and three == 3
     assert torch.equal(kwargs["half"], torch.full((2,), 1.5, dtype=torch.float16))
-    assert kwargs["opts"]["shape"] == {"shape": "plain string"}["shape"]
+    assert kwargs["opts"]["shape"] == "plain string"
     assert kwargs["opts"]["scale"].dtype == torch.float64 and kwargs["opts"]["scale"].shape == ()
     assert kwargs["c"].dtype == torch.complex64
     assert kwargs["none"] is None
@@ -367,8 +374,12 @@ def test_build_inputs__same_seed_gives_the_same_tensors_and_another_seed_does_no
         """
         version: 1
         models:
-          - {name: a, factory: "models.py:AddMul", inputs: {args: [{shape: [8]}, {shape: [8], dtype: int32}]}}
-          - {name: b, factory: "models.py:AddMul", inputs: {args: [{shape: [8]}, {shape: [8], dtype: int32}], seed: 1}}
+          - name: a
+            factory: models.py:AddMul
+            inputs: {args: [{shape: [8]}, {shape: [8], dtype: int32}]}
+          - name: b
+            factory: models.py:AddMul
+            inputs: {args: [{shape: [8]}, {shape: [8], dtype: int32}], seed: 1}
         """
     )
     first, _ = build_inputs(manifest.model("a").inputs, root=manifest.root)
@@ -383,7 +394,9 @@ def test_build_inputs__callable_form_is_seeded_gets_the_device_and_leaves_the_gl
     project: Project,
 ) -> None:
     spec = project.manifest(
-        one_model("models.py:AddMul", inputs='{callable: "models.py:make_inputs", kwargs: {batch: 4}, seed: 3}')
+        one_model(
+            "models.py:AddMul", inputs='{callable: "models.py:make_inputs", kwargs: {batch: 4}, seed: 3}'
+        )
     ).models[0]
     state = torch.get_rng_state()
     (x, y), kwargs = build_inputs(spec.inputs, root=project.root, device="auto")
@@ -397,14 +410,18 @@ def test_build_inputs__callable_form_is_seeded_gets_the_device_and_leaves_the_gl
 # --- dynamic shapes, exported for real -----------------------------------------------------------
 
 
-def test_build_dynamic_shapes__named_batch_dim_exports_and_runs_at_another_batch_size(project: Project) -> None:
+def test_build_dynamic_shapes__named_batch_dim_exports_and_runs_at_another_batch_size(
+    project: Project,
+) -> None:
     extra = """
     dims: {batch: {min: 1, max: 64}}
     dynamic_shapes: {x: {0: batch}, mask: [batch, null]}
     """
     spec = project.manifest(
         one_model(
-            "models.py:Batchy", extra=extra, inputs="{args: [{shape: [4, 3]}], kwargs: {mask: {shape: [4, 2]}}}"
+            "models.py:Batchy",
+            extra=extra,
+            inputs="{args: [{shape: [4, 3]}], kwargs: {mask: {shape: [4, 2]}}}",
         )
     ).models[0]
     model = build_model(spec, root=project.root)

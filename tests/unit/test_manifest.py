@@ -44,12 +44,14 @@ def error_of(path: Path) -> ConfigError:
     return info.value
 
 
-def assert_error(error: ConfigError, path: Path, line: int, column: int, field: str | None, message: str) -> None:
-    """The whole rendered message, so file, position, field path and wording are all pinned."""
-    prefix = f"{path}:{line}:{column}"
-    expected = f"{prefix}: {field}: {message}" if field else f"{prefix}: {message}"
-    assert str(error) == expected
+def assert_error(path: Path, *, at: str, field: str | None, message: str) -> None:
+    """Loading ``path`` fails with exactly ``path:at: field: message``, and the parts agree."""
+    error = error_of(path)
+    where = f"{path}:{at}"
+    assert str(error) == (f"{where}: {field}: {message}" if field else f"{where}: {message}")
+    line, column = (int(n) for n in at.split(":"))
     assert (error.file, error.line, error.column, error.field_path) == (str(path), line, column, field)
+    assert error.message == message
 
 
 # --- bad manifests -------------------------------------------------------------------------------
@@ -85,7 +87,9 @@ def test_manifest__unknown_key_suggests_closest_field(write_manifest: WriteManif
             inptus: {args: []}
         """
     )
-    assert_error(error_of(path), path, 5, 5, "models[0].inptus", "unknown key 'inptus' (did you mean 'inputs'?)")
+    assert_error(
+        path, at="5:5", field="models[0].inptus", message="unknown key 'inptus' (did you mean 'inputs'?)"
+    )
 
 
 def test_manifest__unknown_key_without_a_close_match_lists_known_keys(write_manifest: WriteManifest) -> None:
@@ -97,7 +101,7 @@ def test_manifest__unknown_key_without_a_close_match_lists_known_keys(write_mani
         """
     )
     assert_error(
-        error_of(path), path, 2, 1, "zzz", "unknown key 'zzz' (known keys: version, defaults, models)"
+        path, at="2:1", field="zzz", message="unknown key 'zzz' (known keys: version, defaults, models)"
     )
 
 
@@ -117,7 +121,10 @@ def test_manifest__duplicate_model_name_points_at_the_second_and_names_the_first
         """
     )
     assert_error(
-        error_of(path), path, 6, 11, "models[1].name", "duplicate model name 'cnn' (first defined at line 3)"
+        path,
+        at="6:11",
+        field="models[1].name",
+        message="duplicate model name 'cnn' (first defined at line 3)",
     )
 
 
@@ -134,12 +141,10 @@ def test_manifest__bad_dtype_suggests_the_closest_dtype(write_manifest: WriteMan
         """
     )
     assert_error(
-        error_of(path),
         path,
-        7,
-        34,
-        "models[0].inputs.args[0].dtype",
-        "unknown dtype 'flaot32' (did you mean 'float32'?)",
+        at="7:34",
+        field="models[0].inputs.args[0].dtype",
+        message="unknown dtype 'flaot32' (did you mean 'float32'?)",
     )
 
 
@@ -155,12 +160,10 @@ def test_manifest__unknown_target_suggests_the_closest_target(write_manifest: Wr
         """
     )
     assert_error(
-        error_of(path),
         path,
-        6,
-        23,
-        "models[0].targets[1]",
-        "unknown target 'export-strcit' (did you mean 'export-strict'?)",
+        at="6:23",
+        field="models[0].targets[1]",
+        message="unknown target 'export-strcit' (did you mean 'export-strict'?)",
     )
 
 
@@ -176,7 +179,10 @@ def test_manifest__bad_device_lists_the_known_devices(write_manifest: WriteManif
         """
     )
     assert_error(
-        error_of(path), path, 6, 13, "models[0].device", "unknown device 'metal' (expected one of: cpu, cuda, auto)"
+        path,
+        at="6:13",
+        field="models[0].device",
+        message="unknown device 'metal' (expected one of: cpu, cuda, auto)",
     )
 
 
@@ -191,7 +197,7 @@ def test_manifest__negative_timeout_is_rejected(write_manifest: WriteManifest) -
             timeout: -5
         """
     )
-    assert_error(error_of(path), path, 6, 14, "models[0].timeout", "must be greater than 0, got -5")
+    assert_error(path, at="6:14", field="models[0].timeout", message="must be greater than 0, got -5")
 
 
 def test_manifest__error_in_a_default_points_at_the_defaults_section(write_manifest: WriteManifest) -> None:
@@ -206,7 +212,7 @@ def test_manifest__error_in_a_default_points_at_the_defaults_section(write_manif
             inputs: {}
         """
     )
-    assert_error(error_of(path), path, 3, 12, "defaults.timeout", "must be greater than 0, got 0")
+    assert_error(path, at="3:12", field="defaults.timeout", message="must be greater than 0, got 0")
 
 
 def test_manifest__wrong_type_names_the_expected_type(write_manifest: WriteManifest) -> None:
@@ -220,7 +226,7 @@ def test_manifest__wrong_type_names_the_expected_type(write_manifest: WriteManif
             train: "yes"
         """
     )
-    assert_error(error_of(path), path, 6, 12, "models[0].train", "expected true or false, got string 'yes'")
+    assert_error(path, at="6:12", field="models[0].train", message="expected true or false, got string 'yes'")
 
 
 def test_manifest__undeclared_dim_in_dynamic_shapes_suggests_a_declared_one(
@@ -238,12 +244,10 @@ def test_manifest__undeclared_dim_in_dynamic_shapes_suggests_a_declared_one(
         """
     )
     assert_error(
-        error_of(path),
         path,
-        7,
-        29,
-        "models[0].dynamic_shapes.x[0]",
-        "dim 'batc' is not declared in dims (did you mean 'batch'?)",
+        at="7:29",
+        field="models[0].dynamic_shapes.x[0]",
+        message="dim 'batc' is not declared in dims (did you mean 'batch'?)",
     )
 
 
@@ -259,7 +263,7 @@ def test_manifest__dim_with_min_above_max_is_rejected(write_manifest: WriteManif
               batch: {min: 64, max: 1}
         """
     )
-    assert_error(error_of(path), path, 7, 14, "models[0].dims.batch", "min (64) is greater than max (1)")
+    assert_error(path, at="7:14", field="models[0].dims.batch", message="min (64) is greater than max (1)")
 
 
 def test_manifest__missing_version_is_reported(write_manifest: WriteManifest) -> None:
@@ -271,7 +275,7 @@ def test_manifest__missing_version_is_reported(write_manifest: WriteManifest) ->
             inputs: {}
         """
     )
-    assert_error(error_of(path), path, 1, 1, "version", "required field is missing (write 'version: 1')")
+    assert_error(path, at="1:1", field="version", message="required field is missing (write 'version: 1')")
 
 
 def test_manifest__unsupported_version_says_which_one_is_read(write_manifest: WriteManifest) -> None:
@@ -282,7 +286,10 @@ def test_manifest__unsupported_version_says_which_one_is_read(write_manifest: Wr
         """
     )
     assert_error(
-        error_of(path), path, 1, 10, "version", "unsupported manifest version 2 (this exportwatch reads version 1)"
+        path,
+        at="1:10",
+        field="version",
+        message="unsupported manifest version 2 (this exportwatch reads version 1)",
     )
 
 
@@ -300,7 +307,9 @@ def test_manifest__duplicate_yaml_key_points_at_the_second_and_names_the_first(
             timeout: 20
         """
     )
-    assert_error(error_of(path), path, 7, 5, "models[0].timeout", "duplicate key 'timeout' (first set at line 6)")
+    assert_error(
+        path, at="7:5", field="models[0].timeout", message="duplicate key 'timeout' (first set at line 6)"
+    )
 
 
 def test_manifest__missing_name_points_at_the_model_entry(write_manifest: WriteManifest) -> None:
@@ -312,7 +321,7 @@ def test_manifest__missing_name_points_at_the_model_entry(write_manifest: WriteM
             inputs: {}
         """
     )
-    assert_error(error_of(path), path, 3, 5, "models[0].name", "required field is missing")
+    assert_error(path, at="3:5", field="models[0].name", message="required field is missing")
 
 
 def test_manifest__empty_models_list_is_rejected(write_manifest: WriteManifest) -> None:
@@ -322,7 +331,7 @@ def test_manifest__empty_models_list_is_rejected(write_manifest: WriteManifest) 
         models: []
         """
     )
-    assert_error(error_of(path), path, 2, 9, "models", "no models listed: add at least one entry")
+    assert_error(path, at="2:9", field="models", message="no models listed: add at least one entry")
 
 
 def test_manifest__missing_file_names_the_file(tmp_path: Path) -> None:
@@ -344,7 +353,10 @@ def test_manifest__name_and_factory_cannot_be_defaults(write_manifest: WriteMani
         """
     )
     assert_error(
-        error_of(path), path, 3, 3, "defaults.factory", "'factory' cannot be set in defaults; set it on each model"
+        path,
+        at="3:3",
+        field="defaults.factory",
+        message="'factory' cannot be set in defaults; set it on each model",
     )
 
 
@@ -359,12 +371,10 @@ def test_manifest__malformed_factory_reference_shows_both_forms(write_manifest: 
         """
     )
     assert_error(
-        error_of(path),
         path,
-        4,
-        14,
-        "models[0].factory",
-        "expected 'package.module:callable' or 'path/to/file.py:callable', got 'models.TinyCNN'",
+        at="4:14",
+        field="models[0].factory",
+        message="expected 'package.module:callable' or 'path/to/file.py:callable', got 'models.TinyCNN'",
     )
 
 
@@ -381,12 +391,10 @@ def test_manifest__callable_inputs_cannot_also_declare_args(write_manifest: Writ
         """
     )
     assert_error(
-        error_of(path),
         path,
-        7,
-        7,
-        "models[0].inputs.args",
-        "cannot be combined with 'callable' (the callable returns the inputs)",
+        at="7:7",
+        field="models[0].inputs.args",
+        message="cannot be combined with 'callable' (the callable returns the inputs)",
     )
 
 
@@ -403,12 +411,10 @@ def test_manifest__fill_and_value_range_are_exclusive(write_manifest: WriteManif
         """
     )
     assert_error(
-        error_of(path),
         path,
-        7,
-        34,
-        "models[0].inputs.kwargs.mask.fill",
-        "fill gives a constant tensor; it cannot be combined with low/high",
+        at="7:34",
+        field="models[0].inputs.kwargs.mask.fill",
+        message="fill gives a constant tensor; it cannot be combined with low/high",
     )
 
 
@@ -424,7 +430,10 @@ def test_manifest__integer_range_must_fit_the_dtype(write_manifest: WriteManifes
         """
     )
     assert_error(
-        error_of(path), path, 6, 14, "models[0].inputs.args[0]", "range [-1, 5) does not fit uint8 ([0, 255])"
+        path,
+        at="6:14",
+        field="models[0].inputs.args[0]",
+        message="range [-1, 5) does not fit uint8 ([0, 255])",
     )
 
 
@@ -442,12 +451,10 @@ def test_manifest__misspelt_tensor_key_is_caught_rather_than_read_as_a_dict(
         """
     )
     assert_error(
-        error_of(path),
         path,
-        6,
-        15,
-        "models[0].inputs.args[0].shpe",
-        "unknown key 'shpe' (did you mean 'shape'?)",
+        at="6:15",
+        field="models[0].inputs.args[0].shpe",
+        message="unknown key 'shpe' (did you mean 'shape'?)",
     )
 
 
@@ -463,18 +470,16 @@ def test_manifest__yaml_tags_are_refused_with_the_tuple_spelling(write_manifest:
         """
     )
     assert_error(
-        error_of(path),
         path,
-        6,
-        14,
-        "models[0].inputs.args[0]",
-        "unsupported YAML tag '!tuple' (write a tuple as {tuple: [...]})",
+        at="6:14",
+        field="models[0].inputs.args[0]",
+        message="unsupported YAML tag '!tuple' (write a tuple as {tuple: [...]})",
     )
 
 
 def test_manifest__empty_file_is_reported(write_manifest: WriteManifest) -> None:
     path = write_manifest("# nothing yet\n")
-    assert_error(error_of(path), path, 1, 1, None, "manifest is empty: expected 'version: 1' and 'models'")
+    assert_error(path, at="1:1", field=None, message="manifest is empty: expected 'version: 1' and 'models'")
 
 
 # --- good manifests ------------------------------------------------------------------------------
@@ -577,7 +582,11 @@ def test_manifest__callable_inputs_and_expect_forms_become_spec_fields(write_man
     )
     a, b = load_manifest(path).models
     assert a.factory == "models/cnn.py:make" and a.factory_kwargs == {"channels": 8}
-    assert (a.inputs.callable, a.inputs.callable_kwargs, a.inputs.seed) == ("inputs.py:make_inputs", {"batch": 2}, 5)
+    assert (a.inputs.callable, a.inputs.callable_kwargs, a.inputs.seed) == (
+        "inputs.py:make_inputs",
+        {"batch": 2},
+        5,
+    )
     assert a.input_sets["big"].args == [TensorSpec(shape=[8, 3])]
     assert a.input_sets["big"].location.field_path == "models[0].input_sets.big"
     assert (a.xfail, a.xfail_submodules) == ("root reason", {"blocks.4": "data-dependent branch"})

@@ -1,0 +1,706 @@
+"""The GitHub Action: read the runner's environment, sweep, compare, publish, exit per the gate.
+
+``entrypoint/entrypoint.sh`` runs ``python -m exportwatch.action`` (in the Docker image and in
+the composite variant alike). Modes:
+
+* ``full``: install → sweep head → sweep base (merge-base, in a git worktree) → diff → gate →
+  render → **outputs and job summary first** → PR comment → check run → exit code per gate;
+* ``sweep``: install → sweep head (+ base for a PR) → write the reports; no token needed. The
+  untrusted half of the fork-safe flow, and the push-to-main baseline;
+* ``publish``: in a ``workflow_run`` workflow: download the sweep's artifact (untrusted data:
+  size-capped, schema-validated), find the PR through the API, render and publish. Never runs
+  the PR's code and never imports torch.
+
+Exit codes: 0 gate passed (or nothing to gate), 1 gate failed, 2 configuration error,
+3 internal error. A failure to comment or to create the check run is a warning: it never
+changes the exit code.
+
+The sweep runs as a subprocess (``python -m exportwatch sweep``), so this module never
+imports torch.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any, TextIO
+
+from exportwatch.diff import ChangeKind, Changes, GateResult, XfailIndex, diff_reports, gate
+from exportwatch.github import workflow_commands as wc
+from exportwatch.github.artifacts import download_artifact, find_run_artifact, safe_extract
+from exportwatch.github.client import (
+    ClientSettings,
+    GitHubError,
+    build_github,
+    my_login,
+)
+from exportwatch.github.config import ActionConfig, ActionConfigError, CommentMode, Mode
+from exportwatch.github.event import Event, EventError, load_event
+from exportwatch.github.publish import (
+    Annotation,
+    append_summary,
+    create_check_run,
+    find_pull_request,
+    upsert_comment,
+    write_outputs,
+)
+from exportwatch.manifest import ConfigError
+from exportwatch.render import RenderContext, comment_marker, headline, render
+from exportwatch.report import FAILING, Report, ReportError, load_report
+
+log = logging.getLogger("exportwatch.action")
+
+EXIT_PASSED = 0
+EXIT_GATE_FAILED = 1
+EXIT_CONFIG = 2
+EXIT_INTERNAL = 3
+
+#: Reports from an artifact are untrusted: refuse anything larger than this.
+MAX_REPORT_BYTES = 20 * 1024 * 1024
+CHECK_NAME = "exportwatch"
+#: GitHub shows at most 10 error annotations per step from workflow commands.
+MAX_LOG_ANNOTATIONS = 10
+#: Variables the user's code (install commands, the sweep) must not see.
+SECRET_VARIABLES = ("INPUT_GITHUB-TOKEN", "INPUT_GITHUB_TOKEN", "GITHUB_TOKEN", "GH_TOKEN")
+
+
+class StepFailed(Exception):
+    """A step that ends the run with ``exit_code`` (2: configuration, 3: internal)."""
+
+    def __init__(self, message: str, *, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+# ============================================================================================
+# Pure decisions
+
+
+class BaseSource(str, Enum):
+    INPUT = "input"  # the `base` input
+    PULL_REQUEST = "pull-request"  # the PR's base commit
+    NONE = "none"  # nothing to compare against (push, dispatch)
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def resolve_base(config: ActionConfig, event: Event) -> tuple[BaseSource, str | None]:
+    """Which ref the head is compared with. Pure."""
+    if config.base:
+        return BaseSource.INPUT, config.base
+    if event.is_pull_request and event.base_sha:
+        return BaseSource.PULL_REQUEST, event.base_sha
+    return BaseSource.NONE, None
+
+
+def head_commit(config: ActionConfig, event: Event) -> str | None:
+    """The commit results are about: a PR's head (not the merge commit the runner checks out)."""
+    return event.head_sha or config.sha
+
+
+def base_report_path(report: Path) -> Path:
+    """``exportwatch-report.json`` → ``exportwatch-report.base.json`` (uploaded beside it)."""
+    return report.with_name(f"{report.stem}.base{report.suffix or '.json'}")
+
+
+def marker_key(config: ActionConfig) -> str | None:
+    """One comment per manifest: the default manifest keeps the plain marker."""
+    default = ActionConfig().manifest
+    return None if config.manifest == default else config.manifest.as_posix()
+
+
+def check_conclusion(result: GateResult) -> str:
+    return "success" if result.passed else "failure"
+
+
+def annotations_for(changes: Changes, result: GateResult) -> list[Annotation]:
+    """Annotations on the user's lines for what fails on head: gating cells first. Pure."""
+    failing_keys = set(result.failing)
+    cells = [c for c in changes.top_level() if c.head in FAILING and c.head_result is not None]
+    cells.sort(key=lambda c: (c.key not in failing_keys, c.kind is ChangeKind.STILL_FAILING))
+    out: list[Annotation] = []
+    for cell in cells:
+        frame = cell.head_result.user_frame if cell.head_result else None
+        if frame is None or not frame.path or frame.line < 1:
+            continue
+        sub = cell.head_result
+        where = f"{cell.model} [{cell.target}, {cell.device}] {cell.path or '(root)'}"
+        message = sub.message or sub.category or "export failed"
+        if sub.hint:
+            message += f"\nHint: {sub.hint}"
+        out.append(
+            Annotation(
+                path=frame.path,
+                start_line=frame.line,
+                level="failure" if cell.key in failing_keys else "warning",
+                title=f"{cell.kind.value}: {where}"[:255],
+                message=message,
+                raw_details=(sub.detail or None),
+            )
+        )
+    return out
+
+
+# ============================================================================================
+# Steps (I/O)
+
+
+def scrubbed_env(env: Mapping[str, str]) -> dict[str, str]:
+    """The environment for the user's code: no token."""
+    return {k: v for k, v in env.items() if k not in SECRET_VARIABLES}
+
+
+@contextmanager
+def group(title: str, out: TextIO) -> Iterator[None]:
+    with wc.grouped(title, stream=out):
+        yield
+
+
+def run_install(config: ActionConfig, *, env: Mapping[str, str], out: TextIO) -> None:
+    if not config.install.strip():
+        return
+    shell = shutil.which("bash") or "sh"
+    with group("exportwatch: install", out):
+        out.flush()
+        done = subprocess.run(
+            [shell, "-e", "-c", config.install], cwd=config.workdir, env=scrubbed_env(env), check=False
+        )
+    if done.returncode != 0:
+        raise StepFailed(
+            f"input 'install': the install commands failed with exit code {done.returncode}",
+            exit_code=EXIT_CONFIG,
+        )
+
+
+def sweep_command(config: ActionConfig, *, manifest: Path, output: Path) -> list[str]:
+    """``python -m exportwatch sweep`` with the inputs that apply. Pure."""
+    cmd = [sys.executable, "-m", "exportwatch", "sweep", str(manifest), "-o", str(output)]
+    for target in config.targets:
+        cmd += ["--target", target]
+    if config.device:
+        cmd += ["--device", config.device]
+    if config.workers:
+        cmd += ["--workers", str(config.workers)]
+    if config.timeout:
+        cmd += ["--timeout", f"{config.timeout:g}"]
+    if config.shard:
+        cmd += ["--shard", config.shard]  # issue 8: the sweep CLI gains --shard
+    return cmd
+
+
+def run_sweep(
+    config: ActionConfig,
+    *,
+    manifest: Path,
+    output: Path,
+    cwd: Path,
+    env: Mapping[str, str],
+    title: str,
+    out: TextIO,
+) -> Report:
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with group(f"exportwatch: {title}", out):
+        out.flush()
+        done = subprocess.run(
+            sweep_command(config, manifest=manifest, output=output),
+            cwd=cwd,
+            env=scrubbed_env(env),
+            check=False,
+        )
+    if done.returncode == 2:
+        raise StepFailed(f"{title}: configuration error (see the log above)", exit_code=EXIT_CONFIG)
+    if done.returncode != 0:
+        raise StepFailed(f"{title}: the sweep exited with {done.returncode}", exit_code=EXIT_INTERNAL)
+    try:
+        return load_report(output)
+    except ReportError as exc:
+        raise StepFailed(f"{title}: {exc}", exit_code=EXIT_INTERNAL) from exc
+
+
+def _git(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=False, timeout=300)
+
+
+def sweep_base(
+    config: ActionConfig, *, ref: str, env: Mapping[str, str], output: Path, out: TextIO
+) -> Report | None:
+    """Sweep the merge-base of ``ref`` and HEAD in a temporary git worktree.
+
+    TODO(issue 7): replace with ``exportwatch compare`` (reuses unchanged results, stored
+    baselines and the cache). Until then this sweeps every job on the base.
+    Returns None, with a warning, when there is no usable base.
+    """
+    workdir = config.workdir
+    top = _git("rev-parse", "--show-toplevel", cwd=workdir)
+    if top.returncode != 0:
+        print(wc.warning("exportwatch: not a git checkout; comparing without a base"), file=out)
+        return None
+    root = Path(top.stdout.strip())
+    resolved = _git("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", cwd=root)
+    if resolved.returncode != 0:
+        print(
+            wc.warning(
+                f"exportwatch: base {ref!r} is not in this checkout; compare needs history: "
+                "use actions/checkout with fetch-depth: 0"
+            ),
+            file=out,
+        )
+        return None
+    base_commit = resolved.stdout.strip()
+    merge_base = _git("merge-base", base_commit, "HEAD", cwd=root)
+    if merge_base.returncode != 0:
+        print(
+            wc.warning(
+                "exportwatch: no merge-base between the base and HEAD (shallow checkout? use "
+                "actions/checkout with fetch-depth: 0); comparing without a base"
+            ),
+            file=out,
+        )
+        return None
+    commit = merge_base.stdout.strip()
+    rel_workdir = workdir.relative_to(root.resolve()) if workdir.is_relative_to(root.resolve()) else Path()
+    tmp = Path(tempfile.mkdtemp(prefix="exportwatch-base-"))
+    tree = tmp / "tree"
+    added = _git("worktree", "add", "--detach", str(tree), commit, cwd=root)
+    try:
+        if added.returncode != 0:
+            print(wc.warning(f"exportwatch: cannot check out the base: {added.stderr.strip()}"), file=out)
+            return None
+        base_workdir = tree / rel_workdir
+        manifest = base_workdir / config.manifest
+        if not manifest.is_file():
+            print(
+                wc.notice(f"exportwatch: the base {commit[:12]} has no {config.manifest}: all new"), file=out
+            )
+            return None
+        try:
+            return run_sweep(
+                config,
+                manifest=manifest,
+                output=output,
+                cwd=base_workdir,
+                env=env,
+                title=f"sweep base {commit[:12]}",
+                out=out,
+            )
+        except StepFailed as exc:
+            print(
+                wc.warning(f"exportwatch: the base sweep failed ({exc}); comparing without a base"), file=out
+            )
+            return None
+    finally:
+        _git("worktree", "remove", "--force", str(tree), cwd=root)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def xfail_index(config: ActionConfig) -> XfailIndex | None:
+    """Expected failures from the head manifest (reports carry them too; this adds new ones)."""
+    from exportwatch.manifest import load_manifest
+
+    try:
+        return XfailIndex.from_manifest(load_manifest(config.workdir / config.manifest))
+    except (ConfigError, NotImplementedError, OSError):
+        return None
+
+
+@dataclass(kw_only=True)
+class Result:
+    """What the run produced: the step outputs and the exit code."""
+
+    verdict: str
+    regressions: int = 0
+    fixes: int = 0
+    report_path: str = ""
+    comment_url: str = ""
+    exit_code: int = EXIT_PASSED
+    warnings: list[str] = field(default_factory=list)
+
+    def outputs(self) -> dict[str, object]:
+        return {
+            "verdict": self.verdict,
+            "regressions": self.regressions,
+            "fixes": self.fixes,
+            "report-path": self.report_path,
+        }
+
+
+def analyse(
+    head: Report, base: Report | None, *, config: ActionConfig, xfail: XfailIndex | None
+) -> tuple[Changes, GateResult]:
+    changes = diff_reports(base, head, xfail=xfail)
+    return changes, gate(changes, config.fail_on)
+
+
+def log_models(changes: Changes, *, out: TextIO) -> None:
+    """One ``::group::`` per model in the log, with each cell's change."""
+    by_model: dict[str, list[Any]] = {}
+    for cell in changes.top_level():
+        by_model.setdefault(cell.model, []).append(cell)
+    for model, cells in by_model.items():
+        worst = next((r.worst.value for r in changes.models if r.name == model), "")
+        with group(f"{model}: {worst}", out):
+            for cell in cells:
+                base = cell.base.value if cell.base else "-"
+                head = cell.head.value if cell.head else "-"
+                msg = cell.head_result.message if cell.head_result and cell.head_result.message else ""
+                print(
+                    f"{cell.target:14} {cell.device:5} {cell.path or '(root)':40} "
+                    f"{base:>10} -> {head:<10} {cell.kind.value} {msg}".rstrip(),
+                    file=out,
+                )
+
+
+def publish(
+    config: ActionConfig,
+    *,
+    changes: Changes,
+    result: GateResult,
+    pr_number: int | None,
+    sha: str | None,
+    out: TextIO,
+    settings: ClientSettings,
+) -> tuple[str, list[str]]:
+    """Comment and check run. Returns (comment URL or "", warnings). Never raises GitHubError."""
+    warnings: list[str] = []
+    if config.github_token is None or not config.repository:
+        warnings.append("no github-token or GITHUB_REPOSITORY: nothing published to GitHub")
+        return "", warnings
+    context = render_context(config, sha=sha)
+    comment_body = render(changes, result, "markdown", context=context)
+    gh = build_github(config.github_token, settings)
+    repo = gh.get_repo(config.repository)
+    comment_url = ""
+    if pr_number is not None and config.comment != CommentMode.OFF:
+        try:
+            outcome = upsert_comment(
+                repo,
+                pr_number,
+                comment_body,
+                marker=comment_marker(context.marker_key),
+                mode=config.comment,
+                changed=changes.has_changes,
+                author_login=my_login(gh),
+                full_report_url=config.run_url,
+            )
+            comment_url = outcome.url or ""
+            log.info("comment: %s %s", outcome.action, comment_url)
+            if outcome.shortened:
+                warnings.append("the comment was too long for GitHub: a shortened one was posted")
+        except GitHubError as exc:
+            warnings.append(str(exc))
+        except Exception as exc:  # the comment must never decide the exit code
+            warnings.append(f"cannot comment: {type(exc).__name__}: {exc}")
+    annotations = annotations_for(changes, result)
+    if sha:
+        try:
+            check = create_check_run(
+                repo,
+                sha,
+                name=CHECK_NAME + (f" ({context.marker_key})" if context.marker_key else ""),
+                conclusion=check_conclusion(result),
+                title=headline(changes, result).text,
+                summary=comment_body,
+                annotations=annotations,
+                details_url=config.run_url,
+            )
+            log.info(
+                "check run %s: %d annotation(s) in %d request(s)",
+                check.url,
+                check.annotations,
+                check.requests,
+            )
+        except GitHubError as exc:
+            warnings.append(str(exc))
+            log_annotations(annotations, out=out)
+        except Exception as exc:
+            warnings.append(f"cannot create the check run: {type(exc).__name__}: {exc}")
+            log_annotations(annotations, out=out)
+    return comment_url, warnings
+
+
+def log_annotations(annotations: Sequence[Annotation], *, out: TextIO) -> None:
+    """Where check runs are unavailable: ``::error file=…,line=…::`` lines (GitHub shows 10)."""
+    for a in annotations[:MAX_LOG_ANNOTATIONS]:
+        level = "error" if a.level == "failure" else "warning"
+        print(wc.annotation(level, a.message, file=a.path, line=a.start_line, title=a.title), file=out)
+
+
+def render_context(config: ActionConfig, *, sha: str | None) -> RenderContext:
+    return RenderContext(
+        repository=config.repository,
+        sha=sha,
+        run_url=config.run_url,
+        summary_url=config.run_url,
+        artifact_name=config.artifact,
+        marker_key=marker_key(config),
+    )
+
+
+def finish(
+    config: ActionConfig,
+    *,
+    changes: Changes,
+    result: GateResult,
+    pr_number: int | None,
+    sha: str | None,
+    out: TextIO,
+    settings: ClientSettings,
+    report_path: str,
+) -> int:
+    """Outputs and job summary first (a GitHub failure must not lose them), then publish."""
+    log_models(changes, out=out)
+    counts = changes.counts
+    res = Result(
+        verdict="passed" if result.passed else "failed",
+        regressions=counts.get(ChangeKind.REGRESSION, 0),
+        fixes=counts.get(ChangeKind.FIX, 0),
+        report_path=report_path,
+        exit_code=result.exit_code,
+    )
+    write_outputs(config.output_path, res.outputs())
+    append_summary(
+        config.summary_path, render(changes, result, "summary", context=render_context(config, sha=sha))
+    )
+    comment_url, warnings = publish(
+        config, changes=changes, result=result, pr_number=pr_number, sha=sha, out=out, settings=settings
+    )
+    write_outputs(config.output_path, {"comment-url": comment_url})
+    for warning in warnings:
+        print(wc.warning(f"exportwatch: {warning}"), file=out)
+    line = headline(changes, result).text
+    print(wc.error(f"exportwatch: {line}") if not result.passed else f"exportwatch: {line}", file=out)
+    return res.exit_code
+
+
+# ============================================================================================
+# Modes
+
+
+def _workspace_relative(config: ActionConfig, path: Path) -> str:
+    return config.report_path.as_posix() if not config.report_path.is_absolute() else str(path)
+
+
+def run_full(
+    config: ActionConfig, event: Event, *, env: Mapping[str, str], out: TextIO, settings: ClientSettings
+) -> int:
+    manifest = _checked_manifest(config)
+    run_install(config, env=env, out=out)
+    head = run_sweep(
+        config,
+        manifest=manifest,
+        output=config.report_file,
+        cwd=config.workdir,
+        env=env,
+        title="sweep head",
+        out=out,
+    )
+    source, ref = resolve_base(config, event)
+    log.info("exportwatch: base %s (from %s)", ref or "-", source)
+    base = None
+    if ref is not None:
+        base = sweep_base(config, ref=ref, env=env, output=base_report_path(config.report_file), out=out)
+    else:
+        print(wc.notice(f"exportwatch: no base to compare with on a {event.name or 'local'} run"), file=out)
+    changes, result = analyse(head, base, config=config, xfail=xfail_index(config))
+    return finish(
+        config,
+        changes=changes,
+        result=result,
+        pr_number=event.pr_number,
+        sha=head_commit(config, event),
+        out=out,
+        settings=settings,
+        report_path=_workspace_relative(config, config.report_file),
+    )
+
+
+def run_sweep_mode(
+    config: ActionConfig, event: Event, *, env: Mapping[str, str], out: TextIO, settings: ClientSettings
+) -> int:
+    """The untrusted half: sweep head (and the base for a PR), write the reports, publish nothing."""
+    manifest = _checked_manifest(config)
+    run_install(config, env=env, out=out)
+    head = run_sweep(
+        config,
+        manifest=manifest,
+        output=config.report_file,
+        cwd=config.workdir,
+        env=env,
+        title="sweep head",
+        out=out,
+    )
+    _, ref = resolve_base(config, event)
+    base = None
+    if ref is not None:
+        base = sweep_base(config, ref=ref, env=env, output=base_report_path(config.report_file), out=out)
+    changes, result = analyse(head, base, config=config, xfail=xfail_index(config))
+    log_models(changes, out=out)
+    write_outputs(
+        config.output_path,
+        Result(
+            verdict="swept",
+            regressions=changes.counts.get(ChangeKind.REGRESSION, 0),
+            fixes=changes.counts.get(ChangeKind.FIX, 0),
+            report_path=_workspace_relative(config, config.report_file),
+        ).outputs()
+        | {"comment-url": ""},
+    )
+    append_summary(
+        config.summary_path,
+        render(changes, result, "summary", context=render_context(config, sha=head_commit(config, event))),
+    )
+    return EXIT_PASSED
+
+
+def run_publish(
+    config: ActionConfig, event: Event, *, env: Mapping[str, str], out: TextIO, settings: ClientSettings
+) -> int:
+    """The trusted half: the artifact is data from an untrusted run; the PR comes from the API."""
+    config.require("github_token", "repository")
+    run = event.workflow_run
+    if run is None:
+        raise ActionConfigError("mode", "mode 'publish' runs in a workflow_run workflow (see the examples)")
+    assert config.github_token is not None and config.repository is not None
+    gh = build_github(config.github_token, settings)
+    repo = gh.get_repo(config.repository)
+    with group("exportwatch: fetch the sweep's reports", out):
+        info = find_run_artifact(repo, run.id, config.artifact)
+        with tempfile.TemporaryDirectory(prefix="exportwatch-artifact-") as tmp:
+            archive = download_artifact(
+                info.artifact, Path(tmp) / "artifact.zip", token=config.github_token, settings=settings
+            )
+            files = safe_extract(archive, Path(tmp) / "files")
+            head, base = _reports_from(files, config=config)
+    pr = None
+    try:
+        pr = find_pull_request(
+            repo, head_repo=info.head_repository, head_branch=info.head_branch, head_sha=info.head_sha
+        )
+        log.info("run %s belongs to PR #%s", info.id, pr.number)
+    except GitHubError as exc:
+        print(wc.warning(f"exportwatch: {exc}; publishing the check run only"), file=out)
+    changes, result = analyse(head, base, config=config, xfail=None)
+    config.report_file.parent.mkdir(parents=True, exist_ok=True)
+    config.report_file.write_text(head.to_json(), encoding="utf-8")
+    return finish(
+        config,
+        changes=changes,
+        result=result,
+        pr_number=pr.number if pr else None,
+        sha=info.head_sha,
+        out=out,
+        settings=settings,
+        report_path=_workspace_relative(config, config.report_file),
+    )
+
+
+def _reports_from(files: list[Path], *, config: ActionConfig) -> tuple[Report, Report | None]:
+    by_name = {f.name: f for f in files}
+    head_name = config.report_path.name
+    base_name = base_report_path(config.report_path).name
+    if head_name not in by_name:
+        present = ", ".join(sorted(by_name)) or "nothing"
+        raise GitHubError(f"artifact {config.artifact!r} has no {head_name} (it has: {present})")
+    head = load_untrusted_report(by_name[head_name])
+    base = load_untrusted_report(by_name[base_name]) if base_name in by_name else None
+    return head, base
+
+
+def load_untrusted_report(path: Path) -> Report:
+    """Size cap, JSON Schema (when the schema ships with the package), then the dataclasses."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_REPORT_BYTES:
+            raise ReportError(f"{path.name} is {size} bytes, over the {MAX_REPORT_BYTES}-byte limit")
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ReportError(f"{path.name}: not a readable JSON report: {exc}") from exc
+    schema = _report_schema()
+    if schema is not None:
+        import jsonschema
+
+        errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(data), key=lambda e: e.path)
+        if errors:
+            where = "/".join(str(p) for p in errors[0].absolute_path) or "(top)"
+            raise ReportError(
+                f"{path.name}: does not match the report schema at {where}: {errors[0].message[:200]}"
+            )
+    try:
+        return Report.from_dict(data)
+    except ReportError as exc:
+        raise ReportError(f"{path.name}: {exc}") from exc
+
+
+def _report_schema() -> dict[str, Any] | None:
+    """The report JSON Schema: shipped in the package, else the repository's config/."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "schemas" / "report.schema.json", here.parent / "config" / "report.schema.json"):
+        if candidate.is_file():
+            return json.loads(candidate.read_text(encoding="utf-8"))
+    log.warning("report.schema.json not found: artifact reports are checked by structure only")
+    return None
+
+
+def _checked_manifest(config: ActionConfig) -> Path:
+    if not config.workdir.is_dir():
+        raise ActionConfigError("input 'working-directory'", f"{config.working_directory} is not a directory")
+    manifest = config.workdir / config.manifest
+    if not manifest.is_file():
+        raise ActionConfigError(
+            "input 'manifest'", f"{config.manifest} not found in {config.working_directory}"
+        )
+    return manifest
+
+
+MODES = {Mode.FULL: run_full, Mode.SWEEP: run_sweep_mode, Mode.PUBLISH: run_publish}
+
+
+# ============================================================================================
+# Entry
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    out: TextIO | None = None,
+    settings: ClientSettings | None = None,
+) -> int:
+    env = os.environ if env is None else env
+    out = out or sys.stdout
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    try:
+        config = ActionConfig.from_env(env)
+        event = load_event(config.event_name, config.event_path)
+        settings = settings or ClientSettings(api_url=config.api_url)
+        log.info("exportwatch: mode %s on %s", config.mode, event.name or "a local run")
+        return MODES[config.mode](config, event, env=env, out=out, settings=settings)
+    except (ConfigError, EventError) as exc:
+        print(wc.error(f"exportwatch: {exc}"), file=out)
+        return EXIT_CONFIG
+    except StepFailed as exc:
+        print(wc.error(f"exportwatch: {exc}"), file=out)
+        return exc.exit_code
+    except (GitHubError, ReportError) as exc:
+        # publish mode: no artifact, an unsafe or invalid one; the untrusted run is to blame
+        print(wc.error(f"exportwatch: {exc}"), file=out)
+        return EXIT_CONFIG
+    except Exception as exc:
+        log.exception("exportwatch: internal error (please report it)")
+        print(wc.error(f"exportwatch: internal error: {type(exc).__name__}"), file=out)
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,223 @@
+"""Target ``onnx-legacy``: the deprecated TorchScript exporter, ``torch.onnx.export(dynamo=False)``.
+
+Many teams still ship with it, and it fails *silently*: the tracer bakes a data-dependent branch
+or a numpy round-trip into the graph with only a ``TracerWarning``. Export success therefore
+means little here; running the model in ONNX Runtime on a second input set is what tells.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.onnx import TrainingMode
+from torch.utils import _pytree as pytree
+
+from exportwatch.report import Verdict
+from exportwatch.targets.base import Call, Outcome, Stage, Target, TargetOptions
+from exportwatch.targets.onnx import (
+    EXTERNAL_DATA_THRESHOLD_BYTES,
+    MISSING_ORT_NOTE,
+    InputFeeder,
+    InputStructureError,
+    OnnxModel,
+    OnnxModules,
+    capture_exporter_output,
+    onnx_modules,
+    save_model,
+    specialised_input_dims,
+    to_numpy,
+    verify_with_onnxruntime,
+)
+from exportwatch.targets.verify import clone_tree, requested_dynamic_dims, slot_tree
+
+log = logging.getLogger(__name__)
+
+#: Frames that mean "a symbolic function was translating an op" (vs. tracing the model).
+_TRANSLATION_FRAMES = ("_run_symbolic_function", "_optimize_graph")
+_TRANSLATION_FILES = ("symbolic_opset", "symbolic_helper")
+
+
+class OnnxLegacy(Target):
+    """``torch.onnx.export(..., dynamo=False)`` + checker + ONNX Runtime verification."""
+
+    name = "onnx-legacy"
+    requires = ("onnx",)
+    extra = "onnx"
+
+    def prepare(self) -> None:
+        """Pay the one-off import cost before the first timed job."""
+        onnx_modules()
+
+    def attempt(
+        self,
+        module: Any,
+        example: Call,
+        *,
+        checks: Sequence[tuple[str, Call]] = (),
+        options: TargetOptions,
+    ) -> Outcome:
+        mods = onnx_modules()
+        with tempfile.TemporaryDirectory(prefix="exportwatch-legacy-") as scratch:
+            outcome, model = self._attempt(mods, module, example, checks, options, Path(scratch))
+            if outcome.verdict in (Verdict.FAIL, Verdict.MISMATCH) and options.artifacts_dir is not None:
+                _keep(model, mods, options)
+            return outcome
+
+    def _attempt(
+        self,
+        mods: OnnxModules,
+        module: Any,
+        example: Call,
+        checks: Sequence[tuple[str, Call]],
+        options: TargetOptions,
+        scratch: Path,
+    ) -> tuple[Outcome, Any]:
+        notes: list[str] = []
+        flat = _FlatModule.build(module, example)
+        input_names = [f"in_{i}" for i in flat.tensor_leaves]
+        dims = flat.dynamic_dims(options.dynamic_shapes)
+        dynamic_axes: dict[str, dict[int, str]] = {}
+        for dim in dims:
+            dynamic_axes.setdefault(f"in_{dim.leaf}", {})[dim.dim] = dim.name
+        big = _parameter_bytes(module) > EXTERNAL_DATA_THRESHOLD_BYTES
+        target: io.BytesIO | str = str(scratch / "model.onnx") if big else io.BytesIO()
+        try:
+            with capture_exporter_output("torch.onnx") as captured:
+                torch.onnx.export(
+                    flat,
+                    tuple(flat.tensors(example)),
+                    target,
+                    dynamo=False,
+                    input_names=input_names,
+                    dynamic_axes=dynamic_axes or None,
+                    opset_version=options.opset,
+                    # EVAL unless the manifest runs the model in train mode; then keep it as is.
+                    training=TrainingMode.PRESERVE if flat.training else TrainingMode.EVAL,
+                    do_constant_folding=not flat.training,
+                )
+        except Exception as exc:
+            return Outcome.failed(legacy_error_stage(exc), exc, notes + captured.notes()), None
+        notes.extend(captured.notes())
+        if isinstance(target, io.BytesIO):
+            model, path = mods.onnx.load_model_from_string(target.getvalue()), None
+        else:
+            model, path = mods.onnx.load_model(target, load_external_data=False), Path(target)
+        notes.extend(specialised_input_dims(model, [(f"in_{d.leaf}", d) for d in dims]))
+
+        with OnnxModel(mods.onnx, model, path=path) as onnx_model:
+            error = onnx_model.check()
+            if error is not None:
+                return Outcome.failed(Stage.CHECKER, error, notes), model
+            if not options.verify:
+                return Outcome.ok(notes), model
+            if mods.ort is None:
+                notes.append(MISSING_ORT_NOTE)
+                return Outcome.ok(notes), model
+            feeder = _LegacyFeeder(flat)
+            outcome = verify_with_onnxruntime(
+                mods.ort, onnx_model, module, example, checks, options, feeder, notes
+            )
+            return outcome, model
+
+
+def legacy_error_stage(exc: BaseException) -> str:
+    """translation: a symbolic function rejected an op; capture: tracing the model failed."""
+    if isinstance(exc, torch.onnx.errors.UnsupportedOperatorError | torch.onnx.errors.SymbolicValueError):
+        return Stage.TRANSLATION
+    tb = exc.__traceback__
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        if code.co_name in _TRANSLATION_FRAMES or any(f in code.co_filename for f in _TRANSLATION_FILES):
+            return Stage.TRANSLATION
+        tb = tb.tb_next
+    return Stage.CAPTURE
+
+
+class _FlatModule(torch.nn.Module):
+    """Takes the example's tensor leaves positionally, rebuilds (args, kwargs), returns tensors.
+
+    The TorchScript exporter reorders kwargs by signature, fills in defaults and drops unused
+    inputs; flattening ourselves makes the ONNX inputs (``in_<leaf>``) and outputs line up
+    exactly with the pytree leaves we compare, whatever the model's signature looks like.
+    Non-tensor leaves are frozen to the example's values (the exporter bakes them in anyway).
+    """
+
+    def __init__(
+        self, inner: torch.nn.Module, leaves: list[Any], spec: pytree.TreeSpec, kwarg_order: list[str]
+    ) -> None:
+        super().__init__()
+        self.inner = inner
+        self.spec = spec
+        self.kwarg_order = kwarg_order
+        self.leaves = leaves
+        self.tensor_leaves = [i for i, leaf in enumerate(leaves) if isinstance(leaf, torch.Tensor)]
+        self.train(inner.training)
+
+    @classmethod
+    def build(cls, module: torch.nn.Module, example: Call) -> _FlatModule:
+        leaves, spec = pytree.tree_flatten((tuple(example.args), dict(example.kwargs)))
+        return cls(module, leaves, spec, list(example.kwargs))
+
+    def forward(self, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        leaves = list(self.leaves)
+        for index, tensor in zip(self.tensor_leaves, tensors, strict=True):
+            leaves[index] = tensor
+        args, kwargs = pytree.tree_unflatten(leaves, self.spec)
+        out = self.inner(*args, **kwargs)
+        return tuple(leaf for leaf in pytree.tree_leaves(out) if isinstance(leaf, torch.Tensor))
+
+    def tensors(self, call: Call) -> list[torch.Tensor]:
+        leaves, spec = pytree.tree_flatten((tuple(call.args), self._ordered(call.kwargs)))
+        if spec != self.spec:
+            raise InputStructureError("the input set's structure differs from the example's")
+        return [clone_tree(leaves[i]) for i in self.tensor_leaves]
+
+    def _ordered(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        ordered = {k: kwargs[k] for k in self.kwarg_order if k in kwargs}
+        ordered.update({k: v for k, v in kwargs.items() if k not in ordered})
+        return ordered
+
+    def dynamic_dims(self, dynamic_shapes: Any) -> list[Any]:
+        if dynamic_shapes is None:
+            return []
+        args, kwargs = slot_tree(self.spec)
+        forward = getattr(self.inner, "forward", self.inner)
+        dims = requested_dynamic_dims(forward, args, kwargs, dynamic_shapes, len(self.leaves))
+        return [d for d in dims if d.leaf in self.tensor_leaves]
+
+
+@dataclass
+class _LegacyFeeder(InputFeeder):
+    flat: _FlatModule
+
+    def feed(self, call: Call, session_inputs: Sequence[str]) -> dict[str, Any]:
+        tensors = self.flat.tensors(call)
+        named = {f"in_{i}": t for i, t in zip(self.flat.tensor_leaves, tensors, strict=True)}
+        return {name: to_numpy(named[name]) for name in session_inputs if name in named}
+
+
+def _parameter_bytes(module: Any) -> int:
+    if not isinstance(module, torch.nn.Module):
+        return 0
+    tensors = [*module.parameters(), *module.buffers()]
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+def _keep(model: Any, mods: OnnxModules, options: TargetOptions) -> None:
+    if model is None or options.artifacts_dir is None:
+        return
+    try:
+        options.artifacts_dir.mkdir(parents=True, exist_ok=True)
+        save_model(model, options.artifacts_dir / f"{options.artifact_name}.onnx", mods.onnx)
+    except Exception:  # artifacts are a courtesy: never turn a result into a crash
+        log.exception("could not keep the ONNX model in %s", options.artifacts_dir)
+
+
+__all__ = ["OnnxLegacy", "legacy_error_stage"]

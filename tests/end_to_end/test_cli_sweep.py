@@ -1,0 +1,112 @@
+"""`exportwatch sweep` as a user runs it: the bundled example manifest, exit codes, the report."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from exportwatch.report import load_report
+from tests.conftest import REPO_ROOT
+
+EXAMPLE = REPO_ROOT / "config" / "example.exportwatch.yml"
+
+
+def exportwatch(*args: str, cwd: Path = REPO_ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "exportwatch", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def example_run(tmp_path_factory):
+    output = tmp_path_factory.mktemp("example") / "report.json"
+    done = exportwatch("sweep", str(EXAMPLE), "-o", str(output), "--workers", "2")
+    return done, output
+
+
+def test_cli_sweep__example_manifest_completes_with_exit_0(example_run):
+    done, output = example_run
+    assert done.returncode == 0, done.stderr
+    assert output.exists()
+    assert "stacked_encoder" in done.stdout and "report:" in done.stdout
+
+
+def test_cli_sweep__example_report_matches_the_published_schema(example_run):
+    _, output = example_run
+    schema = json.loads((REPO_ROOT / "config" / "report.schema.json").read_text())
+    jsonschema.validate(json.loads(output.read_text()), schema)
+
+
+def test_cli_sweep__example_verdicts_are_the_documented_ones(example_run):
+    _, output = example_run
+    report = load_report(output)
+    verdict = {(j.model, j.target): j.verdict.value for j in report.jobs}
+    assert verdict == {
+        ("tiny_cnn", "export"): "ok", ("tiny_cnn", "export-strict"): "ok",
+        ("transformer_block", "export"): "ok", ("transformer_block", "export-strict"): "ok",
+        ("stacked_encoder", "export"): "fail", ("stacked_encoder", "export-strict"): "fail",
+        ("topk_router", "export"): "fail", ("topk_router", "export-strict"): "fail",
+        ("numpy_postprocess", "export"): "fail", ("numpy_postprocess", "export-strict"): "ok",
+        ("custom_op", "export"): "fail", ("custom_op", "export-strict"): "fail",
+        ("custom_input", "export"): "fail", ("custom_input", "export-strict"): "fail",
+    }
+    encoder = report.job("stacked_encoder", "export", "cpu")
+    assert encoder.submodule("encoder.5").verdict.value == "fail"
+    assert report.job("custom_op", "export", "cpu").xfail
+    assert report.environment.torch and report.tool_version
+
+
+def test_cli_sweep__prints_one_line_per_job_when_not_on_a_terminal(example_run):
+    done, _ = example_run
+    lines = [line for line in done.stderr.splitlines() if line.startswith("[")]
+    assert len(lines) == 14
+    assert any("stacked_encoder · export · cpu: FAIL" in line for line in lines)
+
+
+def test_cli_sweep__strict_exits_1_when_a_model_fails(tmp_path):
+    done = exportwatch("sweep", str(EXAMPLE), "-o", str(tmp_path / "r.json"), "--model", "topk_router",
+                       "--target", "export", "--strict", "-q")
+    assert done.returncode == 1, done.stderr
+
+
+def test_cli_sweep__strict_ignores_xfail_models(tmp_path):
+    done = exportwatch("sweep", str(EXAMPLE), "-o", str(tmp_path / "r.json"), "--model", "custom_op",
+                       "--target", "export", "--strict", "-q")
+    assert done.returncode == 0, done.stderr
+
+
+def test_cli_sweep__unknown_model_is_a_config_error_with_a_suggestion(tmp_path):
+    done = exportwatch("sweep", str(EXAMPLE), "-o", str(tmp_path / "r.json"), "--model", "tiny_cn")
+    assert done.returncode == 2
+    assert "no model named 'tiny_cn'" in done.stderr and "did you mean 'tiny_cnn'" in done.stderr
+
+
+def test_cli_sweep__bad_manifest_exits_2_naming_file_line_and_field(tmp_path):
+    manifest = tmp_path / "bad.yml"
+    manifest.write_text("version: 1\nmodels:\n  - name: a\n    factory: x:y\n    devcie: cpu\n")
+    done = exportwatch("sweep", str(manifest), "-o", str(tmp_path / "r.json"))
+    assert done.returncode == 2
+    assert "bad.yml:5:" in done.stderr and "devcie" in done.stderr and "device" in done.stderr
+
+
+def test_cli_sweep__factory_error_found_in_a_worker_exits_2_but_keeps_other_results(tmp_path):
+    (tmp_path / "m.py").write_text(
+        "import torch\n"
+        "def broken():\n    raise ValueError('no weights configured')\n"
+        "def fine():\n    return torch.nn.Linear(4, 4)\n")
+    manifest = tmp_path / "exportwatch.yml"
+    manifest.write_text(
+        "version: 1\nmodels:\n"
+        "  - name: broken\n    factory: m.py:broken\n    inputs: {args: [{shape: [2, 4]}]}\n"
+        "  - name: fine\n    factory: m.py:fine\n    inputs: {args: [{shape: [2, 4]}]}\n")
+    output = tmp_path / "r.json"
+    done = exportwatch("sweep", str(manifest), "-o", str(output), "--workers", "1", "-q")
+    assert done.returncode == 2
+    assert "exportwatch.yml:4:" in done.stderr and "no weights configured" in done.stderr
+    report = load_report(output)
+    assert report.job("fine", "export", "cpu").verdict.value == "ok"
+    assert report.job("broken", "export", "cpu").verdict.value == "skipped"

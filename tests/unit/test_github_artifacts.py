@@ -1,0 +1,109 @@
+"""Artifacts are untrusted: safe extraction refuses traversal, links, bombs; newest match wins."""
+
+from __future__ import annotations
+
+import stat
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from exportwatch.github.artifacts import ArtifactRef, choose_artifact, safe_extract, unsafe_member_reason
+from exportwatch.github.client import NoArtifact
+
+
+def make_zip(path: Path, members: dict[str, bytes], *, links: dict[str, str] | None = None) -> Path:
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+        for name, target in (links or {}).items():
+            info = zipfile.ZipInfo(name)
+            info.external_attr = (stat.S_IFLNK | 0o777) << 16
+            zf.writestr(info, target)
+    return path
+
+
+def test_safe_extract__writes_the_regular_files(tmp_path):
+    archive = make_zip(tmp_path / "a.zip", {"report.json": b"{}", "sub/report.base.json": b"[]"})
+    files = safe_extract(archive, tmp_path / "out")
+    assert sorted(f.relative_to(tmp_path / "out").as_posix() for f in files) == [
+        "report.json",
+        "sub/report.base.json",
+    ]
+    assert (tmp_path / "out" / "report.json").read_bytes() == b"{}"
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("../escape.json", "'..'"),
+        ("a/../../escape.json", "'..'"),
+        ("/etc/passwd", "absolute"),
+        ("C:/windows/x", "absolute"),
+        ("a\\..\\b", "backslash"),
+    ],
+)
+def test_safe_extract__refuses_paths_that_could_leave_the_folder(tmp_path, name, reason):
+    archive = make_zip(tmp_path / "a.zip", {name: b"x"})
+    with pytest.raises(NoArtifact, match=reason):
+        safe_extract(archive, tmp_path / "out")
+    assert not (tmp_path / "escape.json").exists()
+
+
+def test_safe_extract__refuses_symbolic_links(tmp_path):
+    archive = make_zip(tmp_path / "a.zip", {}, links={"report.json": "/etc/passwd"})
+    with pytest.raises(NoArtifact, match="symbolic link"):
+        safe_extract(archive, tmp_path / "out")
+
+
+def test_safe_extract__refuses_too_many_members(tmp_path):
+    archive = make_zip(tmp_path / "a.zip", {f"f{i}": b"" for i in range(10)})
+    with pytest.raises(NoArtifact, match="10 files"):
+        safe_extract(archive, tmp_path / "out", max_members=5)
+
+
+def test_safe_extract__refuses_an_archive_that_unpacks_too_large(tmp_path):
+    archive = make_zip(tmp_path / "a.zip", {"bomb.json": b"0" * 100_000})
+    with pytest.raises(NoArtifact, match="over the 1000-byte limit"):
+        safe_extract(archive, tmp_path / "out", max_bytes=1_000)
+
+
+def test_safe_extract__refuses_an_archive_whose_declared_size_lies(tmp_path):
+    archive = make_zip(tmp_path / "a.zip", {"a.json": b"0" * 5_000})
+    data = bytearray(archive.read_bytes())
+    # Make the central directory lie about the size (4 bytes at offset 24 of its entry).
+    cd = data.rfind(b"PK\x01\x02")
+    data[cd + 24 : cd + 28] = (10).to_bytes(4, "little")
+    archive.write_bytes(bytes(data))
+    with pytest.raises(NoArtifact):
+        safe_extract(archive, tmp_path / "out", max_bytes=1_000)
+
+
+def test_safe_extract__refuses_a_repeated_member(tmp_path):
+    archive = tmp_path / "a.zip"
+    with zipfile.ZipFile(archive, "w") as zf, pytest.warns(UserWarning):
+        zf.writestr("r.json", b"1")
+        zf.writestr("r.json", b"2")
+    with pytest.raises(NoArtifact, match="repeated"):
+        safe_extract(archive, tmp_path / "out")
+
+
+def test_safe_extract__reports_a_file_that_is_not_a_zip(tmp_path):
+    archive = tmp_path / "a.zip"
+    archive.write_bytes(b"<html>not a zip</html>")
+    with pytest.raises(NoArtifact, match="not a valid zip"):
+        safe_extract(archive, tmp_path / "out")
+
+
+def test_unsafe_member_reason__accepts_plain_relative_names():
+    assert unsafe_member_reason(zipfile.ZipInfo("reports/report.json")) is None
+
+
+def artifact(aid: int, name: str = "exportwatch-report") -> ArtifactRef:
+    return ArtifactRef(id=aid, name=name, size_in_bytes=10, download_url=f"u/{aid}")
+
+
+def test_choose_artifact__takes_the_newest_unexpired_artifact_with_the_name():
+    listed = [artifact(1), artifact(3), artifact(2), artifact(4, name="other")]
+    assert choose_artifact(listed, "exportwatch-report", expired={3}).id == 2
+    assert choose_artifact(listed, "missing", expired=set()) is None

@@ -1,0 +1,175 @@
+"""The pure halves of publishing: what to do with the comment, batches, outputs, PR choice."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from exportwatch.github.config import CommentMode
+from exportwatch.github.publish import (
+    MAX_COMMENT_CHARS,
+    Annotation,
+    CommentAction,
+    PullRef,
+    annotation_batches,
+    append_summary,
+    choose_pull_request,
+    decide_comment_action,
+    format_outputs,
+    is_our_comment,
+    shorten_body,
+    with_marker,
+    write_outputs,
+)
+
+MARKER = "<!-- exportwatch:comment -->"
+
+# ------------------------------------------------------------------------------ the comment
+
+
+@pytest.mark.parametrize(
+    ("mode", "changed", "existing", "expected"),
+    [
+        (CommentMode.ALWAYS, False, None, CommentAction.CREATE),
+        (CommentMode.ALWAYS, True, None, CommentAction.CREATE),
+        (CommentMode.ALWAYS, False, "old", CommentAction.UPDATE),
+        (CommentMode.ON_CHANGE, True, None, CommentAction.CREATE),
+        (CommentMode.ON_CHANGE, False, None, CommentAction.SKIP),
+        (CommentMode.ON_CHANGE, False, "old", CommentAction.UPDATE),  # never leave a stale comment
+        (CommentMode.ON_CHANGE, True, "old", CommentAction.UPDATE),
+        (CommentMode.ON_CHANGE, False, "new", CommentAction.UNCHANGED),
+        (CommentMode.ALWAYS, True, "new", CommentAction.UNCHANGED),
+        (CommentMode.OFF, True, None, CommentAction.SKIP),
+        (CommentMode.OFF, True, "old", CommentAction.SKIP),
+    ],
+)
+def test_decide_comment_action__follows_the_comment_mode(mode, changed, existing, expected):
+    assert decide_comment_action(mode=mode, changed=changed, existing_body=existing, body="new") is expected
+
+
+def test_is_our_comment__needs_the_marker_and_the_same_author():
+    assert is_our_comment(body=f"{MARKER}\nhi", author="Bot", marker=MARKER, author_login="bot")
+    assert not is_our_comment(body=f"{MARKER}\nhi", author="mallory", marker=MARKER, author_login="bot")
+    assert not is_our_comment(body="hi", author="bot", marker=MARKER, author_login="bot")
+    assert not is_our_comment(body=None, author="bot", marker=MARKER, author_login="bot")
+    assert not is_our_comment(body=MARKER, author=None, marker=MARKER, author_login="bot")
+
+
+def test_with_marker__adds_the_marker_once():
+    assert with_marker("body", MARKER) == f"{MARKER}\nbody"
+    assert with_marker(f"{MARKER}\nbody", MARKER) == f"{MARKER}\nbody"
+
+
+def test_shorten_body__leaves_a_short_body_alone():
+    assert shorten_body("short", note="cut") == "short"
+
+
+def test_shorten_body__fits_the_limit_keeps_the_start_and_says_so():
+    body = MARKER + "\n" + "\n".join(f"| row {i} | ok |" for i in range(10_000))
+    short = shorten_body(body, limit=MAX_COMMENT_CHARS, note="see the summary")
+    assert len(short) <= MAX_COMMENT_CHARS
+    assert short.startswith(MARKER) and short.endswith("see the summary")
+    assert "| row 0 | ok |" in short
+
+
+def test_shorten_body__closes_the_details_blocks_and_code_fence_it_cut_open():
+    body = "<details><summary>x</summary>\n\n```\n" + "trace line\n" * 10_000
+    short = shorten_body(body, limit=5_000, note="cut")
+    assert short.count("```") % 2 == 0
+    assert len(re.findall("<details", short)) == len(re.findall("</details>", short))
+
+
+# ------------------------------------------------------------------------------ check run
+
+
+def test_annotation_batches__split_120_annotations_into_50_50_20():
+    annotations = [Annotation(path="m.py", start_line=i + 1, message="x") for i in range(120)]
+    assert [len(b) for b in annotation_batches(annotations)] == [50, 50, 20]
+
+
+def test_annotation_batches__no_annotations_is_one_empty_batch():
+    assert annotation_batches([]) == [[]]
+
+
+def test_annotation__to_api_fills_end_line_and_caps_lengths():
+    data = Annotation(path="a.py", start_line=3, message="m" * 70_000, title="t" * 300).to_api()
+    assert data["end_line"] == 3 and data["annotation_level"] == "failure"
+    assert len(data["message"]) < 65_536 and len(data["title"]) == 255
+    assert "raw_details" not in data
+
+
+# ------------------------------------------------------------------------------ outputs / summary
+
+
+def _parse_outputs(text: str) -> dict[str, str]:
+    """Read GITHUB_OUTPUT the way the runner does (heredoc form)."""
+    out, lines = {}, text.split("\n")
+    i = 0
+    while i < len(lines) and lines[i]:
+        name, delimiter = lines[i].split("<<", 1)
+        j = lines.index(delimiter, i + 1)
+        out[name] = "\n".join(lines[i + 1 : j])
+        i = j + 1
+    return out
+
+
+def test_format_outputs__uses_heredocs_that_survive_multiline_values():
+    text = format_outputs({"verdict": "failed", "regressions": 2, "note": "a\nb\n\nc", "empty": None})
+    assert _parse_outputs(text) == {"verdict": "failed", "regressions": "2", "note": "a\nb\n\nc", "empty": ""}
+
+
+def test_format_outputs__a_value_cannot_end_the_heredoc_early():
+    hostile = "x\nghadelimiter_fixed\nname=injected"
+    text = format_outputs({"note": hostile, "other": "y"}, delimiter="ghadelimiter_fixed")
+    assert _parse_outputs(text) == {"note": hostile, "other": "y"}
+
+
+def test_format_outputs__delimiters_are_random():
+    assert format_outputs({"a": "1"}) != format_outputs({"a": "1"})
+
+
+def test_format_outputs__refuses_an_invalid_output_name():
+    with pytest.raises(ValueError, match="invalid output name"):
+        format_outputs({"bad name": "x"})
+
+
+def test_write_outputs__appends_to_the_file(tmp_path):
+    path = tmp_path / "output"
+    path.write_text("earlier<<EOF\n1\nEOF\n")
+    assert write_outputs(path, {"verdict": "passed"})
+    assert _parse_outputs(path.read_text()) == {"earlier": "1", "verdict": "passed"}
+
+
+def test_write_outputs__without_a_file_only_logs(caplog):
+    caplog.set_level("INFO")
+    assert write_outputs(None, {"verdict": "passed"}) is False
+    assert "verdict=passed" in caplog.text
+
+
+def test_append_summary__appends_with_a_trailing_newline(tmp_path):
+    path = tmp_path / "summary.md"
+    assert append_summary(path, "# one")
+    assert append_summary(path, "two\n")
+    assert path.read_text() == "# one\ntwo\n"
+    assert append_summary(None, "x") is False
+
+
+# ------------------------------------------------------------------------------ PR lookup
+
+
+def pr(number: int, *, sha: str, repo: str = "fork/r") -> PullRef:
+    return PullRef(number=number, head_sha=sha, head_ref="b", head_repo=repo, base_sha=None, base_ref="main")
+
+
+def test_choose_pull_request__picks_the_pr_whose_head_is_the_runs_commit():
+    chosen = choose_pull_request([pr(1, sha="a"), pr(2, sha="b")], head_repo="fork/r", head_sha="b")
+    assert chosen is not None and chosen.number == 2
+
+
+def test_choose_pull_request__ignores_a_pr_from_another_repository_with_the_same_commit():
+    assert choose_pull_request([pr(1, sha="a", repo="other/r")], head_repo="fork/r", head_sha="a") is None
+
+
+def test_choose_pull_request__ignores_a_pr_whose_head_moved_on():
+    assert choose_pull_request([pr(1, sha="newer")], head_repo="fork/r", head_sha="older") is None

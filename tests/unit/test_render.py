@@ -1,0 +1,545 @@
+"""The views: PR comment, job summary, terminal text and JSON, checked by a real markdown parser.
+
+Golden files live in tests/golden; regenerate them with EXPORTWATCH_UPDATE_GOLDEN=1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from markdown_it import MarkdownIt
+
+from exportwatch.diff import diff_reports, gate
+from exportwatch.render import (
+    COMMENT_MARKER,
+    GITHUB_COMMENT_LIMIT,
+    RenderContext,
+    comment_marker,
+    render,
+)
+from exportwatch.report import Mismatch
+from tests.factories import (
+    HEAD_SHA,
+    RUN_URL,
+    base_report,
+    failing,
+    job,
+    ok,
+    report,
+    sub,
+)
+
+GOLDEN = Path(__file__).resolve().parents[1] / "golden"
+MD = MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
+ZWJ = "\u200d"
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+
+class Audit(HTMLParser):
+    """What a browser would make of the rendered comment: tags, links, visible prose."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tags: list[str] = []
+        self.hrefs: list[str] = []
+        self.details_depth = 0
+        self.max_details_depth = 0
+        self.details_underflow = False
+        self.prose: list[str] = []  # text outside <code>/<pre>
+        self.code: list[str] = []
+        self._in_code = 0
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        if tag == "a":
+            self.hrefs.append(dict(attrs).get("href") or "")
+        if tag == "details":
+            self.details_depth += 1
+            self.max_details_depth = max(self.max_details_depth, self.details_depth)
+        if tag in ("code", "pre"):
+            self._in_code += 1
+
+    def handle_endtag(self, tag):
+        if tag == "details":
+            self.details_depth -= 1
+            self.details_underflow |= self.details_depth < 0
+        if tag in ("code", "pre"):
+            self._in_code -= 1
+
+    def handle_data(self, data):
+        (self.code if self._in_code else self.prose).append(data)
+
+
+def audit(markdown: str) -> Audit:
+    parser = Audit()
+    parser.feed(MD.render(markdown))
+    parser.close()
+    return parser
+
+
+def tables(markdown: str) -> list[list[int]]:
+    """For each table: the number of cells in each row."""
+    found: list[list[int]] = []
+    row = 0
+    for token in MD.parse(markdown):
+        if token.type == "table_open":
+            found.append([])
+        elif token.type == "tr_open":
+            row = 0
+        elif token.type in ("th_open", "td_open"):
+            row += 1
+        elif token.type == "tr_close":
+            found[-1].append(row)
+    return found
+
+
+def check_golden(name: str, text: str) -> None:
+    path = GOLDEN / name
+    if os.environ.get("EXPORTWATCH_UPDATE_GOLDEN") == "1":
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        return
+    assert path.exists(), f"{path} is missing: run with EXPORTWATCH_UPDATE_GOLDEN=1 to create it"
+    assert text == path.read_text(encoding="utf-8"), f"{name} changed: EXPORTWATCH_UPDATE_GOLDEN=1 to accept"
+
+
+def example_pair():
+    """A PR that breaks tiny_cnn's head, fixes numpy_postprocess, and leaves the rest."""
+    regression = job(
+        "tiny_cnn",
+        "export",
+        sub("", "fail", fp="r-root", category="data-dependent-control-flow", module_type="TinyCNN"),
+        sub("features", "covered", module_type="Sequential"),
+        sub(
+            "head",
+            "fail",
+            origin=True,
+            fp="r-head",
+            module_type="ScaledHead",
+            category="data-dependent-control-flow",
+            message="Could not guard on data-dependent expression u0 > 10",
+            frame="models/vision.py:14",
+            source="if logits.abs().max() > 10:  # rescale large logits",
+            hint="Replace the branch with `torch.cond` (or `torch.where`).",
+            detail=(
+                "Traceback (most recent call last):\n"
+                '  File "models/vision.py", line 14, in forward\n'
+                "    if logits.abs().max() > 10:\n"
+                "torch.fx.experimental.symbolic_shapes.GuardOnDataDependentSymNode: Could not guard"
+            ),
+        ),
+    )
+    base = base_report(
+        ok("tiny_cnn"),
+        ok("tiny_cnn", "onnx"),
+        failing("numpy_postprocess", origin_path="post"),
+        ok("numpy_postprocess", "onnx"),
+        failing("stacked_encoder", origin_path="encoder.5"),
+        failing("stacked_encoder", "onnx", origin_path="encoder.5"),
+        ok("transformer_block"),
+        ok("transformer_block", "onnx"),
+    )
+    head = report(
+        regression,
+        ok("tiny_cnn", "onnx"),
+        ok("numpy_postprocess"),
+        ok("numpy_postprocess", "onnx"),
+        failing("stacked_encoder", origin_path="encoder.5"),
+        failing("stacked_encoder", "onnx", origin_path="encoder.5"),
+        ok("transformer_block"),
+        ok("transformer_block", "onnx"),
+    )
+    return base, head
+
+
+def rendered(base, head, fmt="markdown", *, policy="regression", **context):
+    changes = diff_reports(base, head)
+    return render(changes, gate(changes, policy), fmt, context=RenderContext(**context))
+
+
+# --- the PR comment ---------------------------------------------------------------------------
+
+
+def test_comment__starts_with_a_one_line_verdict():
+    assert rendered(*example_pair()).splitlines()[0] == "### ❌ 1 export regression in 1 model"
+
+
+def test_comment__says_no_export_regressions_when_the_gate_passes():
+    text = rendered(base_report(failing("cnn")), report(ok("cnn")))
+    assert text.splitlines()[0] == "### ✅ No export regressions · 1 fixed"
+
+
+def test_comment__ends_with_the_hidden_marker_and_takes_a_key():
+    text = rendered(*example_pair())
+    assert text.rstrip().endswith(COMMENT_MARKER)
+    keyed = rendered(*example_pair(), marker_key="config/vision.yml")
+    assert keyed.rstrip().endswith("<!-- exportwatch:comment:config/vision.yml -->")
+    assert comment_marker(None) == COMMENT_MARKER
+
+
+def test_comment__has_a_table_with_a_column_per_target():
+    text = rendered(*example_pair())
+    (table,) = tables(text)
+    assert set(table) == {3}  # model + export + onnx
+    assert len(table) == 1 + 2  # header + the two models that changed
+    assert "✅ → ❌ **regression**" in text and "❌ → ✅ fixed" in text
+
+
+def test_comment__lists_regressions_first_with_path_category_message_and_hint():
+    text = rendered(*example_pair())
+    regressions = text.index("#### ❌ Regressions")
+    assert regressions < text.index("#### ✅ Fixes")
+    block = text[regressions : text.index("#### ✅ Fixes")]
+    assert "`head` (ScaledHead)" in block
+    assert "`data-dependent-control-flow`" in block
+    assert "Could not guard on data-dependent expression u0 \\> 10" in block
+    assert "💡 Replace the branch with `torch.cond` (or `torch.where`)." in block
+
+
+def test_comment__links_the_users_line_at_the_head_commit():
+    text = rendered(*example_pair())
+    url = f"https://github.com/acme/vision/blob/{HEAD_SHA}/models/vision.py#L14"
+    assert f"[`models/vision.py:14`]({url})" in text
+    assert url in audit(text).hrefs
+    assert "```python\nif logits.abs().max() > 10:  # rescale large logits\n```" in text
+
+
+def test_comment__shows_a_plain_path_when_repository_or_sha_is_unknown():
+    base, head = example_pair()
+    head.repository = None
+    text = rendered(base, head)
+    assert "📍 `models/vision.py:14` in `forward`" in text
+    assert not any("/blob/" in h for h in audit(text).hrefs)
+
+
+def test_comment__folds_ancestors_that_fail_only_because_of_the_origin():
+    text = rendered(*example_pair())
+    assert "↳ Also failing because of this: model root (TinyCNN)" in text
+    assert text.count("**tiny\\_cnn** · export · cpu —") == 1
+
+
+def test_comment__puts_tracebacks_in_balanced_details_blocks():
+    text = rendered(*example_pair())
+    checked = audit(text)
+    assert checked.details_depth == 0 and not checked.details_underflow
+    assert checked.max_details_depth == 1
+    assert text.count("<details>") == 1
+    assert "GuardOnDataDependentSymNode" in "".join(checked.code)
+
+
+def test_comment__has_a_footer_with_versions_run_link_and_duration():
+    text = rendered(*example_pair())
+    footer = next(line for line in text.splitlines() if line.startswith("<sub>"))
+    assert "torch 2.6.0" in footer and "python 3.11.7" in footer
+    assert "swept in 1 min 23 s" in footer
+    assert f"[workflow run]({RUN_URL})" in footer
+    assert "fedcba9 → 0123456" in footer
+
+
+def test_comment__is_short_when_nothing_changed():
+    base, _ = example_pair()
+    text = rendered(base, report(*base.jobs))
+    assert text.splitlines()[0] == "### ✅ No change in export status"
+    assert "still failing" in text
+    assert len(text) < 600
+    assert "<table>" not in MD.render(text)
+
+
+def test_comment__calls_out_an_xfail_that_now_passes():
+    base = base_report(job("cnn", "export", sub("", "fail"), xfail="upstream bug"))
+    head = report(job("cnn", "export", sub("", "ok"), xfail="upstream bug"))
+    text = rendered(base, head)
+    assert "🧹 **Remove the xfail**" in text
+    assert "remove the xfail" in text  # on the fix line too
+
+
+def test_comment__marks_expected_failures_and_passes_the_gate():
+    head = report(job("cnn", "export", sub("", "fail", origin=True, xfail="known upstream")))
+    text = rendered(base_report(ok("cnn")), head)
+    assert text.startswith("### ✅") and "1 expected failure" in text.splitlines()[0]
+    assert "expected to fail: known upstream" in text
+
+
+def test_comment__notes_a_version_mismatch():
+    base, head = example_pair()
+    base.environment.torch = "2.5.1"
+    text = rendered(base, head)
+    assert "**Versions differ between base and head**: torch 2.5.1 → 2.6.0" in text
+
+
+def test_comment__keeps_infrastructure_failures_apart_and_visible():
+    base = base_report(ok("cnn"), ok("vit"))
+    head = report(job("cnn", "export", sub("", "timeout", message="killed after 300 s")), ok("vit"))
+    text = rendered(base, head)
+    first = text.splitlines()[0]
+    assert first.startswith("### ⚠️") and "timeout" in first
+    assert "#### ❌ Regressions" not in text
+    assert "#### 💥 Crashes, timeouts and out-of-memory (1)" in text
+    assert "✅ → ⏱️ timeout" in text
+
+
+def test_comment__shows_a_mismatch_with_its_error():
+    mismatch = Mismatch(input_set="default", output="out0", max_abs_error=0.25, max_rel_error=0.01)
+    head = report(job("cnn", "export", sub("", "mismatch", mismatch=mismatch, origin=True)))
+    text = rendered(base_report(ok("cnn")), head)
+    assert "✅ → ❗ mismatch **regression**" in text
+    assert "Output `out0` of input set `default` differs from eager: max abs error 0.25" in text
+
+
+def test_comment__without_a_base_reports_failures_as_new():
+    text = rendered(None, report(ok("cnn"), failing("vit")), policy="new-failure")
+    assert text.splitlines()[0] == "### ❌ 1 new export failure in 1 model"
+    assert "No base report" in text
+    assert "#### 🆕 New failures (1)" in text
+
+
+def test_comment__lists_several_devices_in_the_model_column():
+    base = base_report(ok("cnn", device="cpu"), ok("cnn", device="cuda"))
+    head = report(ok("cnn", device="cpu"), job("cnn", "export", sub("", "fail"), device="cuda"))
+    text = rendered(base, head)
+    assert "| **cnn** (cuda) |" in text
+
+
+# --- size -------------------------------------------------------------------------------------
+
+
+def big_pair(*, models: int = 200, regressions: int = 20, fixes: int = 30):
+    """``models`` models × 2 targets with long messages and 8 kB tracebacks."""
+    long_detail = "Traceback (most recent call last):\n" + "  File 'x.py', line 1, in f\n" * 300
+    long_message = "export failed: " + "very long message " * 40
+
+    def broken(name: str, target: str) -> object:
+        return job(
+            name,
+            target,
+            sub("", "fail", fp=f"{name}-root"),
+            sub(
+                "blocks.3",
+                "fail",
+                origin=True,
+                fp=f"{name}-origin",
+                message=long_message,
+                detail=long_detail,
+                frame=f"models/{name}.py:12",
+                source="if x.sum() > 0:",
+                hint="Use torch.cond.",
+            ),
+        )
+
+    base_jobs, head_jobs = [], []
+    for i in range(models):
+        name = f"model_{i:03d}"
+        for target in ("export", "onnx"):
+            if i < regressions:
+                base_jobs.append(ok(name, target))
+                head_jobs.append(broken(name, target) if target == "export" else ok(name, target))
+            elif i < regressions + fixes:
+                base_jobs.append(broken(name, target) if target == "export" else ok(name, target))
+                head_jobs.append(ok(name, target))
+            else:  # changed failures: different fingerprints, long tracebacks
+                base_jobs.append(broken(name, target))
+                head_jobs.append(broken(f"{name}", target))
+                head_jobs[-1].submodules[1].fingerprint += "-new"
+                head_jobs[-1].submodules[0].fingerprint += "-new"
+    return base_report(*base_jobs), report(*head_jobs)
+
+
+def test_comment__a_200_model_report_fits_in_a_github_comment():
+    text = rendered(*big_pair())
+    assert len(text) <= 60_000 < GITHUB_COMMENT_LIMIT
+    assert text.splitlines()[0] == "### ❌ 20 export regressions in 20 models"
+    assert "✂️ **Shortened to fit GitHub's comment limit**" in text
+    assert "The complete report is in [the job summary]" in text and "artifact" in text
+    checked = audit(text)
+    assert checked.details_depth == 0 and not checked.details_underflow
+    assert all(cols == 3 for table in tables(text) for cols in table)
+
+
+def test_comment__truncation_keeps_every_regression_and_fix_before_the_rest():
+    text = rendered(*big_pair())
+    for i in range(20):
+        assert f"**model\\_{i:03d}** · export · cpu — `blocks.3`" in text
+    assert "#### ✅ Fixes (30)" in text and text.count(" now exports (was ") == 30
+    cut_note = next(line for line in text.splitlines() if line.startswith("✂️"))
+    assert "changed failures" in cut_note or "tracebacks" in cut_note
+
+
+def test_comment__truncation_says_how_many_regressions_were_cut_when_even_they_overflow():
+    text = rendered(*big_pair(models=200, regressions=200, fixes=0))
+    assert len(text) <= 60_000
+    assert text.splitlines()[0] == "### ❌ 200 export regressions in 200 models"
+    assert "**model\\_000** · export · cpu" in text
+    match = re.search(r"_…and (\d+) more \(cut to fit\)\._", text)
+    assert match and 0 < int(match[1]) < 200
+    assert re.search(r"left out [^.]*\d+ regressions", text)
+
+
+def test_comment__respects_a_smaller_budget():
+    assert len(rendered(*big_pair(), max_chars=20_000)) <= 20_000
+
+
+def test_summary__keeps_the_complete_200_model_picture():
+    text = rendered(*big_pair(), fmt="summary")
+    assert len(text.encode()) <= 900_000
+    # Every row and item stays; only tracebacks may give way, and the note points at the artifact.
+    cut_note = next((line for line in text.splitlines() if line.startswith("✂️")), "")
+    assert re.fullmatch(
+        r".*left out \d+ tracebacks\. The complete report is in the `exportwatch-report` artifact\.", cut_note
+    )
+    (table,) = tables(text)
+    assert len(table) == 1 + 200
+    assert "#### 🔁 Changed failures (150)" in text
+
+
+# --- hostile strings --------------------------------------------------------------------------
+
+HOSTILE = (
+    "</details></summary><script>alert(1)</script> @octocat #1 | a | b | ``` "
+    "](javascript:alert(1)) <img src=x onerror=alert(1)> **bold**\n- item\n# heading\n\n| x |"
+)
+
+
+def hostile_pair():
+    evil = sub(
+        f"blocks.{HOSTILE}",
+        "fail",
+        origin=True,
+        module_type=HOSTILE,
+        category=HOSTILE,
+        message=HOSTILE * 20,
+        detail=f"{HOSTILE}\n</details>\n```\n<details>\n" * 5,
+        frame=f"models/{HOSTILE}.py:7",
+        function=HOSTILE,
+        source=HOSTILE,
+        hint=HOSTILE,
+    )
+    head = report(
+        job(HOSTILE, HOSTILE, sub("", "fail"), evil),
+        job("fixed", "export", sub("", "ok")),
+        job(HOSTILE, "export", sub("", "skipped", reason=HOSTILE)),
+        run_url="javascript:alert(1)",
+        torch=HOSTILE,
+    )
+    base = base_report(
+        job(HOSTILE, HOSTILE, sub("", "ok")),
+        job("fixed", "export", sub("", "fail", message=HOSTILE, category=HOSTILE)),
+        job(HOSTILE, "export", sub("", "ok")),
+        torch="2.5",
+    )
+    return base, head
+
+
+@pytest.mark.parametrize("fmt", ["markdown", "summary"])
+def test_hostile__strings_cannot_inject_html_links_or_mentions(fmt):
+    text = rendered(*hostile_pair(), fmt=fmt, title=HOSTILE, marker_key=HOSTILE)
+    checked = audit(text)
+    allowed = {"h3", "h4", "p", "table", "thead", "tbody", "tr", "th", "td", "strong", "em", "code", "pre",
+               "a", "blockquote", "ul", "li", "details", "summary", "sub"}  # fmt: skip
+    assert set(checked.tags) <= allowed, set(checked.tags) - allowed
+    assert all(h.startswith("https://") for h in checked.hrefs), checked.hrefs
+    assert checked.details_depth == 0 and not checked.details_underflow
+    assert checked.max_details_depth == 1
+    prose = "".join(checked.prose)
+    assert "@octocat" not in prose and not re.search(r"(?<!\w)#\d", prose)
+    assert "<script>" in "".join(checked.prose + checked.code)  # shown as text, not run
+
+
+def test_hostile__strings_do_not_break_the_table():
+    text = rendered(*hostile_pair())
+    assert all(len(set(t)) == 1 for t in tables(text))
+    (table,) = tables(text)
+    assert table[0] == 3  # model + the hostile target + export
+
+
+def test_hostile__messages_are_capped():
+    text = rendered(*hostile_pair())
+    longest = max(len(line) for line in text.splitlines())
+    assert longest < 2_000
+    assert "…" in text
+
+
+def test_hostile__the_marker_stays_one_closed_html_comment():
+    text = rendered(*hostile_pair(), marker_key=HOSTILE)
+    last = text.rstrip().splitlines()[-1]
+    assert last.startswith("<!-- exportwatch:comment:") and last.endswith(" -->")
+    assert last.count("--") == 2
+
+
+def test_hostile__terminal_output_has_no_escape_sequences():
+    base, head = hostile_pair()
+    head.jobs[0].submodules[1].message = "\x1b[2J\x1b]0;pwned\x07" + HOSTILE
+    text = rendered(base, head, fmt="text")
+    assert "\x1b" not in text
+
+
+# --- the other views --------------------------------------------------------------------------
+
+
+def test_summary__includes_unchanged_failures_and_the_gate():
+    text = rendered(*example_pair(), fmt="summary")
+    assert "#### 🟥 Still failing (2)" in text
+    assert "Gate `regression`: **failed**" in text
+    (table,) = tables(text)
+    assert len(table) == 1 + 4  # every model
+    assert COMMENT_MARKER not in text
+
+
+def test_text__aligns_columns_without_colour_by_default():
+    text = rendered(*example_pair(), fmt="text")
+    assert "\x1b[" not in text
+    lines = text.splitlines()
+    header = next(line for line in lines if line.startswith("MODEL"))
+    assert header.index("EXPORT") == lines[lines.index(header) + 1].index("ok → fail")
+    assert lines[0] == "FAIL  1 export regression in 1 model   (gate: regression)"
+
+
+def test_text__colours_only_when_asked():
+    assert "\x1b[31m" in rendered(*example_pair(), fmt="text", color=True)
+
+
+def test_json__carries_the_gate_counts_and_cells():
+    data = json.loads(rendered(*example_pair(), fmt="json"))
+    assert data["gate"] == {
+        "policy": "regression",
+        "passed": False,
+        "exit_code": 1,
+        "failing": [{"model": "tiny_cnn", "target": "export", "device": "cpu", "path": "head"}],
+        "reasons": ["1 regression: tiny_cnn/export/cpu:head"],
+        "notes": [],
+    }
+    assert data["counts"]["regression"] == 1 and data["counts"]["fix"] == 1
+    head_cell = next(c for c in data["cells"] if c["path"] == "head")
+    assert head_cell["head_result"]["user_frame"]["line"] == 14
+
+
+def test_render__rejects_an_unknown_format():
+    changes = diff_reports(None, report(ok("cnn")))
+    with pytest.raises(ValueError, match="markdown, summary, text, json"):
+        render(changes, gate(changes), "html")
+
+
+# --- golden files -----------------------------------------------------------------------------
+
+
+def test_golden__regression_comment():
+    check_golden("comment_regression.md", rendered(*example_pair()))
+
+
+def test_golden__no_change_comment():
+    base, _ = example_pair()
+    check_golden("comment_no_change.md", rendered(base, report(*base.jobs)))
+
+
+def test_golden__job_summary():
+    check_golden("summary.md", rendered(*example_pair(), fmt="summary"))
+
+
+def test_golden__terminal_text():
+    check_golden("terminal.txt", rendered(*example_pair(), fmt="text"))
