@@ -653,6 +653,8 @@ def _report_schema() -> dict[str, Any] | None:
 
 
 def _checked_manifest(config: ActionConfig) -> Path:
+    if config.shard:  # issue 8 lifts this once `exportwatch sweep --shard` exists
+        raise ActionConfigError("input 'shard'", "sharding is not available yet")
     if not config.workdir.is_dir():
         raise ActionConfigError("input 'working-directory'", f"{config.working_directory} is not a directory")
     manifest = config.workdir / config.manifest

@@ -127,10 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_optional_commands(subparsers: argparse._SubParsersAction) -> None:
     """Subcommands that live in their own modules register themselves here."""
-    try:
-        from exportwatch import diff_cli
-    except ImportError:  # TEMP until diff lands
-        return
+    from exportwatch import diff_cli
+
     diff_cli.add_parser(subparsers)
 
 

@@ -866,6 +866,7 @@ def _torch_root() -> str | None:
 
 
 _OWN_ROOT = os.path.dirname(os.path.realpath(__file__)).replace("\\", "/")
+_OWN_EXAMPLES = _OWN_ROOT + "/examples/"
 #: The standard library never holds the user's code, even when the repository root is wide.
 _STDLIB_ROOTS = tuple(
     os.path.realpath(path).replace("\\", "/") + "/"
@@ -948,11 +949,25 @@ def _real(path: str) -> str:
     return os.path.realpath(path).replace("\\", "/")
 
 
-def _is_user_path(path: str, repo: str) -> bool:
+@lru_cache(maxsize=4096)
+def _is_file(path: str) -> bool:
+    return os.path.isfile(path)
+
+
+def _is_user_path(path: str, repo: str, *, from_text: bool = False) -> bool:
+    """Inside the repository, outside site-packages, torch, the stdlib and exportwatch's machinery.
+
+    Paths read from text (messages, FX stack traces) must be absolute and exist: torch shortens
+    some (``Caused by: ... # ork/main/models.py:98``) and those would resolve against the cwd.
+    """
     if not path or path.startswith("<"):
+        return False
+    if from_text and not (os.path.isabs(path) or re.match(r"[A-Za-z]:[\\/]", path)):
         return False
     real = _real(path)
     if not real.startswith(repo + "/"):
+        return False
+    if from_text and not _is_file(real):
         return False
     parts = real.split("/")
     if "site-packages" in parts or "dist-packages" in parts:
@@ -960,7 +975,9 @@ def _is_user_path(path: str, repo: str) -> bool:
     torch_root = _torch_root()
     if torch_root and (real.startswith(torch_root + "/")):
         return False
-    return not real.startswith(_OWN_ROOT + "/") and not real.startswith(_STDLIB_ROOTS)
+    if real.startswith(_OWN_ROOT + "/") and not real.startswith(_OWN_EXAMPLES):
+        return False  # exportwatch's own machinery; its shipped example models are user code
+    return not real.startswith(_STDLIB_ROOTS)
 
 
 @lru_cache(maxsize=256)
@@ -983,10 +1000,10 @@ def _enclosing_function(path: str, line: int) -> str:
     return min(spans, key=lambda span: span[1] - span[0])[2] if spans else "<module>"
 
 
-def _innermost_user(frames: Iterable[RawFrame], repo: str) -> UserFrame | None:
+def _innermost_user(frames: Iterable[RawFrame], repo: str, *, from_text: bool = False) -> UserFrame | None:
     chosen: RawFrame | None = None
     for frame in frames:
-        if _is_user_path(frame[0], repo):
+        if _is_user_path(frame[0], repo, from_text=from_text):
             chosen = frame
     if chosen is None:
         return None
@@ -1009,11 +1026,11 @@ def find_user_frame(chain: Sequence[Link], repo_root: Path) -> UserFrame | None:
     """
     repo = _real(str(repo_root))
     for link in reversed(chain):
-        for source in (_tb_frames, _fx_node_frames, _stack_attr_frames):
-            frame = _innermost_user(source(link.exc), repo)
+        for source, from_text in ((_tb_frames, False), (_fx_node_frames, True), (_stack_attr_frames, False)):
+            frame = _innermost_user(source(link.exc), repo, from_text=from_text)
             if frame is not None:
                 return frame
-        frame = _innermost_user(_message_frames(link.message), repo)
+        frame = _innermost_user(_message_frames(link.message), repo, from_text=True)
         if frame is not None:
             return frame
     return None

@@ -256,7 +256,10 @@ def _convert(cls: type, name: str, value: Any) -> Any:
         except ValueError as exc:
             raise ReportError(f"unknown verdict {value!r}") from exc
     if (cls, name) == (JobResult, "source"):
-        return ResultSource(value)
+        try:
+            return ResultSource(value)
+        except ValueError as exc:
+            raise ReportError(f"unknown result source {value!r}") from exc
     nested = {
         (Report, "environment"): Environment,
         (SubmoduleResult, "user_frame"): UserFrame,

@@ -464,6 +464,18 @@ def test_user_frame__is_none_when_nothing_points_into_the_repository(tmp_path: P
     assert found.user_frame is None
 
 
+def test_user_frame__ignores_shortened_or_missing_paths_in_messages(tmp_path: Path, monkeypatch: Any) -> None:
+    repo = _repo_with_model(tmp_path)
+    monkeypatch.chdir(repo)
+    (repo / "ork").mkdir()
+    message = (
+        "Caused by: y = helper(x)  # ork/pkg/model.py:5 in forward (_refs/__init__.py:1 in view)\n"
+        f'File "{repo / "pkg" / "gone.py"}", line 3, in vanished\n'
+    )
+    found = diagnose_exception(make(GUARD, message), target="export", stage="capture", repo_root=repo)
+    assert found.user_frame is None
+
+
 # ---------------------------------------------------------------------------------------------
 # Infrastructure and mismatches
 

@@ -395,7 +395,7 @@ def test_summary__keeps_the_complete_200_model_picture():
     )
     (table,) = tables(text)
     assert len(table) == 1 + 200
-    assert "#### 🔁 Changed failures (150)" in text
+    assert "#### 🔁 Changed failures (300)" in text
 
 
 # --- hostile strings --------------------------------------------------------------------------

@@ -1,0 +1,117 @@
+"""The action's pure decisions (base, head commit, sweep command, annotations) and its no-torch rule."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from exportwatch import action
+from exportwatch.diff import diff_reports, gate
+from exportwatch.github.config import ActionConfig
+from exportwatch.github.event import Event
+from tests.factories import base_report, failing, ok, report
+
+PR = Event(name="pull_request", pr_number=7, base_sha="b" * 40, head_sha="h" * 40, base_ref="main")
+
+
+def config(**inputs: str) -> ActionConfig:
+    return ActionConfig.from_env({f"INPUT_{k.upper().replace('_', '-')}": v for k, v in inputs.items()})
+
+
+def test_resolve_base__prefers_the_input_then_the_pull_requests_base():
+    assert action.resolve_base(config(base="v1.0"), PR) == (action.BaseSource.INPUT, "v1.0")
+    assert action.resolve_base(config(), PR) == (action.BaseSource.PULL_REQUEST, "b" * 40)
+    assert action.resolve_base(config(), Event(name="push", head_sha="a" * 40)) == (
+        action.BaseSource.NONE,
+        None,
+    )
+
+
+def test_head_commit__is_the_prs_head_not_the_merge_commit_the_runner_checked_out():
+    merge = ActionConfig.from_env({"GITHUB_SHA": "c" * 40})
+    assert action.head_commit(merge, PR) == "h" * 40
+    assert action.head_commit(merge, Event(name="workflow_dispatch")) == "c" * 40
+
+
+def test_base_report_path__sits_beside_the_head_report_and_matches_the_upload_glob():
+    assert action.base_report_path(Path("out/exportwatch-report.json")) == Path(
+        "out/exportwatch-report.base.json"
+    )
+    assert Path("exportwatch-report.base.json").match("exportwatch-report*.json")
+
+
+def test_marker_key__default_manifest_keeps_the_plain_marker_and_others_get_their_own():
+    assert action.marker_key(config()) is None
+    assert action.marker_key(config(manifest="gpu/exportwatch.yml")) == "gpu/exportwatch.yml"
+
+
+def test_sweep_command__passes_only_the_inputs_that_are_set():
+    plain = action.sweep_command(config(), manifest=Path("m.yml"), output=Path("r.json"))
+    assert plain == [sys.executable, "-m", "exportwatch", "sweep", "m.yml", "-o", "r.json"]
+    full = action.sweep_command(
+        config(targets="export onnx", device="cpu", workers="2", timeout="30", shard="1/2"),
+        manifest=Path("m.yml"),
+        output=Path("r.json"),
+    )
+    assert full[7:] == [
+        "--target", "export", "--target", "onnx", "--device", "cpu", "--workers", "2",
+        "--timeout", "30", "--shard", "1/2",
+    ]  # fmt: skip
+
+
+def test_scrubbed_env__hides_the_token_from_the_users_code():
+    env = {
+        "INPUT_GITHUB-TOKEN": "t",
+        "GITHUB_TOKEN": "t",
+        "GH_TOKEN": "t",
+        "PATH": "/bin",
+        "INPUT_MODE": "full",
+    }
+    assert action.scrubbed_env(env) == {"PATH": "/bin", "INPUT_MODE": "full"}
+
+
+def test_annotations_for__puts_the_gating_failure_on_the_users_line_first():
+    base = base_report(ok("cnn"), failing("old"))
+    head = report(failing("cnn"), failing("old"))
+    changes = diff_reports(base, head)
+    result = gate(changes, "regression")
+    annotations = action.annotations_for(changes, result)
+    assert annotations, "the origin has a user frame"
+    first = annotations[0]
+    assert (first.path, first.start_line, first.level) == ("models/cnn.py", 42, "failure")
+    assert "cnn" in first.title and "regression" in first.title
+    assert "torch.cond" in first.message
+    assert {a.level for a in annotations[1:]} <= {"warning"}
+
+
+def test_check_conclusion__follows_the_gate():
+    changes = diff_reports(base_report(ok("cnn")), report(failing("cnn")))
+    assert action.check_conclusion(gate(changes, "regression")) == "failure"
+    assert action.check_conclusion(gate(changes, "never")) == "success"
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        "exportwatch.action",
+        "exportwatch.github.publish",
+        "exportwatch.github.artifacts",
+        "exportwatch.github.event",
+    ],
+)
+def test_github_layer__imports_without_torch(module):
+    code = textwrap.dedent(
+        f"""
+        import sys
+        sys.modules["torch"] = None  # any `import torch` now raises ImportError
+        import {module}
+        import exportwatch.github.client, exportwatch.github.config, exportwatch.github.workflow_commands
+        assert not any(m == "torch" or m.startswith("torch.") for m in sys.modules if sys.modules[m])
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
