@@ -40,7 +40,7 @@ def _models() -> list[tuple[str, Any, tuple[Any, ...], list[tuple[str, tuple[Any
     ]
 
 
-def worker(target_name: str, repeat: int, registry_cache: bool) -> dict[str, Any]:
+def worker(target_name: str, repeat: int, registry_cache: bool, prepare: bool) -> dict[str, Any]:
     """Runs inside the fresh interpreter: returns timings in seconds."""
     started = time.perf_counter()
     import torch
@@ -57,6 +57,11 @@ def worker(target_name: str, repeat: int, registry_cache: bool) -> dict[str, Any
     target = get_target(target_name)
     options = TargetOptions()
     out: dict[str, Any] = {"target": target_name, "import_torch_s": import_torch, "models": {}}
+    out["prepare_s"] = None
+    if prepare:
+        t0 = time.perf_counter()
+        target.prepare()
+        out["prepare_s"] = time.perf_counter() - t0
     first = True
     with torch.no_grad():
         for name, module, args, checks in _models():
@@ -82,31 +87,38 @@ def main() -> None:
     parser.add_argument("--targets", nargs="+", default=list(TARGETS))
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--no-registry-cache", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--prepare", action="store_true", help=argparse.SUPPRESS)
     ns = parser.parse_args()
     if ns.worker:
-        print(json.dumps(worker(ns.worker, ns.repeat, not ns.no_registry_cache)))
+        print(json.dumps(worker(ns.worker, ns.repeat, not ns.no_registry_cache, ns.prepare)))
         return
 
-    runs: list[tuple[str, list[str]]] = [(t, []) for t in ns.targets]
+    runs: list[tuple[str, list[str]]] = []
+    for t in ns.targets:
+        runs += [(t, []), (t, ["--prepare"])]
     if "onnx" in ns.targets:
         runs.append(("onnx", ["--no-registry-cache"]))
+    labels = {"": "", "--prepare": " + prepare()", "--no-registry-cache": " (no registry cache)"}
     results = []
     for target, extra in runs:
         command = [sys.executable, __file__, "--worker", target, "--repeat", str(ns.repeat), *extra]
         completed = subprocess.run(command, capture_output=True, text=True, check=True)
         result = json.loads(completed.stdout.strip().splitlines()[-1])
-        result["label"] = target + (" (no registry cache)" if extra else "")
+        result["label"] = target + labels["".join(extra)]
         results.append(result)
 
     names = list(results[0]["models"])
-    header = f"{'target':<30} {'import torch':>12} {'1st attempt':>12} " + " ".join(f"{n:>22}" for n in names)
+    header = f"{'target':<30} {'import torch':>12} {'prepare()':>10} {'1st attempt':>12} " + " ".join(
+        f"{n:>22}" for n in names
+    )
     print(header)
     print("-" * len(header))
     for r in results:
         cells = " ".join(
             f"{r['models'][n]['warm_median_s']:>8.3f}s {r['models'][n]['verdict']:>13}" for n in names
         )
-        print(f"{r['label']:<30} {r['import_torch_s']:>11.2f}s {r['first_attempt_s']:>11.2f}s {cells}")
+        prep = f"{r['prepare_s']:>9.2f}s" if r["prepare_s"] is not None else f"{'-':>10}"
+        print(f"{r['label']:<30} {r['import_torch_s']:>11.2f}s {prep} {r['first_attempt_s']:>11.2f}s {cells}")
     print(
         f"\n1st attempt = first call in a fresh worker (on {results[0]['first_model']}); "
         f"columns per model = warm median of {ns.repeat} attempts, verification on."

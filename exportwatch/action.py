@@ -343,20 +343,17 @@ def analyse(
 
 
 def log_models(changes: Changes, *, out: TextIO) -> None:
-    """One ``::group::`` per model in the log, with each cell's change."""
-    by_model: dict[str, list[Any]] = {}
-    for cell in changes.top_level():
-        by_model.setdefault(cell.model, []).append(cell)
-    for model, cells in by_model.items():
-        worst = next((r.worst.value for r in changes.models if r.name == model), "")
-        with group(f"{model}: {worst}", out):
+    """One ``::group::`` per model (and device) in the log, with each cell's change."""
+    for row in changes.models:
+        cells = [c for c in changes.top_level() if (c.model, c.device) == (row.model, row.device)]
+        with group(f"{row.model} ({row.device}): {row.worst.value}", out):
             for cell in cells:
                 base = cell.base.value if cell.base else "-"
                 head = cell.head.value if cell.head else "-"
                 msg = cell.head_result.message if cell.head_result and cell.head_result.message else ""
                 print(
-                    f"{cell.target:14} {cell.device:5} {cell.path or '(root)':40} "
-                    f"{base:>10} -> {head:<10} {cell.kind.value} {msg}".rstrip(),
+                    f"{cell.target:14} {cell.path or '(root)':40} {base:>10} -> {head:<10} "
+                    f"{cell.kind.value} {msg}".rstrip(),
                     file=out,
                 )
 

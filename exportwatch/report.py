@@ -141,6 +141,7 @@ class JobResult:
     source: ResultSource = ResultSource.SWEPT
     xfail: str | None = None
     peak_rss_mb: float | None = None
+    parameters: int | None = None  # the model's parameter count: a cost estimate for sharding
     submodules: list[SubmoduleResult] = field(default_factory=list)
 
     @property
@@ -193,6 +194,7 @@ class Report:
     git_sha: str | None = None
     run_url: str | None = None
     shard: str | None = None  # "I/N" for a shard report
+    plan: list[str] = field(default_factory=list)  # every planned job "model/target", manifest order
     duration_s: float = 0.0
     environment: Environment = field(default_factory=Environment)
     jobs: list[JobResult] = field(default_factory=list)
@@ -356,3 +358,11 @@ def _from_jsonl(text: str) -> Report:
         raise ReportError("partial report has no header line")
     header = dict(header, jobs=jobs, complete=False)
     return Report.from_dict(header)
+
+
+def report_schema() -> dict[str, Any]:
+    """The JSON Schema of the report (``config/report.schema.json``), shipped with the package."""
+    from importlib import resources
+
+    text = resources.files("exportwatch").joinpath("schemas/report.schema.json").read_text("utf-8")
+    return json.loads(text)

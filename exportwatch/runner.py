@@ -112,6 +112,7 @@ def run_sweep(request: SweepRequest, *, progress: Progress | None = None) -> Swe
     manifest = request.manifest
     units = plan_units(manifest, models=request.models, targets=request.targets, device=request.device)
     report = new_report(manifest)
+    report.plan = [f"{u.spec.name}/{t}" for u in units for t in u.targets]
     total = sum(len(u.targets) for u in units)
     progress = progress or Progress(total=total, quiet=True)
     log_path = partial_log_path(request.output)

@@ -446,6 +446,7 @@ def sweep_target(prepared: PreparedModel, target_name: str, *, settings: SweepSe
         verdict=next(s.verdict for s in submodules if s.path == ""),
         duration_s=round(time.perf_counter() - started, 3), attempts=walk.attempts,
         xfail=spec.xfail or spec.xfail_submodules.get(""), submodules=submodules,
+        parameters=sum(p.numel() for p in prepared.model.parameters()),
     )
     if hasattr(diagnose, "mark_origins"):
         diagnose.mark_origins(job)

@@ -79,6 +79,14 @@ class Target(ABC):
     requires: ClassVar[tuple[str, ...]] = ()
     extra: ClassVar[str | None] = None
 
+    def prepare(self) -> None:
+        """Pay one-off start-up costs (imports, first-trace warm-up) before the first timed job.
+
+        A worker calls this once after it starts, so the first job's duration is comparable
+        with every later one. The default does nothing.
+        """
+        return None
+
     @abstractmethod
     def attempt(
         self,

@@ -156,14 +156,9 @@ class OnnxDynamo(Target):
     requires = ("onnx", "onnxscript")
     extra = "onnx"
 
-    def prepare(self, opset: int | None = None) -> None:
-        """Pay the one-off start-up now (onnxscript import, torchlib registry), not in a job."""
-        onnx_modules()
-        dynamo_exporter()
-        with _reuse_torchlib_registry():
-            from torch.onnx._internal.exporter import _registration
-
-            _registration.ONNXRegistry.from_torchlib(**({"opset_version": opset} if opset else {}))
+    def prepare(self) -> None:
+        """Pay the one-off start-up now (onnxscript import, torchlib registry, first trace)."""
+        warm_up(self)
 
     def attempt(
         self,
@@ -247,6 +242,13 @@ class OnnxDynamo(Target):
 MISSING_ORT_NOTE = (
     "onnxruntime is not installed: skipped stages runtime, accuracy (pip install 'exportwatch[onnx]')"
 )
+
+
+def warm_up(target: Target) -> None:
+    """One throwaway attempt on a tiny model: imports, registries and first-trace caches."""
+    tiny = torch.nn.Linear(2, 2).eval()
+    with torch.no_grad():
+        target.attempt(tiny, Call(args=(torch.ones(1, 2),)), options=TargetOptions())
 
 
 # ---------------------------------------------------------------------------------------------

@@ -37,6 +37,7 @@ from exportwatch.targets.onnx import (
     specialised_input_dims,
     to_numpy,
     verify_with_onnxruntime,
+    warm_up,
 )
 from exportwatch.targets.verify import clone_tree, requested_dynamic_dims, slot_tree
 
@@ -55,8 +56,8 @@ class OnnxLegacy(Target):
     extra = "onnx"
 
     def prepare(self) -> None:
-        """Pay the one-off import cost now, not in the first job."""
-        onnx_modules()
+        """Pay the one-off start-up now (onnx import, first trace), not in the first job."""
+        warm_up(self)
 
     def attempt(
         self,

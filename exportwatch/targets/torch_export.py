@@ -40,6 +40,12 @@ class TorchExport(Target):
         self.strict = strict
         self.name = "export-strict" if strict else "export"  # type: ignore[misc]
 
+    def prepare(self) -> None:
+        """The first torch.export in a process costs about a second more than later ones."""
+        tiny = torch.nn.Linear(2, 2).eval()
+        with torch.no_grad():
+            self.attempt(tiny, Call(args=(torch.ones(1, 2),)), options=TargetOptions())
+
     def attempt(
         self,
         module: Any,
