@@ -35,6 +35,8 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, TextIO
 
+from github import GithubException
+
 from exportwatch.diff import ChangeKind, Changes, GateResult, XfailIndex, diff_reports, gate
 from exportwatch.github import workflow_commands as wc
 from exportwatch.github.artifacts import download_artifact, find_run_artifact, safe_extract
@@ -42,6 +44,7 @@ from exportwatch.github.client import (
     ClientSettings,
     GitHubError,
     build_github,
+    describe,
     my_login,
 )
 from exportwatch.github.config import ActionConfig, ActionConfigError, CommentMode, Mode
@@ -396,8 +399,10 @@ def publish(
                 warnings.append("the comment was too long for GitHub: a shortened one was posted")
         except GitHubError as exc:
             warnings.append(str(exc))
+        except GithubException as exc:  # from my_login(): GET /user
+            warnings.append(f"cannot comment on PR #{pr_number}: {describe(exc)}")
         except Exception as exc:  # the comment must never decide the exit code
-            warnings.append(f"cannot comment: {type(exc).__name__}: {exc}")
+            warnings.append(f"cannot comment on PR #{pr_number}: {type(exc).__name__}")
     annotations = annotations_for(changes, result)
     if sha:
         try:
@@ -421,7 +426,7 @@ def publish(
             warnings.append(str(exc))
             log_annotations(annotations, out=out)
         except Exception as exc:
-            warnings.append(f"cannot create the check run: {type(exc).__name__}: {exc}")
+            warnings.append(f"cannot create the check run: {type(exc).__name__}")
             log_annotations(annotations, out=out)
     return comment_url, warnings
 

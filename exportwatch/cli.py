@@ -127,9 +127,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_optional_commands(subparsers: argparse._SubParsersAction) -> None:
     """Subcommands that live in their own modules register themselves here."""
-    from exportwatch import diff_cli
+    from exportwatch import compare_cli, diff_cli
 
     diff_cli.add_parser(subparsers)
+    compare_cli.add_parser(subparsers)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
-from exportwatch import __version__, git
+from exportwatch import __version__, deps, git
 from exportwatch.manifest import KNOWN_TARGETS, ConfigError, Manifest, did_you_mean
 from exportwatch.progress import Progress
 from exportwatch.report import Environment, JobResult, JsonlLog, Report, write_report
@@ -148,6 +148,7 @@ def run_sweep(request: SweepRequest, *, progress: Progress | None = None) -> Swe
         journal.close()
         progress.close()
     report.jobs = [results[k] for k in sorted(results)]
+    deps.stamp_report(report, manifest, device=request.device)  # dependencies + content_hash
     report.duration_s = round(time.monotonic() - started, 3)
     report.complete = True
     write_report(report, request.output)

@@ -165,7 +165,8 @@ def upsert_comment(
             where = f"the [job summary]({full_report_url})" if full_report_url else "the job summary"
             note = f"**The full result is too long for a comment; see {where}.**"
             log.warning("comment refused as too long (%d characters); posting a shortened one", len(body))
-            short = shorten_body(body, limit=MAX_COMMENT_CHARS - 1_000, note=note)
+            # the renderer may put the marker last: a cut body must still carry it
+            short = with_marker(shorten_body(body, limit=MAX_COMMENT_CHARS - 1_000, note=note), marker)
             if len(short) >= len(body):  # GitHub counts differently from us: fall back hard
                 short = f"{marker}\n{note}"
             comment = write(short)

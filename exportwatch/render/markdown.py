@@ -382,7 +382,36 @@ def _failure_lines(result: SubmoduleResult, *, repository: str | None, sha: str 
     return lines
 
 
-def _cell_part(changes: Changes, cell: Cell, *, context: RenderContext, priority: int, extra: int) -> Part:
+def _group_same_reason(cells: list[Cell]) -> list[tuple[Cell, list[Cell]]]:
+    """Cells of one job whose head failures share a fingerprint: shown once, the rest named.
+
+    "4 submodules fail for the same reason" reads better than four identical entries.
+    """
+    groups: dict[tuple, tuple[Cell, list[Cell]]] = {}
+    ordered: list[tuple[Cell, list[Cell]]] = []
+    for cell in cells:
+        result = cell.shown
+        fingerprint = result.fingerprint if result is not None and cell.head_fails else None
+        key = (cell.job_key, fingerprint, cell.kind)
+        if fingerprint is not None and key in groups:
+            groups[key][1].append(cell)
+            continue
+        entry = (cell, [])
+        if fingerprint is not None:
+            groups[key] = entry
+        ordered.append(entry)
+    return ordered
+
+
+def _cell_part(
+    changes: Changes,
+    cell: Cell,
+    *,
+    context: RenderContext,
+    priority: int,
+    extra: int,
+    same_reason: list[Cell] | None = None,
+) -> Part:
     repository = context.repository or changes.head.repository
     sha = context.sha or changes.head.git_sha
     result = cell.shown
@@ -411,6 +440,10 @@ def _cell_part(changes: Changes, cell: Cell, *, context: RenderContext, priority
         lines.append(f"↳ {lead}: {names}{more}")
     elif cell.caused_by is not None:
         lines.append(f"↳ Fails because of {md_code(cell.caused_by) if cell.caused_by else 'model root'}")
+    if same_reason:
+        names = ", ".join(_path_label(c) for c in same_reason[:_MAX_FOLDED_NAMES])
+        more = f" and {len(same_reason) - _MAX_FOLDED_NAMES} more" if len(same_reason) > _MAX_FOLDED_NAMES else ""
+        lines.append(f"↳ {len(same_reason) + 1} submodules fail for the same reason; also: {names}{more}")
     details = ""
     if result is not None and result.detail and result.detail.strip():
         details = md_details("Traceback", md_code_block(result.detail))
@@ -428,7 +461,10 @@ def _cells_section(
 ) -> Section:
     cells = changes.top_level(kind)
     cells.sort(key=lambda c: c.expected)  # unexpected first
-    parts = [_cell_part(changes, c, context=context, priority=priority, extra=extra) for c in cells]
+    parts = [
+        _cell_part(changes, c, context=context, priority=priority, extra=extra, same_reason=same)
+        for c, same in _group_same_reason(cells)
+    ]
     return Section(
         noun=title.split(" ", 1)[1].lower(),
         head=f"#### {title} ({len(cells)})",
@@ -439,7 +475,10 @@ def _cells_section(
 
 def _new_failures_section(changes: Changes, context: RenderContext, *, priority: int, extra: int) -> Section:
     cells = [c for c in changes.top_level(ChangeKind.NEW) if c.head_fails]
-    parts = [_cell_part(changes, c, context=context, priority=priority, extra=extra) for c in cells]
+    parts = [
+        _cell_part(changes, c, context=context, priority=priority, extra=extra, same_reason=same)
+        for c, same in _group_same_reason(cells)
+    ]
     return Section(
         noun="new failures",
         head=f"#### 🆕 New failures ({len(cells)})",

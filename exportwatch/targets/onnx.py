@@ -219,8 +219,10 @@ class OnnxDynamo(Target):
                 program.optimize()
         except Exception as exc:
             return Outcome.failed(Stage.OPTIMIZATION, exc, notes + captured.notes()), program
-
-        model = program.model_proto
+        try:
+            model = program.model_proto  # IR → protobuf; fails on values ONNX cannot hold
+        except Exception as exc:
+            return Outcome.failed(Stage.TRANSLATION, exc, notes), None
         ep = program.exported_program
         notes.extend(specialised_onnx_dims(model, module, ep, options.dynamic_shapes))
 

@@ -66,7 +66,7 @@ class TorchExport(Target):
                     strict=self.strict,
                 )
         except Exception as exc:
-            return Outcome.failed(Stage.CAPTURE, exc, notes)
+            return Outcome.failed(Stage.CAPTURE, exc, _warning_lines(caught))
         notes.extend(_warning_lines(caught))
         notes.extend(specialised_dims_warnings(ep, module, options.dynamic_shapes))
         if not options.verify:
@@ -163,10 +163,16 @@ def user_input_values(ep: torch.export.ExportedProgram) -> list[Any] | None:
 
 
 def _warning_lines(caught: Sequence[warnings.WarningMessage]) -> list[str]:
+    """User-facing warnings, deduplicated; library deprecation noise dropped."""
     seen: dict[str, None] = {}
     for w in caught:
-        seen.setdefault(f"{w.category.__name__}: {_first_line(w.message)}", None)
+        if not issubclass(w.category, _NOISE):
+            seen.setdefault(f"{w.category.__name__}: {_first_line(w.message)}", None)
     return list(seen)
+
+
+#: Warnings that are news about torch, not about the user's model.
+_NOISE = (DeprecationWarning, PendingDeprecationWarning, FutureWarning)
 
 
 def _first_line(exc: object) -> str:

@@ -206,6 +206,30 @@ def test_onnx__reports_a_wrong_custom_translation_as_an_accuracy_mismatch_and_ke
     assert [i.name for i in kept.graph.input] == ["x"]
 
 
+def test_onnx__does_not_leak_a_custom_translation_into_the_next_attempt(dynamo: Target) -> None:
+    table = {torch.ops.exportwatch_test.triple.default: doubles_instead_of_triples}
+    with_table = dynamo.attempt(
+        UsesCustomOp(), Call(args=(X,)), options=TargetOptions(onnx_custom_translations=table)
+    )
+    without = dynamo.attempt(UsesCustomOp(), Call(args=(X,)), options=TargetOptions())
+    assert (with_table.stage, without.stage) == (Stage.ACCURACY, Stage.TRANSLATION)
+
+
+def test_onnx__records_the_optimization_stage_when_the_optimizer_fails(
+    dynamo: Target, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from torch.onnx._internal.exporter._onnx_program import ONNXProgram
+
+    def broken_optimizer(self: ONNXProgram) -> None:
+        raise RuntimeError("constant folding blew up")
+
+    monkeypatch.setattr(ONNXProgram, "optimize", broken_optimizer)
+    outcome = dynamo.attempt(SumOverBatch().eval(), Call(args=(X,)), options=TargetOptions())
+    assert outcome.verdict == Verdict.FAIL
+    assert outcome.stage == Stage.OPTIMIZATION
+    assert str(outcome.error) == "constant folding blew up"
+
+
 def test_onnx__warns_when_the_exporter_specialised_a_dynamic_dim(dynamo: Target) -> None:
     outcome = dynamo.attempt(
         AddsEightRowWeight().eval(),

@@ -122,7 +122,7 @@ def test_dockerfile__pins_cpu_torch_from_the_pytorch_index_and_the_rest_exactly(
     assert 'ENTRYPOINT ["/usr/local/bin/exportwatch-entrypoint"]' in text
 
 
-def test_entrypoint__is_executable_and_hands_over_to_the_python_module():
+def test_entrypoint__is_executable_and_hands_over_to_the_python_module_under_bash():
     assert ENTRYPOINT.stat().st_mode & 0o111
     text = ENTRYPOINT.read_text()
     assert (

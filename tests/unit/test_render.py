@@ -543,3 +543,19 @@ def test_golden__job_summary():
 
 def test_golden__terminal_text():
     check_golden("terminal.txt", rendered(*example_pair(), fmt="text"))
+
+
+def test_comment__groups_submodules_that_fail_for_the_same_reason():
+    base = report(job("enc", "export", sub(""), sub("a"), sub("b"), sub("c"), sub("d")))
+    head = report(job(
+        "enc", "export", sub("", "fail", fp="root"),
+        sub("a", "fail", fp="same", origin=True, message="guard on u0"),
+        sub("b", "fail", fp="same", origin=True, message="guard on u0"),
+        sub("c", "fail", fp="same", origin=True, message="guard on u0"),
+        sub("d", "fail", fp="other", origin=True, message="no fake kernel"),
+    ))
+    changes = diff_reports(base, head)
+    text = render(changes, gate(changes, "regression"), "markdown")
+    assert "3 submodules fail for the same reason; also: `b` (Block), `c` (Block)" in text
+    assert text.count("guard on u0") == 1  # shown once, not three times
+    assert "no fake kernel" in text  # a different reason keeps its own entry

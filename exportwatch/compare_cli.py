@@ -1,0 +1,209 @@
+"""``exportwatch compare MANIFEST --base REF``: sweep HEAD, get the merge-base's results as
+cheaply as possible, then diff, render and gate.
+
+Registered by ``exportwatch.cli`` (``compare_cli.add_parser(subparsers)``). The base side
+(merge-base, reuse, stored baselines, cache, worktree sweep) lives in
+:mod:`exportwatch.baseline`; this module is wiring and exit codes only:
+0 gate passed, 1 gate failed, 2 usage or configuration error (bad manifest, base not found,
+checkout too shallow), 3 internal error (raised to ``cli.main``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import TextIO
+
+EXIT_PASSED = 0
+EXIT_GATE_FAILED = 1
+EXIT_CONFIG = 2
+
+
+#: The head report's default path (as ``exportwatch sweep``'s).
+DEFAULT_REPORT = Path("exportwatch-report.json")
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def _memory_mb(text: str) -> float:
+    """``4096``, ``512M``, ``4G`` → MiB."""
+    units = {"k": 1 / 1024, "m": 1, "g": 1024}
+    try:
+        if text[-1:].lower() in units:
+            return _positive_float(text[:-1]) * units[text[-1].lower()]
+        return _positive_float(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a memory size: {text!r} (e.g. 4096, 512M, 4G)") from exc
+
+
+def default_base_output(head_output: Path) -> Path:
+    """``exportwatch-report.json`` → ``exportwatch-report.base.json``."""
+    return head_output.with_name(f"{head_output.stem}.base{head_output.suffix or '.json'}")
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    from exportwatch.diff import DEFAULT_POLICY, Policy
+    from exportwatch.render import FORMATS
+
+    parser = subparsers.add_parser(
+        "compare",
+        help="sweep HEAD and the merge-base with REF (reusing unchanged results); diff and gate",
+        description=(
+            "Sweep HEAD, obtain results for the merge-base of REF and HEAD (reusing every result "
+            "whose code did not change, a stored baseline, or the cache; sweeping the rest in a git "
+            "worktree), write both reports, then render the changes and apply the gate. "
+            "Exit codes: 0 passed, 1 gate failed, 2 usage or configuration error, 3 internal error."
+        ),
+    )
+    parser.add_argument("manifest", type=Path, help="the exportwatch manifest (YAML)")
+    parser.add_argument(
+        "--base",
+        required=True,
+        metavar="REF",
+        help="branch, tag or commit to compare with (its merge-base with HEAD is used)",
+    )
+    parser.add_argument(
+        "-o", "--output", type=Path, default=DEFAULT_REPORT, help=f"head report (default: {DEFAULT_REPORT})"
+    )
+    parser.add_argument(
+        "--base-output", type=Path, help="base report (default: the head report's name with .base.json)"
+    )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="FILE",
+        help="a stored report of the base (e.g. from main's last run), used where compatible",
+    )
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        metavar="DIR",
+        help="reuse and keep results keyed by content hash (keep it with actions/cache)",
+    )
+    parser.add_argument(
+        "--target", action="append", dest="targets", metavar="T", help="only this target (repeatable)"
+    )
+    parser.add_argument("--device", choices=["cpu", "cuda", "auto"], help="override every model's device")
+    parser.add_argument("--workers", type=_positive_int, help="worker processes (default: number of cores)")
+    parser.add_argument("--timeout", type=_positive_float, metavar="S", help="per-job timeout in seconds")
+    parser.add_argument(
+        "--max-memory",
+        type=_memory_mb,
+        metavar="SIZE",
+        help="kill and report as oom a worker whose RSS exceeds SIZE (e.g. 4G)",
+    )
+    parser.add_argument(
+        "--no-fetch",
+        action="store_true",
+        help="never fetch from origin to find the base (fail if it is not in the checkout)",
+    )
+    parser.add_argument(
+        "--fail-on",
+        choices=[p.value for p in Policy],
+        default=DEFAULT_POLICY.value,
+        help=f"what fails the gate (default: {DEFAULT_POLICY.value})",
+    )
+    parser.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="text",
+        help="markdown: the PR comment; summary: the job summary; text: terminal; json: data",
+    )
+    parser.add_argument(
+        "--rendered", type=Path, metavar="FILE", help="write the rendered changes here instead of stdout"
+    )
+    parser.add_argument(
+        "--color", choices=["auto", "always", "never"], default="auto", help="colour in text output"
+    )
+    parser.add_argument("--marker-key", help="suffix for the hidden comment marker (one per manifest)")
+    parser.add_argument("--title", help="shown before the verdict (e.g. the manifest's name)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    parser.set_defaults(handler=run)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    from exportwatch.baseline import BaselineError, CompareRequest, run_compare
+    from exportwatch.diff import XfailIndex, diff_reports, gate
+    from exportwatch.manifest import ConfigError, load_manifest
+    from exportwatch.render import RenderContext, render
+
+    err = sys.stderr
+
+    def say(text: str) -> None:
+        if not args.quiet:
+            print(text, file=err, flush=True)
+
+    request = CompareRequest(
+        manifest_path=args.manifest,
+        base_ref=args.base,
+        head_output=args.output,
+        base_output=args.base_output or default_base_output(args.output),
+        baseline=args.baseline,
+        cache_dir=args.cache_dir,
+        targets=args.targets,
+        device=args.device,
+        workers=args.workers,
+        timeout_s=args.timeout,
+        max_memory_mb=args.max_memory,
+        fetch=not args.no_fetch,
+        quiet=args.quiet,
+        verbose=getattr(args, "verbose", False),
+    )
+    try:
+        manifest = load_manifest(args.manifest)
+        result = run_compare(request, say=say)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=err)
+        return EXIT_CONFIG
+    except BaselineError as exc:
+        print(f"exportwatch compare: error: {exc}", file=err)
+        return EXIT_CONFIG
+
+    for note in result.notes:
+        print(f"note: {note}", file=err)
+    sources = Counter(str(j.source) for j in result.base.jobs)
+    say(
+        "base results: "
+        + (", ".join(f"{n} {s}" for s, n in sorted(sources.items())) or "none")
+        + f"; reports: {request.head_output}, {request.base_output}"
+    )
+
+    changes = diff_reports(result.base, result.head, xfail=XfailIndex.from_manifest(manifest))
+    verdict = gate(changes, args.fail_on)
+    colour = _use_colour(args.color, stream=sys.stdout) if args.rendered is None else args.color == "always"
+    context = RenderContext(marker_key=args.marker_key, title=args.title, color=colour)
+    text = render(changes, verdict, args.format, context=context)
+    if args.rendered is None:
+        sys.stdout.write(text)
+    else:
+        args.rendered.parent.mkdir(parents=True, exist_ok=True)
+        args.rendered.write_text(text, encoding="utf-8")
+    if result.config_errors:
+        for error in result.config_errors:
+            print(f"error: {error}", file=err)
+        return EXIT_CONFIG
+    return EXIT_PASSED if verdict.passed else EXIT_GATE_FAILED
+
+
+def _use_colour(choice: str, *, stream: TextIO) -> bool:
+    if choice != "auto":
+        return choice == "always"
+    if os.environ.get("NO_COLOR"):
+        return False
+    return bool(getattr(stream, "isatty", lambda: False)())

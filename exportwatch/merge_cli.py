@@ -1,0 +1,85 @@
+"""``exportwatch merge REPORT... -o merged.json``: shard reports → the report of the whole sweep.
+
+Registered by ``exportwatch.cli`` (``merge_cli.add_parser(subparsers)``); the handler is
+``run(args)``. A REPORT may be a directory: every ``*.json`` file under it is read (what
+``actions/download-artifact`` leaves, one folder per shard artifact). Exit codes: 0 merged,
+2 the shards do not add up to one sweep (every reason is printed) or a report cannot be read.
+Never imports torch: a merge job needs no GPU, no model code and no PyTorch install.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TextIO
+
+from exportwatch.merge import MergeError, Shard, merge_reports
+from exportwatch.report import ReportError, load_report, write_report
+
+EXIT_OK = 0
+EXIT_USAGE = 2
+DEFAULT_OUTPUT = Path("exportwatch-report.json")
+#: Shard reports may come from untrusted pull-request runs: refuse absurd sizes up front.
+MAX_REPORT_BYTES = 256 * 1024 * 1024
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "merge",
+        help="merge the shard reports of `sweep --shard I/N` into one report",
+        description=(
+            "Merge the reports of `exportwatch sweep --shard I/N` (all N of them) into the report "
+            "an unsharded sweep would have written. Refuses shards of different commits, tool or "
+            "library versions, plans or splits, and missing, duplicate, partial or overlapping "
+            "shards. Exit codes: 0 merged, 2 refused or unreadable."
+        ),
+    )
+    parser.add_argument(
+        "reports", nargs="+", type=Path, metavar="REPORT",
+        help="shard report files, or directories to search for *.json reports",
+    )
+    parser.add_argument("-o", "--output", type=Path, default=DEFAULT_OUTPUT,
+                        help=f"where to write the merged report (default: {DEFAULT_OUTPUT})")
+    parser.add_argument("-q", "--quiet", action="store_true", help="print errors only")
+    parser.set_defaults(handler=run)
+    return parser
+
+
+def expand(paths: list[Path]) -> list[Path]:
+    """Files as given; directories → their ``*.json`` files (recursively, sorted)."""
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found.extend(sorted(p for p in path.rglob("*.json") if p.is_file()))
+        else:
+            found.append(path)
+    return list(dict.fromkeys(found))
+
+
+def run(args: argparse.Namespace, *, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    err = err or sys.stderr
+    files = expand(list(args.reports))
+    if not files:
+        print("error: no shard reports found in " + ", ".join(map(str, args.reports)), file=err)
+        return EXIT_USAGE
+    output = Path(args.output)
+    shards: list[Shard] = []
+    for path in files:
+        if path.resolve() == output.resolve():
+            continue  # a rerun into the same folder: never read our own output as a shard
+        try:
+            shards.append(Shard(name=str(path), report=load_report(path, max_bytes=MAX_REPORT_BYTES)))
+        except ReportError as exc:
+            print(f"error: {exc}", file=err)
+            return EXIT_USAGE
+    try:
+        merged = merge_reports(shards)
+    except MergeError as exc:
+        print(f"error: {exc}", file=err)
+        return EXIT_USAGE
+    write_report(merged, output)
+    if not getattr(args, "quiet", False):
+        print(f"merged {len(shards)} shard report(s), {len(merged.jobs)} job(s) → {output}", file=out)
+    return EXIT_OK

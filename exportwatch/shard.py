@@ -1,0 +1,199 @@
+"""Splitting a sweep across matrix jobs, and ordering a sweep's queue: pure scheduling, no torch.
+
+A sweep's unit of work is one model with all its selected targets (the model is built and its
+inputs captured once, then every target reuses them), so shards are made of whole models.
+
+Every matrix job computes the same split on its own, from the same manifest and the same cost
+history, and keeps its own part: ``exportwatch sweep --shard I/N`` needs no coordinator. The
+split is deterministic (it depends on the units and the costs only, not on their order or on the
+machine), and every unit lands in exactly one shard. Costs come from a previous report when one
+is given (``--durations REPORT``); all shards of one run must be given the same one, or their
+splits disagree (``exportwatch merge`` then refuses the shards as overlapping or missing jobs).
+
+Balancing is greedy LPT (longest processing time first): sort by cost, largest first, and give
+each unit to the least-loaded shard. Its longest shard is at most ``4/3 - 1/(3N)`` times the
+best possible split (Graham, 1969), and in practice within a few percent of it.
+"""
+
+from __future__ import annotations
+
+import heapq
+import re
+import statistics
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from exportwatch.report import Report
+
+#: Cost of one target of a model nothing is known about. Costs are relative: with history they
+#: are seconds, and unknown models are then priced at the median known per-target time instead.
+DEFAULT_TARGET_COST = 1.0
+_SHARD_PATTERN = re.compile(r"\s*(\d+)\s*/\s*(\d+)\s*")
+
+
+class ShardError(ValueError):
+    """A ``--shard`` value that cannot be used."""
+
+
+class _Spec(Protocol):
+    name: str
+    timeout: float
+
+
+class UnitLike(Protocol):
+    """What scheduling needs of a ``workers.Unit`` (kept structural: no torch, no cycle)."""
+
+    spec: _Spec
+    targets: list[str]
+    order: int
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"2/4"`` → ``(2, 4)``: the 2nd of 4 shards, counting from 1 (as a job matrix does)."""
+    match = _SHARD_PATTERN.fullmatch(text or "")
+    if match is None:
+        raise ShardError(
+            f"--shard {text!r} is not of the form I/N (the I-th of N shards, counting from 1, "
+            f"e.g. 2/4)"
+        )
+    index, count = int(match.group(1)), int(match.group(2))
+    if count < 1:
+        raise ShardError(f"--shard {text!r}: the number of shards must be at least 1")
+    if not 1 <= index <= count:
+        raise ShardError(f"--shard {text!r}: the shard index must be between 1 and {count} (counting from 1)")
+    return index, count
+
+
+def format_shard(shard: tuple[int, int]) -> str:
+    """``(2, 4)`` → ``"2/4"``, the form a report's ``shard`` field holds."""
+    return f"{shard[0]}/{shard[1]}"
+
+
+def estimate_costs(units: Sequence[UnitLike], previous: Report | None = None) -> dict[str, float]:
+    """Expected cost of each unit (one model, all its selected targets), keyed by model name.
+
+    In order of preference, per model:
+
+    1. **Durations** of that model's jobs in ``previous`` (a report of an earlier sweep, e.g.
+       the base branch's, or a cache of one): the sum of the recorded ``duration_s`` of the
+       unit's targets, in seconds. A target the history lacks is priced at the mean of the
+       model's known targets; a job that timed out counts as its timeout.
+    2. **Model size**: the ``parameters`` count the previous report recorded for the model,
+       scaled into seconds by the seconds-per-parameter rate of the models that have both
+       (or, with no durations at all, relative to the median model).
+    3. **A default** of the median known per-target cost (``1.0`` without any history) per
+       target. The parent process never imports torch and never builds a model, so without
+       history it cannot know a model's size: every model then counts the same per target,
+       and the split balances the number of jobs.
+
+    Always positive, so every unit weighs something.
+    """
+    jobs = list(previous.jobs) if previous is not None else []
+    timeouts = {u.spec.name: float(u.spec.timeout) for u in units}
+    durations: dict[tuple[str, str], float] = {}
+    parameters: dict[str, int] = {}
+    for job in jobs:
+        seconds = _job_seconds(job, timeouts.get(job.model))
+        if seconds is not None and seconds > 0:
+            # Several devices for one (model, target): keep the slowest, it bounds the job.
+            key = (job.model, job.target)
+            durations[key] = max(durations.get(key, 0.0), seconds)
+        if job.parameters:
+            parameters[job.model] = max(parameters.get(job.model, 0), int(job.parameters))
+
+    per_model: dict[str, list[float]] = {}
+    for (model, _target), seconds in durations.items():
+        per_model.setdefault(model, []).append(seconds)
+    default = statistics.median(durations.values()) if durations else DEFAULT_TARGET_COST
+    rate = _seconds_per_parameter(durations, parameters)
+    median_params = statistics.median(parameters.values()) if parameters else None
+
+    costs: dict[str, float] = {}
+    for unit in units:
+        name = unit.spec.name
+        known = per_model.get(name)
+        if known:
+            mean = sum(known) / len(known)
+            cost = sum(durations.get((name, t), mean) for t in unit.targets)
+        elif name in parameters and rate is not None:
+            cost = max(parameters[name] * rate, default * 0.1) * len(unit.targets)
+        elif name in parameters and median_params:
+            cost = default * (parameters[name] / median_params) * len(unit.targets)
+        else:
+            cost = default * len(unit.targets)
+        costs[name] = max(float(cost), 1e-6)
+    return costs
+
+
+def _job_seconds(job: object, timeout: float | None) -> float | None:
+    verdict = str(getattr(job, "verdict", ""))
+    if verdict == "timeout" and timeout:
+        return timeout
+    if verdict == "skipped" or str(getattr(job, "source", "swept")) != "swept":
+        return None  # took no time, or was reused: says nothing about the cost of sweeping it
+    return float(getattr(job, "duration_s", 0.0) or 0.0)
+
+
+def _seconds_per_parameter(
+    durations: Mapping[tuple[str, str], float], parameters: Mapping[str, int]
+) -> float | None:
+    """Least-squares slope through the origin of per-target seconds against parameters."""
+    pairs = [(parameters[m], s) for (m, _t), s in durations.items() if parameters.get(m)]
+    if not pairs:
+        return None
+    denominator = sum(p * p for p, _ in pairs)
+    return sum(p * s for p, s in pairs) / denominator if denominator else None
+
+
+def _cost_of(unit: UnitLike, costs: Mapping[str, float]) -> float:
+    return float(costs.get(unit.spec.name, DEFAULT_TARGET_COST * len(unit.targets)))
+
+
+def _lpt_order(units: Iterable[UnitLike], costs: Mapping[str, float]) -> list[UnitLike]:
+    """Largest cost first; equal costs by model name, so input order never matters."""
+    return sorted(units, key=lambda u: (-_cost_of(u, costs), u.spec.name, tuple(u.targets)))
+
+
+def partition(units: Sequence[UnitLike], n: int, costs: Mapping[str, float]) -> list[list[UnitLike]]:
+    """Split ``units`` into ``n`` shards of about equal total cost (greedy LPT).
+
+    Deterministic: units sorted by cost (descending) then model name; each goes to the
+    least-loaded shard, ties to the lowest index. Whole units only: a model's targets stay in
+    one shard, so the model is built and its inputs captured once. Each shard's units are
+    returned in manifest order (``unit.order``); a shard may be empty when ``n`` exceeds the
+    number of models.
+    """
+    if n < 1:
+        raise ShardError(f"cannot split into {n} shards")
+    shards: list[list[UnitLike]] = [[] for _ in range(n)]
+    heap = [(0.0, index) for index in range(n)]  # (load, shard index): ties → lowest index
+    for unit in _lpt_order(units, costs):
+        load, index = heapq.heappop(heap)
+        shards[index].append(unit)
+        heapq.heappush(heap, (load + _cost_of(unit, costs), index))
+    return [sorted(shard, key=lambda u: (u.order, u.spec.name)) for shard in shards]
+
+
+def shard_loads(shards: Sequence[Sequence[UnitLike]], costs: Mapping[str, float]) -> list[float]:
+    """Total expected cost of each shard (for logs and tests)."""
+    return [sum(_cost_of(u, costs) for u in shard) for shard in shards]
+
+
+def select_shard(
+    units: Sequence[UnitLike], shard: tuple[int, int], costs: Mapping[str, float]
+) -> list[UnitLike]:
+    """The units of shard ``I`` of ``N`` (``shard=(I, N)``, counting from 1), manifest order."""
+    index, count = shard
+    if not 1 <= index <= count:
+        raise ShardError(f"shard {index}/{count}: the index must be between 1 and {count}")
+    return partition(units, count, costs)[index - 1]
+
+
+def longest_first(units: Sequence[UnitLike], costs: Mapping[str, float]) -> list[UnitLike]:
+    """Queue order for the worker pool: most expensive unit first (LPT on the workers).
+
+    Started last, a long model keeps one worker busy while the others sit idle; started first,
+    the short ones fill in around it.
+    """
+    return _lpt_order(units, costs)
