@@ -67,7 +67,10 @@ def measure_baseline(manifest: Path, strict: bool) -> dict:
     started = time.perf_counter()
     done = subprocess.run(
         [sys.executable, __file__, str(manifest), "--baseline-only", *(["--strict"] if strict else [])],
-        capture_output=True, text=True, check=True, cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO,
     )
     data = json.loads(done.stdout.strip().splitlines()[-1])
     data["process_wall_s"] = time.perf_counter() - started
@@ -81,9 +84,22 @@ def measure_exportwatch(manifest: Path, workers: int, strict: bool) -> dict:
         output = Path(tmp) / "report.json"
         started = time.perf_counter()
         subprocess.run(
-            [sys.executable, "-m", "exportwatch", "sweep", str(manifest), "-o", str(output),
-             "--workers", str(workers), "--target", "export-strict" if strict else "export", "-q"],
-            check=True, cwd=REPO,
+            [
+                sys.executable,
+                "-m",
+                "exportwatch",
+                "sweep",
+                str(manifest),
+                "-o",
+                str(output),
+                "--workers",
+                str(workers),
+                "--target",
+                "export-strict" if strict else "export",
+                "-q",
+            ],
+            check=True,
+            cwd=REPO,
         )
         wall = time.perf_counter() - started
         report = load_report(output)
@@ -112,12 +128,19 @@ def compare(baseline: dict, ours) -> dict:
                 agree += 1
             else:
                 disagree += 1
-    return {"agree": agree, "disagree": disagree, "theirs_failures": theirs_failures,
-            "ours_failures": ours_failures, "missed_by_report_exportability": missed_by_them}
+    return {
+        "agree": agree,
+        "disagree": disagree,
+        "theirs_failures": theirs_failures,
+        "ours_failures": ours_failures,
+        "missed_by_report_exportability": missed_by_them,
+    }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("manifest", nargs="?", type=Path, default=DEFAULT_MANIFEST)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--strict", action="store_true")
@@ -137,15 +160,19 @@ def main() -> None:
     our_peak = max((j.peak_rss_mb or 0) for j in ours.jobs)
     summary = compare(base_runs[0], ours)
     target = "export-strict" if args.strict else "export (non-strict)"
-    print(f"manifest: {args.manifest.relative_to(REPO) if args.manifest.is_relative_to(REPO) else args.manifest}")
+    print(
+        f"manifest: {args.manifest}"
+    )
     print(f"target: {target}; median of {args.repeat} runs, each from a fresh process")
     print(f"{'':28}{'report_exportability':>22}{'exportwatch':>16}")
     print(f"{'wall time (s)':28}{base_wall:>22.2f}{our_wall:>16.2f}   ratio {our_wall / base_wall:.2f}x")
     print(f"{'export attempts':28}{base_runs[0]['attempts']:>22}{our_attempts:>16}")
     print(f"{'failing submodules found':28}{summary['theirs_failures']:>22}{summary['ours_failures']:>16}")
     print(f"{'peak RSS per process (MiB)':28}{base_runs[0]['peak_rss_mb']:>22.0f}{our_peak:>16.0f}")
-    print(f"verdict agreement on report_exportability's paths: {summary['agree']} agree, "
-          f"{summary['disagree']} disagree")
+    print(
+        f"verdict agreement on report_exportability's paths: {summary['agree']} agree, "
+        f"{summary['disagree']} disagree"
+    )
     if summary["missed_by_report_exportability"]:
         print("failures report_exportability misses: " + ", ".join(summary["missed_by_report_exportability"]))
 

@@ -30,7 +30,7 @@ import sys
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Any, TextIO
@@ -74,7 +74,14 @@ CHECK_NAME = "exportwatch"
 #: GitHub shows at most 10 error annotations per step from workflow commands.
 MAX_LOG_ANNOTATIONS = 10
 #: Variables the user's code (install commands, the sweep) must not see.
-SECRET_VARIABLES = ("INPUT_GITHUB-TOKEN", "INPUT_GITHUB_TOKEN", "GITHUB_TOKEN", "GH_TOKEN")
+SECRET_VARIABLES = (
+    "INPUT_GITHUB-TOKEN",
+    "INPUT_GITHUB_TOKEN",
+    "GITHUB_TOKEN",
+    "GH_TOKEN",
+    "ACTIONS_RUNTIME_TOKEN",  # the runner hands it to Docker actions (cache and artifact service)
+    "ACTIONS_ID_TOKEN_REQUEST_TOKEN",  # OIDC, when the job has id-token: write
+)
 
 
 class StepFailed(Exception):
@@ -186,125 +193,79 @@ def run_install(config: ActionConfig, *, env: Mapping[str, str], out: TextIO) ->
         )
 
 
-def sweep_command(config: ActionConfig, *, manifest: Path, output: Path) -> list[str]:
-    """``python -m exportwatch sweep`` with the inputs that apply. Pure."""
-    cmd = [sys.executable, "-m", "exportwatch", "sweep", str(manifest), "-o", str(output)]
+def _selection_args(config: ActionConfig) -> list[str]:
+    args: list[str] = []
     for target in config.targets:
-        cmd += ["--target", target]
+        args += ["--target", target]
     if config.device:
-        cmd += ["--device", config.device]
+        args += ["--device", config.device]
     if config.workers:
-        cmd += ["--workers", str(config.workers)]
+        args += ["--workers", str(config.workers)]
     if config.timeout:
-        cmd += ["--timeout", f"{config.timeout:g}"]
+        args += ["--timeout", f"{config.timeout:g}"]
+    return args
+
+
+def sweep_command(config: ActionConfig, *, manifest: Path, output: Path) -> list[str]:
+    """``python -m exportwatch sweep``: the head only (no base to compare with). Pure."""
+    cmd = [sys.executable, "-m", "exportwatch", "sweep", str(manifest), "-o", str(output)]
+    cmd += _selection_args(config)
     if config.shard:
         cmd += ["--shard", config.shard]  # issue 8: the sweep CLI gains --shard
     return cmd
 
 
-def run_sweep(
-    config: ActionConfig,
-    *,
-    manifest: Path,
-    output: Path,
-    cwd: Path,
-    env: Mapping[str, str],
-    title: str,
-    out: TextIO,
-) -> Report:
-    output.parent.mkdir(parents=True, exist_ok=True)
+def compare_command(
+    config: ActionConfig, *, manifest: Path, base_ref: str, output: Path, base_output: Path, rendered: Path
+) -> list[str]:
+    """``python -m exportwatch compare``: head, and the merge-base's results (reused where the
+    code did not change, swept in a worktree otherwise). The action gates and renders itself,
+    so compare runs with ``--fail-on never``. Pure."""
+    return [
+        sys.executable, "-m", "exportwatch", "compare", str(manifest), "--base", base_ref,
+        "-o", str(output), "--base-output", str(base_output),
+        "--fail-on", "never", "--format", "json", "--rendered", str(rendered),
+        *_selection_args(config),
+    ]  # fmt: skip
+
+
+def _run_cli(cmd: list[str], *, cwd: Path, env: Mapping[str, str], title: str, out: TextIO) -> None:
+    """Run an exportwatch subcommand with the user's code in it: no token in its environment."""
     with group(f"exportwatch: {title}", out):
         out.flush()
-        done = subprocess.run(
-            sweep_command(config, manifest=manifest, output=output),
-            cwd=cwd,
-            env=scrubbed_env(env),
-            check=False,
-        )
-    if done.returncode == 2:
+        done = subprocess.run(cmd, cwd=cwd, env=scrubbed_env(env), check=False)
+    if done.returncode == EXIT_CONFIG:
         raise StepFailed(f"{title}: configuration error (see the log above)", exit_code=EXIT_CONFIG)
     if done.returncode != 0:
-        raise StepFailed(f"{title}: the sweep exited with {done.returncode}", exit_code=EXIT_INTERNAL)
+        raise StepFailed(f"{title}: exited with {done.returncode}", exit_code=EXIT_INTERNAL)
+
+
+def _load(path: Path, title: str) -> Report:
     try:
-        return load_report(output)
+        return load_report(path)
     except ReportError as exc:
         raise StepFailed(f"{title}: {exc}", exit_code=EXIT_INTERNAL) from exc
 
 
-def _git(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=False, timeout=300)
-
-
-def sweep_base(
-    config: ActionConfig, *, ref: str, env: Mapping[str, str], output: Path, out: TextIO
-) -> Report | None:
-    """Sweep the merge-base of ``ref`` and HEAD in a temporary git worktree.
-
-    TODO(issue 7): replace with ``exportwatch compare`` (reuses unchanged results, stored
-    baselines and the cache). Until then this sweeps every job on the base.
-    Returns None, with a warning, when there is no usable base.
-    """
-    workdir = config.workdir
-    top = _git("rev-parse", "--show-toplevel", cwd=workdir)
-    if top.returncode != 0:
-        print(wc.warning("exportwatch: not a git checkout; comparing without a base"), file=out)
-        return None
-    root = Path(top.stdout.strip())
-    resolved = _git("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", cwd=root)
-    if resolved.returncode != 0:
-        print(
-            wc.warning(
-                f"exportwatch: base {ref!r} is not in this checkout; compare needs history: "
-                "use actions/checkout with fetch-depth: 0"
-            ),
-            file=out,
-        )
-        return None
-    base_commit = resolved.stdout.strip()
-    merge_base = _git("merge-base", base_commit, "HEAD", cwd=root)
-    if merge_base.returncode != 0:
-        print(
-            wc.warning(
-                "exportwatch: no merge-base between the base and HEAD (shallow checkout? use "
-                "actions/checkout with fetch-depth: 0); comparing without a base"
-            ),
-            file=out,
-        )
-        return None
-    commit = merge_base.stdout.strip()
-    rel_workdir = workdir.relative_to(root.resolve()) if workdir.is_relative_to(root.resolve()) else Path()
-    tmp = Path(tempfile.mkdtemp(prefix="exportwatch-base-"))
-    tree = tmp / "tree"
-    added = _git("worktree", "add", "--detach", str(tree), commit, cwd=root)
-    try:
-        if added.returncode != 0:
-            print(wc.warning(f"exportwatch: cannot check out the base: {added.stderr.strip()}"), file=out)
-            return None
-        base_workdir = tree / rel_workdir
-        manifest = base_workdir / config.manifest
-        if not manifest.is_file():
-            print(
-                wc.notice(f"exportwatch: the base {commit[:12]} has no {config.manifest}: all new"), file=out
-            )
-            return None
-        try:
-            return run_sweep(
-                config,
-                manifest=manifest,
-                output=output,
-                cwd=base_workdir,
-                env=env,
-                title=f"sweep base {commit[:12]}",
-                out=out,
-            )
-        except StepFailed as exc:
-            print(
-                wc.warning(f"exportwatch: the base sweep failed ({exc}); comparing without a base"), file=out
-            )
-            return None
-    finally:
-        _git("worktree", "remove", "--force", str(tree), cwd=root)
-        shutil.rmtree(tmp, ignore_errors=True)
+def run_sweeps(
+    config: ActionConfig, *, base_ref: str | None, env: Mapping[str, str], out: TextIO
+) -> tuple[Report, Report | None]:
+    """Head report, and the base report when there is a base to compare with."""
+    manifest = _checked_manifest(config)
+    head_file = config.report_file
+    head_file.parent.mkdir(parents=True, exist_ok=True)
+    if base_ref is None:
+        cmd = sweep_command(config, manifest=manifest, output=head_file)
+        _run_cli(cmd, cwd=config.workdir, env=env, title="sweep", out=out)
+        return _load(head_file, "sweep"), None
+    base_file = base_report_path(head_file)
+    with tempfile.TemporaryDirectory(prefix="exportwatch-") as tmp:
+        cmd = compare_command(
+            config, manifest=manifest, base_ref=base_ref, output=head_file, base_output=base_file,
+            rendered=Path(tmp) / "changes.json",
+        )  # fmt: skip
+        _run_cli(cmd, cwd=config.workdir, env=env, title=f"sweep head, compare with {base_ref}", out=out)
+    return _load(head_file, "compare"), _load(base_file, "compare")
 
 
 def xfail_index(config: ActionConfig) -> XfailIndex | None:
@@ -319,15 +280,13 @@ def xfail_index(config: ActionConfig) -> XfailIndex | None:
 
 @dataclass(kw_only=True)
 class Result:
-    """What the run produced: the step outputs and the exit code."""
+    """What the run produced: the step outputs (``comment-url`` follows once published)."""
 
     verdict: str
     regressions: int = 0
     fixes: int = 0
     report_path: str = ""
-    comment_url: str = ""
     exit_code: int = EXIT_PASSED
-    warnings: list[str] = field(default_factory=list)
 
     def outputs(self) -> dict[str, object]:
         return {
@@ -496,72 +455,39 @@ def _workspace_relative(config: ActionConfig, path: Path) -> str:
 def run_full(
     config: ActionConfig, event: Event, *, env: Mapping[str, str], out: TextIO, settings: ClientSettings
 ) -> int:
-    manifest = _checked_manifest(config)
+    _checked_manifest(config)
     run_install(config, env=env, out=out)
-    head = run_sweep(
-        config,
-        manifest=manifest,
-        output=config.report_file,
-        cwd=config.workdir,
-        env=env,
-        title="sweep head",
-        out=out,
-    )
     source, ref = resolve_base(config, event)
     log.info("exportwatch: base %s (from %s)", ref or "-", source)
-    base = None
-    if ref is not None:
-        base = sweep_base(config, ref=ref, env=env, output=base_report_path(config.report_file), out=out)
-    else:
+    if ref is None:
         print(wc.notice(f"exportwatch: no base to compare with on a {event.name or 'local'} run"), file=out)
+    head, base = run_sweeps(config, base_ref=ref, env=env, out=out)
     changes, result = analyse(head, base, config=config, xfail=xfail_index(config))
     return finish(
-        config,
-        changes=changes,
-        result=result,
-        pr_number=event.pr_number,
-        sha=head_commit(config, event),
-        out=out,
-        settings=settings,
-        report_path=_workspace_relative(config, config.report_file),
-    )
+        config, changes=changes, result=result, pr_number=event.pr_number, sha=head_commit(config, event),
+        out=out, settings=settings, report_path=_workspace_relative(config, config.report_file),
+    )  # fmt: skip
 
 
 def run_sweep_mode(
     config: ActionConfig, event: Event, *, env: Mapping[str, str], out: TextIO, settings: ClientSettings
 ) -> int:
     """The untrusted half: sweep head (and the base for a PR), write the reports, publish nothing."""
-    manifest = _checked_manifest(config)
+    _checked_manifest(config)
     run_install(config, env=env, out=out)
-    head = run_sweep(
-        config,
-        manifest=manifest,
-        output=config.report_file,
-        cwd=config.workdir,
-        env=env,
-        title="sweep head",
-        out=out,
-    )
     _, ref = resolve_base(config, event)
-    base = None
-    if ref is not None:
-        base = sweep_base(config, ref=ref, env=env, output=base_report_path(config.report_file), out=out)
+    head, base = run_sweeps(config, base_ref=ref, env=env, out=out)
     changes, result = analyse(head, base, config=config, xfail=xfail_index(config))
     log_models(changes, out=out)
-    write_outputs(
-        config.output_path,
-        Result(
-            verdict="swept",
-            regressions=changes.counts.get(ChangeKind.REGRESSION, 0),
-            fixes=changes.counts.get(ChangeKind.FIX, 0),
-            report_path=_workspace_relative(config, config.report_file),
-        ).outputs()
-        | {"comment-url": ""},
-    )
-    append_summary(
-        config.summary_path,
-        render(changes, result, "summary", context=render_context(config, sha=head_commit(config, event))),
-    )
+    outputs = Result(
+        verdict="swept",
+        regressions=changes.counts.get(ChangeKind.REGRESSION, 0),
+        fixes=changes.counts.get(ChangeKind.FIX, 0),
+        report_path=_workspace_relative(config, config.report_file),
+    ).outputs()
+    write_outputs(config.output_path, outputs | {"comment-url": ""})
+    context = render_context(config, sha=head_commit(config, event))
+    append_summary(config.summary_path, render(changes, result, "summary", context=context))
     return EXIT_PASSED
 
 

@@ -35,7 +35,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,6 +61,7 @@ from exportwatch.report import (
     write_report,
 )
 from exportwatch.runner import SweepRequest, SweepResult, environment, new_report, plan_units, run_sweep
+from exportwatch.workers import Unit
 
 log = logging.getLogger(__name__)
 
@@ -192,16 +193,19 @@ def base_worktree(repo_root: Path, commit: str) -> Iterator[Path]:
 def _sys_path_into(repo_root: Path, tree: Path) -> Iterator[None]:
     """Point ``sys.path`` entries inside the head checkout at the worktree while the base sweep
     spawns its workers (spawn children start from the parent's ``sys.path``). Entries that do
-    not exist in the worktree (a ``.venv`` inside the repository) stay as they are."""
+    not exist in the worktree (a ``.venv`` inside the repository) and the one exportwatch is
+    imported from stay as they are."""
     saved = list(sys.path)
     root = repo_root.resolve()
+    # The entry exportwatch itself comes from stays: the workers must run this exportwatch.
+    own = Path(__file__).resolve().parent.parent
 
     def remap(entry: str) -> str:
         try:
             path = Path(entry or os.getcwd()).resolve()
         except OSError:
             return entry
-        if not path.is_relative_to(root):
+        if not path.is_relative_to(root) or path == own:
             return entry
         moved = tree / path.relative_to(root)
         return str(moved) if moved.exists() else entry
@@ -376,13 +380,13 @@ class CompareResult:
 def run_compare(
     request: CompareRequest,
     *,
-    sweeper: Sweeper = run_sweep,
+    sweeper: Sweeper | None = None,
     say: Callable[[str], None] | None = None,
 ) -> CompareResult:
     """Sweep HEAD (minus cached jobs) and obtain a base result for the same jobs.
 
     Raises :class:`ConfigError` for a bad head manifest and :class:`BaselineError` when no
-    merge-base can be found. Writes both reports.
+    merge-base can be found (before anything is swept). Writes both reports.
     """
     say = say or (lambda text: log.info("%s", text))
     manifest = load_manifest(request.manifest_path)
@@ -394,256 +398,268 @@ def run_compare(
         )
     merge_base = find_merge_base(repo_root, request.base_ref, fetch=request.fetch)
     say(
-        f"exportwatch {__version__}: base is the merge-base of {request.base_ref} and HEAD: {merge_base[:12]}"
+        f"exportwatch {__version__}: comparing with {merge_base[:12]},"
+        f" the merge-base of {request.base_ref} and HEAD"
     )
     manifest_dir = manifest_dir_in_repo(manifest, repo_root)
-    manifest_rel = Path(manifest_dir, manifest.path.name).as_posix() if manifest_dir else manifest.path.name
-    env = environment()
-    cache = ResultCache(request.cache_dir) if request.cache_dir else None
-    notes: list[str] = []
-
-    # HEAD ---------------------------------------------------------------------------------
-    head_printer = Fingerprinter(WorkingTree(repo_root), manifest_dir=manifest_dir)
-    head_prints = {u.spec.name: head_printer.fingerprint(u.spec, device=request.device) for u in units}
-    cached: dict[JobKey, JobResult] = {}
-    head_to_sweep: list[str] = []
-    for unit in units:
-        fp = head_prints[unit.spec.name]
-        hits = {
-            t: cache.get(fp.content_hash(t, env), key=(fp.model, t, fp.device)) if cache else None
-            for t in unit.targets
-        }
-        if all(hits.values()):
-            cached.update({(fp.model, t): job for t, job in hits.items() if job is not None})
-        else:
-            head_to_sweep.append(unit.spec.name)
-    config_errors: list[str] = []
-    if head_to_sweep:
-        say(
-            f"sweeping {len(head_to_sweep)} of {len(units)} model(s) on HEAD"
-            f" ({len(units) - len(head_to_sweep)} cached)"
-        )
-        result = sweeper(
-            _sweep_request(request, manifest=manifest, output=request.head_output, models=head_to_sweep),
-            progress=_progress(request, units, head_to_sweep),
-        )
-        head = result.report
-        config_errors += result.config_errors
-    else:
-        say(f"all {len(units)} model(s) on HEAD are cached: no export to run")
-        head = new_report(manifest)
-    order = {(u.spec.name, t): (u.order, i) for u in units for i, t in enumerate(u.targets)}
-    jobs = [j for j in head.jobs if (j.model, j.target) not in cached] + list(cached.values())
-    for job in jobs:
-        fp = head_prints.get(job.model)
-        if fp is not None:
-            job.dependencies = dict(fp.dependencies)
-            job.content_hash = fp.content_hash(job.target, env)
-        if cache and job.source is ResultSource.SWEPT:
-            cache.put(job)
-    head.jobs = sorted(jobs, key=lambda j: order.get((j.model, j.target), (1 << 30, 0)))
+    run = _Comparison(
+        request=request,
+        sweeper=sweeper or run_sweep,
+        say=say,
+        manifest=manifest,
+        units=units,
+        repo_root=repo_root,
+        merge_base=merge_base,
+        manifest_dir=manifest_dir,
+        manifest_rel=Path(manifest_dir, manifest.path.name).as_posix()
+        if manifest_dir
+        else manifest.path.name,
+        env=environment(),
+        cache=ResultCache(request.cache_dir) if request.cache_dir else None,
+    )
+    head = run.head()
     write_report(head, request.head_output)
-
-    # BASE ---------------------------------------------------------------------------------
-    started = time.monotonic()
-    base = new_report(manifest)
-    base.git_sha = merge_base
-    base.run_url = None
-    try:
-        base_manifest = load_manifest_at(repo_root, merge_base, manifest_rel)
-    except ConfigError as exc:
-        base_manifest = None
-        notes.append(f"the manifest at the merge-base is invalid ({exc}); every model is compared as new")
-    if base_manifest is None:
-        if not notes:
-            notes.append(f"the merge-base {merge_base[:12]} has no {manifest_rel}: every model is new")
-        decisions = [
-            BaseDecision(model=j.model, target=j.target, source=None, reason="no base manifest")
-            for j in head.jobs
-        ]
-        base.jobs = []
-        base.duration_s = round(time.monotonic() - started, 3)
-        write_report(base, request.base_output)
-        return CompareResult(
-            head=head,
-            base=base,
-            merge_base=merge_base,
-            decisions=decisions,
-            notes=notes,
-            config_errors=config_errors,
-            head_swept=head_to_sweep,
-        )
-
-    stored: Report | None = None
-    if request.baseline is not None:
-        stored, refusal = load_stored_baseline(request.baseline, env=env)
-        if refusal:
-            notes.append(refusal)
-            say(f"warning: {refusal}")
-    stored_jobs = {(j.model, j.target): j for j in stored.jobs} if stored else {}
-
-    base_units = plan_units(base_manifest, models=None, targets=request.targets, device=request.device)
-    base_printer = Fingerprinter(GitTree(repo_root, merge_base), manifest_dir=manifest_dir)
-    head_jobs = {(j.model, j.target): j for j in head.jobs}
-    base_jobs: dict[JobKey, JobResult] = {}
-    base_prints: dict[str, ModelFingerprint] = {}
-    pending: dict[JobKey, str] = {}  # job -> why it is swept
-    decisions: dict[JobKey, BaseDecision] = {}
-    for unit in base_units:
-        fp = base_printer.fingerprint(unit.spec, device=request.device)
-        base_prints[fp.model] = fp
-        verdict = decide_reuse(head_prints.get(fp.model), fp)
-        for target in unit.targets:
-            key = (fp.model, target)
-            content_hash = fp.content_hash(target, env)
-            job = _base_job(
-                key,
-                content_hash,
-                verdict=verdict,
-                head_jobs=head_jobs,
-                stored_jobs=stored_jobs,
-                cache=cache,
-                device=fp.device,
-            )
-            if job is None:
-                pending[key] = verdict.reason
-                continue
-            base_jobs[key] = job
-            decisions[key] = BaseDecision(
-                model=fp.model, target=target, source=job.source, reason=verdict.reason
-            )
-
-    base_swept = list(dict.fromkeys(model for model, _ in pending))
-    if base_swept:
-        say(
-            f"sweeping {len(base_swept)} of {len(base_units)} model(s) on the merge-base {merge_base[:12]}: "
-            + "; ".join(f"{m}: {pending[next(k for k in pending if k[0] == m)]}" for m in base_swept)
-        )
-        swept, base_notes = _sweep_base(
-            request,
-            repo_root=repo_root,
-            commit=merge_base,
-            manifest_rel=manifest_rel,
-            models=base_swept,
-            sweeper=sweeper,
-            units=base_units,
-        )
-        notes += base_notes
-        for job in swept:
-            key = (job.model, job.target)
-            if key not in pending:
-                continue
-            fp = base_prints[job.model]
-            job.dependencies = dict(fp.dependencies)
-            job.content_hash = fp.content_hash(job.target, env)
-            job.source = ResultSource.SWEPT
-            if cache:
-                cache.put(job)
-            base_jobs[key] = job
-            decisions[key] = BaseDecision(
-                model=job.model, target=job.target, source=ResultSource.SWEPT, reason=pending[key]
-            )
-    else:
-        say(
-            f"no model to sweep on the merge-base {merge_base[:12]}:"
-            " every base result is reused, stored or cached"
-        )
-    for key, reason in pending.items():
-        if key not in base_jobs:
-            decisions[key] = BaseDecision(
-                model=key[0], target=key[1], source=None, reason=f"{reason}; the base sweep gave no result"
-            )
-    for job in head.jobs:
-        key = (job.model, job.target)
-        if key not in decisions:
-            decisions[key] = BaseDecision(
-                model=job.model, target=job.target, source=None, reason="new model (not in the base manifest)"
-            )
-
-    base_order = {(u.spec.name, t): (u.order, i) for u in base_units for i, t in enumerate(u.targets)}
-    base.jobs = sorted(base_jobs.values(), key=lambda j: base_order.get((j.model, j.target), (1 << 30, 0)))
-    base.duration_s = round(time.monotonic() - started, 3)
+    base = run.base(head)
     write_report(base, request.base_output)
     return CompareResult(
         head=head,
         base=base,
         merge_base=merge_base,
-        decisions=list(decisions.values()),
-        notes=notes,
-        config_errors=config_errors,
-        head_swept=head_to_sweep,
-        base_swept=base_swept,
+        decisions=list(run.decisions.values()),
+        notes=run.notes,
+        config_errors=run.config_errors,
+        head_swept=run.head_swept,
+        base_swept=run.base_swept,
     )
 
 
-def _base_job(
-    key: JobKey,
-    content_hash: str,
-    *,
-    verdict: ReuseDecision,
-    head_jobs: Mapping[JobKey, JobResult],
-    stored_jobs: Mapping[JobKey, JobResult],
-    cache: ResultCache | None,
-    device: str,
-) -> JobResult | None:
-    """The base result that needs no sweep, or None. Reused, then stored, then cached."""
-    head_job = head_jobs.get(key)
-    if verdict.reuse and head_job is not None and head_job.content_hash == content_hash:
-        job = copy.deepcopy(head_job)
-        job.source = ResultSource.REUSED
-        return job
-    stored = stored_jobs.get(key)
-    if stored is not None and stored.content_hash == content_hash:
-        job = copy.deepcopy(stored)
-        job.source = ResultSource.BASELINE
-        return job
-    if cache is not None:
-        return cache.get(content_hash, key=(*key, device))
-    return None
+@dataclass(kw_only=True)
+class _Comparison:
+    """The state of one ``run_compare``: HEAD first, then the base."""
 
+    request: CompareRequest
+    sweeper: Sweeper
+    say: Callable[[str], None]
+    manifest: Manifest
+    units: list[Unit]
+    repo_root: Path
+    merge_base: str
+    manifest_dir: str
+    manifest_rel: str
+    env: Environment
+    cache: ResultCache | None
+    head_prints: dict[str, ModelFingerprint] = field(default_factory=dict)
+    decisions: dict[JobKey, BaseDecision] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    config_errors: list[str] = field(default_factory=list)
+    head_swept: list[str] = field(default_factory=list)
+    base_swept: list[str] = field(default_factory=list)
 
-def _sweep_base(
-    request: CompareRequest,
-    *,
-    repo_root: Path,
-    commit: str,
-    manifest_rel: str,
-    models: list[str],
-    sweeper: Sweeper,
-    units: list[Any],
-) -> tuple[list[JobResult], list[str]]:
-    """Sweep ``models`` in a worktree of ``commit``; the worktree is removed afterwards."""
-    notes: list[str] = []
-    with base_worktree(repo_root, commit) as tree:
-        manifest = load_manifest(tree / manifest_rel)
-        with _sys_path_into(repo_root, tree):
-            result = sweeper(
-                _sweep_request(
-                    request, manifest=manifest, output=tree.parent / "base-sweep.json", models=models
-                ),
-                progress=_progress(request, units, models),
+    def head(self) -> Report:
+        """HEAD's report: cached jobs read back, the other models swept in the working tree."""
+        printer = Fingerprinter(WorkingTree(self.repo_root), manifest_dir=self.manifest_dir)
+        self.head_prints = {
+            u.spec.name: printer.fingerprint(u.spec, device=self.request.device) for u in self.units
+        }
+        cached: dict[JobKey, JobResult] = {}
+        for unit in self.units:
+            fp = self.head_prints[unit.spec.name]
+            hits = {t: self._cached(fp, t, fp.content_hash(t, self.env)) for t in unit.targets}
+            if all(hits.values()):
+                cached.update({(fp.model, t): job for t, job in hits.items() if job is not None})
+            else:
+                self.head_swept.append(unit.spec.name)
+        if self.head_swept:
+            self.say(
+                f"sweeping {len(self.head_swept)} of {len(self.units)} model(s) on HEAD"
+                f" ({len(self.units) - len(self.head_swept)} cached)"
             )
-    for error in result.config_errors:
-        notes.append(f"on the merge-base: {error}")
-    return result.report.jobs, notes
+            result = self.sweeper(
+                self._sweep_request(self.manifest, output=self.request.head_output, models=self.head_swept),
+                progress=self._progress(self.units, self.head_swept),
+            )
+            report = result.report
+            self.config_errors += result.config_errors
+        else:
+            self.say(f"all {len(self.units)} model(s) on HEAD are cached: no export to run")
+            report = new_report(self.manifest)
+        jobs = [j for j in report.jobs if (j.model, j.target) not in cached] + list(cached.values())
+        for job in jobs:
+            self._stamp(job, self.head_prints.get(job.model))
+        report.jobs = _in_order(jobs, self.units)
+        return report
+
+    def base(self, head: Report) -> Report:
+        """The merge-base's report: reused, stored, cached, or swept in a worktree."""
+        started = time.monotonic()
+        report = new_report(self.manifest)
+        report.git_sha = self.merge_base
+        report.run_url = None
+        try:
+            base_manifest = load_manifest_at(self.repo_root, self.merge_base, self.manifest_rel)
+        except ConfigError as exc:
+            base_manifest = None
+            self.notes.append(
+                f"the manifest at the merge-base is invalid ({exc}); every model is compared as new"
+            )
+        if base_manifest is None:
+            if not self.notes:
+                self.notes.append(
+                    f"the merge-base {self.merge_base[:12]} has no {self.manifest_rel}: every model is new"
+                )
+            self._no_base_for(head, reason="no manifest on the merge-base")
+            report.duration_s = round(time.monotonic() - started, 3)
+            return report
+
+        stored_jobs = self._stored_jobs()
+        units = plan_units(
+            base_manifest, models=None, targets=self.request.targets, device=self.request.device
+        )
+        printer = Fingerprinter(GitTree(self.repo_root, self.merge_base), manifest_dir=self.manifest_dir)
+        head_jobs = {(j.model, j.target): j for j in head.jobs}
+        jobs: dict[JobKey, JobResult] = {}
+        prints: dict[str, ModelFingerprint] = {}
+        pending: dict[JobKey, str] = {}  # job -> why it must be swept
+        for unit in units:
+            fp = prints[unit.spec.name] = printer.fingerprint(unit.spec, device=self.request.device)
+            verdict = decide_reuse(self.head_prints.get(fp.model), fp)
+            for target in unit.targets:
+                key = (fp.model, target)
+                job = self._known_base_job(
+                    key,
+                    fp.content_hash(target, self.env),
+                    verdict=verdict,
+                    head_job=head_jobs.get(key),
+                    stored=stored_jobs.get(key),
+                    fp=fp,
+                )
+                if job is None:
+                    pending[key] = verdict.reason
+                    continue
+                jobs[key] = job
+                self.decisions[key] = BaseDecision(
+                    model=fp.model, target=target, source=job.source, reason=verdict.reason
+                )
+
+        self.base_swept = list(dict.fromkeys(model for model, _ in pending))
+        if self.base_swept:
+            why = {model: reason for (model, _), reason in reversed(pending.items())}
+            self.say(
+                f"sweeping {len(self.base_swept)} of {len(units)} model(s) on the merge-base: "
+                + "; ".join(f"{m} ({why[m]})" for m in self.base_swept)
+            )
+            for job in self._sweep_base(units):
+                key = (job.model, job.target)
+                if key in pending:
+                    self._stamp(job, prints[job.model])
+                    jobs[key] = job
+                    self.decisions[key] = BaseDecision(
+                        model=job.model, target=job.target, source=ResultSource.SWEPT, reason=pending[key]
+                    )
+        else:
+            self.say("no model to sweep on the merge-base: every base result is reused, stored or cached")
+        for key, reason in pending.items():
+            if key not in jobs:
+                self.decisions[key] = BaseDecision(
+                    model=key[0],
+                    target=key[1],
+                    source=None,
+                    reason=f"{reason}; the base sweep gave no result",
+                )
+        self._no_base_for(head, reason="new model (not in the base manifest)")
+        report.jobs = _in_order(list(jobs.values()), units)
+        report.duration_s = round(time.monotonic() - started, 3)
+        return report
+
+    # helpers -------------------------------------------------------------------------------
+
+    def _cached(self, fp: ModelFingerprint, target: str, content_hash: str) -> JobResult | None:
+        if self.cache is None:
+            return None
+        return self.cache.get(content_hash, key=(fp.model, target, fp.device))
+
+    def _stamp(self, job: JobResult, fp: ModelFingerprint | None) -> None:
+        """Record the fingerprint (the sweep did too; this also covers cached results) and
+        keep what was swept in the cache."""
+        if fp is not None:
+            job.dependencies = dict(fp.dependencies)
+            job.content_hash = fp.content_hash(job.target, self.env)
+        if self.cache is not None and job.source is ResultSource.SWEPT:
+            self.cache.put(job)
+
+    def _known_base_job(
+        self,
+        key: JobKey,
+        content_hash: str,
+        *,
+        verdict: ReuseDecision,
+        head_job: JobResult | None,
+        stored: JobResult | None,
+        fp: ModelFingerprint,
+    ) -> JobResult | None:
+        """The base result that needs no sweep, or None: reused, then stored, then cached."""
+        if verdict.reuse and head_job is not None and head_job.content_hash == content_hash:
+            return _copy(head_job, ResultSource.REUSED)
+        if stored is not None and stored.content_hash == content_hash:
+            return _copy(stored, ResultSource.BASELINE)
+        return self._cached(fp, key[1], content_hash)
+
+    def _stored_jobs(self) -> dict[JobKey, JobResult]:
+        if self.request.baseline is None:
+            return {}
+        stored, refusal = load_stored_baseline(self.request.baseline, env=self.env)
+        if refusal:
+            self.notes.append(refusal)
+        return {(j.model, j.target): j for j in stored.jobs} if stored else {}
+
+    def _no_base_for(self, head: Report, *, reason: str) -> None:
+        for job in head.jobs:
+            key = (job.model, job.target)
+            if key not in self.decisions:
+                self.decisions[key] = BaseDecision(
+                    model=job.model, target=job.target, source=None, reason=reason
+                )
+
+    def _sweep_base(self, units: list[Unit]) -> list[JobResult]:
+        """Sweep ``self.base_swept`` in a worktree of the merge-base, removed afterwards."""
+        with base_worktree(self.repo_root, self.merge_base) as tree:
+            manifest = load_manifest(tree / self.manifest_rel)
+            with _sys_path_into(self.repo_root, tree):
+                result = self.sweeper(
+                    self._sweep_request(manifest, output=tree.parent / "base.json", models=self.base_swept),
+                    progress=self._progress(units, self.base_swept),
+                )
+        self.notes += [f"on the merge-base: {error}" for error in result.config_errors]
+        for job in result.report.jobs:
+            job.source = ResultSource.SWEPT
+        return result.report.jobs
+
+    def _sweep_request(self, manifest: Manifest, *, output: Path, models: list[str]) -> SweepRequest:
+        r = self.request
+        return SweepRequest(
+            manifest=manifest,
+            output=output,
+            models=models,
+            targets=r.targets,
+            device=r.device,
+            workers=r.workers,
+            timeout_s=r.timeout_s,
+            max_memory_mb=r.max_memory_mb,
+            verbose=r.verbose,
+        )
+
+    def _progress(self, units: list[Unit], models: list[str]) -> Progress:
+        total = sum(len(u.targets) for u in units if u.spec.name in models)
+        return Progress(total=total, quiet=self.request.quiet)
 
 
-def _sweep_request(
-    request: CompareRequest, *, manifest: Manifest, output: Path, models: list[str]
-) -> SweepRequest:
-    return SweepRequest(
-        manifest=manifest,
-        output=output,
-        models=models,
-        targets=request.targets,
-        device=request.device,
-        workers=request.workers,
-        timeout_s=request.timeout_s,
-        max_memory_mb=request.max_memory_mb,
-        verbose=request.verbose,
-    )
+def _copy(job: JobResult, source: ResultSource) -> JobResult:
+    copied = copy.deepcopy(job)
+    copied.source = source
+    return copied
 
 
-def _progress(request: CompareRequest, units: list[Any], models: list[str]) -> Progress:
-    total = sum(len(u.targets) for u in units if u.spec.name in models)
-    return Progress(total=total, quiet=request.quiet)
+def _in_order(jobs: list[JobResult], units: list[Unit]) -> list[JobResult]:
+    """Manifest order, then the model's target order."""
+    order = {(u.spec.name, t): (u.order, i) for u in units for i, t in enumerate(u.targets)}
+    return sorted(jobs, key=lambda j: order.get((j.model, j.target), (1 << 30, 0)))

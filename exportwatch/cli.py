@@ -54,26 +54,52 @@ def _memory_mb(text: str) -> float:
 
 def add_sweep_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "sweep", help="export every model and submodule in a manifest; write a JSON report",
+        "sweep",
+        help="export every model and submodule in a manifest; write a JSON report",
         description="Run the submodule export sweep over a manifest and write a versioned JSON report.",
     )
     parser.add_argument("manifest", type=Path, help="the exportwatch manifest (YAML)")
-    parser.add_argument("-o", "--output", type=Path, default=DEFAULT_REPORT,
-                        help=f"report path (default: {DEFAULT_REPORT}); a .jsonl log streams beside it")
-    parser.add_argument("--model", action="append", dest="models", metavar="NAME",
-                        help="sweep only this model (repeatable)")
-    parser.add_argument("--target", action="append", dest="targets", metavar="T",
-                        help="sweep only this target: export, export-strict, onnx, onnx-legacy (repeatable)")
+    parser.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=DEFAULT_REPORT,
+        help=f"report path (default: {DEFAULT_REPORT}); a .jsonl log streams beside it",
+    )
+    parser.add_argument(
+        "--model", action="append", dest="models", metavar="NAME", help="sweep only this model (repeatable)"
+    )
+    parser.add_argument(
+        "--target",
+        action="append",
+        dest="targets",
+        metavar="T",
+        help="sweep this target instead of the manifest's: export, export-strict, onnx, "
+        "onnx-legacy (repeatable)",
+    )
     parser.add_argument("--device", choices=["cpu", "cuda", "auto"], help="override every model's device")
     parser.add_argument("--workers", type=_positive_int, help="worker processes (default: number of cores)")
-    parser.add_argument("--timeout", type=_positive_float, metavar="S",
-                        help="per-job timeout in seconds (default: each model's, or 300)")
-    parser.add_argument("--max-memory", type=_memory_mb, metavar="SIZE",
-                        help="kill and report as oom a worker whose RSS exceeds SIZE (e.g. 4G)")
-    parser.add_argument("--keep-artifacts", type=Path, metavar="DIR",
-                        help="write the exported files of failing or mismatching attempts here")
-    parser.add_argument("--strict", action="store_true",
-                        help="exit 1 when a model that is not marked xfail fails")
+    parser.add_argument(
+        "--timeout",
+        type=_positive_float,
+        metavar="S",
+        help="per-job timeout in seconds (default: each model's, or 300)",
+    )
+    parser.add_argument(
+        "--max-memory",
+        type=_memory_mb,
+        metavar="SIZE",
+        help="kill and report as oom a worker whose RSS exceeds SIZE (e.g. 4G)",
+    )
+    parser.add_argument(
+        "--keep-artifacts",
+        type=Path,
+        metavar="DIR",
+        help="write the exported files of failing or mismatching attempts here",
+    )
+    parser.add_argument(
+        "--strict", action="store_true", help="exit 1 when a model that is not marked xfail fails"
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     parser.set_defaults(handler=run_sweep_command)
 
@@ -94,9 +120,16 @@ def run_sweep_command(args: argparse.Namespace) -> int:
     progress = Progress(total=total, quiet=args.quiet)
     progress.message(f"exportwatch {__version__}: sweeping {total} job(s) from {args.manifest}")
     request = SweepRequest(
-        manifest=manifest, output=args.output, models=args.models, targets=args.targets,
-        device=args.device, workers=args.workers, timeout_s=args.timeout,
-        max_memory_mb=args.max_memory, artifacts_dir=args.keep_artifacts, verbose=args.verbose,
+        manifest=manifest,
+        output=args.output,
+        models=args.models,
+        targets=args.targets,
+        device=args.device,
+        workers=args.workers,
+        timeout_s=args.timeout,
+        max_memory_mb=args.max_memory,
+        artifacts_dir=args.keep_artifacts,
+        verbose=args.verbose,
     )
     result = run_sweep(request, progress=progress)
     if not args.quiet:
@@ -117,8 +150,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Tells you, on every pull request, whether your PyTorch models still export.",
     )
     parser.add_argument("--version", action="version", version=f"exportwatch {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true",
-                        help="show debug logs and the exporters' own output")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="show debug logs and the exporters' own output"
+    )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_sweep_parser(subparsers)
     _add_optional_commands(subparsers)

@@ -504,7 +504,8 @@ class Fingerprinter:
                 unresolved.append(ref)
             start += files
         files = self.graph.closure(start)
-        files += match_globs(spec.depends_on, self.tree.files(), manifest_dir=self.manifest_dir)
+        if spec.depends_on:
+            files += match_globs(spec.depends_on, self.tree.files(), manifest_dir=self.manifest_dir)
         dependencies = {}
         for rel in sorted(set(files)):
             digest = self.file_hash(rel)

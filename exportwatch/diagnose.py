@@ -729,7 +729,8 @@ RULES: tuple[Rule, ...] = (
         category="unsupported-type",
         message=r"which is not a known type|register a pytree|Encountered unrecognized type|"
         r"Unsupported input type|not supported or pytree-flattenable|is not a pytree|"
-        r"Only tuples, lists and Variables are supported as JIT inputs/outputs",
+        r"Only tuples, lists and Variables are supported as JIT inputs/outputs|"
+        r"the TorchScript exporter cannot take it as an input",
         discriminator=_type_discriminator,
     ),
     Rule(

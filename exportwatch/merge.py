@@ -56,7 +56,9 @@ def plan_key(job: JobResult) -> str:
 
 def merge_reports(shards: Sequence[Shard | Report]) -> Report:
     """Merge a complete set of shard reports into one, or raise :class:`MergeError`."""
-    named = [s if isinstance(s, Shard) else Shard(name=f"report {i + 1}", report=s) for i, s in enumerate(shards)]
+    named = [
+        s if isinstance(s, Shard) else Shard(name=f"report {i + 1}", report=s) for i, s in enumerate(shards)
+    ]
     if not named:
         raise MergeError(["no shard reports given"])
     problems: list[str] = []
@@ -65,8 +67,7 @@ def merge_reports(shards: Sequence[Shard | Report]) -> Report:
     for shard in named:
         if not shard.report.complete:
             problems.append(
-                f"{shard.name} is partial (complete: false): its sweep did not finish; "
-                f"rerun that shard"
+                f"{shard.name} is partial (complete: false): its sweep did not finish; rerun that shard"
             )
     if not problems:  # job checks only make sense for one consistent, complete set
         _check_jobs(named, problems)
@@ -79,8 +80,10 @@ def _check_shard_fields(named: Sequence[Shard], problems: list[str]) -> dict[str
     indices: dict[str, tuple[int, int]] = {}
     for shard in named:
         if not shard.report.shard:
-            problems.append(f"{shard.name} is not a shard report (no `shard` field): it was not "
-                            f"written by `exportwatch sweep --shard I/N`")
+            problems.append(
+                f"{shard.name} is not a shard report (no `shard` field): it was not "
+                f"written by `exportwatch sweep --shard I/N`"
+            )
             continue
         try:
             indices[shard.name] = parse_shard(shard.report.shard)

@@ -36,11 +36,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         ),
     )
     parser.add_argument(
-        "reports", nargs="+", type=Path, metavar="REPORT",
+        "reports",
+        nargs="+",
+        type=Path,
+        metavar="REPORT",
         help="shard report files, or directories to search for *.json reports",
     )
-    parser.add_argument("-o", "--output", type=Path, default=DEFAULT_OUTPUT,
-                        help=f"where to write the merged report (default: {DEFAULT_OUTPUT})")
+    parser.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=DEFAULT_OUTPUT,
+        help=f"where to write the merged report (default: {DEFAULT_OUTPUT})",
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="print errors only")
     parser.set_defaults(handler=run)
     return parser

@@ -9,8 +9,13 @@ from typing import TextIO
 from exportwatch.report import FAILING, JobResult, Report, Verdict
 
 _SYMBOLS = {
-    Verdict.OK: "ok", Verdict.FAIL: "FAIL", Verdict.MISMATCH: "MISMATCH", Verdict.SKIPPED: "skipped",
-    Verdict.CRASH: "CRASH", Verdict.TIMEOUT: "TIMEOUT", Verdict.OOM: "OOM",
+    Verdict.OK: "ok",
+    Verdict.FAIL: "FAIL",
+    Verdict.MISMATCH: "MISMATCH",
+    Verdict.SKIPPED: "skipped",
+    Verdict.CRASH: "CRASH",
+    Verdict.TIMEOUT: "TIMEOUT",
+    Verdict.OOM: "OOM",
 }
 
 
@@ -40,8 +45,10 @@ class Progress:
         extra = f", {failing} failing submodule{'s' * (failing != 1)}" if failing else ""
         if job.reason and job.verdict not in FAILING:
             extra += f" ({job.reason})"
-        line = (f"[{self.done}/{self.total}] {job.model} · {job.target} · {job.device}: "
-                f"{verdict}{extra} in {job.duration_s:.1f}s")
+        line = (
+            f"[{self.done}/{self.total}] {job.model} · {job.target} · {job.device}: "
+            f"{verdict}{extra} in {job.duration_s:.1f}s"
+        )
         self._clear()
         print(line, file=self.stream, flush=True)
         self._live_line()

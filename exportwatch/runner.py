@@ -59,9 +59,7 @@ def plan_units(
     for order, spec in enumerate(manifest.models):
         if models and spec.name not in models:
             continue
-        chosen = [t for t in spec.targets if not targets or t in targets]
-        if targets and not chosen:
-            chosen = list(targets)  # the command line asks for a target the manifest did not list
+        chosen = list(dict.fromkeys(targets)) if targets else list(spec.targets)
         units.append(Unit(spec=spec, targets=chosen, device=device, order=order))
     return units
 
@@ -76,8 +74,11 @@ def environment() -> Environment:
             return None
 
     return Environment(
-        python=platform.python_version(), platform=f"{platform.system()}-{platform.machine()}",
-        torch=version("torch"), onnx=version("onnx"), onnxscript=version("onnxscript"),
+        python=platform.python_version(),
+        platform=f"{platform.system()}-{platform.machine()}",
+        torch=version("torch"),
+        onnx=version("onnx"),
+        onnxscript=version("onnxscript"),
         onnxruntime=version("onnxruntime"),
     )
 
@@ -135,12 +136,17 @@ def run_sweep(request: SweepRequest, *, progress: Progress | None = None) -> Swe
             progress.message(f"error: {event.message}")
 
     settings = WorkerSettings(
-        manifest_root=manifest.root, repo_root=repository_root(manifest),
-        artifacts_dir=request.artifacts_dir, verbose=request.verbose,
+        manifest_root=manifest.root,
+        repo_root=repository_root(manifest),
+        artifacts_dir=request.artifacts_dir,
+        verbose=request.verbose,
     )
     pool = WorkerPool(
-        size=request.workers or os.cpu_count() or 1, settings=settings, timeout_s=request.timeout_s,
-        max_memory_mb=request.max_memory_mb, on_event=on_event,
+        size=request.workers or os.cpu_count() or 1,
+        settings=settings,
+        timeout_s=request.timeout_s,
+        max_memory_mb=request.max_memory_mb,
+        on_event=on_event,
     )
     try:
         pool.run(units)

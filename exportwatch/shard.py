@@ -18,13 +18,14 @@ best possible split (Graham, 1969), and in practice within a few percent of it.
 from __future__ import annotations
 
 import heapq
+import json
 import re
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Protocol
+from pathlib import Path
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from exportwatch.report import Report
+from exportwatch.report import SCHEMA_VERSION, Report
 
 #: Cost of one target of a model nothing is known about. Costs are relative: with history they
 #: are seconds, and unknown models are then priced at the median known per-target time instead.
@@ -54,8 +55,7 @@ def parse_shard(text: str) -> tuple[int, int]:
     match = _SHARD_PATTERN.fullmatch(text or "")
     if match is None:
         raise ShardError(
-            f"--shard {text!r} is not of the form I/N (the I-th of N shards, counting from 1, "
-            f"e.g. 2/4)"
+            f"--shard {text!r} is not of the form I/N (the I-th of N shards, counting from 1, e.g. 2/4)"
         )
     index, count = int(match.group(1)), int(match.group(2))
     if count < 1:
@@ -76,9 +76,10 @@ def estimate_costs(units: Sequence[UnitLike], previous: Report | None = None) ->
     In order of preference, per model:
 
     1. **Durations** of that model's jobs in ``previous`` (a report of an earlier sweep, e.g.
-       the base branch's, or a cache of one): the sum of the recorded ``duration_s`` of the
-       unit's targets, in seconds. A target the history lacks is priced at the mean of the
-       model's known targets; a job that timed out counts as its timeout.
+       the base branch's, or a result cache read by :func:`load_history`): the sum of the
+       recorded ``duration_s`` of the unit's targets, in seconds. A target the history lacks
+       is priced at the mean of the model's known targets; a job that timed out counts as its
+       timeout.
     2. **Model size**: the ``parameters`` count the previous report recorded for the model,
        scaled into seconds by the seconds-per-parameter rate of the models that have both
        (or, with no durations at all, relative to the median model).
@@ -127,12 +128,34 @@ def estimate_costs(units: Sequence[UnitLike], previous: Report | None = None) ->
 
 
 def _job_seconds(job: object, timeout: float | None) -> float | None:
+    """Seconds a job's sweep took; results from a cache or the base keep their sweep's time."""
     verdict = str(getattr(job, "verdict", ""))
     if verdict == "timeout" and timeout:
         return timeout
-    if verdict == "skipped" or str(getattr(job, "source", "swept")) != "swept":
-        return None  # took no time, or was reused: says nothing about the cost of sweeping it
+    if verdict == "skipped":
+        return None  # took no time: says nothing about the cost of sweeping it
     return float(getattr(job, "duration_s", 0.0) or 0.0)
+
+
+def load_history(path: Path) -> Report:
+    """Cost history for :func:`estimate_costs`: a report (``.json``, or a ``.jsonl`` log of an
+    unfinished sweep) or a ``--cache-dir`` directory (every entry's job, whatever its hash).
+
+    Raises ``ReportError`` when ``path`` is neither. The only function here that reads files.
+    """
+    from exportwatch.report import Report, ReportError, load_report
+
+    path = Path(path)
+    if not path.is_dir():
+        return load_report(path)
+    jobs = []
+    for entry in sorted(path.glob("*.json")):
+        try:
+            data = json.loads(entry.read_text(encoding="utf-8"))
+            jobs.extend(Report.from_dict({"schema_version": SCHEMA_VERSION, "jobs": [data["job"]]}).jobs)
+        except (OSError, ValueError, KeyError, TypeError, ReportError):
+            continue  # an unreadable entry costs a little balance, nothing more
+    return Report(jobs=jobs)
 
 
 def _seconds_per_parameter(

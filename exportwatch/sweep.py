@@ -78,9 +78,7 @@ def _clone(value: Any) -> Any:
     return pytree.tree_map(lambda v: v.detach().clone() if isinstance(v, torch.Tensor) else v, value)
 
 
-def capture_calls(
-    model: nn.Module, input_sets: dict[str, Call], *, no_grad: bool = True
-) -> Capture:
+def capture_calls(model: nn.Module, input_sets: dict[str, Call], *, no_grad: bool = True) -> Capture:
     """Run the model eagerly once per input set, recording every submodule call's inputs."""
     paths: dict[int, list[str]] = {}
     modules: dict[int, nn.Module] = {}
@@ -151,7 +149,9 @@ def _forward_code(module: nn.Module) -> str:
     code = getattr(forward, "__code__", None)
     if code is None:
         return repr(forward)
-    return hashlib.sha256(code.co_code + repr(code.co_consts).encode() + repr(code.co_names).encode()).hexdigest()
+    return hashlib.sha256(
+        code.co_code + repr(code.co_consts).encode() + repr(code.co_names).encode()
+    ).hexdigest()
 
 
 def structural_key(module: nn.Module) -> tuple:
@@ -163,8 +163,13 @@ def structural_key(module: nn.Module) -> tuple:
     )
     children = tuple((name, structural_key(child)) for name, child in module.named_children())
     cls = type(module)
-    return (f"{cls.__module__}.{cls.__qualname__}", _forward_code(module), tensors,
-            _plain_attributes(module), children)
+    return (
+        f"{cls.__module__}.{cls.__qualname__}",
+        _forward_code(module),
+        tensors,
+        _plain_attributes(module),
+        children,
+    )
 
 
 def dedup_key(module: nn.Module, calls: Sequence[Call]) -> str:
@@ -219,8 +224,13 @@ class _Walk:
         aliases = [p for p in self.capture.paths.get(id(module), []) if p != path]
         calls = sum(len(v) for v in self.capture.calls.get(id(module), {}).values())
         result = SubmoduleResult(
-            path=path, module_type=_type_name(module), verdict=verdict, aliases=aliases,
-            calls=calls, xfail=self.spec.xfail_submodules.get(path), **fields,
+            path=path,
+            module_type=_type_name(module),
+            verdict=verdict,
+            aliases=aliases,
+            calls=calls,
+            xfail=self.spec.xfail_submodules.get(path),
+            **fields,
         )
         self.results[path] = result
         return result
@@ -273,7 +283,7 @@ class _Walk:
             if sub_path == path or id(sub) in self.visited:
                 continue
             self.visited.add(id(sub))
-            twin = original + sub_path[len(path):]
+            twin = original + sub_path[len(path) :]
             if twin in self.results:
                 self._new(sub, sub_path, Verdict.SAME_AS, same_as=twin)
             else:  # no twin recorded (should not happen): sweep it on its own
@@ -327,8 +337,12 @@ class _Walk:
         if len(tried) > 1 and outcome.verdict != Verdict.OK:
             notes.append(f"failed on call {failing_call + 1} of {len(tried)} distinct input signatures")
         result = self._new(
-            module, path, outcome.verdict, attempts=failing_call + 1,
-            duration_s=round(time.perf_counter() - started, 4), warnings=list(dict.fromkeys(notes)),
+            module,
+            path,
+            outcome.verdict,
+            attempts=failing_call + 1,
+            duration_s=round(time.perf_counter() - started, 4),
+            warnings=list(dict.fromkeys(notes)),
         )
         if outcome.verdict != Verdict.OK:
             self._fill_failure(result, outcome)
@@ -338,21 +352,29 @@ class _Walk:
         name = f"{self.spec.name}.{self.target_name}.{path or 'root'}".replace("/", "_")
         return TargetOptions(
             dynamic_shapes=self.root_dynamic_shapes if dynamic else None,
-            verify=self.spec.verify, rtol=self.spec.rtol, atol=self.spec.atol, opset=self.spec.opset,
-            artifacts_dir=self.settings.artifacts_dir, artifact_name=name,
+            verify=self.spec.verify,
+            rtol=self.spec.rtol,
+            atol=self.spec.atol,
+            opset=self.spec.opset,
+            artifacts_dir=self.settings.artifacts_dir,
+            artifact_name=name,
         )
 
     def _fill_failure(self, result: SubmoduleResult, outcome: Outcome) -> None:
         result.stage = outcome.stage
         result.mismatch = outcome.mismatch
         if outcome.verdict == Verdict.MISMATCH and outcome.error is None:
-            message = outcome.mismatch.message if outcome.mismatch else "exported program disagrees with eager"
+            message = (
+                outcome.mismatch.message if outcome.mismatch else "exported program disagrees with eager"
+            )
             outcome.error = AssertionError(message)
         error = outcome.error if outcome.error is not None else RuntimeError("export failed")
         if outcome.verdict == Verdict.MISMATCH and hasattr(diagnose, "diagnose_mismatch"):
             found = diagnose.diagnose_mismatch(
-                target=self.target_name, stage=outcome.stage,
-                message=str(error), output=outcome.mismatch.output if outcome.mismatch else "",
+                target=self.target_name,
+                stage=outcome.stage,
+                message=str(error),
+                output=outcome.mismatch.output if outcome.mismatch else "",
             )
         else:
             found = diagnose.diagnose_exception(
@@ -422,7 +444,9 @@ def prepare_model(spec: ModelSpec, *, device: str, settings: SweepSettings) -> P
     example = input_sets[EXAMPLE_SET]
     dynamic_shapes = build_dynamic_shapes(spec, example.args, example.kwargs, model=model)
     capture = capture_calls(model, input_sets, no_grad=spec.no_grad)
-    return PreparedModel(spec=spec, device=device, model=model, capture=capture, dynamic_shapes=dynamic_shapes)
+    return PreparedModel(
+        spec=spec, device=device, model=model, capture=capture, dynamic_shapes=dynamic_shapes
+    )
 
 
 def sweep_target(prepared: PreparedModel, target_name: str, *, settings: SweepSettings) -> JobResult:
@@ -431,21 +455,31 @@ def sweep_target(prepared: PreparedModel, target_name: str, *, settings: SweepSe
     spec = prepared.spec
     started = time.perf_counter()
 
-    def attempt(module: nn.Module, path: str, call: Call, checks: list[tuple[str, Call]],
-                options: TargetOptions) -> Outcome:
+    def attempt(
+        module: nn.Module, path: str, call: Call, checks: list[tuple[str, Call]], options: TargetOptions
+    ) -> Outcome:
         with _grad_mode(spec.no_grad):
             return target.attempt(module, call, checks=checks, options=options)
 
     walk = _Walk(
-        model=prepared.model, capture=prepared.capture, spec=spec, target_name=target_name,
-        settings=settings, attempt_fn=attempt, root_dynamic_shapes=prepared.dynamic_shapes,
+        model=prepared.model,
+        capture=prepared.capture,
+        spec=spec,
+        target_name=target_name,
+        settings=settings,
+        attempt_fn=attempt,
+        root_dynamic_shapes=prepared.dynamic_shapes,
     )
     submodules = walk.run()
     job = JobResult(
-        model=spec.name, target=target_name, device=prepared.device,
+        model=spec.name,
+        target=target_name,
+        device=prepared.device,
         verdict=next(s.verdict for s in submodules if s.path == ""),
-        duration_s=round(time.perf_counter() - started, 3), attempts=walk.attempts,
-        xfail=spec.xfail or spec.xfail_submodules.get(""), submodules=submodules,
+        duration_s=round(time.perf_counter() - started, 3),
+        attempts=walk.attempts,
+        xfail=spec.xfail or spec.xfail_submodules.get(""),
+        submodules=submodules,
         parameters=sum(p.numel() for p in prepared.model.parameters()),
     )
     if hasattr(diagnose, "mark_origins"):
@@ -454,8 +488,14 @@ def sweep_target(prepared: PreparedModel, target_name: str, *, settings: SweepSe
 
 
 def skipped_job(spec: ModelSpec, target: str, device: str, reason: str) -> JobResult:
-    return JobResult(model=spec.name, target=target, device=device, verdict=Verdict.SKIPPED,
-                     reason=reason, xfail=spec.xfail)
+    return JobResult(
+        model=spec.name,
+        target=target,
+        device=device,
+        verdict=Verdict.SKIPPED,
+        reason=reason,
+        xfail=spec.xfail,
+    )
 
 
 def device_for(spec: ModelSpec, override: str | None) -> tuple[str, str | None]:

@@ -104,20 +104,42 @@ def worker_main(conn: Connection, settings: WorkerSettings, log_path: Path | Non
 
     _warm_up(settings.threads)
 
-    quiet = getattr(__import__("exportwatch.diagnose", fromlist=["x"]), "quiet_torch_logs", None)
+    from exportwatch.diagnose import quiet_torch_logs
+
     sweep_settings = sweep.SweepSettings(
-        manifest_root=settings.manifest_root, repo_root=settings.repo_root,
-        artifacts_dir=settings.artifacts_dir, verbose=settings.verbose,
+        manifest_root=settings.manifest_root,
+        repo_root=settings.repo_root,
+        artifacts_dir=settings.artifacts_dir,
+        verbose=settings.verbose,
     )
     conn.send(("ready", None))
+    prepared_targets: set[str] = set()
     while True:
         unit = conn.recv()
         if unit is None:
             return
-        context = quiet(settings.verbose) if quiet is not None else contextlib.nullcontext()
-        with context:
+        with quiet_torch_logs(settings.verbose):
+            _prepare_targets(unit.targets, prepared_targets)
             _run_unit(conn, unit, sweep_settings)
         conn.send(("done", None))
+
+
+def _prepare_targets(targets: list[str], done: set[str]) -> None:
+    """Each target's one-off start-up (onnxscript's registry, first trace), once per worker.
+
+    Paid before the job's clock starts, so a worker's first job is timed like the rest.
+    A target that cannot prepare (missing extra) says so later, when its job runs.
+    """
+    from exportwatch.targets import get_target
+
+    for name in targets:
+        if name in done:
+            continue
+        done.add(name)
+        try:
+            get_target(name).prepare()
+        except Exception as exc:
+            log.debug("preparing target %s failed: %s", name, exc)
 
 
 def _warm_up(threads: int | None) -> None:
@@ -127,12 +149,12 @@ def _warm_up(threads: int | None) -> None:
     torch.export imports dynamo, sympy and friends lazily on first use.
     """
     import torch
-    import torch.export  # noqa: F401
+    import torch.export
 
     if threads:
         torch.set_num_threads(threads)
     with contextlib.suppress(Exception):
-        import torch._dynamo  # noqa: F401
+        import torch._dynamo
         from torch.fx.experimental import symbolic_shapes  # noqa: F401
 
 
@@ -176,13 +198,23 @@ def _internal_error_job(spec: ModelSpec, target: str, device: str, exc: BaseExce
 
     detail = "".join(traceback.format_exception(exc))
     root = SubmoduleResult(
-        path="", module_type="", verdict=Verdict.CRASH, category="crash",
+        path="",
+        module_type="",
+        verdict=Verdict.CRASH,
+        category="crash",
         exception_type=f"{type(exc).__module__}.{type(exc).__qualname__}",
         message=f"exportwatch internal error: {type(exc).__name__}: {exc}"[:500],
         detail=cap(detail, MAX_DETAIL_CHARS),
     )
-    return JobResult(model=spec.name, target=target, device=device, verdict=Verdict.CRASH,
-                     reason="internal error", submodules=[root], xfail=spec.xfail)
+    return JobResult(
+        model=spec.name,
+        target=target,
+        device=device,
+        verdict=Verdict.CRASH,
+        reason="internal error",
+        submodules=[root],
+        xfail=spec.xfail,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -263,8 +295,10 @@ class WorkerPool:
         self._spawned += 1
         log_path = self._log_dir / f"worker-{self._spawned}.log"
         process = self._context.Process(
-            target=worker_main, args=(child_conn, self.settings, log_path),
-            name=f"exportwatch-worker-{self._spawned}", daemon=True,
+            target=worker_main,
+            args=(child_conn, self.settings, log_path),
+            name=f"exportwatch-worker-{self._spawned}",
+            daemon=True,
         )
         process.start()
         child_conn.close()
@@ -320,7 +354,9 @@ class WorkerPool:
         worker.peak_rss_mb = max(worker.peak_rss_mb, rss)
         if self.max_memory_mb is not None and rss > self.max_memory_mb:
             self._kill(worker)
-            message = f"worker used {rss:.0f} MiB, over the --max-memory limit of {self.max_memory_mb:.0f} MiB"
+            message = (
+                f"worker used {rss:.0f} MiB, over the --max-memory limit of {self.max_memory_mb:.0f} MiB"
+            )
             self._fail_current(worker, queue, (Verdict.OOM, message))
             return True
         if time.monotonic() > worker.deadline:
@@ -378,7 +414,12 @@ class WorkerPool:
         tail = _tail(worker.log_path)
         for target in victims:
             job = _infrastructure_job(
-                unit, target, verdict, message, tail, worker.peak_rss_mb,
+                unit,
+                target,
+                verdict,
+                message,
+                tail,
+                worker.peak_rss_mb,
                 device=worker.device or unit.device or unit.spec.device,
             )
             self.on_event(Event(kind="result", model=unit.spec.name, target=target, job=job))
@@ -401,19 +442,37 @@ class WorkerPool:
 
 
 def _infrastructure_job(
-    unit: Unit, target: str, verdict: Verdict, message: str, log_tail: str, peak_rss_mb: float,
-    *, device: str,
+    unit: Unit,
+    target: str,
+    verdict: Verdict,
+    message: str,
+    log_tail: str,
+    peak_rss_mb: float,
+    *,
+    device: str,
 ) -> JobResult:
     from exportwatch.diagnose import diagnose_infrastructure
 
     found = diagnose_infrastructure(verdict.value, target=target, message=message)
     detail = message + (f"\n\nLast worker output:\n{log_tail}" if log_tail.strip() else "")
     root = SubmoduleResult(
-        path="", module_type="", verdict=verdict, category=found.category,
-        fingerprint=found.fingerprint, exception_type=found.exception_type, message=message,
-        detail=cap(detail, MAX_DETAIL_CHARS), hint=found.hint,
+        path="",
+        module_type="",
+        verdict=verdict,
+        category=found.category,
+        fingerprint=found.fingerprint,
+        exception_type=found.exception_type,
+        message=message,
+        detail=cap(detail, MAX_DETAIL_CHARS),
+        hint=found.hint,
     )
     return JobResult(
-        model=unit.spec.name, target=target, device=device, verdict=verdict, reason=message,
-        submodules=[root], xfail=unit.spec.xfail, peak_rss_mb=round(peak_rss_mb, 1) or None,
+        model=unit.spec.name,
+        target=target,
+        device=device,
+        verdict=verdict,
+        reason=message,
+        submodules=[root],
+        xfail=unit.spec.xfail,
+        peak_rss_mb=round(peak_rss_mb, 1) or None,
     )

@@ -74,9 +74,7 @@ class StackedEncoder(nn.Module):
     def __init__(self, dim: int = 16, depth: int = 8, bad_block: int = 5) -> None:
         super().__init__()
         self.embed = nn.Linear(dim, dim)
-        self.encoder = nn.Sequential(
-            *(GatedBlock(dim, gate_on_mean=(i == bad_block)) for i in range(depth))
-        )
+        self.encoder = nn.Sequential(*(GatedBlock(dim, gate_on_mean=(i == bad_block)) for i in range(depth)))
         self.head = nn.Linear(dim, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -58,7 +58,7 @@ def choose_artifact(artifacts: list[ArtifactRef], name: str, *, expired: set[int
 
 
 def find_run_artifact(repo: Any, run_id: int, name: str) -> RunInfo:
-    """``GET .../actions/runs/{id}`` then ``GET .../actions/runs/{id}/artifacts``."""
+    """``GET /repos/{o}/{r}/actions/runs/{id}`` then ``GET /repos/{o}/{r}/actions/runs/{id}/artifacts``."""
     try:
         run = repo.get_workflow_run(run_id)
         listed, expired = [], set()
@@ -103,7 +103,8 @@ def download_artifact(
     settings: ClientSettings | None = None,
     max_bytes: int = MAX_ARTIFACT_BYTES,
 ) -> Path:
-    """Download the zip to ``dest`` (a file path). The token goes to the API only: the
+    """``GET /repos/{o}/{r}/actions/artifacts/{id}/zip`` to ``dest`` (a file path), following the
+    redirect by hand. The token goes to the API only: the
     redirect target (blob storage with a signed URL) gets no ``Authorization`` header."""
     settings = settings or ClientSettings()
     if artifact.size_in_bytes > max_bytes:

@@ -56,7 +56,7 @@ class ClientSettings:
     retry_after_max: float = 300.0  # never sleep longer than this for one Retry-After
     secondary_rate_wait: float = 60.0  # a secondary rate limit without Retry-After
     seconds_between_requests: float = 0.0
-    seconds_between_writes: float = 0.5
+    seconds_between_writes: float = 1.0  # GitHub: wait a second between writes
     timeout: int = 30
     per_page: int = 100
 

@@ -120,6 +120,9 @@ def upsert_comment(
 ) -> CommentOutcome:
     """Create or update our one comment on the PR (found by marker and author, all pages).
 
+    ``GET /repos/{o}/{r}/issues/{n}/comments`` (paginated), then
+    ``POST /repos/{o}/{r}/issues/{n}/comments`` or ``PATCH /repos/{o}/{r}/issues/comments/{id}``.
+
     A 422 "body too long" is retried once with a shortened body that says where the full
     result is. Raises :class:`CannotPostComment`.
     """
@@ -237,7 +240,10 @@ def create_check_run(
     annotations: Sequence[Annotation] = (),
     details_url: str | None = None,
 ) -> CheckOutcome:
-    """Create a completed check run; annotations beyond the first 50 go in PATCH updates."""
+    """Create a completed check run; annotations beyond the first 50 go in updates.
+
+    ``POST /repos/{o}/{r}/check-runs``, then ``PATCH /repos/{o}/{r}/check-runs/{id}`` per batch.
+    """
     summary = shorten_body(summary, limit=MAX_CHECK_TEXT_CHARS, note="*(cut: see the job summary)*")
     batches = annotation_batches(annotations)
     output: dict[str, Any] = {"title": title[:255], "summary": summary}

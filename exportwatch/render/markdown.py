@@ -442,7 +442,8 @@ def _cell_part(
         lines.append(f"↳ Fails because of {md_code(cell.caused_by) if cell.caused_by else 'model root'}")
     if same_reason:
         names = ", ".join(_path_label(c) for c in same_reason[:_MAX_FOLDED_NAMES])
-        more = f" and {len(same_reason) - _MAX_FOLDED_NAMES} more" if len(same_reason) > _MAX_FOLDED_NAMES else ""
+        hidden = len(same_reason) - _MAX_FOLDED_NAMES
+        more = f" and {hidden} more" if hidden > 0 else ""
         lines.append(f"↳ {len(same_reason) + 1} submodules fail for the same reason; also: {names}{more}")
     details = ""
     if result is not None and result.detail and result.detail.strip():

@@ -84,7 +84,10 @@ class OnnxLegacy(Target):
         scratch: Path,
     ) -> tuple[Outcome, Any]:
         notes: list[str] = []
-        flat = _FlatModule.build(module, example)
+        try:
+            flat = _FlatModule.build(module, example)
+        except UnsupportedLegacyInput as exc:
+            return Outcome.failed(Stage.CAPTURE, exc), None
         input_names = [f"in_{i}" for i in flat.tensor_leaves]
         dims = flat.dynamic_dims(options.dynamic_shapes)
         dynamic_axes: dict[str, dict[int, str]] = {}
@@ -145,6 +148,13 @@ def legacy_error_stage(exc: BaseException) -> str:
     return Stage.CAPTURE
 
 
+_CONSTANT_LEAVES = (int, float, bool, str, type(None))
+
+
+class UnsupportedLegacyInput(TypeError):
+    """An input the TorchScript ONNX exporter cannot take (a user-defined object, say)."""
+
+
 class _FlatModule(torch.nn.Module):
     """Takes the example's tensor leaves positionally, rebuilds (args, kwargs), returns tensors.
 
@@ -168,6 +178,14 @@ class _FlatModule(torch.nn.Module):
     @classmethod
     def build(cls, module: torch.nn.Module, example: Call) -> _FlatModule:
         leaves, spec = pytree.tree_flatten((tuple(example.args), dict(example.kwargs)))
+        for leaf in leaves:
+            if not isinstance(leaf, (torch.Tensor, *_CONSTANT_LEAVES)):
+                # Freezing an object input would export a model with no inputs that passes
+                # every check on the example: a silent "ok". Say it cannot be exported instead.
+                raise UnsupportedLegacyInput(
+                    f"input of type {type(leaf).__qualname__} is neither a tensor nor a (nested) "
+                    "tuple/list/dict of tensors; the TorchScript exporter cannot take it as an input"
+                )
         return cls(module, leaves, spec, list(example.kwargs))
 
     def forward(self, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:

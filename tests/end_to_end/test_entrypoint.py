@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from tests.conftest import REPO_ROOT
+from tests.factories import base_report, failing, ok, report
 from tests.fakegithub import FakeGitHub, events
 
 pytestmark = pytest.mark.slow
@@ -341,3 +342,29 @@ def test_entrypoint__publish_refuses_an_artifact_that_is_not_a_report(tmp_path, 
     assert run.done.returncode == 2
     assert "does not match the report schema" in run.done.stdout
     assert fake.comments(REPO, 7) == [] and fake.check_runs(REPO) == []
+
+
+def test_entrypoint__publish_without_an_open_pr_for_the_commit_still_creates_the_check_run(tmp_path, fake):
+    head_sha = "b" * 40
+    fake.add_pull(REPO, 7, head_sha="c" * 40, head_ref="feature", head_repo=FORK)  # pushed to since
+    fake.add_workflow_run(REPO, 9003, head_sha=head_sha, head_branch="feature", head_repo=FORK)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        zf.writestr("exportwatch-report.json", report(ok("cnn")).to_json())
+        zf.writestr("exportwatch-report.base.json", base_report(failing("cnn")).to_json())
+    fake.add_artifact(REPO, 9003, "exportwatch-report", buffer.getvalue())
+    trusted = tmp_path / "trusted"
+    trusted.mkdir()
+    run = run_action(
+        trusted, fake, event_name="workflow_run",
+        payload=events.workflow_run(repo=REPO, run_id=9003, head_sha=head_sha, head_repo=FORK),
+        sha="f" * 40, inputs={"mode": "publish"}, token=fake.token,
+    )  # fmt: skip
+    assert run.done.returncode == 0, run.log
+    assert run.outputs["fixes"] == "1" and run.outputs["comment-url"] == ""
+    assert (
+        "::warning::exportwatch: no open pull request has head forker/vision@bbbbbbbbbbbb" in run.done.stdout
+    )
+    assert fake.comments(REPO, 7) == []
+    (check,) = fake.check_runs(REPO)
+    assert (check["head_sha"], check["conclusion"]) == (head_sha, "success")

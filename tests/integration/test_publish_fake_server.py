@@ -150,6 +150,16 @@ def test_comment__too_long_for_github_is_replaced_by_a_shortened_one_that_says_s
     assert len(statuses) == 2  # refused with 422, then the short one
 
 
+def test_comment__shortened_body_keeps_a_marker_the_renderer_put_last(fake, repo):
+    body = "\n".join(f"| model_{i} | ❌ fail |" for i in range(6_000)) + f"\n{MARKER}\n"
+    options = {"mode": CommentMode.ALWAYS, "changed": True, "author_login": "exportwatch-bot"}
+    first = upsert_comment(repo, 7, body, marker=MARKER, **options)
+    second = upsert_comment(repo, 7, body, marker=MARKER, **options)
+    assert first.shortened and second.shortened and second.comment_id == first.comment_id
+    (comment,) = fake.comments(REPO, 7)
+    assert MARKER in comment["body"] and len(comment["body"]) <= 65_536
+
+
 def test_comment__actions_token_cannot_read_user_and_is_github_actions_bot(fake, settings):
     gh = build_github(Secret(fake.actions_token), settings)
     assert my_login(gh) == "github-actions[bot]"
@@ -192,6 +202,7 @@ def test_check_run__without_checks_permission_is_a_domain_error_with_a_hint(fake
     fake.inject("POST", "/check-runs$", 403, body={"message": "Resource not accessible by integration"})
     with pytest.raises(CannotCreateCheck, match="checks: write"):
         create_check_run(repo, HEAD, name="x", conclusion="success", title="t", summary="s")
+    assert len(fake.requests_to("checks/create")) == 1, "a permission 403 is not retried"
 
 
 # ------------------------------------------------------------------------------ faults and retries
@@ -211,6 +222,13 @@ def test_faults__a_secondary_rate_limit_waits_for_retry_after(fake, repo):
     posts = fake.requests_to("issues/create-comment")
     assert len(posts) == 2
     assert posts[1].at - posts[0].at >= 0.95, "Retry-After: 1 was not honoured"
+
+
+def test_faults__a_secondary_rate_limit_without_retry_after_is_recognised_by_its_message(fake, repo):
+    fault = fake.secondary_rate_limit("POST", r"/issues/7/comments$")
+    fault.headers.clear()  # GitHub sometimes sends only the message
+    assert upsert(repo, "x").action is CommentAction.CREATE
+    assert len(fake.requests_to("issues/create-comment")) == 2
 
 
 def test_faults__429_waits_for_retry_after(fake, repo):

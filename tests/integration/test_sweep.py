@@ -14,8 +14,9 @@ from tests.conftest import FIXTURES, REPO_ROOT
 
 def spec_for(factory: str, *shapes: list[int], **fields) -> ModelSpec:
     args = [TensorSpec(shape=list(s)) for s in shapes]
-    return ModelSpec(name=factory.rsplit(":", 1)[-1].lower(), factory=factory,
-                     inputs=InputsSpec(args=args), **fields)
+    return ModelSpec(
+        name=factory.rsplit(":", 1)[-1].lower(), factory=factory, inputs=InputsSpec(args=args), **fields
+    )
 
 
 SETTINGS = SweepSettings(manifest_root=FIXTURES, repo_root=REPO_ROOT)
@@ -104,7 +105,8 @@ def test_sweep__captures_inputs_by_value_per_call():
 
     x = torch.zeros(2)
     capture = capture_calls(InPlace(), {"example": Call(args=(x,))})
-    model_calls = [calls for calls in capture.calls.values() if len(calls["example"]) == 2][0]["example"]
+    inner = next(calls for calls in capture.calls.values() if len(calls["example"]) == 2)
+    model_calls = inner["example"]
     assert torch.equal(model_calls[0].args[0], torch.zeros(2))
     assert torch.equal(model_calls[1].args[0], torch.full((2,), 100.0))
 
@@ -132,13 +134,16 @@ def test_sweep__sweeps_what_ran_when_the_eager_forward_raises():
 
 # PyTorch's own test/export/test_tools.py, re-expressed; the verdicts match report_exportability.
 
+
 def test_sweep__list_input_exports_like_report_exportability():
+    from models.sweep_cases import ListInput
     from torch._export.tools import report_exportability
 
-    from models.sweep_cases import ListInput
-
-    spec = ModelSpec(name="list_input", factory="models.sweep_cases:ListInput",
-                     inputs=InputsSpec(args=[[TensorSpec(shape=[3])], TensorSpec(shape=[3])]))
+    spec = ModelSpec(
+        name="list_input",
+        factory="models.sweep_cases:ListInput",
+        inputs=InputsSpec(args=[[TensorSpec(shape=[3])], TensorSpec(shape=[3])]),
+    )
     job = sweep_target(prepare_model(spec, device="cpu", settings=SETTINGS), "export", settings=SETTINGS)
     theirs = report_exportability(ListInput(), ([torch.ones(3)], torch.ones(3)), strict=False)
     assert theirs == {"": None}
@@ -147,9 +152,8 @@ def test_sweep__list_input_exports_like_report_exportability():
 
 @pytest.mark.parametrize("target,strict", [("export", False), ("export-strict", True)])
 def test_sweep__op_without_meta_kernel_fails_root_and_leaf_like_report_exportability(target, strict):
-    from torch._export.tools import report_exportability
-
     from models.sweep_cases import MissingMetaModel
+    from torch._export.tools import report_exportability
 
     job = sweep("models.sweep_cases:MissingMetaModel", [2, 3], target=target)
     theirs = report_exportability(MissingMetaModel(), (torch.ones(2, 3),), strict=strict)
@@ -160,16 +164,21 @@ def test_sweep__op_without_meta_kernel_fails_root_and_leaf_like_report_exportabi
 
 
 def test_sweep__xfail_entries_are_recorded_on_job_and_submodule():
-    job = sweep("exportwatch.examples.models:CustomOpModel", [2, 8],
-                xfail="no fake kernel yet", xfail_submodules={"scale": "tracked"})
+    job = sweep(
+        "exportwatch.examples.models:CustomOpModel",
+        [2, 8],
+        xfail="no fake kernel yet",
+        xfail_submodules={"scale": "tracked"},
+    )
     assert job.xfail == "no fake kernel yet"
     assert job.submodule("scale").xfail == "tracked"
     assert job.submodule("scale").verdict == Verdict.FAIL
 
 
 def test_sweep__prepared_model_is_shared_by_targets():
-    prepared = prepare_model(spec_for("exportwatch.examples.models:NumpyPostprocess", [2, 8]),
-                             device="cpu", settings=SETTINGS)
+    prepared = prepare_model(
+        spec_for("exportwatch.examples.models:NumpyPostprocess", [2, 8]), device="cpu", settings=SETTINGS
+    )
     assert isinstance(prepared, PreparedModel)
     non_strict = sweep_target(prepared, "export", settings=SETTINGS)
     strict = sweep_target(prepared, "export-strict", settings=SETTINGS)

@@ -466,3 +466,16 @@ def test_onnx__without_onnxruntime_still_exports_and_says_which_stages_it_skippe
     assert missing_dependency_run["warnings"] == [
         "onnxruntime is not installed: skipped stages runtime, accuracy (pip install 'exportwatch[onnx]')"
     ]
+
+
+def test_onnx_legacy__refuses_an_object_input_instead_of_freezing_it_into_a_silent_ok(
+    legacy: Target,
+) -> None:
+    from exportwatch.examples.models import BatchModel, make_batch_inputs
+
+    args, kwargs = make_batch_inputs()
+    outcome = legacy.attempt(BatchModel().eval(), Call(args=args, kwargs=kwargs), options=TargetOptions())
+    assert outcome.verdict is Verdict.FAIL
+    assert outcome.stage == Stage.CAPTURE
+    assert isinstance(outcome.error, onnx_legacy.UnsupportedLegacyInput)
+    assert "Batch" in str(outcome.error)

@@ -65,8 +65,7 @@ def hostile_sweep(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("hostile")
     manifest = make_project(tmp_path, HOSTILE_MANIFEST)
     output = tmp_path / "report.json"
-    request = SweepRequest(manifest=load_manifest(manifest), output=output, workers=2,
-                           max_memory_mb=1024)
+    request = SweepRequest(manifest=load_manifest(manifest), output=output, workers=2, max_memory_mb=1024)
     result = run_sweep(request)
     return result, output
 
@@ -136,7 +135,9 @@ def test_workers__every_finished_job_is_in_the_jsonl_log(hostile_sweep):
 
 
 def test_workers__killing_the_sweep_leaves_a_readable_partial_report(tmp_path):
-    manifest = make_project(tmp_path, textwrap.dedent("""\
+    manifest = make_project(
+        tmp_path,
+        textwrap.dedent("""\
         version: 1
         models:
           - name: fine
@@ -146,11 +147,22 @@ def test_workers__killing_the_sweep_leaves_a_readable_partial_report(tmp_path):
             factory: models/sweep_cases.py:Hangs
             timeout: 600
             inputs: {args: [{shape: [2, 4]}]}
-        """))
+        """),
+    )
     output = tmp_path / "report.json"
     process = subprocess.Popen(
-        [sys.executable, "-m", "exportwatch", "sweep", str(manifest), "-o", str(output),
-         "--workers", "1", "-q"],
+        [
+            sys.executable,
+            "-m",
+            "exportwatch",
+            "sweep",
+            str(manifest),
+            "-o",
+            str(output),
+            "--workers",
+            "1",
+            "-q",
+        ],
         start_new_session=True,
     )
     log = output.with_name("report.jsonl")

@@ -6,6 +6,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -125,9 +126,9 @@ def test_dockerfile__pins_cpu_torch_from_the_pytorch_index_and_the_rest_exactly(
 def test_entrypoint__is_executable_and_hands_over_to_the_python_module_under_bash():
     assert ENTRYPOINT.stat().st_mode & 0o111
     text = ENTRYPOINT.read_text()
-    assert (
-        text.startswith("#!/bin/sh") and 'exec "${EXPORTWATCH_PYTHON:-python}" -m exportwatch.action' in text
-    )
+    # bash keeps INPUT_GITHUB-TOKEN in the environment; dash (/bin/sh) would drop it
+    assert text.startswith("#!/bin/bash\n")
+    assert 'exec "${EXPORTWATCH_PYTHON:-python}" -m exportwatch.action' in text
 
 
 # ------------------------------------------------------------------------------ example workflows
@@ -218,7 +219,8 @@ def test_workflows__gpu_example_uses_the_composite_variant_and_refuses_forks():
 
 
 def tool(name: str, package: str) -> str:
-    path = shutil.which(name)
+    beside_python = Path(sys.executable).parent / name  # a venv's scripts, even if not on PATH
+    path = shutil.which(name) or (str(beside_python) if beside_python.exists() else None)
     if path is None:
         pytest.skip(f"{name} is not installed (pip install {package})")
     return path

@@ -63,11 +63,25 @@ def test_sweep_command__passes_only_the_inputs_that_are_set():
     ]  # fmt: skip
 
 
-def test_scrubbed_env__hides_the_token_from_the_users_code():
+def test_compare_command__asks_compare_for_both_reports_and_leaves_the_gate_to_the_action():
+    cmd = action.compare_command(
+        config(targets="onnx", workers="1"), manifest=Path("m.yml"), base_ref="b" * 40,
+        output=Path("r.json"), base_output=Path("r.base.json"), rendered=Path("/tmp/c.json"),
+    )  # fmt: skip
+    assert cmd[:5] == [sys.executable, "-m", "exportwatch", "compare", "m.yml"]
+    assert cmd[5:] == [
+        "--base", "b" * 40, "-o", "r.json", "--base-output", "r.base.json", "--fail-on", "never",
+        "--format", "json", "--rendered", "/tmp/c.json", "--target", "onnx", "--workers", "1",
+    ]  # fmt: skip
+
+
+def test_scrubbed_env__hides_the_tokens_from_the_users_code():
     env = {
         "INPUT_GITHUB-TOKEN": "t",
         "GITHUB_TOKEN": "t",
         "GH_TOKEN": "t",
+        "ACTIONS_RUNTIME_TOKEN": "t",
+        "ACTIONS_ID_TOKEN_REQUEST_TOKEN": "t",
         "PATH": "/bin",
         "INPUT_MODE": "full",
     }

@@ -27,20 +27,36 @@ from tests.conftest import REPO_ROOT
 
 def full_report() -> Report:
     sub = SubmoduleResult(
-        path="encoder.5", module_type="m.GatedBlock", verdict=Verdict.MISMATCH, stage="accuracy",
-        category="numeric-mismatch", fingerprint="abc123", message="max abs error 0.6",
+        path="encoder.5",
+        module_type="m.GatedBlock",
+        verdict=Verdict.MISMATCH,
+        stage="accuracy",
+        category="numeric-mismatch",
+        fingerprint="abc123",
+        message="max abs error 0.6",
         user_frame=UserFrame(path="models/a.py", line=12, function="forward", source="if x > 0:"),
         mismatch=Mismatch(input_set="big", output="[0]", max_abs_error=0.6, max_rel_error=0.1),
-        warnings=["w"], aliases=["alias"], origin=True, xfail="known",
+        warnings=["w"],
+        aliases=["alias"],
+        origin=True,
+        xfail="known",
     )
     root = SubmoduleResult(path="", module_type="m.Model", verdict=Verdict.FAIL)
-    twin = SubmoduleResult(path="encoder.6", module_type="m.GatedBlock", verdict=Verdict.SAME_AS,
-                           same_as="encoder.5")
-    job = JobResult(model="m", target="onnx", device="cpu", verdict=Verdict.FAIL,
-                    source=ResultSource.CACHE, dependencies={"models/a.py": "f00"},
-                    submodules=[root, sub, twin])
-    return Report(tool_version="0.1.0", git_sha="deadbeef", environment=Environment(torch="2.13.0"),
-                  jobs=[job])
+    twin = SubmoduleResult(
+        path="encoder.6", module_type="m.GatedBlock", verdict=Verdict.SAME_AS, same_as="encoder.5"
+    )
+    job = JobResult(
+        model="m",
+        target="onnx",
+        device="cpu",
+        verdict=Verdict.FAIL,
+        source=ResultSource.CACHE,
+        dependencies={"models/a.py": "f00"},
+        submodules=[root, sub, twin],
+    )
+    return Report(
+        tool_version="0.1.0", git_sha="deadbeef", environment=Environment(torch="2.13.0"), jobs=[job]
+    )
 
 
 def test_report__round_trips_through_json_with_every_nested_type(tmp_path):

@@ -13,6 +13,7 @@ from exportwatch.shard import (
     ShardError,
     estimate_costs,
     format_shard,
+    load_history,
     longest_first,
     parse_shard,
     partition,
@@ -150,7 +151,8 @@ def test_partition__keeps_a_models_targets_together_and_shards_in_manifest_order
     for shard in shards:
         assert [u.order for u in shard] == sorted(u.order for u in shard)
         for u in shard:
-            assert u.targets == {"a": ["export", "onnx"], "d": ["export", "onnx"]}.get(u.spec.name, ["export"])
+            expected = ["export", "onnx"] if u.spec.name in ("a", "d") else ["export"]
+            assert u.targets == expected
 
 
 def test_partition__breaks_ties_by_name_and_lowest_shard_index():
@@ -194,7 +196,9 @@ def test_estimate_costs__without_history_counts_one_per_target():
 
 
 def test_estimate_costs__uses_the_durations_of_a_previous_report():
-    previous = Report(jobs=[hist_job("a", "export", 4.0), hist_job("a", "onnx", 6.0), hist_job("b", "export", 0.5)])
+    previous = Report(
+        jobs=[hist_job("a", "export", 4.0), hist_job("a", "onnx", 6.0), hist_job("b", "export", 0.5)]
+    )
     units = [unit("a", 0, ("export", "onnx")), unit("b", 1), unit("new", 2, ("export", "onnx"))]
     costs = estimate_costs(units, previous)
     assert costs["a"] == pytest.approx(10.0)
@@ -207,17 +211,18 @@ def test_estimate_costs__prices_a_target_missing_from_history_at_the_models_mean
     assert estimate_costs([unit("a", 0, ("export", "onnx"))], previous) == {"a": pytest.approx(4.0)}
 
 
-def test_estimate_costs__counts_a_timeout_as_its_timeout_and_ignores_skipped_and_reused_jobs():
+def test_estimate_costs__counts_a_timeout_as_its_timeout_and_ignores_skipped_jobs():
     previous = Report(jobs=[
         hist_job("slow", duration=0.0, verdict=Verdict.TIMEOUT),
         hist_job("skipped", duration=0.0, verdict=Verdict.SKIPPED),
-        hist_job("reused", duration=9.0, source=ResultSource.REUSED),
+        hist_job("cached", duration=9.0, source=ResultSource.CACHE),  # keeps its sweep's time
         hist_job("ok", duration=1.0),
     ])
-    units = [unit("slow", 0, timeout=120.0), unit("skipped", 1), unit("reused", 2), unit("ok", 3)]
+    units = [unit("slow", 0, timeout=120.0), unit("skipped", 1), unit("cached", 2), unit("ok", 3)]
     costs = estimate_costs(units, previous)
     assert costs["slow"] == pytest.approx(120.0)
-    assert costs["skipped"] == costs["reused"] == pytest.approx(60.5)  # median of known (120, 1)
+    assert costs["cached"] == pytest.approx(9.0)
+    assert costs["skipped"] == pytest.approx(9.0)  # unknown: median of the known (120, 9, 1)
     assert costs["ok"] == pytest.approx(1.0)
 
 
@@ -234,3 +239,25 @@ def test_estimate_costs__scales_parameter_counts_into_seconds():
 def test_estimate_costs__is_always_positive():
     previous = Report(jobs=[hist_job("a", duration=0.0)])
     assert estimate_costs([unit("a", 0)], previous)["a"] > 0
+
+
+def test_load_history__reads_a_report_or_a_result_cache_directory(tmp_path):
+    from exportwatch.cache import ResultCache
+    from exportwatch.report import write_report
+
+    write_report(Report(jobs=[hist_job("a", duration=3.0)]), tmp_path / "report.json")
+    assert [j.duration_s for j in load_history(tmp_path / "report.json").jobs] == [3.0]
+    cache = ResultCache(tmp_path / "cache")
+    assert cache.put(hist_job("a", duration=2.0, content_hash="a" * 64))
+    assert cache.put(hist_job("b", duration=5.0, content_hash="b" * 64))
+    (tmp_path / "cache" / "junk.json").write_text("{")
+    history = load_history(tmp_path / "cache")
+    assert sorted((j.model, j.duration_s) for j in history.jobs) == [("a", 2.0), ("b", 5.0)]
+    assert estimate_costs([unit("a", 0), unit("b", 1)], history) == {"a": 2.0, "b": 5.0}
+
+
+def test_load_history__refuses_a_missing_file(tmp_path):
+    from exportwatch.report import ReportError
+
+    with pytest.raises(ReportError, match="cannot read report"):
+        load_history(tmp_path / "nope.json")
