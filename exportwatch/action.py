@@ -211,7 +211,7 @@ def sweep_command(config: ActionConfig, *, manifest: Path, output: Path) -> list
     cmd = [sys.executable, "-m", "exportwatch", "sweep", str(manifest), "-o", str(output)]
     cmd += _selection_args(config)
     if config.shard:
-        cmd += ["--shard", config.shard]  # issue 8: the sweep CLI gains --shard
+        cmd += ["--shard", config.shard]
     return cmd
 
 
@@ -254,7 +254,7 @@ def run_sweeps(
     manifest = _checked_manifest(config)
     head_file = config.report_file
     head_file.parent.mkdir(parents=True, exist_ok=True)
-    if base_ref is None:
+    if base_ref is None or config.shard:  # a shard sweeps its part of the head only
         cmd = sweep_command(config, manifest=manifest, output=head_file)
         _run_cli(cmd, cwd=config.workdir, env=env, title="sweep", out=out)
         return _load(head_file, "sweep"), None
@@ -570,19 +570,19 @@ def load_untrusted_report(path: Path) -> Report:
         raise ReportError(f"{path.name}: {exc}") from exc
 
 
-def _report_schema() -> dict[str, Any] | None:
-    """The report JSON Schema: shipped in the package, else the repository's config/."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "schemas" / "report.schema.json", here.parent / "config" / "report.schema.json"):
-        if candidate.is_file():
-            return json.loads(candidate.read_text(encoding="utf-8"))
-    log.warning("report.schema.json not found: artifact reports are checked by structure only")
-    return None
+def _report_schema() -> dict[str, Any]:
+    from exportwatch.report import report_schema
+
+    return report_schema()
 
 
 def _checked_manifest(config: ActionConfig) -> Path:
-    if config.shard:  # issue 8 lifts this once `exportwatch sweep --shard` exists
-        raise ActionConfigError("input 'shard'", "sharding is not available yet")
+    if config.shard and config.mode is not Mode.SWEEP:
+        raise ActionConfigError(
+            "input 'shard'",
+            "a shard is one part of a job matrix: use it with mode: sweep, then merge the shard "
+            "reports with `exportwatch merge` (see config/workflows/exportwatch-sharded.yml)",
+        )
     if not config.workdir.is_dir():
         raise ActionConfigError("input 'working-directory'", f"{config.working_directory} is not a directory")
     manifest = config.workdir / config.manifest

@@ -52,6 +52,15 @@ def _memory_mb(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a memory size: {text!r} (e.g. 4096, 512M, 4G)") from exc
 
 
+def _shard(text: str) -> tuple[int, int]:
+    from exportwatch.shard import ShardError, parse_shard
+
+    try:
+        return parse_shard(text)
+    except ShardError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
 def add_sweep_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "sweep",
@@ -98,6 +107,20 @@ def add_sweep_parser(subparsers: argparse._SubParsersAction) -> None:
         help="write the exported files of failing or mismatching attempts here",
     )
     parser.add_argument(
+        "--shard",
+        type=_shard,
+        metavar="I/N",
+        help="sweep only the I-th of N shards (whole models, balanced by --durations); "
+        "merge the N reports with `exportwatch merge`",
+    )
+    parser.add_argument(
+        "--durations",
+        type=Path,
+        metavar="REPORT",
+        help="an earlier report (or a --cache-dir) whose job durations balance the shards and "
+        "start the longest jobs first; every shard of a run must get the same one",
+    )
+    parser.add_argument(
         "--strict", action="store_true", help="exit 1 when a model that is not marked xfail fails"
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress output")
@@ -107,15 +130,19 @@ def add_sweep_parser(subparsers: argparse._SubParsersAction) -> None:
 def run_sweep_command(args: argparse.Namespace) -> int:
     from exportwatch.manifest import ConfigError, load_manifest
     from exportwatch.progress import Progress, sweep_table
-    from exportwatch.report import FAILING
+    from exportwatch.report import FAILING, ReportError
     from exportwatch.runner import SweepRequest, plan_units, run_sweep
+    from exportwatch.shard import estimate_costs, load_history, select_shard
 
     try:
         manifest = load_manifest(args.manifest)
         units = plan_units(manifest, models=args.models, targets=args.targets, device=args.device)
-    except ConfigError as exc:
+        history = load_history(args.durations) if args.durations else None
+    except (ConfigError, ReportError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    if args.shard:
+        units = select_shard(units, args.shard, estimate_costs(units, history))
     total = sum(len(u.targets) for u in units)
     progress = Progress(total=total, quiet=args.quiet)
     progress.message(f"exportwatch {__version__}: sweeping {total} job(s) from {args.manifest}")
@@ -130,6 +157,8 @@ def run_sweep_command(args: argparse.Namespace) -> int:
         max_memory_mb=args.max_memory,
         artifacts_dir=args.keep_artifacts,
         verbose=args.verbose,
+        shard=args.shard,
+        history=history,
     )
     result = run_sweep(request, progress=progress)
     if not args.quiet:
@@ -161,9 +190,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_optional_commands(subparsers: argparse._SubParsersAction) -> None:
     """Subcommands that live in their own modules register themselves here."""
-    from exportwatch import compare_cli, diff_cli
+    from exportwatch import compare_cli, diff_cli, merge_cli
 
     diff_cli.add_parser(subparsers)
+    merge_cli.add_parser(subparsers)
     compare_cli.add_parser(subparsers)
 
 

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
-from exportwatch import __version__, deps, git
+from exportwatch import __version__, deps, git, shard
 from exportwatch.manifest import KNOWN_TARGETS, ConfigError, Manifest, did_you_mean
 from exportwatch.progress import Progress
 from exportwatch.report import Environment, JobResult, JsonlLog, Report, write_report
@@ -32,6 +32,8 @@ class SweepRequest:
     max_memory_mb: float | None = None
     artifacts_dir: Path | None = None
     verbose: bool = False
+    shard: tuple[int, int] | None = None  # (I, N): sweep only the I-th of N shards
+    history: Report | None = None  # an earlier report (or cache): job durations for balancing
 
 
 @dataclass(kw_only=True)
@@ -113,7 +115,11 @@ def run_sweep(request: SweepRequest, *, progress: Progress | None = None) -> Swe
     manifest = request.manifest
     units = plan_units(manifest, models=request.models, targets=request.targets, device=request.device)
     report = new_report(manifest)
-    report.plan = [f"{u.spec.name}/{t}" for u in units for t in u.targets]
+    report.plan = [f"{u.spec.name}/{t}" for u in units for t in u.targets]  # whole plan, every shard
+    costs = shard.estimate_costs(units, request.history)
+    if request.shard is not None:
+        units = shard.select_shard(units, request.shard, costs)
+        report.shard = shard.format_shard(request.shard)
     total = sum(len(u.targets) for u in units)
     progress = progress or Progress(total=total, quiet=True)
     log_path = partial_log_path(request.output)
@@ -149,7 +155,7 @@ def run_sweep(request: SweepRequest, *, progress: Progress | None = None) -> Swe
         on_event=on_event,
     )
     try:
-        pool.run(units)
+        pool.run(shard.longest_first(units, costs))
     finally:
         journal.close()
         progress.close()

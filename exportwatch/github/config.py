@@ -124,7 +124,11 @@ def _enum(cls: type[Enum]) -> Callable[[str, str], Any]:
 
     def parse(raw: str, name: str) -> Any:
         if raw.strip().lower() == "merge" and cls is Mode:
-            raise ActionConfigError(name, "mode 'merge' is not available yet (it comes with sharding)")
+            raise ActionConfigError(
+                name,
+                "mode 'merge' is not available yet: merge shard reports with `exportwatch merge` "
+                "(see config/workflows/exportwatch-sharded.yml)",
+            )
         return cls(choose(raw, name))
 
     return parse

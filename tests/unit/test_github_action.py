@@ -129,3 +129,13 @@ def test_github_layer__imports_without_torch(module):
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
+
+
+def test_shard__is_refused_outside_mode_sweep_with_a_pointer_to_merge(tmp_path):
+    (tmp_path / "exportwatch.yml").write_text("version: 1\nmodels: []\n")
+    env = {"GITHUB_WORKSPACE": str(tmp_path)}
+    full = ActionConfig.from_env(env | {"INPUT_SHARD": "1/2", "INPUT_MODE": "full"})
+    with pytest.raises(action.ActionConfigError, match="exportwatch merge"):
+        action._checked_manifest(full)
+    sweep = ActionConfig.from_env(env | {"INPUT_SHARD": "1/2", "INPUT_MODE": "sweep"})
+    assert action._checked_manifest(sweep) == tmp_path / "exportwatch.yml"
