@@ -19,13 +19,16 @@ sequentially in one process, as its docs show; exportwatch runs its CLI. Measure
 - peak memory: ``ru_maxrss`` of each process (exportwatch: the largest process, and the sum of
   all its processes' peaks, an upper bound of what it held at once).
 
-    python benchmarks/bench_scale.py [--workers 2] [--repeat 3] [--json out.json]
+    python benchmarks/bench_scale.py [--workers 2] [--repeat 3] [--copies K] [--json out.json]
+                                     [--proposed CHECKOUT]
     python benchmarks/bench_scale.py --profile [--profile-html DIR]   # where a sweep's time goes
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import copy
 import json
 import os
 import statistics
@@ -42,7 +45,7 @@ ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error", "
 
 #: Installed as ``sitecustomize`` on PYTHONPATH: counts ``torch.export._trace._export`` calls and
 #: records ``ru_maxrss`` in every process (the sweep's parent and its spawned workers alike).
-COUNTER = r'''
+COUNTER = r"""
 import atexit, importlib.abc, json, os, resource, sys
 
 _DIR = os.environ.get("EW_BENCH_COUNT_DIR")
@@ -98,12 +101,12 @@ class _Hook(importlib.abc.MetaPathFinder):
 if _DIR:
     sys.meta_path.insert(0, _Hook())
     atexit.register(_dump)
-'''
+"""
 
 
-def counted_env(count_dir: Path, hook_dir: Path) -> dict[str, str]:
+def counted_env(count_dir: Path, hook_dir: Path, root: Path = REPO) -> dict[str, str]:
     (hook_dir / "sitecustomize.py").write_text(COUNTER)
-    path = os.pathsep.join(p for p in [str(hook_dir), str(REPO), ENV.get("PYTHONPATH", "")] if p)
+    path = os.pathsep.join(p for p in [str(hook_dir), str(root), ENV.get("PYTHONPATH", "")] if p)
     return {**ENV, "PYTHONPATH": path, "EW_BENCH_COUNT_DIR": str(count_dir)}
 
 
@@ -147,7 +150,10 @@ def measure_baseline(manifest: Path) -> dict[str, Any]:
         started = time.perf_counter()
         done = subprocess.run(
             [sys.executable, __file__, str(manifest), "--baseline-only"],
-            capture_output=True, text=True, cwd=REPO, env=counted_env(count_dir, hook_dir),
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            env=counted_env(count_dir, hook_dir),
         )
         wall = time.perf_counter() - started
         if done.returncode != 0:
@@ -155,8 +161,10 @@ def measure_baseline(manifest: Path) -> dict[str, Any]:
         data = json.loads(done.stdout.strip().splitlines()[-1])
         counts = read_counts(count_dir)
     data.update(
-        wall_s=wall, attempts=sum(c["calls"] for c in counts),
-        peak_rss_mb=max(c["maxrss_mb"] for c in counts), peak_rss_sum_mb=sum(c["maxrss_mb"] for c in counts),
+        wall_s=wall,
+        attempts=sum(c["calls"] for c in counts),
+        peak_rss_mb=max(c["maxrss_mb"] for c in counts),
+        peak_rss_sum_mb=sum(c["maxrss_mb"] for c in counts),
     )
     return data
 
@@ -165,7 +173,8 @@ def measure_baseline(manifest: Path) -> dict[str, Any]:
 # exportwatch sweep, as a user runs it
 
 
-def measure_exportwatch(manifest: Path, workers: int, extra: list[str]) -> dict[str, Any]:
+def measure_exportwatch(manifest: Path, workers: int, extra: list[str], root: Path = REPO) -> dict[str, Any]:
+    """``exportwatch sweep`` from checkout ``root`` (to compare a proposed change with this one)."""
     from exportwatch.report import load_report
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -175,9 +184,25 @@ def measure_exportwatch(manifest: Path, workers: int, extra: list[str]) -> dict[
         output = Path(tmp) / "report.json"
         started = time.perf_counter()
         done = subprocess.run(
-            [sys.executable, "-m", "exportwatch", "sweep", str(manifest), "-o", str(output),
-             "--workers", str(workers), "--target", "export", "-q", *extra],
-            capture_output=True, text=True, cwd=REPO, env=counted_env(count_dir, hook_dir),
+            [
+                sys.executable,
+                "-m",
+                "exportwatch",
+                "sweep",
+                str(manifest),
+                "-o",
+                str(output),
+                "--workers",
+                str(workers),
+                "--target",
+                "export",
+                "-q",
+                *extra,
+            ],
+            capture_output=True,
+            text=True,
+            cwd=root,
+            env=counted_env(count_dir, hook_dir, root),
         )
         wall = time.perf_counter() - started
         if done.returncode != 0:
@@ -185,8 +210,10 @@ def measure_exportwatch(manifest: Path, workers: int, extra: list[str]) -> dict[
         report = load_report(output)
         counts = read_counts(count_dir)
     return {
-        "wall_s": wall, "report": report,
-        "attempts": sum(c["calls"] for c in counts), "warmup_attempts": sum(c["warmup"] for c in counts),
+        "wall_s": wall,
+        "report": report,
+        "attempts": sum(c["calls"] for c in counts),
+        "warmup_attempts": sum(c["warmup"] for c in counts),
         "report_attempts": sum(j.attempts for j in report.jobs),
         "peak_rss_mb": max(c["maxrss_mb"] for c in counts),
         "peak_rss_sum_mb": sum(c["maxrss_mb"] for c in counts),
@@ -207,7 +234,11 @@ def compare(baseline: dict[str, Any], ours: Any) -> dict[str, Any]:
         theirs_failing = {p for p, e in theirs.items() if e is not None}
         theirs_total += len(theirs_failing)
         ours_total += len(failing)
-        per_model[job.model] = {"theirs": len(theirs_failing), "ours": len(failing), "reported_by_them": len(theirs)}
+        per_model[job.model] = {
+            "theirs": len(theirs_failing),
+            "ours": len(failing),
+            "reported_by_them": len(theirs),
+        }
         missed_by_them += [f"{job.model}:{p or '<root>'}" for p in sorted(failing - theirs_failing)]
         missed_by_us += [f"{job.model}:{p or '<root>'}" for p in sorted(theirs_failing - failing)]
         for path, error in theirs.items():
@@ -218,10 +249,39 @@ def compare(baseline: dict[str, Any], ours: Any) -> dict[str, Any]:
             else:
                 disagree += 1
     return {
-        "theirs_failures": theirs_total, "ours_failures": ours_total, "agree": agree, "disagree": disagree,
-        "missed_by_report_exportability": missed_by_them, "missed_by_exportwatch": missed_by_us,
+        "theirs_failures": theirs_total,
+        "ours_failures": ours_total,
+        "agree": agree,
+        "disagree": disagree,
+        "missed_by_report_exportability": missed_by_them,
+        "missed_by_exportwatch": missed_by_us,
         "per_model": per_model,
     }
+
+
+_SPIN = (
+    "import time\nt = time.perf_counter()\nx = 0\n"
+    "for i in range(6_000_000):\n    x += i * i\nprint(time.perf_counter() - t)"
+)
+
+
+def parallel_capacity() -> float:
+    """How many cores two busy processes really get now (2.0 on an idle 2-core machine).
+
+    Other work on a shared machine (or SMT siblings sold as cores) leaves less: then no
+    2-worker pool can halve anything, and the ratio below says why.
+    """
+
+    def spin(count: int) -> float:
+        procs = [
+            subprocess.Popen([sys.executable, "-c", _SPIN], stdout=subprocess.PIPE, text=True)
+            for _ in range(count)
+        ]
+        return max(float(p.communicate()[0]) for p in procs)
+
+    alone = min(spin(1) for _ in range(2))
+    together = min(spin(2) for _ in range(2))
+    return round(2 * alone / together, 2)
 
 
 def loadavg() -> str:
@@ -231,61 +291,134 @@ def loadavg() -> str:
         return "?"
 
 
+def with_copies(manifest: Path, copies: int, folder: Path) -> Path:
+    """The manifest with every model repeated ``copies`` times (``name__2`` …): a bigger repository.
+
+    File-path factories and input callables are made absolute, so the copy runs from ``folder``.
+    """
+    import yaml
+
+    data = yaml.safe_load(manifest.read_text(encoding="utf-8"))
+
+    def absolute(ref: str) -> str:
+        path, sep, name = ref.rpartition(":")
+        return f"{(manifest.parent / path).resolve()}{sep}{name}" if path.endswith(".py") else ref
+
+    models = []
+    for copy_index in range(1, copies + 1):
+        for entry in data["models"]:
+            entry = copy.deepcopy(entry)
+            if copy_index > 1:
+                entry["name"] = f"{entry['name']}__{copy_index}"
+            entry["factory"] = absolute(entry["factory"])
+            inputs = entry.get("inputs") or {}
+            if isinstance(inputs.get("callable"), str):
+                inputs["callable"] = absolute(inputs["callable"])
+            models.append(entry)
+    data["models"] = models
+    target = folder / f"{manifest.stem}.x{copies}.yml"
+    target.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return target
+
+
 def benchmark(args: argparse.Namespace) -> dict[str, Any]:
+    """Interleaved runs (so load changes hit every side alike); medians; the first run's counts."""
     load_before = loadavg()
-    base_runs, our_runs = [], []
-    for _ in range(args.repeat):  # interleaved, so load changes hit both sides alike
+    capacity_before = parallel_capacity()
+    sides = {"exportwatch": REPO, **{f"exportwatch ({root.name})": root for root in args.proposed}}
+    base_runs: list[dict[str, Any]] = []
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in sides}
+    for _ in range(args.repeat):
         base_runs.append(measure_baseline(args.manifest))
-        our_runs.append(measure_exportwatch(args.manifest, args.workers, args.sweep_args))
+        for name, root in sides.items():
+            extra = args.sweep_args + (args.proposed_sweep_args if root != REPO else [])
+            runs[name].append(measure_exportwatch(args.manifest, args.workers, extra, root))
     base_wall = statistics.median(r["wall_s"] for r in base_runs)
-    our_wall = statistics.median(r["wall_s"] for r in our_runs)
-    ours = our_runs[0]
-    summary = compare(base_runs[0], ours["report"])
-    return {
-        "manifest": str(args.manifest.relative_to(REPO) if args.manifest.is_relative_to(REPO) else args.manifest),
-        "workers": args.workers, "repeat": args.repeat, "cpus": os.cpu_count(),
-        "load_before": load_before, "load_after": loadavg(),
+    result: dict[str, Any] = {
+        "manifest": str(
+            args.manifest.relative_to(REPO) if args.manifest.is_relative_to(REPO) else args.manifest
+        ),
+        "workers": args.workers,
+        "repeat": args.repeat,
+        "cpus": os.cpu_count(),
+        "load_before": load_before,
         "report_exportability": {
-            "wall_s": base_wall, "walls": [r["wall_s"] for r in base_runs],
-            "attempts": base_runs[0]["attempts"], "failures": summary["theirs_failures"],
+            "wall_s": base_wall,
+            "walls": [r["wall_s"] for r in base_runs],
+            "attempts": base_runs[0]["attempts"],
             "peak_rss_mb": base_runs[0]["peak_rss_mb"],
         },
-        "exportwatch": {
-            "wall_s": our_wall, "walls": [r["wall_s"] for r in our_runs],
-            "attempts": ours["attempts"], "warmup_attempts": ours["warmup_attempts"],
-            "report_attempts": ours["report_attempts"], "failures": summary["ours_failures"],
-            "peak_rss_mb": ours["peak_rss_mb"], "peak_rss_sum_mb": ours["peak_rss_sum_mb"],
-            "processes": ours["processes"], "job_seconds": ours["job_seconds"],
-        },
-        "ratio": our_wall / base_wall,
-        "comparison": summary,
+        "sides": {},
     }
+    for name, side_runs in runs.items():
+        first = side_runs[0]
+        summary = compare(base_runs[0], first["report"])
+        wall = statistics.median(r["wall_s"] for r in side_runs)
+        result["report_exportability"]["failures"] = summary["theirs_failures"]
+        result["sides"][name] = {
+            "root": str(sides[name]),
+            "wall_s": wall,
+            "walls": [r["wall_s"] for r in side_runs],
+            "ratio": wall / base_wall,
+            "attempts": first["attempts"],
+            "warmup_attempts": first["warmup_attempts"],
+            "report_attempts": first["report_attempts"],
+            "failures": summary["ours_failures"],
+            "peak_rss_mb": first["peak_rss_mb"],
+            "peak_rss_sum_mb": first["peak_rss_sum_mb"],
+            "processes": first["processes"],
+            "job_seconds": first["job_seconds"],
+            "comparison": summary,
+        }
+    result["load_after"] = loadavg()
+    result["parallel_capacity"] = [capacity_before, parallel_capacity()]
+    return result
 
 
 def print_table(result: dict[str, Any]) -> None:
-    base, ours = result["report_exportability"], result["exportwatch"]
-    summary = result["comparison"]
-    print(f"manifest: {result['manifest']}; target: export (non-strict); {result['workers']} workers on "
-          f"{result['cpus']} CPUs; median of {result['repeat']} runs, each a fresh process; "
-          f"load average {result['load_before']} before, {result['load_after']} after")
+    base = result["report_exportability"]
+    sides = result["sides"]
+    print(
+        f"manifest: {result['manifest']}; target: export (non-strict); {result['workers']} workers on "
+        f"{result['cpus']} CPUs; median of {result['repeat']} interleaved runs, each a fresh process; "
+        f"load average {result['load_before']} before, {result['load_after']} after; two busy processes "
+        f"got {result['parallel_capacity'][0]} / {result['parallel_capacity'][1]} cores (before / after)"
+    )
     print()
-    print("| | report_exportability | exportwatch |")
-    print("|---|---:|---:|")
-    print(f"| wall time (s) | {base['wall_s']:.1f} | {ours['wall_s']:.1f} ({result['ratio']:.2f}×) |")
-    print(f"| export attempts (`_export` calls) | {base['attempts']} | {ours['attempts']} "
-          f"(+{ours['warmup_attempts']} warm-up) |")
-    print(f"| failing submodules found | {base['failures']} | {ours['failures']} |")
-    print(f"| peak RSS, largest process (MiB) | {base['peak_rss_mb']:.0f} | {ours['peak_rss_mb']:.0f} |")
-    print(f"| peak RSS, all processes (MiB) | {base['peak_rss_mb']:.0f} | {ours['peak_rss_sum_mb']:.0f} "
-          f"({ours['processes']} processes) |")
+    print("| | report_exportability | " + " | ".join(sides) + " |")
+    print("|---|---:|" + "---:|" * len(sides))
+
+    def row(label: str, theirs: str, ours: Any) -> None:
+        print(f"| {label} | {theirs} | " + " | ".join(ours(s) for s in sides.values()) + " |")
+
+    row("wall time (s)", f"{base['wall_s']:.1f}", lambda s: f"{s['wall_s']:.1f} ({s['ratio']:.2f}×)")
+    row(
+        "export attempts (`_export` calls)",
+        str(base["attempts"]),
+        lambda s: f"{s['attempts']} (+{s['warmup_attempts']} warm-up)",
+    )
+    row("failing submodules found", str(base["failures"]), lambda s: str(s["failures"]))
+    row("peak RSS, largest process (MiB)", f"{base['peak_rss_mb']:.0f}", lambda s: f"{s['peak_rss_mb']:.0f}")
+    row(
+        "peak RSS, sum over processes (MiB)",
+        f"{base['peak_rss_mb']:.0f}",
+        lambda s: f"{s['peak_rss_sum_mb']:.0f} ({s['processes']} processes)",
+    )
     print()
-    print(f"verdicts on report_exportability's paths: {summary['agree']} agree, {summary['disagree']} disagree")
-    print(f"failures report_exportability finds that exportwatch misses: "
-          f"{', '.join(summary['missed_by_exportwatch']) or 'none'}")
-    print(f"failures exportwatch finds that report_exportability misses ({len(summary['missed_by_report_exportability'])}): "
-          f"{', '.join(summary['missed_by_report_exportability']) or 'none'}")
-    print(f"runs (s): report_exportability {[round(w, 1) for w in base['walls']]}, "
-          f"exportwatch {[round(w, 1) for w in ours['walls']]}")
+    for name, side in sides.items():
+        summary = side["comparison"]
+        missed = summary["missed_by_report_exportability"]
+        print(
+            f"{name}: verdicts on report_exportability's paths: {summary['agree']} agree, "
+            f"{summary['disagree']} disagree; failures it finds that exportwatch misses: "
+            f"{', '.join(summary['missed_by_exportwatch']) or 'none'}"
+        )
+        print(
+            f"  failures exportwatch finds that report_exportability misses ({len(missed)}): "
+            f"{', '.join(missed) or 'none'}"
+        )
+        print(f"  runs (s): {[round(w, 1) for w in side['walls']]}")
+    print(f"report_exportability runs (s): {[round(w, 1) for w in base['walls']]}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -293,13 +426,23 @@ def print_table(result: dict[str, Any]) -> None:
 
 
 def profile(args: argparse.Namespace) -> None:
-    """Time each phase of a worker's job, per model; optionally a pyinstrument profile each."""
+    """Where a worker's time goes, per model, beside report_exportability's work on the same model.
+
+    In one process, after every one-off import and a warm-up export (so a row is the steady-state
+    cost a warm worker pays): model build, input capture, torch.export tracing, verification of
+    the exported program, the rest of the sweep (dedup keys, diagnosis); then report_exportability
+    on a fresh build of the same model. With ``--profile-html DIR``, a pyinstrument profile per
+    model's sweep.
+    """
     os.environ.update({k: v for k, v in ENV.items() if k.startswith(("HF_", "TRANSFORMERS_"))})
     t0 = time.perf_counter()
-    import torch  # noqa: F401
+    import torch
 
     t_torch = time.perf_counter() - t0
     t0 = time.perf_counter()
+    import torch.export._trace
+    from torch._export.tools import report_exportability
+
     from exportwatch import sweep
     from exportwatch.inputs import build_inputs, build_model
     from exportwatch.manifest import load_manifest
@@ -308,78 +451,142 @@ def profile(args: argparse.Namespace) -> None:
 
     t_exportwatch = time.perf_counter() - t0
     t0 = time.perf_counter()
-    import transformers  # noqa: F401
-
+    with contextlib.suppress(ImportError):
+        import transformers  # noqa: F401
     t_transformers = time.perf_counter() - t0
     t0 = time.perf_counter()
     get_target("export").prepare()
     t_prepare = time.perf_counter() - t0
-    print(f"start-up: import torch {t_torch:.2f}s, exportwatch.sweep {t_exportwatch:.2f}s, "
-          f"transformers {t_transformers:.2f}s, first (warm-up) export {t_prepare:.2f}s")
+    print(
+        f"one-off start-up (per process): import torch {t_torch:.2f}s, exportwatch.sweep and "
+        f"torch.export {t_exportwatch:.2f}s, transformers {t_transformers:.2f}s, first (warm-up) "
+        f"export {t_prepare:.2f}s"
+    )
 
     manifest = load_manifest(args.manifest)
     settings = sweep.SweepSettings(manifest_root=manifest.root, repo_root=REPO)
-    # Split each attempt into torch.export tracing and verification by timing the two calls.
-    phase = {"export": 0.0, "verify": 0.0}
-    real_export, real_verify = torch.export.export, te.verify_exported_program
+    phase = dict.fromkeys(("build", "capture", "export", "verify"), 0.0)
+    calls = {"n": 0}
 
-    def timed_export(*a, **k):
-        t = time.perf_counter()
-        try:
-            return real_export(*a, **k)
-        finally:
-            phase["export"] += time.perf_counter() - t
+    def timed(name: str, real: Any) -> Any:
+        def wrapper(*a: Any, **k: Any) -> Any:
+            t = time.perf_counter()
+            try:
+                return real(*a, **k)
+            finally:
+                phase[name] += time.perf_counter() - t
 
-    def timed_verify(*a, **k):
-        t = time.perf_counter()
-        try:
-            return real_verify(*a, **k)
-        finally:
-            phase["verify"] += time.perf_counter() - t
+        return wrapper
 
-    torch.export.export, te.verify_exported_program = timed_export, timed_verify
-    profiler_cls = None
-    if args.profile_html:
-        from pyinstrument import Profiler as profiler_cls
+    sweep.build_model = timed("build", sweep.build_model)
+    sweep.capture_calls = timed("capture", sweep.capture_calls)
+    torch.export.export = timed("export", torch.export.export)
+    te.verify_exported_program = timed("verify", te.verify_exported_program)
+    real_trace_export = torch.export._trace._export
+
+    def counting(*a: Any, **k: Any) -> Any:
+        calls["n"] += 1
+        return real_trace_export(*a, **k)
+
+    torch.export._trace._export = counting
+    specs = [spec for spec in manifest.models if not args.models or spec.name in args.models]
+
+    def ours(spec: Any) -> Any:
+        prepared = sweep.prepare_model(spec, device="cpu", settings=settings)
+        return sweep.sweep_target(prepared, "export", settings=settings)
+
+    def theirs(spec: Any) -> int:
+        calls["n"] = 0
+        torch.manual_seed(0)
+        model = build_model(spec, root=manifest.root).to("cpu")
+        a, k = build_inputs(spec.inputs, root=manifest.root, device="cpu", field_path="inputs")
+        with torch.no_grad(), contextlib.suppress(Exception):
+            report_exportability(model, tuple(a), k, strict=False)
+        return calls["n"]
+
+    for spec in specs:  # warm-up pass: lazy imports and torch's per-process caches, both sides
+        ours(spec)
+        theirs(spec)
+    print()
+    print(
+        "| model | build | capture | export tracing | verification | rest of sweep | exportwatch total "
+        "(attempts) | report_exportability (attempts) |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    totals = {"ours": 0.0, "theirs": 0.0, "ours_n": 0, "theirs_n": 0}
+    for spec in specs:
+        phase.update(dict.fromkeys(phase, 0.0))
+        t0 = time.perf_counter()
+        job = ours(spec)
+        our_s = time.perf_counter() - t0
+        rest = our_s - sum(phase.values())
+        t0 = time.perf_counter()
+        their_n = theirs(spec)
+        their_s = time.perf_counter() - t0
+        totals["ours"] += our_s
+        totals["theirs"] += their_s
+        totals["ours_n"] += job.attempts
+        totals["theirs_n"] += their_n
+        print(
+            f"| {spec.name} | {phase['build']:.2f} | {phase['capture']:.2f} | {phase['export']:.2f} | "
+            f"{phase['verify']:.2f} | {rest:.2f} | {our_s:.2f} ({job.attempts}) | "
+            f"{their_s:.2f} ({their_n}) |"
+        )
+    print(
+        f"| **total** | | | | | | {totals['ours']:.2f} ({totals['ours_n']}) | "
+        f"{totals['theirs']:.2f} ({totals['theirs_n']}) |"
+    )
+    if args.profile_html:  # a separate pass: the profiler's own overhead stays out of the table
+        from pyinstrument import Profiler
 
         args.profile_html.mkdir(parents=True, exist_ok=True)
-    print("| model | build | inputs + capture | export tracing | verification | other sweep | attempts |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
-    for spec in manifest.models:
-        if args.models and spec.name not in args.models:
-            continue
-        profiler = profiler_cls(interval=0.001) if profiler_cls else None
-        if profiler:
+        for spec in specs:
+            profiler = Profiler(interval=0.001)
             profiler.start()
-        phase.update(export=0.0, verify=0.0)
-        t0 = time.perf_counter()
-        torch.manual_seed(0)
-        build_model(spec, root=manifest.root)
-        t_build = time.perf_counter() - t0
-        build_inputs(spec.inputs, root=manifest.root, device="cpu", field_path="inputs")
-        t0 = time.perf_counter()
-        prepared = sweep.prepare_model(spec, device="cpu", settings=settings)
-        t_prepared = time.perf_counter() - t0  # builds again: capture = prepared - build
-        t0 = time.perf_counter()
-        job = sweep.sweep_target(prepared, "export", settings=settings)
-        t_sweep = time.perf_counter() - t0
-        if profiler:
+            ours(spec)
             profiler.stop()
             (args.profile_html / f"{spec.name}.html").write_text(profiler.output_html())
-            (args.profile_html / f"{spec.name}.txt").write_text(profiler.output_text(unicode=True, show_all=False))
-        other = t_sweep - phase["export"] - phase["verify"]
-        print(f"| {spec.name} | {t_build:.2f} | {max(0.0, t_prepared - t_build):.2f} | {phase['export']:.2f} | "
-              f"{phase['verify']:.2f} | {other:.2f} | {job.attempts} |")
+            (args.profile_html / f"{spec.name}.txt").write_text(
+                profiler.output_text(unicode=True, show_all=False)
+            )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("manifest", nargs="?", type=Path, default=DEFAULT_MANIFEST)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--json", type=Path, help="also write the numbers here")
-    parser.add_argument("--sweep-arg", action="append", dest="sweep_args", default=[],
-                        help="extra argument for `exportwatch sweep` (repeatable)")
+    parser.add_argument(
+        "--copies",
+        type=int,
+        default=1,
+        help="repeat every model this many times (a bigger repository; default 1)",
+    )
+    parser.add_argument(
+        "--proposed",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="CHECKOUT",
+        help="also time `exportwatch sweep` from this checkout (e.g. with a proposed patch; repeatable)",
+    )
+    parser.add_argument(
+        "--sweep-arg",
+        action="append",
+        dest="sweep_args",
+        default=[],
+        help="extra argument for `exportwatch sweep` (repeatable)",
+    )
+    parser.add_argument(
+        "--proposed-sweep-arg",
+        action="append",
+        dest="proposed_sweep_args",
+        default=[],
+        help="extra argument for the --proposed checkouts' sweeps only (e.g. --durations=R)",
+    )
     parser.add_argument("--profile", action="store_true", help="time a worker's phases per model instead")
     parser.add_argument("--profile-html", type=Path, help="with --profile: write pyinstrument profiles here")
     parser.add_argument("--model", action="append", dest="models", help="with --profile: only these models")
@@ -393,7 +600,11 @@ def main() -> None:
     if args.profile:
         profile(args)
         return
+    if args.copies > 1:
+        folder = Path(tempfile.mkdtemp(prefix="exportwatch-bench-"))
+        args.manifest = with_copies(args.manifest, args.copies, folder)
     result = benchmark(args)
+    result["copies"] = args.copies
     print_table(result)
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")

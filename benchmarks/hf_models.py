@@ -13,7 +13,7 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # built from config: never reach the Hub
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
-import torch  # noqa: E402
+import torch
 
 VOCAB = 1000
 HIDDEN = 64
@@ -31,8 +31,12 @@ def tiny_bert() -> torch.nn.Module:
     from transformers import BertConfig, BertModel
 
     config = BertConfig(
-        vocab_size=VOCAB, hidden_size=HIDDEN, num_hidden_layers=LAYERS, num_attention_heads=HEADS,
-        intermediate_size=4 * HIDDEN, max_position_embeddings=64,
+        vocab_size=VOCAB,
+        hidden_size=HIDDEN,
+        num_hidden_layers=LAYERS,
+        num_attention_heads=HEADS,
+        intermediate_size=4 * HIDDEN,
+        max_position_embeddings=64,
     )
     return BertModel(config).eval()
 
@@ -57,8 +61,15 @@ def tiny_t5() -> torch.nn.Module:
     from transformers import T5Config, T5ForConditionalGeneration
 
     config = T5Config(
-        vocab_size=VOCAB, d_model=HIDDEN, d_kv=HIDDEN // HEADS, d_ff=4 * HIDDEN, num_layers=LAYERS,
-        num_decoder_layers=LAYERS, num_heads=HEADS, decoder_start_token_id=0, pad_token_id=0,
+        vocab_size=VOCAB,
+        d_model=HIDDEN,
+        d_kv=HIDDEN // HEADS,
+        d_ff=4 * HIDDEN,
+        num_layers=LAYERS,
+        num_decoder_layers=LAYERS,
+        num_heads=HEADS,
+        decoder_start_token_id=0,
+        pad_token_id=0,
     )
     return T5ForConditionalGeneration(config).eval()
 
@@ -71,8 +82,13 @@ def tiny_vit() -> torch.nn.Module:
     from transformers import ViTConfig, ViTModel
 
     config = ViTConfig(
-        image_size=32, patch_size=8, num_channels=3, hidden_size=HIDDEN, num_hidden_layers=LAYERS,
-        num_attention_heads=HEADS, intermediate_size=4 * HIDDEN,
+        image_size=32,
+        patch_size=8,
+        num_channels=3,
+        hidden_size=HIDDEN,
+        num_hidden_layers=LAYERS,
+        num_attention_heads=HEADS,
+        intermediate_size=4 * HIDDEN,
     )
     return ViTModel(config).eval()
 

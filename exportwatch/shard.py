@@ -217,6 +217,7 @@ def longest_first(units: Sequence[UnitLike], costs: Mapping[str, float]) -> list
     """Queue order for the worker pool: most expensive unit first (LPT on the workers).
 
     Started last, a long model keeps one worker busy while the others sit idle; started first,
-    the short ones fill in around it.
+    the short ones fill in around it. Equal costs (no history: one per target) keep manifest
+    order, so a sweep without history runs as it always did.
     """
-    return _lpt_order(units, costs)
+    return sorted(units, key=lambda u: (-_cost_of(u, costs), u.order, u.spec.name))

@@ -14,6 +14,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import sys
 import tempfile
 import time
 from collections import deque
@@ -30,6 +31,8 @@ log = logging.getLogger(__name__)
 
 #: How often the parent wakes to check clocks and memory.
 POLL_SECONDS = 0.1
+#: An idle worker above this fraction of ``--max-memory`` is replaced before its next unit.
+RECYCLE_FRACTION = 0.75
 #: How much of a dead worker's log goes into the crash result.
 LOG_TAIL_CHARS = 3_000
 
@@ -117,7 +120,12 @@ def worker_main(conn: Connection, settings: WorkerSettings, log_path: Path | Non
     while True:
         unit = conn.recv()
         if unit is None:
-            return
+            # Skip interpreter teardown (seconds with torch loaded; the parent waits for it):
+            # results are already sent and logs are unbuffered file descriptors.
+            with contextlib.suppress(Exception):
+                sys.stdout.flush()
+                sys.stderr.flush()
+            os._exit(0)
         with quiet_torch_logs(settings.verbose):
             _prepare_targets(unit.targets, prepared_targets)
             _run_unit(conn, unit, sweep_settings)
@@ -234,6 +242,7 @@ class _Worker:
     peak_rss_mb: float = 0.0
     finished: list[str] = field(default_factory=list)
     ready: bool = False
+    units_done: int = 0
 
 
 def _signal_name(exitcode: int | None) -> str:
@@ -277,6 +286,7 @@ class WorkerPool:
         settings: WorkerSettings,
         timeout_s: float | None = None,
         max_memory_mb: float | None = None,
+        recycle_mb: float | None = None,
         on_event: Callable[[Event], None],
     ) -> None:
         self.size = max(1, size)
@@ -285,6 +295,12 @@ class WorkerPool:
         self.settings = settings
         self.timeout_s = timeout_s
         self.max_memory_mb = max_memory_mb
+        # Between units, a worker whose RSS crossed this is replaced by a fresh one, before
+        # memory left behind by earlier models makes a later one run out.
+        if recycle_mb is None and max_memory_mb is not None:
+            recycle_mb = RECYCLE_FRACTION * max_memory_mb
+        self.recycle_mb = recycle_mb
+        self.recycled = 0
         self.on_event = on_event
         self._context = multiprocessing.get_context("spawn")
         self._log_dir = settings.log_dir or Path(tempfile.mkdtemp(prefix="exportwatch-logs-"))
@@ -321,8 +337,7 @@ class WorkerPool:
                     if replacement:
                         workers[index] = self._spawn()
         finally:
-            for worker in workers:
-                self._stop(worker)
+            self._stop_all(workers)
 
     def _assign(self, worker: _Worker, unit: Unit) -> None:
         worker.unit = unit
@@ -349,6 +364,10 @@ class WorkerPool:
             self._fail_current(worker, queue, self._death_verdict(worker))
             return True
         if worker.unit is None:
+            if self._should_recycle(worker, queue):
+                self._stop(worker)
+                self.recycled += 1
+                return True
             return False
         rss = _rss_mb(worker.process.pid)
         worker.peak_rss_mb = max(worker.peak_rss_mb, rss)
@@ -366,6 +385,20 @@ class WorkerPool:
             self._fail_current(worker, queue, (Verdict.TIMEOUT, message))
             return True
         return False
+
+    def _should_recycle(self, worker: _Worker, queue: deque[Unit]) -> bool:
+        if self.recycle_mb is None or not queue or not worker.units_done:
+            return False  # a fresh worker is as small as workers get: never recycle it
+        rss = _rss_mb(worker.process.pid)
+        if rss <= self.recycle_mb:
+            return False
+        log.info(
+            "recycling worker %s: %.0f MiB after its last unit (limit %.0f MiB)",
+            worker.process.pid,
+            rss,
+            self.recycle_mb,
+        )
+        return True
 
     def _handle(self, worker: _Worker, kind: str, payload: Any) -> None:
         unit = worker.unit
@@ -387,6 +420,7 @@ class WorkerPool:
         elif kind == "config-error" and unit is not None:
             self.on_event(Event(kind="config-error", model=unit.spec.name, message=payload))
         elif kind == "done":
+            worker.units_done += 1
             worker.unit = None
             worker.current = None
 
@@ -430,6 +464,19 @@ class WorkerPool:
         with contextlib.suppress(ProcessLookupError):
             os.kill(worker.process.pid, signal.SIGKILL)
         worker.process.join(timeout=5)
+
+    def _stop_all(self, workers: list[_Worker]) -> None:
+        """Tell every worker to stop first, then wait for all: they exit in parallel."""
+        for worker in workers:
+            if worker.process.is_alive():
+                with contextlib.suppress(OSError, BrokenPipeError):
+                    worker.conn.send(None)
+        deadline = time.monotonic() + 5
+        for worker in workers:
+            worker.process.join(timeout=max(0.0, deadline - time.monotonic()))
+            if worker.process.is_alive():
+                self._kill(worker)
+            worker.conn.close()
 
     def _stop(self, worker: _Worker) -> None:
         if worker.process.is_alive():

@@ -181,10 +181,16 @@ def test_select_shard__returns_the_ith_shard_counting_from_one():
         select_shard(units, (0, 3), costs)
 
 
-def test_longest_first__orders_by_cost_then_name():
+def test_longest_first__orders_by_cost_then_manifest_order():
     costs = {"small": 1.0, "big": 9.0, "mid_b": 3.0, "mid_a": 3.0}
     ordered = longest_first(units_for(costs), costs)
-    assert [u.spec.name for u in ordered] == ["big", "mid_a", "mid_b", "small"]
+    assert [u.spec.name for u in ordered] == ["big", "mid_b", "mid_a", "small"]
+
+
+def test_longest_first__keeps_manifest_order_without_history():
+    units = [unit("z", 0), unit("a", 1, ("export", "onnx")), unit("m", 2)]
+    ordered = longest_first(units, estimate_costs(units, None))
+    assert [u.spec.name for u in ordered] == ["a", "z", "m"]  # two targets weigh more
 
 
 # ------------------------------------------------------------------------------ estimate_costs
