@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import multiprocessing
+import multiprocessing.util
 import os
 import signal
 import sys
@@ -125,6 +126,9 @@ def worker_main(conn: Connection, settings: WorkerSettings, log_path: Path | Non
             with contextlib.suppress(Exception):
                 sys.stdout.flush()
                 sys.stderr.flush()
+                # Release what multiprocessing registered (semaphores), or its resource
+                # tracker warns about "leaked semaphore objects" on the user's terminal.
+                multiprocessing.util._run_finalizers()
             os._exit(0)
         with quiet_torch_logs(settings.verbose):
             _prepare_targets(unit.targets, prepared_targets)
