@@ -1,11 +1,4 @@
-"""Command line: argparse, wiring and exit codes; the logic lives in the modules it calls.
-
-Exit codes (the same for every subcommand):
-  0  done (for gates: passed)
-  1  the gate failed (``diff``), or ``sweep --strict`` found a failure not marked xfail
-  2  usage or configuration error (bad manifest, bad report, unknown model)
-  3  internal error
-"""
+"""Command line: argparse, wiring and exit codes (see ``cli_args``); the logic lives elsewhere."""
 
 from __future__ import annotations
 
@@ -17,39 +10,17 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from exportwatch import __version__
-
-EXIT_OK = 0
-EXIT_GATE_FAILED = 1
-EXIT_CONFIG = 2
-EXIT_INTERNAL = 3
+from exportwatch.cli_args import (
+    EXIT_CONFIG,
+    EXIT_GATE_FAILED,
+    EXIT_INTERNAL,
+    EXIT_OK,
+    memory_mb,
+    positive_float,
+    positive_int,
+)
 
 DEFAULT_REPORT = Path("exportwatch-report.json")
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-    return value
-
-
-def _memory_mb(text: str) -> float:
-    """``4096``, ``4096M``, ``4G`` → MiB."""
-    units = {"k": 1 / 1024, "m": 1, "g": 1024}
-    suffix = text[-1].lower()
-    try:
-        if suffix in units:
-            return _positive_float(text[:-1]) * units[suffix]
-        return _positive_float(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"not a memory size: {text!r} (e.g. 4096, 512M, 4G)") from exc
 
 
 def _shard(text: str) -> tuple[int, int]:
@@ -87,16 +58,16 @@ def add_sweep_parser(subparsers: argparse._SubParsersAction) -> None:
         "onnx-legacy (repeatable)",
     )
     parser.add_argument("--device", choices=["cpu", "cuda", "auto"], help="override every model's device")
-    parser.add_argument("--workers", type=_positive_int, help="worker processes (default: number of cores)")
+    parser.add_argument("--workers", type=positive_int, help="worker processes (default: number of cores)")
     parser.add_argument(
         "--timeout",
-        type=_positive_float,
+        type=positive_float,
         metavar="S",
         help="per-job timeout in seconds (default: each model's, or 300)",
     )
     parser.add_argument(
         "--max-memory",
-        type=_memory_mb,
+        type=memory_mb,
         metavar="SIZE",
         help="kill and report as oom a worker whose RSS exceeds SIZE (e.g. 4G)",
     )

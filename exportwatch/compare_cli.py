@@ -17,38 +17,17 @@ from collections import Counter
 from pathlib import Path
 from typing import TextIO
 
-EXIT_PASSED = 0
-EXIT_GATE_FAILED = 1
-EXIT_CONFIG = 2
-
+from exportwatch.cli_args import (
+    EXIT_CONFIG,
+    EXIT_GATE_FAILED,
+    EXIT_OK,
+    memory_mb,
+    positive_float,
+    positive_int,
+)
 
 #: The head report's default path (as ``exportwatch sweep``'s).
 DEFAULT_REPORT = Path("exportwatch-report.json")
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-    return value
-
-
-def _memory_mb(text: str) -> float:
-    """``4096``, ``512M``, ``4G`` → MiB."""
-    units = {"k": 1 / 1024, "m": 1, "g": 1024}
-    try:
-        if text[-1:].lower() in units:
-            return _positive_float(text[:-1]) * units[text[-1].lower()]
-        return _positive_float(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"not a memory size: {text!r} (e.g. 4096, 512M, 4G)") from exc
 
 
 def default_base_output(head_output: Path) -> Path:
@@ -99,11 +78,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "--target", action="append", dest="targets", metavar="T", help="only this target (repeatable)"
     )
     parser.add_argument("--device", choices=["cpu", "cuda", "auto"], help="override every model's device")
-    parser.add_argument("--workers", type=_positive_int, help="worker processes (default: number of cores)")
-    parser.add_argument("--timeout", type=_positive_float, metavar="S", help="per-job timeout in seconds")
+    parser.add_argument("--workers", type=positive_int, help="worker processes (default: number of cores)")
+    parser.add_argument("--timeout", type=positive_float, metavar="S", help="per-job timeout in seconds")
     parser.add_argument(
         "--max-memory",
-        type=_memory_mb,
+        type=memory_mb,
         metavar="SIZE",
         help="kill and report as oom a worker whose RSS exceeds SIZE (e.g. 4G)",
     )
@@ -198,7 +177,7 @@ def run(args: argparse.Namespace) -> int:
         for error in result.config_errors:
             print(f"error: {error}", file=err)
         return EXIT_CONFIG
-    return EXIT_PASSED if verdict.passed else EXIT_GATE_FAILED
+    return EXIT_OK if verdict.passed else EXIT_GATE_FAILED
 
 
 def _use_colour(choice: str, *, stream: TextIO) -> bool:

@@ -15,16 +15,10 @@ import traceback
 from pathlib import Path
 from typing import TextIO
 
+from exportwatch.cli_args import EXIT_CONFIG, EXIT_GATE_FAILED, EXIT_INTERNAL, EXIT_OK
 from exportwatch.diff import DEFAULT_POLICY, Policy, diff_reports, gate
 from exportwatch.render import FORMATS, RenderContext, render
-from exportwatch.report import ReportError, load_report
-
-EXIT_PASSED = 0
-EXIT_GATE_FAILED = 1
-EXIT_USAGE = 2
-EXIT_INTERNAL = 3
-#: A report larger than this is refused rather than read (reports come from untrusted PRs).
-MAX_REPORT_BYTES = 256 * 1024 * 1024
+from exportwatch.report import MAX_REPORT_BYTES, ReportError, load_report
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         return _run(args)
     except _UsageError as exc:
         print(f"exportwatch diff: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return EXIT_CONFIG
     except Exception:  # a bug of ours: say so, with the trace, and a distinct exit code
         print("exportwatch diff: internal error (please report it):", file=sys.stderr)
         traceback.print_exc()
@@ -118,7 +112,7 @@ def _run(args: argparse.Namespace) -> int:
     if not verdict.passed:
         for reason in verdict.reasons:
             log.info("gate %s failed: %s", verdict.policy, reason)
-    return EXIT_PASSED if verdict.passed else EXIT_GATE_FAILED
+    return EXIT_OK if verdict.passed else EXIT_GATE_FAILED
 
 
 def _use_colour(choice: str, *, stream: TextIO) -> bool:

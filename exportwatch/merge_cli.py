@@ -14,14 +14,11 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
+from exportwatch.cli_args import EXIT_CONFIG, EXIT_OK
 from exportwatch.merge import MergeError, Shard, merge_reports
-from exportwatch.report import ReportError, load_report, write_report
+from exportwatch.report import MAX_REPORT_BYTES, ReportError, load_report, write_report
 
-EXIT_OK = 0
-EXIT_USAGE = 2
 DEFAULT_OUTPUT = Path("exportwatch-report.json")
-#: Shard reports may come from untrusted pull-request runs: refuse absurd sizes up front.
-MAX_REPORT_BYTES = 256 * 1024 * 1024
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -71,7 +68,7 @@ def run(args: argparse.Namespace, *, out: TextIO | None = None, err: TextIO | No
     files = expand(list(args.reports))
     if not files:
         print("error: no shard reports found in " + ", ".join(map(str, args.reports)), file=err)
-        return EXIT_USAGE
+        return EXIT_CONFIG
     output = Path(args.output)
     shards: list[Shard] = []
     for path in files:
@@ -81,12 +78,12 @@ def run(args: argparse.Namespace, *, out: TextIO | None = None, err: TextIO | No
             shards.append(Shard(name=str(path), report=load_report(path, max_bytes=MAX_REPORT_BYTES)))
         except ReportError as exc:
             print(f"error: {exc}", file=err)
-            return EXIT_USAGE
+            return EXIT_CONFIG
     try:
         merged = merge_reports(shards)
     except MergeError as exc:
         print(f"error: {exc}", file=err)
-        return EXIT_USAGE
+        return EXIT_CONFIG
     write_report(merged, output)
     if not getattr(args, "quiet", False):
         print(f"merged {len(shards)} shard report(s), {len(merged.jobs)} job(s) → {output}", file=out)

@@ -19,6 +19,8 @@ SCHEMA_VERSION = 1
 #: Caps that keep a report small enough to publish and to diff.
 MAX_MESSAGE_CHARS = 500
 MAX_DETAIL_CHARS = 8_000
+#: Reports may come from untrusted pull-request runs: commands refuse larger files up front.
+MAX_REPORT_BYTES = 256 * 1024 * 1024
 
 
 class Verdict(str, Enum):
