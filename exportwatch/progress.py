@@ -83,6 +83,8 @@ def sweep_table(report: Report) -> str:
         failing = [s for s in job.submodules if s.verdict in FAILING and s.path]
         origins = [s.path for s in failing if s.origin] or [s.path for s in failing]
         shown = ", ".join(origins[:3]) + (f" (+{len(origins) - 3})" if len(origins) > 3 else "")
+        if not shown and job.verdict in FAILING:
+            shown = "(root)"  # the whole model fails while every child exports on its own
         verdict = job.verdict.value + (" (xfail)" if job.xfail and job.verdict in FAILING else "")
         rows.append((job.model, job.target, job.device, verdict, shown or "-", f"{job.duration_s:.1f}s"))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]

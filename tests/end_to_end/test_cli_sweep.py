@@ -141,3 +141,14 @@ def test_cli_sweep__factory_error_found_in_a_worker_exits_2_but_keeps_other_resu
     report = load_report(output)
     assert report.job("fine", "export", "cpu").verdict.value == "ok"
     assert report.job("broken", "export", "cpu").verdict.value == "skipped"
+
+
+def test_cli_sweep__strict_mode_graph_dumps_stay_out_of_the_log_unless_verbose(tmp_path):
+    args = ["sweep", str(EXAMPLE), "--model", "stacked_encoder", "--target", "export-strict",
+            "--workers", "1", "-q"]  # fmt: skip
+    quiet = exportwatch(*args, "-o", str(tmp_path / "q.json"))
+    assert quiet.returncode == 0, quiet.stderr
+    assert "def forward(self" not in quiet.stdout + quiet.stderr
+    loud = exportwatch("-v", *args, "-o", str(tmp_path / "v.json"))
+    assert loud.returncode == 0, loud.stderr
+    assert "def forward(self" in loud.stdout + loud.stderr  # dynamo's partial graph, shown on -v

@@ -1,0 +1,67 @@
+"""Progress output: one line per job in CI logs, a live status line on a terminal."""
+
+from __future__ import annotations
+
+import io
+
+from exportwatch.progress import Progress, sweep_table
+from exportwatch.report import JobResult, Report, SubmoduleResult, Verdict
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def job(model: str, verdict: Verdict, *failing: str) -> JobResult:
+    subs = [SubmoduleResult(path="", module_type="M", verdict=verdict)]
+    subs += [SubmoduleResult(path=p, module_type="B", verdict=Verdict.FAIL, origin=True) for p in failing]
+    return JobResult(model=model, target="export", device="cpu", verdict=verdict, duration_s=1.25,
+                     submodules=subs)  # fmt: skip
+
+
+def test_progress__prints_one_plain_line_per_job_when_not_a_terminal():
+    stream = io.StringIO()
+    progress = Progress(total=2, stream=stream)
+    progress.start("cnn", "export")
+    progress.result(job("cnn", Verdict.OK))
+    progress.result(job("enc", Verdict.FAIL, "encoder.5"))
+    assert stream.getvalue().splitlines() == [
+        "[1/2] cnn · export · cpu: ok in 1.2s",
+        "[2/2] enc · export · cpu: FAIL, 2 failing submodules in 1.2s",
+    ]
+    assert "\r" not in stream.getvalue()
+
+
+def test_progress__keeps_a_live_line_of_running_jobs_on_a_terminal():
+    stream = Terminal()
+    progress = Progress(total=3, stream=stream)
+    progress.start("cnn", "export")
+    assert "running cnn · export" in stream.getvalue()
+    progress.result(job("cnn", Verdict.OK))
+    progress.close()
+    text = stream.getvalue()
+    assert "\r\x1b[2K" in text  # the live line is rewritten in place
+    assert "[1/3] cnn · export · cpu: ok" in text
+
+
+def test_progress__quiet_prints_nothing():
+    stream = Terminal()
+    progress = Progress(total=1, stream=stream, quiet=True)
+    progress.start("cnn", "export")
+    progress.result(job("cnn", Verdict.OK))
+    assert stream.getvalue() == ""
+
+
+def test_sweep_table__names_origins_and_marks_xfail():
+    failing = job("enc", Verdict.FAIL, "encoder.5")
+    failing.xfail = "known"
+    table = sweep_table(Report(jobs=[job("cnn", Verdict.OK), failing]))
+    lines = table.splitlines()
+    assert lines[0].split() == ["model", "target", "device", "verdict", "failing", "submodules", "time"]
+    assert "fail (xfail)" in lines[3] and "encoder.5" in lines[3]
+
+
+def test_sweep_table__says_root_when_only_the_whole_model_fails():
+    table = sweep_table(Report(jobs=[job("router", Verdict.FAIL)]))
+    assert "(root)" in table.splitlines()[2]
