@@ -3,8 +3,10 @@
 ``entrypoint/entrypoint.sh`` runs ``python -m exportwatch.action`` (in the Docker image and in
 the composite variant alike). Modes:
 
-* ``full``: install → sweep head → sweep base (merge-base, in a git worktree) → diff → gate →
-  render → **outputs and job summary first** → PR comment → check run → exit code per gate;
+* ``full``: install → (on a PR) the merge-base's stored baseline artifact, if any → sweep head
+  → base results (reused, stored baseline, cache, else swept in a git worktree of the
+  merge-base) → diff → gate → render → **outputs and job summary first** → PR comment → check
+  run → exit code per gate;
 * ``sweep``: install → sweep head (+ base for a PR) → write the reports; no token needed. The
   untrusted half of the fork-safe flow, and the push-to-main baseline;
 * ``publish``: in a ``workflow_run`` workflow: download the sweep's artifact (untrusted data:
@@ -30,7 +32,7 @@ import sys
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 from pathlib import Path
 from typing import Any, TextIO
@@ -39,10 +41,16 @@ from github import GithubException
 
 from exportwatch.diff import ChangeKind, Changes, GateResult, XfailIndex, diff_reports, gate
 from exportwatch.github import workflow_commands as wc
-from exportwatch.github.artifacts import download_artifact, find_run_artifact, safe_extract
+from exportwatch.github.artifacts import (
+    ArtifactRef,
+    download_artifact,
+    find_run_artifact,
+    safe_extract,
+)
 from exportwatch.github.client import (
     ClientSettings,
     GitHubError,
+    NoArtifact,
     build_github,
     describe,
     my_login,
@@ -73,6 +81,10 @@ MAX_REPORT_BYTES = 20 * 1024 * 1024
 CHECK_NAME = "exportwatch"
 #: GitHub shows at most 10 error annotations per step from workflow commands.
 MAX_LOG_ANNOTATIONS = 10
+#: In ``baseline-artifact``, the commit whose report the artifact holds.
+SHA_PLACEHOLDER = "{sha}"
+#: Artifacts of one name looked at, newest first, when searching for the merge-base's.
+MAX_BASELINE_CANDIDATES = 100
 #: Variables the user's code (install commands, the sweep) must not see.
 SECRET_VARIABLES = (
     "INPUT_GITHUB-TOKEN",
@@ -122,6 +134,53 @@ def head_commit(config: ActionConfig, event: Event) -> str | None:
 def base_report_path(report: Path) -> Path:
     """``exportwatch-report.json`` → ``exportwatch-report.base.json`` (uploaded beside it)."""
     return report.with_name(f"{report.stem}.base{report.suffix or '.json'}")
+
+
+def baseline_artifact_name(template: str, sha: str) -> str:
+    """``exportwatch-baseline-{sha}`` → the name of ``sha``'s baseline artifact. Pure."""
+    return template.replace(SHA_PLACEHOLDER, sha)
+
+
+def baseline_artifact_problem(artifact: Mapping[str, Any], *, name: str, sha: str) -> str | None:
+    """Why a listed artifact (the API's JSON) cannot be the stored baseline of ``sha``, or None.
+
+    Only a run *on* that commit *in this repository* counts: a fork's ``pull_request`` run
+    stores its artifacts in this repository too, under any name it likes. Pure.
+    """
+    run = artifact.get("workflow_run") or {}
+    if artifact.get("name") != name:
+        return "another name"
+    if artifact.get("expired"):
+        return "expired"
+    if run.get("head_sha") != sha:
+        return "from a run on another commit"
+    repo_id, head_repo_id = run.get("repository_id"), run.get("head_repository_id")
+    if repo_id is None or head_repo_id != repo_id:
+        return "from a run on a fork"
+    return None
+
+
+def choose_baseline_artifact(
+    listed: Sequence[Mapping[str, Any]], *, name: str, sha: str
+) -> tuple[ArtifactRef | None, str]:
+    """The newest usable artifact (re-runs repeat names), or None and why none is. Pure."""
+    usable = [a for a in listed if baseline_artifact_problem(a, name=name, sha=sha) is None]
+    if not usable:
+        if not listed:
+            return None, f"no artifact named {name!r}"
+        problems = sorted({baseline_artifact_problem(a, name=name, sha=sha) or "" for a in listed})
+        return None, f"{len(listed)} artifact(s) named {name!r}, none usable ({', '.join(problems)})"
+    best = max(usable, key=lambda a: int(a.get("id") or 0))
+    return (
+        ArtifactRef(
+            id=int(best["id"]),
+            name=str(best["name"]),
+            size_in_bytes=int(best.get("size_in_bytes") or 0),
+            download_url=str(best["archive_download_url"]),
+            head_sha=sha,
+        ),
+        f"artifact {best['name']!r} of run {(best.get('workflow_run') or {}).get('id', '?')}",
+    )
 
 
 def marker_key(config: ActionConfig) -> str | None:
@@ -216,17 +275,30 @@ def sweep_command(config: ActionConfig, *, manifest: Path, output: Path) -> list
 
 
 def compare_command(
-    config: ActionConfig, *, manifest: Path, base_ref: str, output: Path, base_output: Path, rendered: Path
+    config: ActionConfig,
+    *,
+    manifest: Path,
+    base_ref: str,
+    output: Path,
+    base_output: Path,
+    rendered: Path,
+    baseline: Path | None = None,
 ) -> list[str]:
     """``python -m exportwatch compare``: head, and the merge-base's results (reused where the
-    code did not change, swept in a worktree otherwise). The action gates and renders itself,
-    so compare runs with ``--fail-on never``. Pure."""
-    return [
+    code did not change, else from the stored ``baseline`` or the cache where compatible, else
+    swept in a worktree). The action gates and renders itself, so compare runs with
+    ``--fail-on never``. Pure."""
+    cmd = [
         sys.executable, "-m", "exportwatch", "compare", str(manifest), "--base", base_ref,
         "-o", str(output), "--base-output", str(base_output),
         "--fail-on", "never", "--format", "json", "--rendered", str(rendered),
         *_selection_args(config),
     ]  # fmt: skip
+    if baseline is not None:
+        cmd += ["--baseline", str(baseline)]
+    if config.cache_path is not None:
+        cmd += ["--cache-dir", str(config.cache_path)]
+    return cmd
 
 
 def _run_cli(cmd: list[str], *, cwd: Path, env: Mapping[str, str], title: str, out: TextIO) -> None:
@@ -248,7 +320,12 @@ def _load(path: Path, title: str) -> Report:
 
 
 def run_sweeps(
-    config: ActionConfig, *, base_ref: str | None, env: Mapping[str, str], out: TextIO
+    config: ActionConfig,
+    *,
+    base_ref: str | None,
+    env: Mapping[str, str],
+    out: TextIO,
+    baseline: Path | None = None,
 ) -> tuple[Report, Report | None]:
     """Head report, and the base report when there is a base to compare with."""
     manifest = _checked_manifest(config)
@@ -257,15 +334,118 @@ def run_sweeps(
     if base_ref is None or config.shard:  # a shard sweeps its part of the head only
         cmd = sweep_command(config, manifest=manifest, output=head_file)
         _run_cli(cmd, cwd=config.workdir, env=env, title="sweep", out=out)
-        return _load(head_file, "sweep"), None
+        head = _load(head_file, "sweep")
+        warm_cache(config, head)
+        return head, None
     base_file = base_report_path(head_file)
     with tempfile.TemporaryDirectory(prefix="exportwatch-") as tmp:
         cmd = compare_command(
             config, manifest=manifest, base_ref=base_ref, output=head_file, base_output=base_file,
-            rendered=Path(tmp) / "changes.json",
+            rendered=Path(tmp) / "changes.json", baseline=baseline,
         )  # fmt: skip
         _run_cli(cmd, cwd=config.workdir, env=env, title=f"sweep head, compare with {base_ref}", out=out)
     return _load(head_file, "compare"), _load(base_file, "compare")
+
+
+def warm_cache(config: ActionConfig, head: Report) -> int:
+    """After a plain sweep (a push to main, a shard): keep its results in ``cache-dir``, so the
+    next pull request finds them (``compare`` reads and writes the cache itself)."""
+    if config.cache_path is None:
+        return 0
+    from exportwatch.cache import ResultCache
+    from exportwatch.report import ResultSource
+
+    cache = ResultCache(config.cache_path)
+    stored = sum(cache.put(job) for job in head.jobs if job.source is ResultSource.SWEPT)
+    log.info("exportwatch: kept %d result(s) in the cache %s", stored, config.cache_dir)
+    return stored
+
+
+# --------------------------------------------------------------------------------------------
+# The merge-base's stored baseline (the push-to-main run's report artifact)
+
+
+def fetch_stored_baseline(
+    repo: Any, *, name: str, sha: str, token: Any, dest: Path, settings: ClientSettings
+) -> tuple[Path, str]:
+    """``GET /repos/{o}/{r}/actions/artifacts?name=NAME`` → the newest artifact of a run on
+    ``sha`` in this repository → download (size-capped), extract (safely) → the report in it,
+    schema-validated and about ``sha``. Returns (report path, where it came from).
+
+    Raises :class:`NoArtifact` (or a PyGithub/requests error) when there is none to use.
+    """
+    listed: list[Mapping[str, Any]] = []
+    for artifact in repo.get_artifacts(name=name):
+        listed.append(artifact.raw_data)
+        if len(listed) >= MAX_BASELINE_CANDIDATES:
+            break
+    ref, origin = choose_baseline_artifact(listed, name=name, sha=sha)
+    if ref is None:
+        raise NoArtifact(origin)
+    archive = download_artifact(ref, dest / "baseline.zip", token=token, settings=settings)
+    files = safe_extract(archive, dest / "baseline")
+    problems: list[str] = []
+    reports = sorted((f for f in files if f.suffix == ".json"), key=lambda f: (".base." in f.name, f.name))
+    for candidate in reports:
+        try:
+            stored = load_untrusted_report(candidate)
+        except ReportError as exc:
+            problems.append(str(exc))
+            continue
+        if stored.git_sha not in (sha, None):
+            problems.append(f"{candidate.name} is about {stored.git_sha[:12]}, not {sha[:12]}")
+            continue
+        return candidate, f"{origin}: {candidate.name}"
+    why = f" ({'; '.join(problems)})" if problems else ""
+    raise NoArtifact(f"{origin} holds no report of {sha[:12]}{why}")
+
+
+def stored_baseline(
+    config: ActionConfig, *, base_ref: str, dest: Path, out: TextIO, settings: ClientSettings
+) -> Path | None:
+    """The merge-base's stored baseline report, downloaded into ``dest``, or None.
+
+    Optional by nature: no token, no merge-base, no run, an expired or missing artifact, an
+    API outage, an unusable report are all a notice in the log, never an error; ``compare``
+    then reuses, reads the cache or sweeps. The token is used here, in this process only.
+    """
+    if not config.baseline_artifact:
+        return None
+    if config.github_token is None or not config.repository:
+        log.info("exportwatch: no github-token: the stored baseline is not looked up")
+        return None
+    from exportwatch.baseline import find_merge_base
+
+    try:
+        merge_base = find_merge_base(config.workdir, base_ref)
+    except Exception as exc:  # compare says it again, as the error it is there
+        log.info("exportwatch: no merge-base of %s yet (%s): no stored baseline", base_ref, exc)
+        return None
+    name = baseline_artifact_name(config.baseline_artifact, merge_base)
+    settings = replace(settings, retries=min(settings.retries, 2))  # optional: do not hold the run
+    try:
+        with group("exportwatch: stored baseline", out):
+            repo = build_github(config.github_token, settings).get_repo(config.repository)
+            path, origin = fetch_stored_baseline(
+                repo, name=name, sha=merge_base, token=config.github_token, dest=dest, settings=settings
+            )
+    except GitHubError as exc:
+        reason = str(exc)
+    except GithubException as exc:
+        reason = describe(exc) + (" (the token needs actions: read)" if exc.status in (401, 403) else "")
+    except Exception as exc:  # network down, a bad archive: optional, never fatal
+        reason = f"{type(exc).__name__}"
+    else:
+        print(wc.notice(f"exportwatch: stored baseline of {merge_base[:12]}: {origin}"), file=out)
+        return path
+    print(
+        wc.notice(
+            f"exportwatch: no stored baseline of {merge_base[:12]} ({reason}); "
+            "base results are reused, cached or swept"
+        ),
+        file=out,
+    )
+    return None
 
 
 def xfail_index(config: ActionConfig) -> XfailIndex | None:
@@ -461,7 +641,11 @@ def run_full(
     log.info("exportwatch: base %s (from %s)", ref or "-", source)
     if ref is None:
         print(wc.notice(f"exportwatch: no base to compare with on a {event.name or 'local'} run"), file=out)
-    head, base = run_sweeps(config, base_ref=ref, env=env, out=out)
+    with tempfile.TemporaryDirectory(prefix="exportwatch-stored-") as stored:
+        baseline = None
+        if ref is not None:
+            baseline = stored_baseline(config, base_ref=ref, dest=Path(stored), out=out, settings=settings)
+        head, base = run_sweeps(config, base_ref=ref, env=env, out=out, baseline=baseline)
     changes, result = analyse(head, base, config=config, xfail=xfail_index(config))
     return finish(
         config, changes=changes, result=result, pr_number=event.pr_number, sha=head_commit(config, event),

@@ -38,7 +38,6 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from exportwatch import __version__, git
 from exportwatch.cache import ResultCache
@@ -282,52 +281,6 @@ def load_stored_baseline(
     if why:
         return None, f"stored baseline {path} not used: {why}; sweeping the base instead"
     return stored, None
-
-
-# ---------------------------------------------------------------------------------------------
-# The base commit's report artifact (GitHub)
-
-
-def download_base_report(
-    repo: Any, *, sha: str, artifact_name: str, token: Any, dest: Path, settings: Any = None
-) -> Path | None:
-    """Download the report artifact of a workflow run on ``sha`` and return the report's path
-    (use it as ``--baseline``), or None when no run on that commit has one.
-
-    ``repo`` is a PyGithub ``Repository``; ``token`` an ``exportwatch.github.config.Secret``.
-    Plugs in where the action resolves the base (``exportwatch.action``): download, then pass
-    the file as ``CompareRequest.baseline``. The archive is untrusted and size-capped
-    (``exportwatch.github.artifacts``).
-    """
-    from github import GithubException
-
-    from exportwatch.github.artifacts import download_artifact, find_run_artifact, safe_extract
-    from exportwatch.github.client import NoArtifact
-
-    try:
-        runs = list(repo.get_workflow_runs(head_sha=sha))
-    except GithubException as exc:
-        log.warning("cannot list the workflow runs of %s: %s", sha[:12], exc)
-        return None
-    runs.sort(key=lambda r: getattr(r, "id", 0), reverse=True)
-    for run in runs:
-        if getattr(run, "conclusion", None) in ("cancelled", "skipped"):
-            continue
-        try:
-            info = find_run_artifact(repo, run.id, artifact_name)
-            archive = download_artifact(info.artifact, dest / f"{run.id}.zip", token=token, settings=settings)
-            files = safe_extract(archive, dest / str(run.id))
-        except NoArtifact as exc:
-            log.info("run %s: %s", run.id, exc)
-            continue
-        reports = sorted((f for f in files if f.suffix == ".json"), key=lambda f: ".base." in f.name)
-        for candidate in reports:
-            try:
-                if load_report(candidate, max_bytes=MAX_BASELINE_BYTES).git_sha in (sha, None):
-                    return candidate
-            except ReportError:
-                continue
-    return None
 
 
 # ---------------------------------------------------------------------------------------------

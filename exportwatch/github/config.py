@@ -77,6 +77,9 @@ class CommentMode(str, Enum):
 
 
 FAIL_ON_POLICIES = ("regression", "new-failure", "any-failure", "never")
+#: The artifact config/workflows/exportwatch-baseline.yml uploads on every push to main;
+#: ``{sha}`` stands for the commit whose report it holds.
+DEFAULT_BASELINE_ARTIFACT = "exportwatch-baseline-{sha}"
 DEFAULT_API_URL = "https://api.github.com"
 DEFAULT_SERVER_URL = "https://github.com"
 
@@ -253,6 +256,8 @@ class ActionConfig:
     base: str | None = None
     shard: str | None = None
     artifact: str = "exportwatch-report"
+    cache_dir: Path | None = None
+    baseline_artifact: str | None = DEFAULT_BASELINE_ARTIFACT
     # runner
     event_name: str | None = None
     event_path: Path | None = None
@@ -286,6 +291,11 @@ class ActionConfig:
     def report_file(self) -> Path:
         """``report-path`` on disk: relative paths are relative to the workspace."""
         return self.workspace / self.report_path
+
+    @property
+    def cache_path(self) -> Path | None:
+        """``cache-dir`` on disk (absolute): relative paths are relative to the workspace."""
+        return (self.workspace / self.cache_dir).resolve() if self.cache_dir else None
 
     @property
     def run_url(self) -> str | None:
@@ -334,6 +344,8 @@ _SOURCES: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "base": ("INPUT_BASE", _optional_text),
     "shard": ("INPUT_SHARD", _shard),
     "artifact": ("INPUT_ARTIFACT", _nonempty_text),
+    "cache_dir": ("INPUT_CACHE-DIR", _optional_path),
+    "baseline_artifact": ("INPUT_BASELINE-ARTIFACT", _optional_text),
     "event_name": ("GITHUB_EVENT_NAME", _optional_text),
     "event_path": ("GITHUB_EVENT_PATH", _optional_path),
     "repository": ("GITHUB_REPOSITORY", _repository),

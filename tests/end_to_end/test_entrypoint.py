@@ -227,6 +227,9 @@ def test_entrypoint__full_run_comments_checks_and_fails_the_gate_then_updates_th
     assert {j["model"]: j["verdict"] for j in head["jobs"]} == {"mlp": "ok", "gated": "fail"}
     assert {j["model"]: j["verdict"] for j in base["jobs"]} == {"mlp": "ok", "gated": "ok"}
     assert len(git("worktree", "list", cwd=checkout.path).splitlines()) == 1, "the base worktree is removed"
+    # no stored baseline on the fake server: a notice, and the base is swept as before
+    assert f"::notice::exportwatch: no stored baseline of {checkout.base[:12]}" in first.done.stdout
+    assert {j["source"] for j in base["jobs"]} == {"swept"}
 
     second = run_action(
         checkout.path, fake, event_name="pull_request", payload=pr_payload(checkout), sha=checkout.head,
@@ -248,6 +251,52 @@ def test_entrypoint__full_run_comments_checks_and_fails_the_gate_then_updates_th
     ]
     for where, text in secrets_seen:
         assert fake.token not in text, f"the token leaked into the {where}"
+
+
+def test_entrypoint__base_results_come_from_main_runs_stored_baseline_and_the_cache_fills(tmp_path, fake):
+    checkout = make_checkout(tmp_path / "workspace")
+    cache = checkout.path / ".exportwatch-cache"
+
+    # The push to main (config/workflows/exportwatch-baseline.yml) on the base commit.
+    git("checkout", "-q", checkout.base, cwd=checkout.path)
+    push = run_action(
+        checkout.path, fake, event_name="push", payload=events.payload("push.branch"), sha=checkout.base,
+        inputs={
+            "mode": "sweep", "workers": "1", "github-token": "", "report-path": "exportwatch-baseline.json",
+            "cache-dir": ".exportwatch-cache",
+        },
+        token=None,
+    )  # fmt: skip
+    assert push.done.returncode == 0, push.log
+    warmed = sorted(cache.glob("*.json"))
+    assert len(warmed) == 2, "main's run warms the cache"
+    git("checkout", "-q", "feature", cwd=checkout.path)
+    # What actions/upload-artifact stored (its name carries the commit), and the PR.
+    fake.add_workflow_run(REPO, 8001, head_sha=checkout.base, head_branch="main", event="push")
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        zf.write(checkout.path / "exportwatch-baseline.json", "exportwatch-baseline.json")
+    fake.add_artifact(REPO, 8001, f"exportwatch-baseline-{checkout.base}", buffer.getvalue())
+    fake.add_pull(REPO, 7, head_sha=checkout.head, base_sha=checkout.base)
+
+    pr = run_action(
+        checkout.path, fake, event_name="pull_request", payload=pr_payload(checkout), sha=checkout.head,
+        inputs={"workers": "1", "cache-dir": ".exportwatch-cache"}, token=fake.token,
+    )  # fmt: skip
+
+    assert pr.done.returncode == 1, pr.log
+    assert pr.outputs["regressions"] == "1"
+    (listing,) = fake.requests_to("actions/list-artifacts-for-repo")
+    assert listing.query["name"] == [f"exportwatch-baseline-{checkout.base}"]
+    assert f"::notice::exportwatch: stored baseline of {checkout.base[:12]}" in pr.done.stdout
+    base = json.loads((checkout.path / "exportwatch-report.base.json").read_text())
+    # models.py changed, so nothing is reused: the stored baseline stands in for the base sweep
+    assert {j["model"]: j["source"] for j in base["jobs"]} == {"mlp": "baseline", "gated": "baseline"}
+    assert {j["model"]: j["verdict"] for j in base["jobs"]} == {"mlp": "ok", "gated": "ok"}
+    assert "no model to sweep on the merge-base" in pr.log
+    assert len(list(cache.glob("*.json"))) == 4, "the PR's head results join main's in the cache"
+    seen = (checkout.path / "env-seen-by-user-code.txt").read_text()
+    assert fake.token not in seen and fake.token not in pr.log
 
 
 def test_entrypoint__bad_input_exits_2_naming_it_before_any_work(tmp_path, fake):

@@ -75,6 +75,71 @@ def test_compare_command__asks_compare_for_both_reports_and_leaves_the_gate_to_t
     ]  # fmt: skip
 
 
+def test_compare_command__passes_the_stored_baseline_and_the_cache_directory(tmp_path):
+    cfg = ActionConfig.from_env({"GITHUB_WORKSPACE": str(tmp_path), "INPUT_CACHE-DIR": ".exportwatch-cache"})
+    cmd = action.compare_command(
+        cfg, manifest=Path("m.yml"), base_ref="main", output=Path("r.json"),
+        base_output=Path("r.base.json"), rendered=Path("c.json"), baseline=Path("/tmp/stored/r.json"),
+    )  # fmt: skip
+    assert cmd[cmd.index("--baseline") + 1] == "/tmp/stored/r.json"
+    # absolute: compare runs in working-directory, the cache path is relative to the workspace
+    assert cmd[cmd.index("--cache-dir") + 1] == str((tmp_path / ".exportwatch-cache").resolve())
+    plain = action.compare_command(
+        config(), manifest=Path("m.yml"), base_ref="main", output=Path("r.json"),
+        base_output=Path("r.base.json"), rendered=Path("c.json"),
+    )  # fmt: skip
+    assert "--baseline" not in plain and "--cache-dir" not in plain
+
+
+def test_baseline_artifact_name__puts_the_commit_where_the_template_says():
+    assert action.baseline_artifact_name("exportwatch-baseline-{sha}", "a" * 40) == (
+        "exportwatch-baseline-" + "a" * 40
+    )
+    assert action.baseline_artifact_name("main-report", "a" * 40) == "main-report"
+
+
+BASE = "b" * 40
+
+
+def listed_artifact(id: int, *, name: str = "exportwatch-baseline", sha: str = BASE, **overrides) -> dict:
+    """An artifact as ``GET /repos/{o}/{r}/actions/artifacts`` lists it."""
+    run = {"id": id * 10, "repository_id": 1, "head_repository_id": 1, "head_sha": sha, "head_branch": "main"}
+    run |= overrides.pop("workflow_run", {})
+    return {
+        "id": id, "name": name, "size_in_bytes": 100, "expired": False, "workflow_run": run,
+        "archive_download_url": f"https://api.github.com/repos/o/r/actions/artifacts/{id}/zip",
+    } | overrides  # fmt: skip
+
+
+def test_choose_baseline_artifact__takes_the_newest_run_on_the_commit_in_this_repository():
+    listed = [listed_artifact(1), listed_artifact(3), listed_artifact(2)]
+    ref, origin = action.choose_baseline_artifact(listed, name="exportwatch-baseline", sha=BASE)
+    assert ref is not None and ref.id == 3 and ref.download_url.endswith("/3/zip")
+    assert origin == "artifact 'exportwatch-baseline' of run 30"
+
+
+@pytest.mark.parametrize(
+    ("artifact", "problem"),
+    [
+        (listed_artifact(9, expired=True), "expired"),
+        (listed_artifact(9, sha="c" * 40), "from a run on another commit"),
+        (listed_artifact(9, workflow_run={"head_repository_id": 666}), "from a run on a fork"),
+        (listed_artifact(9, workflow_run={"repository_id": None}), "from a run on a fork"),
+        (listed_artifact(9, name="exportwatch-baseline-old"), "another name"),
+    ],
+)
+def test_choose_baseline_artifact__refuses_expired_other_commits_and_forks_runs(artifact, problem):
+    assert action.baseline_artifact_problem(artifact, name="exportwatch-baseline", sha=BASE) == problem
+    ref, why = action.choose_baseline_artifact(
+        [artifact, listed_artifact(1, expired=True)], name="exportwatch-baseline", sha=BASE
+    )
+    assert ref is None and problem in why and "2 artifact(s) named 'exportwatch-baseline'" in why
+
+
+def test_choose_baseline_artifact__says_when_there_is_none_at_all():
+    assert action.choose_baseline_artifact([], name="x", sha=BASE) == (None, "no artifact named 'x'")
+
+
 def test_scrubbed_env__hides_the_tokens_from_the_users_code():
     env = {
         "INPUT_GITHUB-TOKEN": "t",

@@ -192,7 +192,23 @@ def test_config__input_names_are_the_documented_action_inputs():
         "base",
         "shard",
         "artifact",
+        "cache-dir",
+        "baseline-artifact",
     )
+
+
+def test_config__cache_dir_resolves_against_the_workspace_and_is_off_when_empty(tmp_path):
+    env = {"GITHUB_WORKSPACE": str(tmp_path), "INPUT_WORKING-DIRECTORY": "pkg"}
+    config = ActionConfig.from_env(env | {"INPUT_CACHE-DIR": ".exportwatch-cache"})
+    assert config.cache_path == (tmp_path / ".exportwatch-cache").resolve()
+    assert ActionConfig.from_env(env | {"INPUT_CACHE-DIR": " "}).cache_path is None
+
+
+def test_config__baseline_artifact_defaults_to_the_baseline_workflows_name_and_empty_turns_it_off():
+    assert ActionConfig.from_env({}).baseline_artifact == "exportwatch-baseline-{sha}"
+    assert ActionConfig.from_env({"INPUT_BASELINE-ARTIFACT": ""}).baseline_artifact is None
+    custom = ActionConfig.from_env({"INPUT_BASELINE-ARTIFACT": " main-report "})
+    assert custom.baseline_artifact == "main-report"
 
 
 def test_config__constructor_is_keyword_only():
