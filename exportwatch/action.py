@@ -39,6 +39,7 @@ from typing import Any, TextIO
 
 from github import GithubException
 
+from exportwatch.cli_args import EXIT_CONFIG, EXIT_INTERNAL, EXIT_OK
 from exportwatch.diff import ChangeKind, Changes, GateResult, XfailIndex, diff_reports, gate
 from exportwatch.github import workflow_commands as wc
 from exportwatch.github.artifacts import (
@@ -67,14 +68,10 @@ from exportwatch.github.publish import (
 )
 from exportwatch.manifest import ConfigError
 from exportwatch.render import RenderContext, comment_marker, headline, render
-from exportwatch.report import FAILING, Report, ReportError, load_report
+from exportwatch.report import FAILING, Report, ReportError, base_report_path, load_report
 
 log = logging.getLogger("exportwatch.action")
 
-EXIT_PASSED = 0
-EXIT_GATE_FAILED = 1
-EXIT_CONFIG = 2
-EXIT_INTERNAL = 3
 
 #: Reports from an artifact are untrusted: refuse anything larger than this.
 MAX_REPORT_BYTES = 20 * 1024 * 1024
@@ -129,11 +126,6 @@ def resolve_base(config: ActionConfig, event: Event) -> tuple[BaseSource, str | 
 def head_commit(config: ActionConfig, event: Event) -> str | None:
     """The commit results are about: a PR's head (not the merge commit the runner checks out)."""
     return event.head_sha or config.sha
-
-
-def base_report_path(report: Path) -> Path:
-    """``exportwatch-report.json`` → ``exportwatch-report.base.json`` (uploaded beside it)."""
-    return report.with_name(f"{report.stem}.base{report.suffix or '.json'}")
 
 
 def baseline_artifact_name(template: str, sha: str) -> str:
@@ -466,7 +458,7 @@ class Result:
     regressions: int = 0
     fixes: int = 0
     report_path: str = ""
-    exit_code: int = EXIT_PASSED
+    exit_code: int = EXIT_OK
 
     def outputs(self) -> dict[str, object]:
         return {
@@ -672,7 +664,7 @@ def run_sweep_mode(
     write_outputs(config.output_path, outputs | {"comment-url": ""})
     context = render_context(config, sha=head_commit(config, event))
     append_summary(config.summary_path, render(changes, result, "summary", context=context))
-    return EXIT_PASSED
+    return EXIT_OK
 
 
 def run_publish(

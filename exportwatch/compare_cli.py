@@ -30,11 +30,6 @@ from exportwatch.cli_args import (
 DEFAULT_REPORT = Path("exportwatch-report.json")
 
 
-def default_base_output(head_output: Path) -> Path:
-    """``exportwatch-report.json`` → ``exportwatch-report.base.json``."""
-    return head_output.with_name(f"{head_output.stem}.base{head_output.suffix or '.json'}")
-
-
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     from exportwatch.diff import DEFAULT_POLICY, Policy
     from exportwatch.render import FORMATS
@@ -121,6 +116,7 @@ def run(args: argparse.Namespace) -> int:
     from exportwatch.diff import XfailIndex, diff_reports, gate
     from exportwatch.manifest import ConfigError, load_manifest
     from exportwatch.render import RenderContext, render
+    from exportwatch.report import base_report_path
 
     err = sys.stderr
 
@@ -132,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
         manifest_path=args.manifest,
         base_ref=args.base,
         head_output=args.output,
-        base_output=args.base_output or default_base_output(args.output),
+        base_output=args.base_output or base_report_path(args.output),
         baseline=args.baseline,
         cache_dir=args.cache_dir,
         targets=args.targets,

@@ -295,6 +295,14 @@ def write_report(report: Report, path: Path) -> None:
         raise
 
 
+def base_report_path(head: Path) -> Path:
+    """Where the base report goes beside the head's: ``x.json`` → ``x.base.json``.
+
+    One convention for ``compare`` and the action (the upload glob ``x*.json`` takes both).
+    """
+    return head.with_name(f"{head.stem}.base{head.suffix or '.json'}")
+
+
 def load_report(path: Path, *, max_bytes: int | None = None) -> Report:
     """Read a report (``.json``) or a partial sweep log (``.jsonl``)."""
     try:

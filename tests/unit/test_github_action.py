@@ -13,6 +13,7 @@ from exportwatch import action
 from exportwatch.diff import diff_reports, gate
 from exportwatch.github.config import ActionConfig
 from exportwatch.github.event import Event
+from exportwatch.report import base_report_path
 from tests.factories import base_report, failing, ok, report
 
 PR = Event(name="pull_request", pr_number=7, base_sha="b" * 40, head_sha="h" * 40, base_ref="main")
@@ -38,9 +39,7 @@ def test_head_commit__is_the_prs_head_not_the_merge_commit_the_runner_checked_ou
 
 
 def test_base_report_path__sits_beside_the_head_report_and_matches_the_upload_glob():
-    assert action.base_report_path(Path("out/exportwatch-report.json")) == Path(
-        "out/exportwatch-report.base.json"
-    )
+    assert base_report_path(Path("out/exportwatch-report.json")) == Path("out/exportwatch-report.base.json")
     assert Path("exportwatch-report.base.json").match("exportwatch-report*.json")
 
 
