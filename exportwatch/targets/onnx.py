@@ -34,8 +34,8 @@ from exportwatch.targets.verify import (
     Tolerance,
     clone_tree,
     compare_flat,
+    eager_references,
     flatten_with_paths,
-    input_sets,
     requested_dynamic_dims,
     slot_tree,
 )
@@ -510,14 +510,7 @@ def verify_with_onnxruntime(
         return Outcome.failed(Stage.RUNTIME, exc, notes)
     session_inputs = [i.name for i in session.get_inputs()]
     tolerance = Tolerance(rtol=options.rtol, atol=options.atol)
-    for set_name, call in input_sets(example, checks):
-        try:
-            expected = module(*clone_tree(call.args), **clone_tree(call.kwargs))
-        except Exception as exc:
-            notes.append(
-                f"input set {set_name!r}: eager forward raised {type(exc).__name__}: {exc}; not verified"
-            )
-            continue
+    for set_name, call, expected in eager_references(module, example, checks, notes):
         try:
             actual = session.run(None, feeder.feed(call, session_inputs))
         except Exception as exc:

@@ -23,7 +23,7 @@ from exportwatch.targets.verify import (
     Tolerance,
     clone_tree,
     compare_outputs,
-    input_sets,
+    eager_references,
     requested_dynamic_dims,
     slot_tree,
 )
@@ -89,14 +89,7 @@ def verify_exported_program(
         exported = ep.module()
     except Exception as exc:
         return Outcome.failed(Stage.RUNTIME, exc, notes)
-    for set_name, call in input_sets(example, checks):
-        try:
-            expected = module(*clone_tree(call.args), **clone_tree(call.kwargs))
-        except Exception as exc:
-            notes.append(
-                f"input set {set_name!r}: eager forward raised {type(exc).__name__}: {exc}; not verified"
-            )
-            continue
+    for set_name, call, expected in eager_references(module, example, checks, notes):
         try:
             actual = exported(*clone_tree(call.args), **clone_tree(call.kwargs))
         except Exception as exc:

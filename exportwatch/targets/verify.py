@@ -8,7 +8,7 @@ across torch.export and ONNX, so a diff between targets means a real difference.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -222,6 +222,24 @@ def clone_tree(tree: Any) -> Any:
 def input_sets(example: Any, checks: Sequence[tuple[str, Any]]) -> list[tuple[str, Any]]:
     """The example first (named ``example``), then the manifest's extra input sets."""
     return [("example", example), *checks]
+
+
+def eager_references(
+    module: Any, example: Any, checks: Sequence[tuple[str, Any]], notes: list[str]
+) -> Iterator[tuple[str, Any, Any]]:
+    """``(input set, call, eager output)`` for every input set the eager module accepts.
+
+    A set the eager model itself rejects cannot be verified: say so in ``notes`` and go on.
+    """
+    for set_name, call in input_sets(example, checks):
+        try:
+            expected = module(*clone_tree(call.args), **clone_tree(call.kwargs))
+        except Exception as exc:
+            notes.append(
+                f"input set {set_name!r}: eager forward raised {type(exc).__name__}: {exc}; not verified"
+            )
+            continue
+        yield set_name, call, expected
 
 
 # ---------------------------------------------------------------------------------------------
