@@ -234,6 +234,12 @@ def decide_reuse(head: ModelFingerprint | None, base: ModelFingerprint | None) -
         return ReuseDecision(reuse=False, reason="new model (not in the base manifest)")
     if head is None:
         return ReuseDecision(reuse=False, reason="removed from the head manifest")
+    unresolved = head.unresolved or base.unresolved
+    if unresolved:
+        return ReuseDecision(
+            reuse=False,
+            reason=f"{', '.join(unresolved)} is not a file in the repository, so its code cannot be compared",
+        )
     changed = tuple(head.changed_files(base))
     if head.entry != base.entry:
         return ReuseDecision(reuse=False, reason="its manifest entry changed", changed=changed)

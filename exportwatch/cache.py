@@ -77,8 +77,8 @@ class ResultCache:
             return None
         if key is not None and (job.model, job.target) != key[:2]:
             return None
-        if key is not None and key[2] not in ("auto", job.device):
-            return None
+        if key is not None and key[2] != job.device:
+            return None  # includes "auto": resolved on another machine, it may mean another device
         job.source = ResultSource.CACHE
         self.hits += 1
         return job

@@ -104,7 +104,12 @@ def run_sweep_command(args: argparse.Namespace) -> int:
     from exportwatch.report import FAILING, ReportError
     from exportwatch.runner import SweepRequest, plan_units, run_sweep
     from exportwatch.shard import estimate_costs, load_history, select_shard
+    from exportwatch.workers import WorkerStartError
 
+    if args.output.suffix == ".jsonl":
+        print("error: -o names the JSON report (e.g. report.json); its .jsonl log goes beside it",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_CONFIG
     try:
         manifest = load_manifest(args.manifest)
         units = plan_units(manifest, models=args.models, targets=args.targets, device=args.device)
@@ -131,7 +136,11 @@ def run_sweep_command(args: argparse.Namespace) -> int:
         shard=args.shard,
         history=history,
     )
-    result = run_sweep(request, progress=progress)
+    try:
+        result = run_sweep(request, progress=progress)
+    except WorkerStartError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INTERNAL
     if not args.quiet:
         print(sweep_table(result.report))
         print(f"\nreport: {args.output}  ({result.report.duration_s:.1f}s)")

@@ -452,7 +452,17 @@ class ModelFingerprint:
     dependencies: Mapping[str, str] = field(default_factory=dict)  # repo-relative path -> sha256
     unresolved: tuple[str, ...] = ()  # factory / callable refs that name no repository file
 
-    def content_hash(self, target: str, environment: Environment) -> str:
+    @property
+    def cacheable(self) -> bool:
+        """A result may be served from elsewhere (cache, stored baseline) only when its inputs
+        are fully known: every factory/callable found in the repository, and a fixed device
+        (``auto`` resolves differently on another machine)."""
+        return not self.unresolved and self.device != "auto"
+
+    def content_hash(self, target: str, environment: Environment) -> str | None:
+        """The key results are cached and matched under; None when not :attr:`cacheable`."""
+        if not self.cacheable:
+            return None
         payload = {
             "fingerprint": FINGERPRINT_VERSION,
             "dependencies": sorted(self.dependencies.items()),
@@ -492,7 +502,9 @@ class Fingerprinter:
     def __init__(self, tree: SourceTree, *, manifest_dir: str) -> None:
         self.tree = tree
         self.manifest_dir = _join(manifest_dir)
-        self.graph = ImportGraph(tree, [self.manifest_dir, ""])
+        # Absolute imports resolve from the manifest's folder, the repository root, and the
+        # conventional src/ layout (``pip install -e .`` of a package under src/).
+        self.graph = ImportGraph(tree, [self.manifest_dir, "", "src"])
         self._hashes: dict[str, str] = {}
 
     def fingerprint(self, spec: ModelSpec, *, device: str | None = None) -> ModelFingerprint:

@@ -11,6 +11,8 @@ This module runs inside a worker process; it knows nothing of processes or timeo
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 import hashlib
 import inspect
 import logging
@@ -129,33 +131,89 @@ def call_signature(call: Call) -> Any:
     return _signature((call.args, call.kwargs))
 
 
-_PLAIN = (int, float, bool, str, bytes, type(None))
+_BY_REPR = (int, float, bool, str, bytes, type(None), torch.dtype, torch.device, torch.Size)
+#: How deep attribute containers are described before falling back to identity.
+_ATTRIBUTE_DEPTH = 3
+#: Tensors stored as plain attributes (constants the export bakes in) up to this many elements
+#: are described by value; larger ones by shape and dtype only.
+_TENSOR_VALUE_LIMIT = 4096
 
 
-def _plain_attributes(module: nn.Module) -> tuple:
+def _code_fingerprint(function: Any) -> str | None:
+    """Bytecode, constants, names and closure of a function (or a method's function)."""
+    function = getattr(function, "__func__", function)
+    code = getattr(function, "__code__", None)
+    if code is None:
+        return None
+    closure = tuple(_describe(cell.cell_contents, 1) for cell in (function.__closure__ or ()))
+    defaults = _describe(function.__defaults__, 1)
+    raw = code.co_code + repr((code.co_consts, code.co_names, closure, defaults)).encode()
+    return hashlib.sha256(raw).hexdigest()
+
+
+def _describe(value: Any, depth: int = 0) -> Any:
+    """A hashable description of an attribute value, for deciding if two modules are the same.
+
+    Values that can change what an export does are described by content (numbers, strings,
+    containers, functions by their code, small tensors by value). Anything else is described by
+    identity: a config object shared by every layer still dedups, two different objects never do.
+    """
+    if isinstance(value, _BY_REPR):
+        return repr(value)
+    if depth >= _ATTRIBUTE_DEPTH:
+        return ("id", type(value).__qualname__, id(value))
+    if isinstance(value, torch.Tensor):
+        described: tuple = ("T", tuple(value.shape), str(value.dtype))
+        if value.numel() <= _TENSOR_VALUE_LIMIT and not value.is_meta:
+            described += (hashlib.sha256(value.detach().cpu().contiguous().numpy().tobytes()).hexdigest(),)
+        return described
+    if isinstance(value, tuple | list | set | frozenset):
+        items = [_describe(v, depth + 1) for v in value]
+        return (
+            type(value).__name__,
+            tuple(sorted(items, key=repr) if isinstance(value, set | frozenset) else items),
+        )
+    if isinstance(value, dict):
+        return ("dict", tuple(sorted((repr(k), _describe(v, depth + 1)) for k, v in value.items())))
+    if isinstance(value, enum.Enum):
+        return repr(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        fields_ = tuple(
+            (f.name, _describe(getattr(value, f.name), depth + 1)) for f in dataclasses.fields(value)
+        )
+        return (type(value).__qualname__, fields_)
+    code = _code_fingerprint(value) if callable(value) and not isinstance(value, nn.Module) else None
+    if code is not None:
+        return ("fn", getattr(value, "__qualname__", type(value).__qualname__), code)
+    if isinstance(value, type):
+        return ("type", value.__module__, value.__qualname__)
+    return ("id", type(value).__qualname__, id(value))
+
+
+def _attributes(module: nn.Module) -> tuple:
+    """The module's own attributes (not parameters, buffers or submodules), described."""
     items = []
     for name, value in vars(module).items():
-        if name.startswith("_"):
+        if name.startswith("_") or isinstance(value, nn.Module):
             continue
-        if isinstance(value, _PLAIN) or (
-            isinstance(value, tuple | list) and all(isinstance(v, _PLAIN) for v in value)
-        ):
-            items.append((name, repr(value)))
-    return tuple(sorted(items))
+        items.append((name, _describe(value)))
+    return tuple(sorted(items, key=lambda item: item[0]))
+
+
+def _hooks(module: nn.Module) -> tuple:
+    """User forward hooks change what runs; the sweep's own capture hooks are gone by now."""
+    hooks = [*module._forward_pre_hooks.values(), *module._forward_hooks.values()]
+    return tuple(_describe(hook, 1) for hook in hooks)
 
 
 def _forward_code(module: nn.Module) -> str:
-    forward = type(module).forward
-    code = getattr(forward, "__code__", None)
-    if code is None:
-        return repr(forward)
-    return hashlib.sha256(
-        code.co_code + repr(code.co_consts).encode() + repr(code.co_names).encode()
-    ).hexdigest()
+    """The forward that actually runs: an instance attribute wins over the class's method."""
+    forward = vars(module).get("forward", type(module).forward)
+    return _code_fingerprint(forward) or repr(forward)
 
 
 def structural_key(module: nn.Module) -> tuple:
-    """Class, forward code, own tensors' shapes/dtypes, plain attributes, children (recursive)."""
+    """Class, forward code, own tensors' shapes/dtypes, attributes, hooks, children (recursive)."""
     tensors = tuple(
         (name, tuple(t.shape), str(t.dtype))
         for name, t in [*module.named_parameters(recurse=False), *module.named_buffers(recurse=False)]
@@ -167,7 +225,8 @@ def structural_key(module: nn.Module) -> tuple:
         f"{cls.__module__}.{cls.__qualname__}",
         _forward_code(module),
         tensors,
-        _plain_attributes(module),
+        _attributes(module),
+        _hooks(module),
         children,
     )
 
@@ -246,16 +305,18 @@ class _Walk:
             for child, child_path in self._children(module, path):
                 self._visit(child, child_path, covered_by=None)
             return
+        calls = self.capture.calls_of(module)
+        if not calls:
+            # Checked before coverage: a module the forward never calls is `not-called` whether
+            # or not its ancestor exported, so breaking the root does not flip unused modules.
+            self._record_not_called(module, path)
+            for child, child_path in self._children(module, path):
+                self._visit(child, child_path, covered_by=covered_by)
+            return
         if covered_by is not None:
             self._new(module, path, Verdict.COVERED, covered_by=covered_by)
             for child, child_path in self._children(module, path):
                 self._visit(child, child_path, covered_by=covered_by)
-            return
-        calls = self.capture.calls_of(module)
-        if not calls:
-            self._record_not_called(module, path)
-            for child, child_path in self._children(module, path):
-                self._visit(child, child_path, covered_by=None)
             return
         key = dedup_key(module, calls)
         if key in self.seen:
@@ -324,23 +385,23 @@ class _Walk:
             notes.append(f"called with {len(distinct)} input signatures; exported the first {len(tried)}")
         started = time.perf_counter()
         outcome: Outcome | None = None
-        failing_call = 0
-        for index, call in enumerate(tried):
+        attempts = 0
+        for call in tried:
             options = self._options(path, dynamic=is_root)
             outcome = self.attempt_fn(module, path, call, self._checks_for(module, call, is_root), options)
-            self.attempts += 1
+            attempts += 1
             notes.extend(outcome.warnings)
             if outcome.verdict != Verdict.OK:
-                failing_call = index
                 break
         assert outcome is not None
+        self.attempts += attempts
         if len(tried) > 1 and outcome.verdict != Verdict.OK:
-            notes.append(f"failed on call {failing_call + 1} of {len(tried)} distinct input signatures")
+            notes.append(f"failed on call {attempts} of {len(tried)} distinct input signatures")
         result = self._new(
             module,
             path,
             outcome.verdict,
-            attempts=failing_call + 1,
+            attempts=attempts,
             duration_s=round(time.perf_counter() - started, 4),
             warnings=list(dict.fromkeys(notes)),
         )
@@ -395,8 +456,8 @@ class _Walk:
 
 
 def _has_own_forward(module: nn.Module) -> bool:
-    """Containers (ModuleList, ModuleDict) have no forward of their own."""
-    return type(module).forward is not nn.Module.forward
+    """Containers (ModuleList, ModuleDict) have no forward of their own (nor a patched one)."""
+    return "forward" in vars(module) or type(module).forward is not nn.Module.forward
 
 
 def _apply_diagnosis(result: SubmoduleResult, found: diagnose.Diagnosis) -> None:

@@ -14,6 +14,7 @@ import logging
 import multiprocessing
 import multiprocessing.util
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -36,6 +37,18 @@ POLL_SECONDS = 0.1
 RECYCLE_FRACTION = 0.75
 #: How much of a dead worker's log goes into the crash result.
 LOG_TAIL_CHARS = 3_000
+#: Workers that die before they are ready, in a row, before the sweep gives up.
+MAX_FAILED_STARTS = 3
+
+
+class WorkerStartError(RuntimeError):
+    """Workers die while starting (a broken torch install, say): no job can run at all."""
+
+    def __init__(self, exitcode: int | None, log_tail: str) -> None:
+        super().__init__(
+            f"{MAX_FAILED_STARTS} worker processes in a row died while starting "
+            f"({_signal_name(exitcode)}); the last one said:\n{log_tail.strip() or '(nothing)'}"
+        )
 
 
 @dataclass(kw_only=True)
@@ -240,6 +253,7 @@ class _Worker:
     log_path: Path | None
     unit: Unit | None = None
     current: str | None = None  # target being swept
+    current_started: float = 0.0
     device: str | None = None  # the unit's resolved device ("auto" becomes cpu or cuda)
     deadline: float = 0.0
     started: float = 0.0
@@ -330,6 +344,7 @@ class WorkerPool:
     def run(self, units: list[Unit]) -> None:
         queue: deque[Unit] = deque(units)
         workers = [self._spawn() for _ in range(min(self.size, len(units)))]
+        failed_starts = 0
         try:
             while queue or any(w.unit is not None for w in workers):
                 for worker in workers:
@@ -337,11 +352,20 @@ class WorkerPool:
                         self._assign(worker, queue.popleft())
                 self._wait(workers)
                 for index, worker in enumerate(workers):
-                    replacement = self._check(worker, queue)
-                    if replacement:
-                        workers[index] = self._spawn()
+                    if not self._check(worker, queue):
+                        continue
+                    if not worker.ready:
+                        # Died before it could import torch: respawning will not help.
+                        failed_starts += 1
+                        if failed_starts >= MAX_FAILED_STARTS:
+                            raise WorkerStartError(worker.process.exitcode, _tail(worker.log_path))
+                    else:
+                        failed_starts = 0
+                    workers[index] = self._spawn()
         finally:
             self._stop_all(workers)
+            if self.settings.log_dir is None:
+                shutil.rmtree(self._log_dir, ignore_errors=True)
 
     def _assign(self, worker: _Worker, unit: Unit) -> None:
         worker.unit = unit
@@ -412,7 +436,8 @@ class WorkerPool:
             worker.device = payload
         elif kind == "start" and unit is not None:
             worker.current = payload
-            worker.deadline = time.monotonic() + self._timeout_for(unit)
+            worker.current_started = time.monotonic()
+            worker.deadline = worker.current_started + self._timeout_for(unit)
             self.on_event(Event(kind="start", model=unit.spec.name, target=payload))
         elif kind == "result" and unit is not None:
             job: JobResult = payload
@@ -450,6 +475,8 @@ class WorkerPool:
             victims = [worker.current]
             requeue = [t for t in remaining if t != worker.current]
         tail = _tail(worker.log_path)
+        since = worker.current_started if worker.current is not None else worker.started
+        elapsed = round(time.monotonic() - since, 3)
         for target in victims:
             job = _infrastructure_job(
                 unit,
@@ -460,6 +487,7 @@ class WorkerPool:
                 worker.peak_rss_mb,
                 device=worker.device or unit.device or unit.spec.device,
             )
+            job.duration_s = elapsed
             self.on_event(Event(kind="result", model=unit.spec.name, target=target, job=job))
         if requeue:
             queue.appendleft(Unit(spec=unit.spec, targets=requeue, device=unit.device, order=unit.order))

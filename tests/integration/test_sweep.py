@@ -184,3 +184,36 @@ def test_sweep__prepared_model_is_shared_by_targets():
     strict = sweep_target(prepared, "export-strict", settings=SETTINGS)
     assert non_strict.submodule("post").verdict == Verdict.FAIL
     assert strict.verdict == Verdict.OK
+
+
+def test_sweep__does_not_dedup_modules_whose_function_attributes_differ():
+    job = sweep("models.sweep_cases:FunctionAttributes", [2, 4])
+    assert verdicts(job) == {"": "fail", "a": "ok", "b": "fail"}
+
+
+def test_sweep__does_not_dedup_a_module_whose_forward_was_replaced_on_the_instance():
+    job = sweep("models.sweep_cases:ReplacedForward", [2, 4])
+    assert verdicts(job) == {"": "fail", "a": "ok", "b": "fail"}
+
+
+def test_sweep__dedups_by_attribute_content_and_shared_objects():
+    job = sweep("models.sweep_cases:ConfigDicts", [2, 4])
+    found = verdicts(job)
+    assert found["blocks.1"] == "fail"  # {"check": True} differs from the shared config
+    assert found["blocks.0"] == "ok"
+    assert (found["blocks.2"], job.submodule("blocks.2").same_as) == ("same-as", "blocks.0")
+    assert (found["blocks.3"], job.submodule("blocks.3").same_as) == ("same-as", "blocks.0")
+
+
+def test_sweep__an_uncalled_module_is_not_called_whether_or_not_the_root_exports():
+    job = sweep("models.sweep_cases:WithUnused", [2, 4])
+    assert job.verdict == Verdict.OK
+    assert verdicts(job) == {"": "ok", "used": "covered", "unused": "not-called"}
+
+
+def test_sweep__counts_every_export_attempt_of_a_module_called_with_several_shapes():
+    job = sweep("models.sweep_cases:TwoShapesUnderFailingRoot", [2, 4])
+    assert job.root.verdict == Verdict.FAIL
+    reduce = job.submodule("reduce")
+    assert (reduce.verdict, reduce.calls, reduce.attempts) == (Verdict.OK, 2, 2)
+    assert job.attempts == 3  # the root once, the child once per input signature

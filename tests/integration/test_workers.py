@@ -17,7 +17,7 @@ import pytest
 from exportwatch.manifest import load_manifest
 from exportwatch.report import Verdict, load_report
 from exportwatch.runner import SweepRequest, run_sweep
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, REPO_ROOT
 
 HOSTILE_MANIFEST = """\
 version: 1
@@ -181,3 +181,35 @@ def test_workers__killing_the_sweep_leaves_a_readable_partial_report(tmp_path):
     partial = load_report(log)
     assert partial.complete is False
     assert [(j.model, j.verdict) for j in partial.jobs] == [("fine", Verdict.OK)]
+
+
+def test_workers__a_worker_that_cannot_start_stops_the_sweep_with_its_last_words(tmp_path):
+    """A broken torch install must not respawn workers forever."""
+    broken = tmp_path / "site" / "torch"
+    broken.mkdir(parents=True)
+    (broken / "__init__.py").write_text(
+        "raise ImportError('libcudart.so.12: cannot open shared object file')\n"
+    )
+    fine = "  - name: fine\n    factory: models/sweep_cases.py:Fine\n    inputs: {args: [{shape: [2, 4]}]}\n"
+    manifest = make_project(tmp_path, "version: 1\nmodels:\n" + fine)
+    env = dict(os.environ, PYTHONPATH=f"{tmp_path / 'site'}{os.pathsep}{REPO_ROOT}")
+    done = subprocess.run(
+        [sys.executable, "-m", "exportwatch", "sweep", str(manifest), "-o", str(tmp_path / "r.json"),
+         "--workers", "1", "-q"],
+        capture_output=True, text=True, timeout=120, env=env,
+    )  # fmt: skip
+    assert done.returncode == 3
+    assert "3 worker processes in a row died while starting" in done.stderr
+    assert "libcudart.so.12" in done.stderr
+
+
+def test_workers__infrastructure_results_carry_how_long_they_ran(hostile_sweep):
+    result, _ = hostile_sweep
+    assert job(result, "hangs").duration_s >= 6
+
+
+def test_cli__refuses_a_jsonl_report_path(tmp_path):
+    manifest = make_project(tmp_path, "version: 1\nmodels: []\n")
+    done = subprocess.run([sys.executable, "-m", "exportwatch", "sweep", str(manifest), "-o", "x.jsonl"],
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 2 and "JSON report" in done.stderr

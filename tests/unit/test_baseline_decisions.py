@@ -71,8 +71,10 @@ def test_load_stored_baseline__says_why_it_refuses_another_torch_version(tmp_pat
     write_report(Report(tool_version="0.1.0", environment=Environment(torch="2.5.0")), path)
     report, message = load_stored_baseline(path, tool_version="0.1.0", env=Environment(torch="2.13.0"))
     assert report is None
-    assert message == (f"stored baseline {path} not used: it was made with torch 2.5.0 and this run uses "
-                       "torch 2.13.0; sweeping the base instead")
+    assert message == (
+        f"stored baseline {path} not used: it was made with torch 2.5.0 and this run uses "
+        "torch 2.13.0; sweeping the base instead"
+    )
 
 
 def job(verdict: Verdict = Verdict.OK, **fields) -> JobResult:
@@ -109,6 +111,25 @@ def test_result_cache__survives_a_corrupt_entry(tmp_path):
 def test_baseline_and_deps__do_not_import_torch():
     import subprocess
 
-    code = ("import sys, exportwatch.baseline, exportwatch.deps, exportwatch.cache, exportwatch.compare_cli; "
-            "sys.exit('torch' in sys.modules)")
+    code = (
+        "import sys, exportwatch.baseline, exportwatch.deps, exportwatch.cache, exportwatch.compare_cli; "
+        "sys.exit('torch' in sys.modules)"
+    )
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_decide_reuse__refuses_when_the_factory_is_not_a_repository_file():
+    """Unknown dependencies must never look unchanged (a src/ layout once slipped through)."""
+    decision = decide_reuse(fingerprint(dependencies={}, unresolved=("mypkg.models:M",)),
+                            fingerprint(dependencies={}, unresolved=("mypkg.models:M",)))  # fmt: skip
+    assert not decision.reuse
+    assert "mypkg.models:M is not a file in the repository" in decision.reason
+
+
+def test_cache__never_answers_an_auto_device_key(tmp_path):
+    cache = ResultCache(tmp_path)
+    job = JobResult(model="m", target="export", device="cuda", verdict=Verdict.OK, content_hash=HASH)
+    assert cache.put(job)
+    assert cache.get(HASH, key=("m", "export", "cuda")) is not None
+    assert cache.get(HASH, key=("m", "export", "auto")) is None
+    assert cache.get(HASH, key=("m", "export", "cpu")) is None

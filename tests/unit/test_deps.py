@@ -42,82 +42,113 @@ ENV = Environment(python="3.11.7", torch="2.13.0", onnx="1.17.0")
 
 
 def test_deps__follow_relative_imports_inside_a_package(tmp_path):
-    write(tmp_path, {
-        "pkg/__init__.py": "",
-        "pkg/model.py": "from .layers import Block\nfrom . import util\nfrom .sub.deep import x\n",
-        "pkg/layers.py": "import torch\n",
-        "pkg/util.py": "",
-        "pkg/sub/__init__.py": "",
-        "pkg/sub/deep.py": "from ..consts import K\nx = K\n",
-        "pkg/consts.py": "K = 1\n",
-        "pkg/unused.py": "",
-    })
+    write(
+        tmp_path,
+        {
+            "pkg/__init__.py": "",
+            "pkg/model.py": "from .layers import Block\nfrom . import util\nfrom .sub.deep import x\n",
+            "pkg/layers.py": "import torch\n",
+            "pkg/util.py": "",
+            "pkg/sub/__init__.py": "",
+            "pkg/sub/deep.py": "from ..consts import K\nx = K\n",
+            "pkg/consts.py": "K = 1\n",
+            "pkg/unused.py": "",
+        },
+    )
     assert deps_of(tmp_path, "pkg.model:make") == [
-        "pkg/__init__.py", "pkg/consts.py", "pkg/layers.py", "pkg/model.py", "pkg/sub/__init__.py",
-        "pkg/sub/deep.py", "pkg/util.py",
+        "pkg/__init__.py",
+        "pkg/consts.py",
+        "pkg/layers.py",
+        "pkg/model.py",
+        "pkg/sub/__init__.py",
+        "pkg/sub/deep.py",
+        "pkg/util.py",
     ]
 
 
 def test_deps__include_the_init_files_of_every_package_on_the_way_to_a_module(tmp_path):
-    write(tmp_path, {"a/__init__.py": "", "a/b/__init__.py": "import a.shared\n", "a/b/c.py": "",
-                     "a/shared.py": ""})
+    write(
+        tmp_path,
+        {"a/__init__.py": "", "a/b/__init__.py": "import a.shared\n", "a/b/c.py": "", "a/shared.py": ""},
+    )
     assert deps_of(tmp_path, "a.b.c:make") == ["a/__init__.py", "a/b/__init__.py", "a/b/c.py", "a/shared.py"]
 
 
 def test_deps__from_package_import_name_adds_the_submodule_when_the_name_is_one(tmp_path):
-    write(tmp_path, {
-        "m.py": "from nets import resnet, CONSTANT\n",
-        "nets/__init__.py": "CONSTANT = 3\n",
-        "nets/resnet.py": "",
-        "nets/vit.py": "",
-    })
+    write(
+        tmp_path,
+        {
+            "m.py": "from nets import resnet, CONSTANT\n",
+            "nets/__init__.py": "CONSTANT = 3\n",
+            "nets/resnet.py": "",
+            "nets/vit.py": "",
+        },
+    )
     assert deps_of(tmp_path, "m:make") == ["m.py", "nets/__init__.py", "nets/resnet.py"]
 
 
 def test_deps__ignore_imports_that_resolve_outside_the_repository(tmp_path):
     repo = tmp_path / "repo"
     write(tmp_path, {"outside_helper.py": ""})
-    write(repo, {
-        "m.py": "import os, sys, torch\nimport numpy as np\nimport outside_helper\nfrom torch import nn\n"
-                "from ... import escape\n",
-    })
+    write(
+        repo,
+        {
+            "m.py": "import os, sys, torch\nimport numpy as np\nimport outside_helper\nfrom torch import nn\n"
+            "from ... import escape\n",
+        },
+    )
     assert deps_of(repo, "m:make") == ["m.py"]
 
 
 def test_deps__resolve_a_file_reference_from_the_manifest_directory_and_fall_back_to_the_root(tmp_path):
-    write(tmp_path, {
-        "ml/nets/net.py": "import common.util\nimport local_helper\n",
-        "ml/local_helper.py": "",
-        "common/__init__.py": "",
-        "common/util.py": "",
-        "local_helper.py": "# shadowed by ml/local_helper.py\n",
-    })
+    write(
+        tmp_path,
+        {
+            "ml/nets/net.py": "import common.util\nimport local_helper\n",
+            "ml/local_helper.py": "",
+            "common/__init__.py": "",
+            "common/util.py": "",
+            "local_helper.py": "# shadowed by ml/local_helper.py\n",
+        },
+    )
     assert deps_of(tmp_path, "nets/net.py:make", manifest_dir="ml") == [
-        "common/__init__.py", "common/util.py", "ml/local_helper.py", "ml/nets/net.py",
+        "common/__init__.py",
+        "common/util.py",
+        "ml/local_helper.py",
+        "ml/nets/net.py",
     ]
 
 
 def test_deps__follow_a_literal_import_module_call_but_not_a_computed_one(tmp_path):
-    write(tmp_path, {
-        "m.py": "import importlib\nimportlib.import_module('plugins.a')\n"
-                "name = 'plugins.' + 'b'\nimportlib.import_module(name)\n",
-        "plugins/__init__.py": "",
-        "plugins/a.py": "",
-        "plugins/b.py": "",
-    })
+    write(
+        tmp_path,
+        {
+            "m.py": "import importlib\nimportlib.import_module('plugins.a')\n"
+            "name = 'plugins.' + 'b'\nimportlib.import_module(name)\n",
+            "plugins/__init__.py": "",
+            "plugins/a.py": "",
+            "plugins/b.py": "",
+        },
+    )
     assert deps_of(tmp_path, "m:make") == ["m.py", "plugins/__init__.py", "plugins/a.py"]
 
 
 def test_deps__add_files_matched_by_depends_on_globs(tmp_path):
-    write(tmp_path, {
-        "ml/m.py": "",
-        "ml/data/vocab.txt": "",
-        "ml/data/deep/weights.bin": "",
-        "plugins/p1.py": "",
-        "ml/other.csv": "",
-    })
+    write(
+        tmp_path,
+        {
+            "ml/m.py": "",
+            "ml/data/vocab.txt": "",
+            "ml/data/deep/weights.bin": "",
+            "plugins/p1.py": "",
+            "ml/other.csv": "",
+        },
+    )
     assert deps_of(tmp_path, "m:make", manifest_dir="ml", depends_on=["data", "/plugins/*.py"]) == [
-        "ml/data/deep/weights.bin", "ml/data/vocab.txt", "ml/m.py", "plugins/p1.py",
+        "ml/data/deep/weights.bin",
+        "ml/data/vocab.txt",
+        "ml/m.py",
+        "plugins/p1.py",
     ]
 
 
@@ -135,8 +166,11 @@ def test_deps__an_unparseable_file_is_still_a_dependency(tmp_path):
 
 def test_deps__input_callables_and_extra_input_sets_count_as_entry_points(tmp_path):
     write(tmp_path, {"m.py": "", "inputs_a.py": "", "inputs_b.py": ""})
-    extra = spec("m:make", inputs=InputsSpec(callable="inputs_a:make"),
-                 input_sets={"big": InputsSpec(callable="inputs_b.py:make")})
+    extra = spec(
+        "m:make",
+        inputs=InputsSpec(callable="inputs_a:make"),
+        input_sets={"big": InputsSpec(callable="inputs_b.py:make")},
+    )
     printer = Fingerprinter(WorkingTree(tmp_path), manifest_dir="")
     assert sorted(printer.fingerprint(extra).dependencies) == ["inputs_a.py", "inputs_b.py", "m.py"]
 
@@ -181,8 +215,11 @@ def test_git_tree__fingerprints_a_commit_without_checkout_like_the_working_tree(
     committed = Fingerprinter(GitTree(tmp_path, sha), manifest_dir="").fingerprint(spec("pkg.m:make"))
     (tmp_path / "pkg/h.py").write_text("v = 2\n")
     on_disk = Fingerprinter(WorkingTree(tmp_path), manifest_dir="").fingerprint(spec("pkg.m:make"))
-    assert sorted(committed.dependencies) == sorted(on_disk.dependencies) == ["pkg/__init__.py", "pkg/h.py",
-                                                                            "pkg/m.py"]
+    assert (
+        sorted(committed.dependencies)
+        == sorted(on_disk.dependencies)
+        == ["pkg/__init__.py", "pkg/h.py", "pkg/m.py"]
+    )
     assert on_disk.changed_files(committed) == ["pkg/h.py"]
 
 
@@ -191,3 +228,22 @@ def test_import_graph__resolves_every_spelling_of_a_submodule_import(tmp_path, s
     write(tmp_path, {"m.py": source, "a/__init__.py": "", "a/b.py": ""})
     graph = ImportGraph(WorkingTree(tmp_path), [""])
     assert set(graph.imports_of("m.py")) == {"a/__init__.py", "a/b.py"}
+
+
+def test_deps__resolve_a_package_under_the_src_layout(tmp_path):
+    write(tmp_path, {"src/mypkg/__init__.py": "", "src/mypkg/models.py": "from .layers import Block\n",
+                     "src/mypkg/layers.py": "X = 1\n"})  # fmt: skip
+    assert deps_of(tmp_path, "mypkg.models:M") == [
+        "src/mypkg/__init__.py", "src/mypkg/layers.py", "src/mypkg/models.py",
+    ]  # fmt: skip
+
+
+def test_content_hash__is_none_when_the_factory_is_not_in_the_repository_or_the_device_is_auto(tmp_path):
+    write(tmp_path, {"m.py": "def make(): ...\n"})
+    printer = Fingerprinter(WorkingTree(tmp_path), manifest_dir="")
+    outside = printer.fingerprint(spec("torchvision.models:resnet18"))
+    assert outside.unresolved == ("torchvision.models:resnet18",)
+    assert outside.content_hash("export", ENV) is None
+    auto = printer.fingerprint(spec("m:make"), device="auto")
+    assert auto.content_hash("export", ENV) is None
+    assert printer.fingerprint(spec("m:make"), device="cpu").content_hash("export", ENV)
