@@ -83,6 +83,10 @@ def _escape_inline(value: str, *, line_start: bool) -> str:
 
 
 _CODE_SPAN = re.compile(r"(`+)(?!`)(.+?)(?<!`)\1(?!`)")
+#: A code span, or a bare http(s) URL (trailing punctuation is the sentence's, not the URL's).
+_CODE_SPAN_OR_URL = re.compile(
+    _CODE_SPAN.pattern + r"""|(?P<url>https?://[^\s<>`]*[^\s<>`.,;:!?)\]'"])"""
+)
 
 
 def md_text_with_code(text: object, *, limit: int = MESSAGE_LIMIT) -> str:
@@ -94,9 +98,16 @@ def md_text_with_code(text: object, *, limit: int = MESSAGE_LIMIT) -> str:
     value = one_line(text, limit=limit)
     out: list[str] = []
     pos = 0
-    for match in _CODE_SPAN.finditer(value):
+    for match in _CODE_SPAN_OR_URL.finditer(value):
+        if match["url"]:
+            url = safe_url(match["url"])
+            if url is None:
+                continue  # not http(s): stays text, escaped with the rest
+            replacement = f"<{url}>"  # an autolink: escaping inside it would break the URL
+        else:
+            replacement = md_code(match[2], limit=limit)
         out.append(_escape_inline(value[pos : match.start()], line_start=pos == 0))
-        out.append(md_code(match[2], limit=limit))
+        out.append(replacement)
         pos = match.end()
     out.append(_escape_inline(value[pos:], line_start=pos == 0))
     return "".join(out)

@@ -187,3 +187,18 @@ def test_marker_key__keeps_the_html_comment_closed():
     key = marker_key("config/a.yml --> <script>")
     assert key == "config/a.yml-script"
     assert "--" not in marker_key("a--b")
+
+
+def test_md_text_with_code__keeps_a_documentation_url_intact_as_a_link():
+    url = "https://docs.pytorch.org/docs/stable/compile/dynamic_shapes_troubleshooting_guardon_errors.html"
+    rendered = md_text_with_code(f"Use `torch._check(n >= 0)`. See {url}.")
+    assert f"<{url}>." in rendered  # no backslash inside the URL, the full stop stays outside
+    html = MarkdownIt("commonmark").render(rendered)
+    assert f'href="{url}"' in html
+
+
+def test_md_text_with_code__links_only_http_urls_and_escapes_what_follows():
+    rendered = md_text_with_code("javascript:alert(1) http://x.y/a_b>c <script>")
+    assert "javascript:alert(1)" in rendered and "<javascript" not in rendered
+    assert "<http://x.y/a_b>" in rendered
+    assert "\\<script\\>" in rendered
