@@ -467,10 +467,13 @@ class WorkerPool:
             return
         verdict, message = failure
         remaining = [t for t in unit.targets if t not in worker.finished]
-        if worker.current is None:
+        if worker.current is None and not worker.finished:
             # Died while building the model or capturing inputs: every target shares that fate.
             victims, requeue = remaining, []
             message = f"{message}, while building the model or capturing its inputs"
+        elif worker.current is None:
+            # Between two targets (a target's clean-up, say): charge the next one, retry the rest.
+            victims, requeue = remaining[:1], remaining[1:]
         else:
             victims = [worker.current]
             requeue = [t for t in remaining if t != worker.current]
