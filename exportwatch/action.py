@@ -67,8 +67,9 @@ from exportwatch.github.publish import (
     write_outputs,
 )
 from exportwatch.manifest import ConfigError
+from exportwatch.merge import Shard, find_report_files, merge_reports
 from exportwatch.render import RenderContext, comment_marker, headline, render
-from exportwatch.report import FAILING, Report, ReportError, base_report_path, load_report
+from exportwatch.report import FAILING, Report, ReportError, base_report_path, load_report, write_report
 
 log = logging.getLogger("exportwatch.action")
 
@@ -757,7 +758,7 @@ def _checked_manifest(config: ActionConfig) -> Path:
         raise ActionConfigError(
             "input 'shard'",
             "a shard is one part of a job matrix: use it with mode: sweep, then merge the shard "
-            "reports with `exportwatch merge` (see config/workflows/exportwatch-sharded.yml)",
+            "reports with mode: merge or `exportwatch merge` (see config/workflows/exportwatch-sharded.yml)",
         )
     if not config.workdir.is_dir():
         raise ActionConfigError("input 'working-directory'", f"{config.working_directory} is not a directory")
@@ -769,7 +770,36 @@ def _checked_manifest(config: ActionConfig) -> Path:
     return manifest
 
 
-MODES = {Mode.FULL: run_full, Mode.SWEEP: run_sweep_mode, Mode.PUBLISH: run_publish}
+def run_merge(
+    config: ActionConfig, event: Event, *, env: Mapping[str, str], out: TextIO, settings: ClientSettings
+) -> int:
+    """After a sharded sweep: merge the shard reports an earlier step downloaded, then publish
+    like ``full`` mode. Runs no code from the pull request and never imports torch; the shards
+    are data (size-capped, schema-checked) and ``exportwatch merge``'s refusals apply."""
+    folder = config.workspace / config.shards
+    files = find_report_files([folder]) if folder.is_dir() else []
+    base_files = [f for f in files if f.name.endswith(".base.json")]
+    head_files = [f for f in files if f not in base_files]
+    if not head_files:
+        raise ActionConfigError("input 'shards'", f"no shard reports (*.json) under {config.shards}")
+    with group("exportwatch: merge the shard reports", out):
+        head = merge_reports([Shard(name=str(f), report=load_untrusted_report(f)) for f in head_files])
+        base = None
+        if base_files:
+            base = merge_reports([Shard(name=str(f), report=load_untrusted_report(f)) for f in base_files])
+        counts = f"{len(head_files)} head shard(s), {len(head.jobs)} job(s), {len(base_files)} base shard(s)"
+        print(f"exportwatch: merged {counts}", file=out)
+    write_report(head, config.report_file)
+    if base is not None:
+        write_report(base, base_report_path(config.report_file))
+    changes, result = analyse(head, base, config=config, xfail=xfail_index(config))
+    return finish(
+        config, changes=changes, result=result, pr_number=event.pr_number, sha=head_commit(config, event),
+        out=out, settings=settings, report_path=_workspace_relative(config, config.report_file),
+    )  # fmt: skip
+
+
+MODES = {Mode.FULL: run_full, Mode.SWEEP: run_sweep_mode, Mode.PUBLISH: run_publish, Mode.MERGE: run_merge}
 
 
 # ============================================================================================

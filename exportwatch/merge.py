@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from exportwatch.report import JobResult, Report, ReportError
 from exportwatch.shard import ShardError, format_shard, parse_shard
@@ -52,6 +53,17 @@ class Shard:
 def plan_key(job: JobResult) -> str:
     """A job's entry in ``Report.plan``: ``"model/target"``."""
     return f"{job.model}/{job.target}"
+
+
+def find_report_files(paths: list[Path]) -> list[Path]:
+    """Files as given; directories → their ``*.json`` files (recursively, sorted)."""
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found.extend(sorted(p for p in path.rglob("*.json") if p.is_file()))
+        else:
+            found.append(path)
+    return list(dict.fromkeys(found))
 
 
 def merge_reports(shards: Sequence[Shard | Report]) -> Report:

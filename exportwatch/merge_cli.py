@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TextIO
 
 from exportwatch.cli_args import EXIT_CONFIG, EXIT_OK
-from exportwatch.merge import MergeError, Shard, merge_reports
+from exportwatch.merge import MergeError, Shard, find_report_files, merge_reports
 from exportwatch.report import MAX_REPORT_BYTES, ReportError, load_report, write_report
 
 DEFAULT_OUTPUT = Path("exportwatch-report.json")
@@ -51,21 +51,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     return parser
 
 
-def expand(paths: list[Path]) -> list[Path]:
-    """Files as given; directories → their ``*.json`` files (recursively, sorted)."""
-    found: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            found.extend(sorted(p for p in path.rglob("*.json") if p.is_file()))
-        else:
-            found.append(path)
-    return list(dict.fromkeys(found))
-
-
 def run(args: argparse.Namespace, *, out: TextIO | None = None, err: TextIO | None = None) -> int:
     out = out or sys.stdout
     err = err or sys.stderr
-    files = expand(list(args.reports))
+    files = find_report_files(list(args.reports))
     if not files:
         print("error: no shard reports found in " + ", ".join(map(str, args.reports)), file=err)
         return EXIT_CONFIG

@@ -61,7 +61,7 @@ class Mode(str, Enum):
     FULL = "full"  # sweep head (and base), diff, render, publish
     SWEEP = "sweep"  # sweep only and write the report(s); no token needed (untrusted half)
     PUBLISH = "publish"  # download a sweep's artifact and publish it; never imports torch
-    # MERGE ("merge") arrives with sharding (issue 8): merge shard artifacts, then publish.
+    MERGE = "merge"  # merge downloaded shard reports, then diff and publish; never imports torch
 
     def __str__(self) -> str:
         return self.value
@@ -126,12 +126,6 @@ def _enum(cls: type[Enum]) -> Callable[[str, str], Any]:
     choose = _choice(options)
 
     def parse(raw: str, name: str) -> Any:
-        if raw.strip().lower() == "merge" and cls is Mode:
-            raise ActionConfigError(
-                name,
-                "mode 'merge' is not available yet: merge shard reports with `exportwatch merge` "
-                "(see config/workflows/exportwatch-sharded.yml)",
-            )
         return cls(choose(raw, name))
 
     return parse
@@ -256,6 +250,7 @@ class ActionConfig:
     base: str | None = None
     shard: str | None = None
     artifact: str = "exportwatch-report"
+    shards: Path = Path("exportwatch-shards")
     cache_dir: Path | None = None
     baseline_artifact: str | None = DEFAULT_BASELINE_ARTIFACT
     # runner
@@ -344,6 +339,7 @@ _SOURCES: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "base": ("INPUT_BASE", _optional_text),
     "shard": ("INPUT_SHARD", _shard),
     "artifact": ("INPUT_ARTIFACT", _nonempty_text),
+    "shards": ("INPUT_SHARDS", _path),
     "cache_dir": ("INPUT_CACHE-DIR", _optional_path),
     "baseline_artifact": ("INPUT_BASELINE-ARTIFACT", _optional_text),
     "event_name": ("GITHUB_EVENT_NAME", _optional_text),

@@ -22,6 +22,7 @@ import yaml
 from tests.conftest import REPO_ROOT
 from tests.factories import base_report, failing, ok, report
 from tests.fakegithub import FakeGitHub, events
+from tests.runner_files import parse_outputs
 
 pytestmark = pytest.mark.slow
 
@@ -119,16 +120,6 @@ class Run:
     @property
     def log(self) -> str:
         return self.done.stdout + self.done.stderr
-
-
-def parse_outputs(text: str) -> dict[str, str]:
-    out, lines, i = {}, text.split("\n"), 0
-    while i < len(lines) and lines[i]:
-        name, delimiter = lines[i].split("<<", 1)
-        j = lines.index(delimiter, i + 1)
-        out[name] = "\n".join(lines[i + 1 : j])
-        i = j + 1
-    return out
 
 
 def run_action(

@@ -129,9 +129,9 @@ def test_config__invalid_value_raises_a_config_error_naming_the_input(variable, 
     assert isinstance(caught.value, ConfigError)  # the CLI's exit code 2
 
 
-def test_config__mode_merge_says_it_is_not_available_yet():
-    with pytest.raises(ActionConfigError, match="not available yet"):
-        ActionConfig.from_env({"INPUT_MODE": "merge"})
+def test_config__mode_merge_reads_the_shards_folder():
+    config = ActionConfig.from_env({"INPUT_MODE": "merge", "INPUT_SHARDS": "downloaded"})
+    assert config.mode is Mode.MERGE and config.shards == Path("downloaded")
 
 
 def test_config__token_never_shows_in_repr_str_or_format():
@@ -192,6 +192,7 @@ def test_config__input_names_are_the_documented_action_inputs():
         "base",
         "shard",
         "artifact",
+        "shards",
         "cache-dir",
         "baseline-artifact",
     )

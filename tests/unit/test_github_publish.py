@@ -22,6 +22,7 @@ from exportwatch.github.publish import (
     with_marker,
     write_outputs,
 )
+from tests.runner_files import parse_outputs
 
 MARKER = "<!-- exportwatch:comment -->"
 
@@ -102,27 +103,15 @@ def test_annotation__to_api_fills_end_line_and_caps_lengths():
 # ------------------------------------------------------------------------------ outputs / summary
 
 
-def _parse_outputs(text: str) -> dict[str, str]:
-    """Read GITHUB_OUTPUT the way the runner does (heredoc form)."""
-    out, lines = {}, text.split("\n")
-    i = 0
-    while i < len(lines) and lines[i]:
-        name, delimiter = lines[i].split("<<", 1)
-        j = lines.index(delimiter, i + 1)
-        out[name] = "\n".join(lines[i + 1 : j])
-        i = j + 1
-    return out
-
-
 def test_format_outputs__uses_heredocs_that_survive_multiline_values():
     text = format_outputs({"verdict": "failed", "regressions": 2, "note": "a\nb\n\nc", "empty": None})
-    assert _parse_outputs(text) == {"verdict": "failed", "regressions": "2", "note": "a\nb\n\nc", "empty": ""}
+    assert parse_outputs(text) == {"verdict": "failed", "regressions": "2", "note": "a\nb\n\nc", "empty": ""}
 
 
 def test_format_outputs__a_value_cannot_end_the_heredoc_early():
     hostile = "x\nghadelimiter_fixed\nname=injected"
     text = format_outputs({"note": hostile, "other": "y"}, delimiter="ghadelimiter_fixed")
-    assert _parse_outputs(text) == {"note": hostile, "other": "y"}
+    assert parse_outputs(text) == {"note": hostile, "other": "y"}
 
 
 def test_format_outputs__delimiters_are_random():
@@ -138,7 +127,7 @@ def test_write_outputs__appends_to_the_file(tmp_path):
     path = tmp_path / "output"
     path.write_text("earlier<<EOF\n1\nEOF\n")
     assert write_outputs(path, {"verdict": "passed"})
-    assert _parse_outputs(path.read_text()) == {"earlier": "1", "verdict": "passed"}
+    assert parse_outputs(path.read_text()) == {"earlier": "1", "verdict": "passed"}
 
 
 def test_write_outputs__without_a_file_only_logs(caplog):
