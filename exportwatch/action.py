@@ -69,6 +69,7 @@ from exportwatch.github.publish import (
 from exportwatch.manifest import ConfigError
 from exportwatch.merge import Shard, find_report_files, merge_reports
 from exportwatch.render import RenderContext, comment_marker, headline, render
+from exportwatch.render.escape import term_text
 from exportwatch.report import FAILING, Report, ReportError, base_report_path, load_report, write_report
 
 log = logging.getLogger("exportwatch.action")
@@ -481,16 +482,14 @@ def log_models(changes: Changes, *, out: TextIO) -> None:
     """One ``::group::`` per model (and device) in the log, with each cell's change."""
     for row in changes.models:
         cells = [c for c in changes.top_level() if (c.model, c.device) == (row.model, row.device)]
-        with group(f"{row.model} ({row.device}): {row.worst.value}", out):
+        with group(f"{row.model} ({row.device}): {row.worst.value}", out), wc.commands_stopped(stream=out):
             for cell in cells:
                 base = cell.base.value if cell.base else "-"
                 head = cell.head.value if cell.head else "-"
                 msg = cell.head_result.message if cell.head_result and cell.head_result.message else ""
-                print(
-                    f"{cell.target:14} {cell.path or '(root)':40} {base:>10} -> {head:<10} "
-                    f"{cell.kind.value} {msg}".rstrip(),
-                    file=out,
-                )
+                target, path = term_text(cell.target, limit=60), term_text(cell.path or "(root)", limit=200)
+                line = f"{target:14} {path:40} {base:>10} -> {head:<10} {cell.kind.value} {term_text(msg)}"
+                print(f"- {line}".rstrip(), file=out)  # a fixed first character: no line is a command
 
 
 def publish(
@@ -806,6 +805,27 @@ MODES = {Mode.FULL: run_full, Mode.SWEEP: run_sweep_mode, Mode.PUBLISH: run_publ
 # Entry
 
 
+#: The entrypoint hands the token over on this file descriptor instead of the environment.
+TOKEN_FD_VARIABLE = "EXPORTWATCH_TOKEN_FD"
+
+
+def _with_handed_over_token(env: Mapping[str, str]) -> Mapping[str, str]:
+    """Read the token from the descriptor the entrypoint opened, close it, and keep it in this
+    process's memory only (a copy of the environment that no child receives as such)."""
+    fd_text = env.get(TOKEN_FD_VARIABLE)
+    if not fd_text:
+        return env
+    try:
+        with os.fdopen(int(fd_text), "r", encoding="utf-8") as handle:
+            token = handle.read().strip()
+    except (OSError, ValueError):
+        return env
+    merged = {k: v for k, v in env.items() if k != TOKEN_FD_VARIABLE}
+    if token:
+        merged["INPUT_GITHUB-TOKEN"] = token
+    return merged
+
+
 def main(
     argv: Sequence[str] | None = None,
     *,
@@ -813,7 +833,7 @@ def main(
     out: TextIO | None = None,
     settings: ClientSettings | None = None,
 ) -> int:
-    env = os.environ if env is None else env
+    env = _with_handed_over_token(os.environ if env is None else env)
     out = out or sys.stdout
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     try:

@@ -7,6 +7,7 @@ Escaping follows the runner's rules (actions/toolkit ``command.ts``): in the mes
 
 from __future__ import annotations
 
+import secrets
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -72,3 +73,20 @@ def grouped(title: str, *, stream: TextIO | None = None) -> Iterator[None]:
         yield
     finally:
         print(endgroup(), file=out, flush=True)
+
+
+@contextmanager
+def commands_stopped(*, stream: TextIO | None = None) -> Iterator[None]:
+    """Print untrusted text inside: the runner ignores workflow commands until the block ends.
+
+    A report from a fork's run can carry ``::error …`` or ``::add-mask::`` in its messages;
+    escaping each line is not enough where a value may start a line. The resume token is
+    random, so the text cannot end the block itself.
+    """
+    out = stream if stream is not None else sys.stdout
+    token = secrets.token_hex(16)
+    print(f"::stop-commands::{token}", file=out, flush=True)
+    try:
+        yield
+    finally:
+        print(f"::{token}::", file=out, flush=True)

@@ -37,8 +37,21 @@ from pathlib import Path
 
 import torch
 
-# Whatever the user's code can see, the test can read: the token must not be in it.
-SEEN = "\\n".join(f"{k}={v}" for k, v in os.environ.items())
+# Whatever the user's code can see, the test can read: the token must not be in it, nor in
+# the environment of any process above it (readable through /proc/PID/environ).
+def ancestors_environ():
+    seen, pid = [], os.getpid()
+    while pid > 1:
+        try:
+            seen.append(Path(f"/proc/{pid}/environ").read_bytes().decode("utf-8", "replace"))
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            break
+        pid = int(next(line.split()[1] for line in status.splitlines() if line.startswith("PPid:")))
+    return "\\n".join(seen)
+
+
+SEEN = "\\n".join(f"{k}={v}" for k, v in os.environ.items()) + ancestors_environ()
 Path(__file__).with_name("env-seen-by-user-code.txt").write_text(SEEN)
 
 
@@ -193,7 +206,8 @@ def test_entrypoint__full_run_comments_checks_and_fails_the_gate_then_updates_th
 ):
     checkout = make_checkout(tmp_path / "workspace")
     fake.add_pull(REPO, 7, head_sha=checkout.head, base_sha=checkout.base)
-    inputs = {"workers": "1", "install": "env > install-env.txt"}
+    # the install step's own environment and its parent's (the action process)
+    inputs = {"workers": "1", "install": "{ env; tr '\\0' '\\n' < /proc/$PPID/environ; } > install-env.txt"}
 
     first = run_action(
         checkout.path, fake, event_name="pull_request", payload=pr_payload(checkout), sha=checkout.head,

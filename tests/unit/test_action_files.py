@@ -128,7 +128,8 @@ def test_entrypoint__is_executable_and_hands_over_to_the_python_module_under_bas
     text = ENTRYPOINT.read_text()
     # bash keeps INPUT_GITHUB-TOKEN in the environment; dash (/bin/sh) would drop it
     assert text.startswith("#!/bin/bash\n")
-    assert 'exec "${EXPORTWATCH_PYTHON:-python}" -m exportwatch.action' in text
+    assert '"${EXPORTWATCH_PYTHON:-python}" -m exportwatch.action' in text
+    assert "exec env -u 'INPUT_GITHUB-TOKEN'" in text  # the token leaves the environment
 
 
 # ------------------------------------------------------------------------------ example workflows

@@ -14,7 +14,7 @@ from exportwatch.diff import diff_reports, gate
 from exportwatch.github.config import ActionConfig
 from exportwatch.github.event import Event
 from exportwatch.report import base_report_path
-from tests.factories import base_report, failing, ok, report
+from tests.factories import base_report, failing, job, ok, report, sub
 
 PR = Event(name="pull_request", pr_number=7, base_sha="b" * 40, head_sha="h" * 40, base_ref="main")
 
@@ -203,3 +203,22 @@ def test_shard__is_refused_outside_mode_sweep_with_a_pointer_to_merge(tmp_path):
         action._checked_manifest(full)
     sweep = ActionConfig.from_env(env | {"INPUT_SHARD": "1/2", "INPUT_MODE": "sweep"})
     assert action._checked_manifest(sweep) == tmp_path / "exportwatch.yml"
+
+
+def test_log_models__untrusted_text_cannot_issue_workflow_commands():
+    import io
+    import re
+
+    message = "boom\n::error file=SECURITY.md::approved"
+    hostile = report(job("m", "::warning title=x::all good", sub("", "fail", message=message)))
+    changes = diff_reports(None, hostile)
+    out = io.StringIO()
+    action.log_models(changes, out=out)
+    lines = out.getvalue().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("::stop-commands::"))
+    token = lines[start].split("::")[2]
+    end = lines.index(f"::{token}::")
+    assert re.fullmatch(r"[0-9a-f]{32}", token)
+    # every report-derived line sits between stop and resume, and none spans two lines
+    assert all(not line.lstrip().startswith("::") for line in lines[start + 1 : end])
+    assert any("approved" in line for line in lines[start + 1 : end])
