@@ -10,6 +10,7 @@ Exit codes (the same for every subcommand and the action):
 from __future__ import annotations
 
 import argparse
+import math
 
 EXIT_OK = 0
 EXIT_GATE_FAILED = 1
@@ -19,7 +20,7 @@ EXIT_INTERNAL = 3
 
 def positive_float(text: str) -> float:
     value = float(text)
-    if value <= 0:
+    if not math.isfinite(value) or value <= 0:
         raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
     return value
 

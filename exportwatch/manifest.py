@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -457,7 +458,14 @@ def _is_int(value: Any) -> bool:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    """A finite int or float (NaN, infinities and ints too large for a float are not numbers
+    here: a NaN timeout would never expire)."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
 
 
 class _Parser:
@@ -488,15 +496,21 @@ class _Parser:
             raise self.r.error(path, f"expected true or false, got {_describe(value)}")
         return value
 
-    def integer(self, value: Any, path: FieldPath, *, minimum: int | None = None) -> int:
+    def integer(
+        self, value: Any, path: FieldPath, *, minimum: int | None = None, maximum: int | None = None
+    ) -> int:
         if not _is_int(value):
             raise self.r.error(path, f"expected an integer, got {_describe(value)}")
         if minimum is not None and value < minimum:
             raise self.r.error(path, f"must be at least {minimum}, got {value}")
+        if maximum is not None and value > maximum:
+            raise self.r.error(path, f"must be at most {maximum}, got {value}")
         return value
 
     def number(self, value: Any, path: FieldPath, *, positive: bool = False) -> float:
         if not _is_number(value):
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                raise self.r.error(path, f"must be a finite number of reasonable size, got {str(value)[:20]}")
             raise self.r.error(path, f"expected a number, got {_describe(value)}")
         if positive and value <= 0:
             raise self.r.error(path, f"must be greater than 0, got {value}")
@@ -695,7 +709,11 @@ class _Parser:
             value if value is not None else {}, path, what="a mapping with args/kwargs or callable"
         )
         self.keys(inputs, path, INPUTS_KEYS)
-        seed = self.integer(inputs["seed"], (*path, "seed"), minimum=0) if "seed" in inputs else 0
+        seed = (
+            self.integer(inputs["seed"], (*path, "seed"), minimum=0, maximum=2**63 - 1)
+            if "seed" in inputs
+            else 0
+        )
         location = self.r.location(path)
         if "callable" in inputs:
             if "args" in inputs:

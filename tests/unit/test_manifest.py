@@ -701,3 +701,25 @@ def test_manifest__module_does_not_import_torch() -> None:
         f" m.load_manifest({str(FIXTURES / 'full.yml')!r}); assert 'torch' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
+
+
+@pytest.mark.parametrize("value", [".nan", ".inf", "9" * 400])
+def test_manifest__refuses_a_timeout_that_is_not_a_finite_number(tmp_path, value):
+    path = tmp_path / "m.yml"
+    path.write_text(
+        "version: 1\nmodels:\n  - name: a\n    factory: x:y\n"
+        f"    timeout: {value}\n    inputs: {{args: [{{shape: [2]}}]}}\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_manifest(path)
+    assert "m.yml:5:14: models[0].timeout: must be a finite number" in str(caught.value)
+
+
+def test_manifest__refuses_a_seed_torch_cannot_take(tmp_path):
+    path = tmp_path / "m.yml"
+    path.write_text(
+        "version: 1\nmodels:\n  - name: a\n    factory: x:y\n"
+        f"    inputs: {{args: [{{shape: [2]}}], seed: {10**30}}}\n"
+    )
+    with pytest.raises(ConfigError, match=r"models\[0\]\.inputs\.seed: must be at most 9223372036854775807"):
+        load_manifest(path)
