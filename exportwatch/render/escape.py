@@ -62,8 +62,11 @@ def one_line(text: object, *, limit: int = MESSAGE_LIMIT) -> str:
 
 
 def _break_references(text: str) -> str:
-    """``@octocat`` and ``#123`` (and ``owner/repo#1``) must not notify or cross-link."""
-    return text.replace("@", "@" + _ZWJ).replace("#", "#" + _ZWJ)
+    """``@octocat``, ``#123``, ``GH-123`` must not notify or cross-link, and bare URLs
+    (``https://…``, ``www.…``) must not turn into links GitHub's autolinker would make."""
+    text = text.replace("@", "@" + _ZWJ).replace("#", "#" + _ZWJ)
+    text = text.replace("://", ":" + _ZWJ + "//")
+    return re.sub(r"(?i)\b(www|gh)([.-])", lambda m: m[1] + _ZWJ + m[2], text)
 
 
 def md_text(text: object, *, limit: int = MESSAGE_LIMIT) -> str:
@@ -83,6 +86,11 @@ def _escape_inline(value: str, *, line_start: bool) -> str:
 
 
 _CODE_SPAN = re.compile(r"(`+)(?!`)(.+?)(?<!`)\1(?!`)")
+#: Hints link to these; any other URL in report text (which may come from an untrusted run) is
+#: shown as inert text.
+DOCUMENTATION_HOSTS = frozenset(
+    {"docs.pytorch.org", "pytorch.org", "onnxruntime.ai", "onnx.ai", "github.com", "huggingface.co"}
+)
 #: A code span, or a bare http(s) URL (trailing punctuation is the sentence's, not the URL's).
 _CODE_SPAN_OR_URL = re.compile(
     _CODE_SPAN.pattern + r"""|(?P<url>https?://[^\s<>`]*[^\s<>`.,;:!?)\]'"])"""
@@ -101,8 +109,8 @@ def md_text_with_code(text: object, *, limit: int = MESSAGE_LIMIT) -> str:
     for match in _CODE_SPAN_OR_URL.finditer(value):
         if match["url"]:
             url = safe_url(match["url"])
-            if url is None:
-                continue  # not http(s): stays text, escaped with the rest
+            if url is None or urlsplit(url).hostname not in DOCUMENTATION_HOSTS:
+                continue  # stays text, escaped (and unlinked) with the rest
             replacement = f"<{url}>"  # an autolink: escaping inside it would break the URL
         else:
             replacement = md_code(match[2], limit=limit)

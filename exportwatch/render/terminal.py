@@ -102,7 +102,7 @@ def _pad(text: str, width: int) -> str:
 
 
 def _table(changes: Changes, *, paint: _Painter) -> list[str]:
-    header = ["MODEL", "DEVICE", *[t.upper() for t in changes.targets]]
+    header = ["MODEL", "DEVICE", *[term_text(t, limit=60).upper() for t in changes.targets]]
     rows: list[tuple[list[str], list[ChangeKind | None]]] = []
     for row in sorted_rows(changes.models):
         texts = [term_text(row.model, limit=60), term_text(row.device, limit=20)]

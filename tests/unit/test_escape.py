@@ -197,8 +197,14 @@ def test_md_text_with_code__keeps_a_documentation_url_intact_as_a_link():
     assert f'href="{url}"' in html
 
 
-def test_md_text_with_code__links_only_http_urls_and_escapes_what_follows():
-    rendered = md_text_with_code("javascript:alert(1) http://x.y/a_b>c <script>")
-    assert "javascript:alert(1)" in rendered and "<javascript" not in rendered
-    assert "<http://x.y/a_b>" in rendered
+def test_md_text_with_code__links_only_documentation_hosts_and_leaves_other_urls_inert():
+    rendered = md_text_with_code("javascript:alert(1) http://evil.example/a_b>c <script> www.evil.example")
+    assert "<javascript" not in rendered and "<http" not in rendered
+    assert "http:\u200d//evil.example" in rendered  # GitHub's autolinker no longer sees a URL
+    assert "www\u200d.evil.example" in rendered
     assert "\\<script\\>" in rendered
+
+
+def test_md_text__breaks_bare_urls_and_gh_references_in_untrusted_text():
+    text = md_text("log in at https://evil.example/login, see GH-12")
+    assert "https://" not in text and "GH-12" not in text

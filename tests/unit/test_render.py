@@ -559,3 +559,10 @@ def test_comment__groups_submodules_that_fail_for_the_same_reason():
     assert "3 submodules fail for the same reason; also: `b` (Block), `c` (Block)" in text
     assert text.count("guard on u0") == 1  # shown once, not three times
     assert "no fake kernel" in text  # a different reason keeps its own entry
+
+
+def test_terminal__target_names_from_a_report_cannot_send_escape_sequences():
+    hostile = report(job("m", "export\x1b]0;PWNED\x07\x1b[31m", sub("")))
+    changes = diff_reports(None, hostile)
+    text = render(changes, gate(changes, "regression"), "text")
+    assert "\x1b" not in text and "\x07" not in text
