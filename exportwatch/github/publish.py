@@ -86,13 +86,39 @@ def shorten_body(body: str, *, limit: int = MAX_COMMENT_CHARS, note: str) -> str
     kept = body[: max(room, 0)]
     if "\n" in kept:
         kept = kept[: kept.rfind("\n")]
-    closers = []
-    if len(re.findall(r"^\s*```", kept, flags=re.MULTILINE)) % 2:
-        closers.append("```")
-    opened = len(re.findall(r"<details\b", kept, flags=re.IGNORECASE))
-    closed = len(re.findall(r"</details\s*>", kept, flags=re.IGNORECASE))
-    closers.extend(["</details>"] * max(opened - closed, 0))
+    fence, depth = _open_blocks(kept)
+    closers = [fence] if fence else []
+    closers.extend(["</details>"] * depth)
     return "\n".join([kept, *closers, "", note])
+
+
+_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
+
+
+def _open_blocks(markdown: str) -> tuple[str | None, int]:
+    """The code fence left open at the end (its exact opening run), and how many ``<details>``
+    are open outside code. A fence closes only on a run of the same character at least as long
+    (CommonMark), so a ```` ``` ```` line inside a ```````` ```` ```````` block is content."""
+    fence: str | None = None
+    depth = 0
+    for line in markdown.split("\n"):
+        match = _FENCE.match(line)
+        if fence is None and match:
+            fence = match[1]
+            continue
+        if fence is not None:
+            if (
+                match
+                and match[1][0] == fence[0]
+                and len(match[1]) >= len(fence)
+                and not line[match.end() :].strip()
+            ):
+                fence = None
+            continue
+        depth += len(re.findall(r"<details\b", line, flags=re.IGNORECASE))
+        depth -= len(re.findall(r"</details\s*>", line, flags=re.IGNORECASE))
+        depth = max(depth, 0)
+    return fence, depth
 
 
 def _too_long(exc: GithubException) -> bool:

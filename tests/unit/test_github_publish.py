@@ -81,6 +81,19 @@ def test_shorten_body__closes_the_details_blocks_and_code_fence_it_cut_open():
     assert len(re.findall("<details", short)) == len(re.findall("</details>", short))
 
 
+def test_shorten_body__closes_a_long_fence_whose_content_holds_a_short_one():
+    """md_code_block uses ```` when the traceback itself contains ```: close with ````."""
+    from markdown_it import MarkdownIt
+
+    body = "<details><summary>Traceback</summary>\n\n````\n```python\nx = 1\n```\n" + "line\n" * 10_000
+    short = shorten_body(body, limit=5_000, note="**see the job summary**")
+    tokens = MarkdownIt("commonmark", {"html": True}).parse(short)
+    fences = [t for t in tokens if t.type == "fence"]
+    assert len(fences) == 1 and "see the job summary" not in fences[0].content
+    assert short.endswith("**see the job summary**")
+    assert "</details>" in short.split("````")[-1]
+
+
 # ------------------------------------------------------------------------------ check run
 
 
