@@ -788,6 +788,15 @@ def run_merge(
             base = merge_reports([Shard(name=str(f), report=load_untrusted_report(f)) for f in base_files])
         counts = f"{len(head_files)} head shard(s), {len(head.jobs)} job(s), {len(base_files)} base shard(s)"
         print(f"exportwatch: merged {counts}", file=out)
+    if base is None and event.pr_number is not None:
+        print(
+            wc.warning(
+                "exportwatch: no base shards (*.base.json) to compare with, so nothing can count as "
+                "a regression; sweep the base commit too (a matrix leg that checks out the base and "
+                "sets report-path to exportwatch-report.base.json)"
+            ),
+            file=out,
+        )
     write_report(head, config.report_file)
     if base is not None:
         write_report(base, base_report_path(config.report_file))

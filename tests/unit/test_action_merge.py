@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 from exportwatch import action
@@ -21,13 +22,15 @@ def shard_folder(tmp_path: Path, *, head: Report, base: Report, n: int = 3) -> P
     return folder
 
 
-def run_merge(tmp_path: Path, **inputs: str) -> tuple[int, str, dict[str, str]]:
+def run_merge(
+    tmp_path: Path, _env: dict[str, str] | None = None, **inputs: str
+) -> tuple[int, str, dict[str, str]]:
     outputs = tmp_path / "outputs"
     env = {
         "GITHUB_WORKSPACE": str(tmp_path), "GITHUB_OUTPUT": str(outputs),
         "GITHUB_STEP_SUMMARY": str(tmp_path / "summary.md"), "INPUT_MODE": "merge",
         "INPUT_COMMENT": "off", "INPUT_GITHUB-TOKEN": "",
-    } | {f"INPUT_{k.upper().replace('_', '-')}": v for k, v in inputs.items()}  # fmt: skip
+    } | {f"INPUT_{k.upper().replace('_', '-')}": v for k, v in inputs.items()} | (_env or {})  # fmt: skip
     out = io.StringIO()
     code = action.main([], env=env, out=out)
     return code, out.getvalue(), parse_outputs(outputs.read_text()) if outputs.exists() else {}
@@ -65,3 +68,17 @@ def test_merge_mode__refuses_a_missing_shard_with_exit_2(tmp_path):
 def test_merge_mode__says_where_it_looked_when_there_are_no_shards(tmp_path):
     code, log, _ = run_merge(tmp_path, shards="nowhere")
     assert code == 2 and "no shard reports (*.json) under nowhere" in log
+
+
+def test_merge_mode__warns_on_a_pull_request_when_no_base_shards_came(tmp_path):
+    folder = tmp_path / "exportwatch-shards"
+    for index, shard in enumerate(split(unsharded(), 2), start=1):
+        write_report(shard, folder / f"head-{index}" / "exportwatch-report.json")
+    event = tmp_path / "event.json"
+    pull = {"number": 7, "base": {"sha": "b" * 40, "ref": "main"}, "head": {"sha": "h" * 40, "ref": "topic"}}
+    event.write_text(json.dumps({"pull_request": pull}))
+    code, log, _ = run_merge(
+        tmp_path, _env={"GITHUB_EVENT_NAME": "pull_request", "GITHUB_EVENT_PATH": str(event)}
+    )
+    assert code == 0, log
+    assert "::warning::exportwatch: no base shards" in log
