@@ -376,6 +376,28 @@ def _report_notes(base: Report | None, head: Report) -> Iterable[str]:
         yield "The base report is partial (its sweep did not finish): some results show as new."
     if not head.complete:
         yield "The head report is partial (its sweep did not finish): some results show as removed."
+    if base is not None:
+        yield from _device_notes(base, head)
+
+
+def _device_notes(base: Report, head: Report) -> Iterable[str]:
+    """A model swept on one device in the base and another in the head has no cell in common:
+    every result would read as new/removed and no regression could show. Say so."""
+    base_devices: dict[tuple[str, str], set[str]] = {}
+    for job in base.jobs:
+        base_devices.setdefault((job.model, job.target), set()).add(job.device)
+    moved = []
+    for job in head.jobs:
+        before = base_devices.get((job.model, job.target))
+        if before and job.device not in before:
+            moved.append(f"{job.model} · {job.target} ({'/'.join(sorted(before))} → {job.device})")
+    moved.sort()
+    if moved:
+        shown = ", ".join(moved[:5]) + (f" and {len(moved) - 5} more" if len(moved) > 5 else "")
+        yield (
+            f"Base and head ran on different devices for {shown}: those results are not compared "
+            "(pin the device in the manifest instead of auto)."
+        )
 
 
 def _ancestors(path: str) -> list[str]:

@@ -420,3 +420,10 @@ def test_diff__modules_import_without_torch():
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_diff__notes_when_base_and_head_ran_on_different_devices():
+    base = report(job("cnn", "export", sub(""), device="cuda"))
+    head = report(job("cnn", "export", sub("", "fail"), device="cpu"))
+    changes = diff_reports(base, head)
+    assert any("different devices for cnn · export (cuda → cpu)" in note for note in changes.notes)
