@@ -24,7 +24,10 @@ log = logging.getLogger(__name__)
 RETRIED_STATUSES = (429, *range(500, 600))  # GithubRetry adds 403 (rate limits only)
 RETRIED_METHODS = frozenset({"GET", "HEAD", "POST", "PATCH", "PUT", "DELETE"})
 #: GitHub's login for the Actions token (``GET /user`` is forbidden to it).
-GITHUB_ACTIONS_LOGIN = "github-actions[bot]"
+#: Who the token speaks for when ``GET /user`` is refused, as the Actions token and GitHub App
+#: installation tokens are: some ``…[bot]`` account (github-actions[bot], my-app[bot]). No person
+#: can hold such a login, so "any bot" is still never someone else's comment.
+ANY_BOT = "[bot]"
 
 
 class GitHubError(Exception):
@@ -97,9 +100,9 @@ def my_login(gh: Github) -> str:
         return gh.get_user().login
     except GithubException as exc:
         if exc.status in (401, 403):
-            # The Actions token may not read /user; its comments are by github-actions[bot].
-            log.info("GET /user refused (%s); assuming %s", exc.status, GITHUB_ACTIONS_LOGIN)
-            return GITHUB_ACTIONS_LOGIN
+            # The Actions token and App tokens may not read /user; they write as a [bot].
+            log.info("GET /user refused (%s); our comment is the marked one by a [bot] account", exc.status)
+            return ANY_BOT
         raise
 
 

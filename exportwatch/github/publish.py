@@ -19,6 +19,7 @@ from typing import Any
 from github import GithubException
 
 from exportwatch.github.client import (
+    ANY_BOT,
     CannotCreateCheck,
     CannotPostComment,
     NoPullRequest,
@@ -66,8 +67,14 @@ def decide_comment_action(
 
 
 def is_our_comment(*, body: str | None, author: str | None, marker: str, author_login: str) -> bool:
-    """Ours = carries the hidden marker *and* was written by the same login as this token."""
-    return bool(body) and marker in body and (author or "").lower() == author_login.lower()
+    """Ours = carries the hidden marker *and* was written by the same login as this token
+    (or, when the token cannot say who it is, by a ``[bot]`` account: see ``client.ANY_BOT``)."""
+    if not body or marker not in body:
+        return False
+    login = (author or "").lower()
+    if author_login == ANY_BOT:
+        return login.endswith(ANY_BOT)
+    return login == author_login.lower()
 
 
 def with_marker(body: str, marker: str) -> str:

@@ -19,6 +19,7 @@ from exportwatch import action
 from exportwatch.diff import diff_reports, gate
 from exportwatch.github.artifacts import download_artifact, find_run_artifact, safe_extract
 from exportwatch.github.client import (
+    ANY_BOT,
     CannotCreateCheck,
     CannotPostComment,
     ClientSettings,
@@ -160,12 +161,13 @@ def test_comment__shortened_body_keeps_a_marker_the_renderer_put_last(fake, repo
     assert MARKER in comment["body"] and len(comment["body"]) <= 65_536
 
 
-def test_comment__actions_token_cannot_read_user_and_is_github_actions_bot(fake, settings):
+def test_comment__actions_token_cannot_read_user_and_updates_its_bot_comment(fake, settings):
     gh = build_github(Secret(fake.actions_token), settings)
-    assert my_login(gh) == "github-actions[bot]"
+    login = my_login(gh)
+    assert login == ANY_BOT  # the Actions token (and an App token) cannot read /user
     repo = gh.get_repo(REPO)
-    upsert(repo, "one", author_login="github-actions[bot]")
-    upsert(repo, "two", author_login="github-actions[bot]")
+    upsert(repo, "one", author_login=login)
+    upsert(repo, "two", author_login=login)
     (comment,) = fake.comments(REPO, 7)
     assert comment["user"] == "github-actions[bot]" and comment["body"].endswith("two")
 

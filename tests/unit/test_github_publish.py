@@ -175,3 +175,14 @@ def test_choose_pull_request__ignores_a_pr_from_another_repository_with_the_same
 
 def test_choose_pull_request__ignores_a_pr_whose_head_moved_on():
     assert choose_pull_request([pr(1, sha="newer")], head_repo="fork/r", head_sha="older") is None
+
+
+def test_is_our_comment__when_the_token_cannot_name_itself_any_bot_account_counts_but_no_person():
+    from exportwatch.github.client import ANY_BOT
+
+    def ours(author: str) -> bool:
+        return is_our_comment(body=f"{MARKER}\nx", author=author, marker=MARKER, author_login=ANY_BOT)
+
+    assert ours("github-actions[bot]") and ours("exportwatch-app[bot]")
+    assert not ours("octocat") and not ours("bot")
+    assert not is_our_comment(body="no marker", author="my-app[bot]", marker=MARKER, author_login=ANY_BOT)
