@@ -134,60 +134,94 @@ def call_signature(call: Call) -> Any:
 _BY_REPR = (int, float, bool, str, bytes, type(None), torch.dtype, torch.device, torch.Size)
 #: How deep attribute containers are described before falling back to identity.
 _ATTRIBUTE_DEPTH = 3
+#: Containers with more items than this are described by identity (never by a cut-off prefix,
+#: which could make two different modules look the same).
+_CONTAINER_ITEMS = 256
 #: Tensors stored as plain attributes (constants the export bakes in) up to this many elements
 #: are described by value; larger ones by shape and dtype only.
 _TENSOR_VALUE_LIMIT = 4096
 
 
-def _code_fingerprint(function: Any) -> str | None:
-    """Bytecode, constants, names and closure of a function (or a method's function)."""
+def _identity(value: Any) -> tuple:
+    """The conservative description: equal only to the very same object."""
+    return ("id", type(value).__qualname__, id(value))
+
+
+def _code_fingerprint(function: Any, depth: int = 0, active: frozenset[int] = frozenset()) -> str | None:
+    """Bytecode, constants, names, closure and defaults of a function (or a method's function).
+
+    Closures and defaults are described one level deeper, with the objects being described
+    in ``active``: a closure that holds itself (transformers' gradient-checkpointing wrappers)
+    is described by identity instead of recursing forever.
+    """
     function = getattr(function, "__func__", function)
     code = getattr(function, "__code__", None)
     if code is None:
         return None
-    closure = tuple(_describe(cell.cell_contents, 1) for cell in (function.__closure__ or ()))
-    defaults = _describe(function.__defaults__, 1)
+    active = active | {id(function)}
+    closure = tuple(
+        _describe(_cell_contents(cell), depth + 1, active) for cell in (function.__closure__ or ())
+    )
+    defaults = _describe(function.__defaults__, depth + 1, active)
     raw = code.co_code + repr((code.co_consts, code.co_names, closure, defaults)).encode()
     return hashlib.sha256(raw).hexdigest()
 
 
-def _describe(value: Any, depth: int = 0) -> Any:
+def _cell_contents(cell: Any) -> Any:
+    try:
+        return cell.cell_contents
+    except ValueError:  # an empty cell (a name assigned after the closure was made)
+        return None
+
+
+def _describe(value: Any, depth: int = 0, active: frozenset[int] = frozenset()) -> Any:
     """A hashable description of an attribute value, for deciding if two modules are the same.
 
     Values that can change what an export does are described by content (numbers, strings,
     containers, functions by their code, small tensors by value). Anything else is described by
     identity: a config object shared by every layer still dedups, two different objects never do.
+    Bounded and cycle-safe: past ``_ATTRIBUTE_DEPTH`` levels, on a value already being
+    described, or for a container over ``_CONTAINER_ITEMS`` items, the identity is used.
     """
     if isinstance(value, _BY_REPR):
-        return repr(value)
-    if depth >= _ATTRIBUTE_DEPTH:
-        return ("id", type(value).__qualname__, id(value))
+        return repr(value)[:1000] if isinstance(value, str | bytes) and len(value) > 1000 else repr(value)
+    if depth >= _ATTRIBUTE_DEPTH or id(value) in active:
+        return _identity(value)
     if isinstance(value, torch.Tensor):
         described: tuple = ("T", tuple(value.shape), str(value.dtype))
         if value.numel() <= _TENSOR_VALUE_LIMIT and not value.is_meta:
-            described += (hashlib.sha256(value.detach().cpu().contiguous().numpy().tobytes()).hexdigest(),)
+            try:  # raw bytes: works for dtypes numpy lacks (bfloat16) and for 0-d tensors
+                data = value.detach().cpu().contiguous().reshape(-1).view(torch.uint8)
+                described += (hashlib.sha256(data.numpy().tobytes()).hexdigest(),)
+            except (RuntimeError, TypeError):  # quantized, sparse, subclasses: never equal
+                return _identity(value)
         return described
+    inner = active | {id(value)}
+    if isinstance(value, tuple | list | set | frozenset | dict) and len(value) > _CONTAINER_ITEMS:
+        return _identity(value)
     if isinstance(value, tuple | list | set | frozenset):
-        items = [_describe(v, depth + 1) for v in value]
+        items = [_describe(v, depth + 1, inner) for v in value]
         return (
             type(value).__name__,
             tuple(sorted(items, key=repr) if isinstance(value, set | frozenset) else items),
         )
     if isinstance(value, dict):
-        return ("dict", tuple(sorted((repr(k), _describe(v, depth + 1)) for k, v in value.items())))
+        return ("dict", tuple(sorted((repr(k), _describe(v, depth + 1, inner)) for k, v in value.items())))
     if isinstance(value, enum.Enum):
         return repr(value)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         fields_ = tuple(
-            (f.name, _describe(getattr(value, f.name), depth + 1)) for f in dataclasses.fields(value)
+            (f.name, _describe(getattr(value, f.name, None), depth + 1, inner))
+            for f in dataclasses.fields(value)
         )
         return (type(value).__qualname__, fields_)
-    code = _code_fingerprint(value) if callable(value) and not isinstance(value, nn.Module) else None
-    if code is not None:
-        return ("fn", getattr(value, "__qualname__", type(value).__qualname__), code)
+    if callable(value) and not isinstance(value, nn.Module):
+        code = _code_fingerprint(value, depth, inner)
+        if code is not None:
+            return ("fn", getattr(value, "__qualname__", type(value).__qualname__), code)
     if isinstance(value, type):
         return ("type", value.__module__, value.__qualname__)
-    return ("id", type(value).__qualname__, id(value))
+    return _identity(value)
 
 
 def _attributes(module: nn.Module) -> tuple:
