@@ -18,6 +18,23 @@ EXIT_CONFIG = 2
 EXIT_INTERNAL = 3
 
 
+def add_gate_options(parser: argparse.ArgumentParser) -> None:
+    """``--fail-on`` and ``--allow-errors``: what fails the merge gate (diff and compare)."""
+    from exportwatch.diff import DEFAULT_POLICY, Policy
+
+    parser.add_argument(
+        "--fail-on",
+        choices=[p.value for p in Policy],
+        default=DEFAULT_POLICY.value,
+        help=f"what fails the gate (default: {DEFAULT_POLICY.value})",
+    )
+    parser.add_argument(
+        "--allow-errors",
+        action="store_true",
+        help="do not fail the gate on checks exportwatch itself could not complete (verdict 'error')",
+    )
+
+
 def positive_float(text: str) -> float:
     value = float(text)
     if not math.isfinite(value) or value <= 0:

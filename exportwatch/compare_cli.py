@@ -21,6 +21,7 @@ from exportwatch.cli_args import (
     EXIT_CONFIG,
     EXIT_GATE_FAILED,
     EXIT_OK,
+    add_gate_options,
     memory_mb,
     positive_float,
     positive_int,
@@ -31,7 +32,6 @@ DEFAULT_REPORT = Path("exportwatch-report.json")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    from exportwatch.diff import DEFAULT_POLICY, Policy
     from exportwatch.render import FORMATS
 
     parser = subparsers.add_parser(
@@ -86,12 +86,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         action="store_true",
         help="never fetch from origin to find the base (fail if it is not in the checkout)",
     )
-    parser.add_argument(
-        "--fail-on",
-        choices=[p.value for p in Policy],
-        default=DEFAULT_POLICY.value,
-        help=f"what fails the gate (default: {DEFAULT_POLICY.value})",
-    )
+    add_gate_options(parser)
     parser.add_argument(
         "--format",
         choices=FORMATS,
@@ -160,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
     )
 
     changes = diff_reports(result.base, result.head, xfail=XfailIndex.from_manifest(manifest))
-    verdict = gate(changes, args.fail_on)
+    verdict = gate(changes, args.fail_on, allow_errors=args.allow_errors)
     colour = _use_colour(args.color, stream=sys.stdout) if args.rendered is None else args.color == "always"
     context = RenderContext(marker_key=args.marker_key, title=args.title, color=colour)
     text = render(changes, verdict, args.format, context=context)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import hashlib
+import inspect
 import io
 import linecache
 import logging
@@ -33,6 +34,7 @@ from pathlib import Path
 from typing import TextIO
 
 from exportwatch.report import (
+    BUG_REPORT_URL,
     FAILING,
     MAX_DETAIL_CHARS,
     MAX_MESSAGE_CHARS,
@@ -41,6 +43,7 @@ from exportwatch.report import (
     UserFrame,
     cap,
     first_line,
+    origin_paths,
 )
 
 # ---------------------------------------------------------------------------------------------
@@ -94,6 +97,10 @@ CATEGORIES: dict[str, str] = {
     "crash": "The worker process died (signal, abort or unexpected exit) during the export.",
     "timeout": "The export did not finish within the job's time limit.",
     "oom": "The worker ran out of memory during the export.",
+    "internal-error": (
+        "exportwatch itself failed while checking this (a bug in exportwatch, not in the model): "
+        "the export was not checked."
+    ),
     "unknown": "No rule matched this failure; read the detail and the user frame.",
 }
 
@@ -204,6 +211,11 @@ HINTS: dict[str, Hint] = {
         "Use smaller example inputs or fewer layers for the export check, or raise `--max-memory`.",
         f"{_DOCS}/notes/faq.html",
     ),
+    "internal-error": Hint(
+        "This is a bug in exportwatch, not in your model, and rerunning will not help: please "
+        "report it with the detail below. Until it is fixed this result counts as not checked.",
+        BUG_REPORT_URL,
+    ),
     "unknown": Hint(
         "Run `torch.export.draft_export` on the module for a report of every issue it hits.",
         f"{_DOCS}/draft_export.html",
@@ -214,6 +226,51 @@ HINTS: dict[str, Hint] = {
 def hint_for(category: str) -> str:
     """The hint sentence plus its link, as stored in the report."""
     return str(HINTS.get(category, HINTS["unknown"]))
+
+
+@dataclass(frozen=True, kw_only=True)
+class LibraryHint:
+    """What a model library itself offers for a failure its own objects cause.
+
+    Matched on the exception chain's messages; more specific than the category's hint, so it
+    replaces it. Each one is proven by a test in which applying it makes the export pass.
+    """
+
+    library: str
+    category: str
+    pattern: str  # regex searched in every message of the chain
+    hint: Hint
+
+
+_HF_EXPORT_DOCS = "https://huggingface.co/docs/transformers/main/en/serialization"
+
+LIBRARY_HINTS: tuple[LibraryHint, ...] = (
+    LibraryHint(
+        library="transformers",
+        category="unsupported-type",
+        pattern=r"<class 'transformers\.[\w.]*Cache'>|UserDefinedObjectVariable\(\w*Cache\)|"
+        r"transformers\.cache_utils\.\w+",
+        hint=Hint(
+            "A transformers cache object (`DynamicCache`, `EncoderDecoderCache`) is not a pytree node "
+            "by default. If the deployed model runs without the cache, pass `use_cache=False` (a "
+            "forward kwarg in the manifest's inputs, or `config.use_cache = False` in the factory); "
+            "to export with the cache, register transformers' cache classes first: "
+            "`from transformers.exporters.exporter_dynamo import register_cache_pytrees_for_model; "
+            "register_cache_pytrees_for_model(model)` (transformers 5).",
+            _HF_EXPORT_DOCS,
+        ),
+    ),
+)
+
+
+def hint_for_failure(category: str, rule: Rule | None, chain: Sequence[Link]) -> Hint:
+    """The most specific hint: a library's own remedy, else the rule's, else the category's."""
+    for entry in LIBRARY_HINTS:
+        if entry.category == category and any(re.search(entry.pattern, link.message) for link in chain):
+            return entry.hint
+    if rule is not None and rule.hint is not None:
+        return rule.hint
+    return HINTS.get(category, HINTS["unknown"])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -397,6 +454,7 @@ class Rule:
     stages: frozenset[str] | None = None
     check: Check | None = None
     discriminator: Discriminate | None = None
+    hint: Hint | None = None  # more specific than the category's
 
     def matches(self, link: Link, evidence: Evidence) -> bool:
         if self.stages is not None and evidence.stage not in self.stages:
@@ -501,9 +559,11 @@ def _error_type(link: Link, evidence: Evidence) -> str | None:
 
 
 def _constraint_discriminator(link: Link, evidence: Evidence) -> str | None:
+    """The error type, the dims and the violated guards: two violations on one dim differ."""
     found = re.search(r"Constraints violated \(([^)]*)\)", link.message)
     dims = found.group(1) if found else None
-    return "|".join(part for part in (_error_type(link, evidence), dims) if part) or None
+    guards = " ; ".join(normalise(b) for b in constraint_details(link.message)[0])
+    return "|".join(part for part in (_error_type(link, evidence), dims, guards) if part) or None
 
 
 _TYPE_PATTERNS = (
@@ -617,6 +677,21 @@ _CHECKER_STAGES = frozenset({"checker"})
 #: (an op without a fake kernel) come before the wrappers that carry them (dynamo's
 #: ``Unsupported``, ``UserError(CONSTRAINT_VIOLATION)`` around a data-dependent guard).
 RULES: tuple[Rule, ...] = (
+    # --- the exported program refusing an input set at run time (a range or shape learned at
+    #     export time): not a numeric problem, whatever the verification step called it
+    Rule(
+        name="runtime-assert",
+        category="runtime-error",
+        stages=frozenset({"runtime"}),
+        message=r"Guard failed|[Rr]untime assertion failed|Expected input at .* to be",
+        discriminator=lambda link, _evidence: normalise(link.first_line),
+        hint=Hint(
+            "The exported program checks, at run time, the shapes and ranges it was exported for, "
+            "and this input set is outside them: widen the dim's range in `dims` "
+            "(`Dim(min=..., max=...)`), mark the dim dynamic, or make the model stop specialising it.",
+            f"{_DOCS}/export.html#expressing-dynamism",
+        ),
+    ),
     # --- custom operators and kernels
     Rule(
         name="no-fake-impl-message",
@@ -1001,6 +1076,10 @@ def _enclosing_function(path: str, line: int) -> str:
     return min(spans, key=lambda span: span[1] - span[0])[2] if spans else "<module>"
 
 
+def _source_line(path: str, real: str, line: int) -> str:
+    return linecache.getline(path, line).strip() or linecache.getline(real, line).strip()
+
+
 def _innermost_user(frames: Iterable[RawFrame], repo: str, *, from_text: bool = False) -> UserFrame | None:
     chosen: RawFrame | None = None
     for frame in frames:
@@ -1010,30 +1089,209 @@ def _innermost_user(frames: Iterable[RawFrame], repo: str, *, from_text: bool = 
         return None
     path, line, function = chosen
     real = _real(path)
-    source = linecache.getline(path, line).strip() or linecache.getline(real, line).strip()
     return UserFrame(
         path=real[len(repo) + 1 :],
         line=line,
         function=function or _enclosing_function(real, line),
-        source=source,
+        source=_source_line(path, real, line),
     )
 
 
+#: The export toolchain itself: a failure's frame is never taken from these packages, whose
+#: frames are where every failure surfaces rather than where it comes from.
+TOOLCHAIN_PACKAGES = frozenset(
+    {
+        "torch",
+        "torchgen",
+        "functorch",
+        "onnx",
+        "onnxscript",
+        "onnx_ir",
+        "onnxruntime",
+        "sympy",
+        "mpmath",
+        "numpy",
+        "triton",
+        "optree",
+        "typing_extensions",
+        "exportwatch",
+        "_pytest",
+        "pluggy",
+    }
+)
+
+
+@lru_cache(maxsize=8)
+def _import_roots(search_path: tuple[str, ...]) -> tuple[str, ...]:
+    """Directories code is imported from (``sys.path``), longest first."""
+    roots = {_real(entry) for entry in search_path if entry and os.path.isdir(entry)}
+    return tuple(sorted(roots, key=len, reverse=True))
+
+
+def library_location(path: str) -> tuple[str, str] | None:
+    """(top-level package, path relative to the directory that holds it) for installed code.
+
+    ``.../site-packages/transformers/models/llama/modeling_llama.py`` →
+    ``("transformers", "transformers/models/llama/modeling_llama.py")``. None for the stdlib,
+    for files that are not on ``sys.path`` and for generated code (``<string>``).
+    """
+    if not path or path.startswith("<"):
+        return None
+    real = _real(path)
+    parts = real.split("/")
+    for marker in ("site-packages", "dist-packages"):
+        if marker in parts:
+            index = len(parts) - 1 - parts[::-1].index(marker)
+            rel = "/".join(parts[index + 1 :])
+            return (_top_package(rel), rel) if rel else None
+    for root in _import_roots(tuple(sys.path)):
+        if real.startswith(root + "/"):
+            if root + "/" in _STDLIB_ROOTS:
+                return None
+            rel = real[len(root) + 1 :]
+            return _top_package(rel), rel
+    return None
+
+
+def _top_package(rel: str) -> str:
+    top = rel.split("/", 1)[0]
+    return top[:-3] if top.endswith(".py") else top
+
+
+def _is_library_path(path: str, repo: str, *, from_text: bool = False) -> bool:
+    """Installed code that is not the toolchain (transformers, timm, the user's own package)."""
+    if from_text and not os.path.isabs(path):
+        return False
+    if from_text and not _is_file(_real(path)):
+        return False
+    found = library_location(path)
+    if found is None:
+        return False
+    top, rel = found
+    if top == "exportwatch":
+        return rel.startswith("exportwatch/examples/")  # shipped example models are model code
+    return top not in TOOLCHAIN_PACKAGES and not _real(path).startswith(repo + "/")
+
+
+def _called_by_toolchain(frames: list[RawFrame]) -> list[RawFrame]:
+    """The frames a traceback has below its first toolchain frame: code torch called (the model),
+    not the code that called torch (exportwatch's worker, a test harness, the user's script)."""
+    for index, (path, _line, _function) in enumerate(frames):
+        found = library_location(path)
+        if found is not None and found[0] in TOOLCHAIN_PACKAGES and found[0] != "exportwatch":
+            return frames[index + 1 :]
+    return frames
+
+
+def _innermost_library(frames: Iterable[RawFrame], repo: str, *, from_text: bool = False) -> UserFrame | None:
+    chosen: RawFrame | None = None
+    for frame in frames:
+        if _is_library_path(frame[0], repo, from_text=from_text):
+            chosen = frame
+    if chosen is None:
+        return None
+    path, line, function = chosen
+    found = library_location(path)
+    assert found is not None
+    library, rel = found
+    real = _real(path)
+    return UserFrame(
+        path=rel,
+        line=line,
+        function=function or _enclosing_function(real, line),
+        source=_source_line(path, real, line),
+        library=library,
+    )
+
+
+def _frame_sources(link: Link) -> list[tuple[list[RawFrame], bool]]:
+    """Where one exception says it came from: traceback, FX node, dynamo's stack, message text."""
+    return [
+        (_tb_frames(link.exc), False),
+        (_fx_node_frames(link.exc), True),
+        (_stack_attr_frames(link.exc), False),
+        (_message_frames(link.message), True),
+    ]
+
+
 def find_user_frame(chain: Sequence[Link], repo_root: Path) -> UserFrame | None:
-    """The innermost frame in the user's repository that led to the failure.
+    """The innermost frame in the user's repository that led to the failure, else a library's.
 
     Innermost exception first; per exception: its traceback, the FX node being handled,
-    dynamo's recorded user stack, then ``File "..."`` lines in the message.
+    dynamo's recorded user stack, then ``File "..."`` lines in the message. When no frame of
+    the repository took part (a failure inside transformers' modeling code), the innermost
+    frame of an installed library other than the toolchain, marked with ``library``.
     """
     repo = _real(str(repo_root))
-    for link in reversed(chain):
-        for source, from_text in ((_tb_frames, False), (_fx_node_frames, True), (_stack_attr_frames, False)):
-            frame = _innermost_user(source(link.exc), repo, from_text=from_text)
+    sources = [(link, _frame_sources(link)) for link in reversed(chain)]
+    for _link, per_link in sources:
+        for frames, from_text in per_link:
+            frame = _innermost_user(frames, repo, from_text=from_text)
             if frame is not None:
                 return frame
-        frame = _innermost_user(_message_frames(link.message), repo, from_text=True)
-        if frame is not None:
-            return frame
+    for _link, per_link in sources:
+        for index, (frames, from_text) in enumerate(per_link):
+            candidates = _called_by_toolchain(frames) if index == 0 else frames  # 0: the traceback
+            frame = _innermost_library(candidates, repo, from_text=from_text)
+            if frame is not None:
+                return frame
+    return None
+
+
+def interface_frame(module: object, repo_root: Path, *, output: bool = False) -> UserFrame | None:
+    """The module's ``forward``: where a failure at its interface (an input or output type that
+    export cannot take) is fixed. The ``return`` line for output problems, else the ``def`` line.
+    """
+    forward = vars(module).get("forward") if hasattr(module, "__dict__") else None
+    forward = forward or getattr(type(module), "forward", None)
+    forward = getattr(forward, "__func__", forward)
+    with contextlib.suppress(ValueError):  # a __wrapped__ cycle
+        forward = inspect.unwrap(forward)  # type: ignore[arg-type]
+    code = getattr(forward, "__code__", None)
+    if code is None:
+        return None
+    path = code.co_filename
+    real = _real(path)
+    line = _def_line(real, code.co_firstlineno, code.co_name)
+    if output:
+        line = _last_return(real, line) or line
+    repo = _real(str(repo_root))
+    if _is_user_path(path, repo):
+        return UserFrame(
+            path=real[len(repo) + 1 :],
+            line=line,
+            function=code.co_name,
+            source=_source_line(path, real, line),
+        )
+    found = library_location(path)
+    if found is None or found[0] in TOOLCHAIN_PACKAGES:
+        return None
+    return UserFrame(
+        path=found[1],
+        line=line,
+        function=code.co_name,
+        source=_source_line(path, real, line),
+        library=found[0],
+    )
+
+
+def _def_line(path: str, first: int, name: str) -> int:
+    """Skip decorators: ``co_firstlineno`` points at the first one."""
+    for line in range(first, first + 40):
+        if linecache.getline(path, line).lstrip().startswith((f"def {name}", f"async def {name}")):
+            return line
+    return first
+
+
+def _last_return(path: str, def_line: int) -> int | None:
+    try:
+        tree = ast.parse(Path(path).read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, ValueError):
+        return None
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.lineno == def_line:
+            returns = [n.lineno for n in ast.walk(node) if isinstance(n, ast.Return)]
+            return max(returns) if returns else None
     return None
 
 
@@ -1060,33 +1318,134 @@ def _detail(chain: Sequence[Link], repo_root: Path | None) -> str:
         parts.append(f"{arrow}{link.qualname}: {cap(link.message.strip(), 2_000)}")
     innermost = next((link for link in reversed(chain) if link.exc.__traceback__), None)
     if innermost is not None:
-        lines = traceback.format_tb(innermost.exc.__traceback__)
-        if len(lines) > 12:
-            lines = [*lines[:2], f"  ... {len(lines) - 10} frames ...\n", *lines[-8:]]
-        parts.append("Traceback (most recent call last):\n" + "".join(lines).rstrip())
+        parts.append(format_traceback(innermost.exc, repo_root))
     return "\n\n".join(parts)
+
+
+def _frame_kind(path: str, repo: str) -> tuple[str, str]:
+    """(kind, path as shown): ``repo`` / ``library`` / ``own`` / ``toolchain``, never absolute."""
+    if repo and _is_user_path(path, repo):
+        return "repo", _real(path)[len(repo) + 1 :]
+    real = _real(path)
+    if real.startswith(_OWN_ROOT + "/") and not real.startswith(_OWN_EXAMPLES):
+        return "own", real
+    found = library_location(path)
+    if found is not None:
+        top, rel = found
+        if top == "exportwatch":
+            return ("library" if rel.startswith("exportwatch/examples/") else "own"), rel
+        return ("toolchain" if top in TOOLCHAIN_PACKAGES else "library"), rel
+    if path.startswith("<"):
+        return "toolchain", "generated code"  # by the tracer (``<eval_with_key>.3``, ``<string>``)
+    for root in _STDLIB_ROOTS:
+        if real.startswith(root):
+            return "toolchain", real[len(root) :]  # ``json/decoder.py``
+    return "toolchain", os.path.basename(path)
+
+
+def format_traceback(exc: BaseException, repo_root: Path | None) -> str:
+    """The frames that matter: repository and library frames and the frame that raised.
+
+    exportwatch's own frames are dropped; runs of toolchain frames (torch, onnxscript, the
+    stdlib) are folded into a count; paths are relative to the repository or the package root.
+    """
+    repo = _real(str(repo_root)) if repo_root is not None else ""
+    frames = traceback.extract_tb(exc.__traceback__)
+    lines = ["Traceback (most recent call last):"]
+    folded: list[str] = []
+
+    def flush() -> None:
+        if folded:
+            names = sorted({name.split("/", 1)[0].removesuffix(".py") for name in folded})
+            lines.append(
+                f"  ... {len(folded)} frame{'s' if len(folded) != 1 else ''} of {', '.join(names)} ..."
+            )
+            folded.clear()
+
+    for index, frame in enumerate(frames):
+        kind, shown = _frame_kind(frame.filename, repo)
+        if kind == "own":
+            continue
+        if kind == "toolchain" and index != len(frames) - 1:
+            folded.append(shown)
+            continue
+        flush()
+        lines.append(f"  {shown}:{frame.lineno} in {frame.name}")
+        if frame.line:
+            lines.append(f"    {frame.line.strip()}")
+    flush()
+    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------------------------------
 # Public entry points
 
 
-def _headline(link: Link) -> str:
-    """The deciding exception's first line; a bare token (an op name) gets its class name."""
+_CONSTRAINT_BULLET = re.compile(r"^\s*-\s+(.+)$", re.M)
+_SUGGESTED_FIX = re.compile(r"Suggested fixes:\s*\n((?:[ \t]+\S.*\n?)+)")
+
+
+def constraint_details(message: str) -> tuple[list[str], list[str]]:
+    """The violated guards (the message's ``- ...`` bullets) and torch's suggested fixes."""
+    bullets = [b.strip() for b in _CONSTRAINT_BULLET.findall(message)]
+    found = _SUGGESTED_FIX.search(message)
+    fixes = [line.strip() for line in found.group(1).splitlines() if line.strip()] if found else []
+    return bullets, fixes
+
+
+def _headline(link: Link, category: str | None = None) -> str:
+    """The deciding exception's first line; a bare token (an op name) gets its class name.
+
+    A constraint violation's first line names only the dims ("Constraints violated (b)!");
+    the guard that was violated and torch's suggested fix follow it.
+    """
     line = link.first_line
+    if category == "constraint-violation":
+        bullets, fixes = constraint_details(link.message)
+        if bullets:
+            guard = re.split(r"(?<=[.!])\s+(?=If you|For more|Please)", bullets[0], maxsplit=1)[0]
+            line = f"{line.split(' For more information')[0].rstrip('!')}: {guard}"
+            if len(bullets) > 1:
+                line += f" (and {len(bullets) - 1} more)"
+            if fixes:
+                line += f"; suggested fix: {'; '.join(fixes[:3])}"
+        return line
     if line and " " not in line:
         return f"{link.qualname.rsplit('.', 1)[-1]}: {line}"
     return line
 
 
-def diagnose_exception(exc: BaseException, *, target: str, stage: str | None, repo_root: Path) -> Diagnosis:
-    """Category, fingerprint, user frame and hint for a failed export attempt."""
+def _is_output_problem(chain: Sequence[Link]) -> bool:
+    return any(re.search(r"\bin output\b|INVALID_OUTPUT|output of type", link.message) for link in chain)
+
+
+def diagnose_exception(
+    exc: BaseException,
+    *,
+    target: str,
+    stage: str | None,
+    repo_root: Path,
+    module: object | None = None,
+) -> Diagnosis:
+    """Category, fingerprint, user frame and hint for a failed export attempt.
+
+    ``module`` (the submodule whose export failed) supplies a frame when none of the exception's
+    frames is the user's or a library's: a failure at the module's interface (an input or output
+    type) is fixed in its ``forward``. That frame is shown but kept out of the fingerprint, so the
+    same failure in a parent and a child still reads as one.
+    """
     chain = exception_chain(exc)
     rule, link, disc = classify(chain, stage)
     category = rule.category if rule else "unknown"
     deciding = link or chain[-1]
     frame = find_user_frame(chain, repo_root)
-    message = _headline(deciding) or chain[0].first_line or type(exc).__name__
+    message = _headline(deciding, category) or chain[0].first_line or type(exc).__name__
+    shown_frame = frame
+    if shown_frame is None and module is not None:
+        try:
+            shown_frame = interface_frame(module, repo_root, output=_is_output_problem(chain))
+        except Exception:  # a frame is a courtesy; never let finding one cost the diagnosis
+            shown_frame = None
     return Diagnosis(
         category=category,
         fingerprint=fingerprint(
@@ -1096,11 +1455,36 @@ def diagnose_exception(exc: BaseException, *, target: str, stage: str | None, re
         root_cause=chain[-1].qualname,
         message=cap(message, MAX_MESSAGE_CHARS) or "",
         detail=cap(_detail(chain, repo_root), MAX_DETAIL_CHARS) or "",
-        user_frame=frame,
-        hint=hint_for(category),
+        user_frame=shown_frame,
+        hint=str(hint_for_failure(category, rule, chain)),
         discriminator=disc,
         cause=deciding.qualname,
         rule=rule.name if rule else None,
+    )
+
+
+def fallback_diagnosis(
+    exc: BaseException, *, target: str, stage: str | None, error: BaseException
+) -> Diagnosis:
+    """The raw exception, when diagnosing it raised: the result stays, less well explained."""
+    name = f"{type(exc).__module__}.{type(exc).__qualname__}"
+    text = strip_ansi(_safe_str(exc))
+    message = first_line(text) or type(exc).__name__
+    formatted = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    return Diagnosis(
+        category="unknown",
+        fingerprint=fingerprint(target, stage, "unknown", name, None, normalise(message)),
+        exception_type=name,
+        root_cause=None,
+        message=cap(message, MAX_MESSAGE_CHARS) or "",
+        detail=cap(
+            f"{name}: {cap(text, 2_000)}\n\n(exportwatch could not diagnose this failure: "
+            f"{type(error).__name__}: {_safe_str(error)})\n\n{formatted}",
+            MAX_DETAIL_CHARS,
+        )
+        or "",
+        user_frame=None,
+        hint=hint_for("unknown"),
     )
 
 
@@ -1146,6 +1530,29 @@ def diagnose_mismatch(*, target: str, stage: str | None, message: str, output: s
         user_frame=None,
         hint=hint_for("numeric-mismatch"),
         discriminator=output or None,
+    )
+
+
+def internal_error_diagnosis(exc: BaseException, *, target: str) -> Diagnosis:
+    """exportwatch's own code raised while checking a module: the ``error`` verdict's account.
+
+    The fingerprint keys on where in exportwatch it raised, so the same bug reads the same.
+    """
+    name = f"{type(exc).__module__}.{type(exc).__qualname__}"
+    frames = traceback.extract_tb(exc.__traceback__)
+    own = [f for f in frames if f.filename.replace("\\", "/").startswith(_OWN_ROOT + "/")]
+    where = f"{os.path.basename(own[-1].filename)}:{own[-1].name}" if own else ""
+    message = f"exportwatch internal error: {type(exc).__name__}: {first_line(_safe_str(exc))}"
+    formatted = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    return Diagnosis(
+        category="internal-error",
+        fingerprint=fingerprint(target, None, "internal-error", name, where, None),
+        exception_type=name,
+        root_cause=None,
+        message=cap(message, MAX_MESSAGE_CHARS) or "",
+        detail=cap(formatted, MAX_DETAIL_CHARS) or "",
+        user_frame=None,
+        hint=hint_for("internal-error"),
     )
 
 
@@ -1195,10 +1602,6 @@ class FailureGroup:
         return len(self.paths)
 
 
-def _is_descendant(path: str, ancestor: str) -> bool:
-    return path != ancestor and (ancestor == "" or path.startswith(ancestor + "."))
-
-
 def _failing(job: JobResult, sub: SubmoduleResult) -> SubmoduleResult | None:
     """The computed result behind ``sub`` when it fails (``same-as`` links followed)."""
     effective = job.effective(sub)
@@ -1206,17 +1609,10 @@ def _failing(job: JobResult, sub: SubmoduleResult) -> SubmoduleResult | None:
 
 
 def mark_origins(job: JobResult) -> None:
-    """Set ``origin`` on failing submodules none of whose descendants fail.
-
-    An ancestor that fails only because it contains a failing child is not an origin. A
-    ``same-as`` copy is an origin when the result it shares is one (the same failure, found
-    again elsewhere), not when it copies an ancestor-only failure.
-    """
-    failing = [sub.path for sub in job.submodules if _failing(job, sub) is not None]
-    leaf = {path: not any(_is_descendant(other, path) for other in failing) for path in failing}
+    """Set ``origin`` on the failing submodules whose failure is their own (``origin_paths``)."""
+    origins = origin_paths(job)
     for sub in job.submodules:
-        effective = job.effective(sub)
-        sub.origin = leaf.get(sub.path, False) and (effective is sub or leaf.get(effective.path, True))
+        sub.origin = sub.path in origins
 
 
 def group_failures(job: JobResult) -> list[FailureGroup]:

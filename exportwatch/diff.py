@@ -19,6 +19,7 @@ from functools import cached_property
 from typing import Any
 
 from exportwatch.report import (
+    BUG_REPORT_URL,
     FAILING,
     INFRASTRUCTURE,
     PASSING,
@@ -26,7 +27,12 @@ from exportwatch.report import (
     Report,
     SubmoduleResult,
     Verdict,
+    failure_identity,
+    origin_paths,
 )
+
+#: Verdicts that stop a whole job: its unlisted submodules share them.
+_STOPPING = INFRASTRUCTURE | {Verdict.ERROR}
 
 #: (model, target, device, submodule path)
 CellKey = tuple[str, str, str, str]
@@ -45,6 +51,7 @@ class ChangeKind(str, Enum):
     REMOVED = "removed"  # no result on head
     NEWLY_SKIPPED = "newly-skipped"  # had a result on base, skipped / not called on head
     INFRASTRUCTURE = "infrastructure"  # crash, timeout or OOM on either side
+    ERROR = "error"  # exportwatch itself failed while checking this, on either side
     UNCHANGED_OK = "unchanged-ok"  # nothing to report (passing, or skipped, on both sides)
 
     def __str__(self) -> str:
@@ -54,6 +61,7 @@ class ChangeKind(str, Enum):
 #: Most to least urgent: the order of sections and of table rows.
 SEVERITY: tuple[ChangeKind, ...] = (
     ChangeKind.REGRESSION,
+    ChangeKind.ERROR,
     ChangeKind.INFRASTRUCTURE,
     ChangeKind.CHANGED_FAILURE,
     ChangeKind.NEW,
@@ -216,7 +224,7 @@ class Cell:
     @property
     def head_fails(self) -> bool:
         """Fails on head for a reason of the model's own (not an infrastructure failure)."""
-        return self.head in FAILING and self.head not in INFRASTRUCTURE
+        return self.head in FAILING and self.head not in INFRASTRUCTURE and self.head is not Verdict.ERROR
 
     @property
     def expected(self) -> bool:
@@ -426,9 +434,9 @@ class _Side:
             return None
         root = self.by_path.get("")
         verdict = root.verdict if root is not None else self.job.verdict
-        if verdict in INFRASTRUCTURE:
+        if verdict in _STOPPING:
             return verdict
-        return self.job.verdict if self.job.verdict in INFRASTRUCTURE else None
+        return self.job.verdict if self.job.verdict in _STOPPING else None
 
     def raw(self, path: str) -> SubmoduleResult | None:
         if self.job is None:
@@ -469,21 +477,18 @@ class _Side:
         return None, False
 
     def origins(self) -> set[str]:
-        """Paths marked as origins; inferred (failing, no failing descendant) if none are."""
+        """Paths marked as origins; computed by the report's one rule if none are marked."""
         if self.job is None:
             return set()
         marked = {s.path for s in self.job.submodules if s.origin}
-        if marked:
-            return marked
-        failing = [s.path for s in self.job.submodules if self.effective(s).verdict in FAILING]
-        failing_set = set(failing)
-        has_failing_child = {a for p in failing for a in _ancestors(p) if a in failing_set}
-        return {p for p in failing if p not in has_failing_child}
+        return marked or origin_paths(self.job)
 
 
 def _klass(verdict: Verdict | None) -> str:
     if verdict is None:
         return "absent"
+    if verdict is Verdict.ERROR:
+        return "error"
     if verdict in PASSING:
         return "pass"
     if verdict in INFRASTRUCTURE:
@@ -491,6 +496,11 @@ def _klass(verdict: Verdict | None) -> str:
     if verdict in FAILING:
         return "fail"
     return "neutral"  # skipped, not-called, a same-as whose target is missing
+
+
+def _same_reason(a: SubmoduleResult | None, b: SubmoduleResult | None) -> bool:
+    """Two results of one side fail for the same reason (the report's failure identity)."""
+    return a is not None and b is not None and failure_identity(a) == failure_identity(b)
 
 
 def _same_failure(base: SubmoduleResult, head: SubmoduleResult) -> bool:
@@ -506,10 +516,17 @@ def classify(base: SubmoduleResult | None, head: SubmoduleResult | None) -> tupl
     b, h = _klass(base and base.verdict), _klass(head and head.verdict)
     bv = base.verdict.value if base else "absent"
     hv = head.verdict.value if head else "absent"
+    if h == "error":
+        return ChangeKind.ERROR, "exportwatch failed while checking this on head: please report the bug"
     if b == "absent":
         return ChangeKind.NEW, None
     if h == "absent":
         return ChangeKind.REMOVED, None
+    if b == "error":
+        return (
+            ChangeKind.ERROR,
+            f"exportwatch failed while checking this on base, so head's {hv} cannot be compared",
+        )
     if "infra" in (b, h):
         return ChangeKind.INFRASTRUCTURE, _infra_note(b, bv, h, hv)
     if b == "neutral":
@@ -550,6 +567,7 @@ _HEAD_SIDE = frozenset(
         ChangeKind.STILL_FAILING,
         ChangeKind.NEW,
         ChangeKind.INFRASTRUCTURE,
+        ChangeKind.ERROR,
         ChangeKind.NEWLY_SKIPPED,
         ChangeKind.UNCHANGED_OK,
     }
@@ -569,15 +587,19 @@ def _diff_job(base_job: JobResult | None, head_job: JobResult | None, *, index: 
         h, h_synth = head.resolve(path)
         kind, note = classify(b, h)
         if (
-            kind is ChangeKind.INFRASTRUCTURE
+            kind in (ChangeKind.INFRASTRUCTURE, ChangeKind.ERROR)
             and path
             and (
-                (h_synth and h is not None and h.verdict in INFRASTRUCTURE)
-                or (b_synth and b is not None and b.verdict in INFRASTRUCTURE)
+                (h_synth and h is not None and h.verdict in _STOPPING)
+                or (b_synth and b is not None and b.verdict in _STOPPING)
             )
         ):
             synthesized_infra.add(path)
-            note = "not reached: the whole job hit an infrastructure failure"
+            note = (
+                "not reached: exportwatch failed on the whole job"
+                if kind is ChangeKind.ERROR
+                else "not reached: the whole job hit an infrastructure failure"
+            )
         raw_head, raw_base = head.raw(path), base.raw(path)
         raw = raw_head if kind in _HEAD_SIDE and raw_head is not None else raw_base or raw_head
         shown = h if kind in _HEAD_SIDE and h is not None else b or h
@@ -627,10 +649,14 @@ def _fold(draft: dict[str, dict[str, Any]], *, base: _Side, head: _Side, synthes
             continue
         if verdict not in FAILING or cell["origin"]:
             continue
+        # Only an origin that fails for the same reason explains this cell.
         below = [
             p
             for p in draft
-            if p in origins[side_name] and _is_descendant(p, path) and draft[p][side_name] in FAILING
+            if p in origins[side_name]
+            and _is_descendant(p, path)
+            and draft[p][side_name] in FAILING
+            and _same_reason(draft[p][f"{side_name}_result"], cell[f"{side_name}_result"])
         ]
         if not below:
             continue
@@ -723,11 +749,22 @@ class GateResult:
         return 0 if self.passed else 1
 
 
-def gate_counts(changes: Changes, policy: Policy) -> list[Cell]:
-    """The top-level cells that ``policy`` holds against the pull request."""
+def gate_counts(changes: Changes, policy: Policy, *, allow_errors: bool = False) -> list[Cell]:
+    """The top-level cells that ``policy`` holds against the pull request.
+
+    A check exportwatch could not complete on head (``error``) is never a pass: every policy
+    but ``never`` holds it against the pull request unless ``allow_errors`` says otherwise.
+    """
     cells = [c for c in changes.top_level() if not c.expected]
     if policy is Policy.NEVER:
         return []
+    errors = (
+        [] if allow_errors else [c for c in cells if c.kind is ChangeKind.ERROR and c.head is Verdict.ERROR]
+    )
+    return errors + _policy_counts(cells, policy)
+
+
+def _policy_counts(cells: list[Cell], policy: Policy) -> list[Cell]:
     if policy is Policy.REGRESSION:
         return [c for c in cells if c.kind is ChangeKind.REGRESSION]
     if policy is Policy.NEW_FAILURE:
@@ -738,13 +775,15 @@ def gate_counts(changes: Changes, policy: Policy) -> list[Cell]:
             or (c.kind is ChangeKind.NEW and c.head_fails)
             or (c.kind is ChangeKind.INFRASTRUCTURE and c.head_fails)  # base crashed: unknown
         ]
-    return [c for c in cells if c.head in FAILING]
+    return [c for c in cells if c.head in FAILING and c.head is not Verdict.ERROR]
 
 
-def gate(changes: Changes, policy: str | Policy = DEFAULT_POLICY) -> GateResult:
+def gate(
+    changes: Changes, policy: str | Policy = DEFAULT_POLICY, *, allow_errors: bool = False
+) -> GateResult:
     """Apply ``policy`` (regression | new-failure | any-failure | never) to ``changes``."""
     policy = parse_policy(policy)
-    failing = gate_counts(changes, policy)
+    failing = gate_counts(changes, policy, allow_errors=allow_errors)
     reasons: list[str] = []
     by_kind = Counter(c.kind for c in failing)
     for kind in SEVERITY:
@@ -763,6 +802,13 @@ def gate(changes: Changes, policy: str | Policy = DEFAULT_POLICY) -> GateResult:
             f"{len(infra)} infrastructure problem(s) (crash / timeout / out of memory) were not "
             "gated: rerun to confirm"
         )
+    errors = changes.top_level(ChangeKind.ERROR)
+    if errors and (allow_errors or policy is Policy.NEVER):
+        notes.append(
+            f"{len(errors)} check(s) exportwatch could not complete were allowed: they are not passes"
+        )
+    elif any(c.head is not Verdict.ERROR for c in errors):
+        notes.append("exportwatch failed while checking some results on base: they could not be compared")
     expected = [c for c in changes.top_level() if c.expected and c.head in FAILING]
     if expected:
         notes.append(f"{len(expected)} expected failure(s) (xfail) did not count")
@@ -784,6 +830,10 @@ _REASON_NOUNS = {
     ChangeKind.CHANGED_FAILURE: ("changed failure", "changed failures"),
     ChangeKind.NEW: ("new failure", "new failures"),
     ChangeKind.INFRASTRUCTURE: ("infrastructure failure", "infrastructure failures"),
+    ChangeKind.ERROR: (
+        f"check exportwatch could not complete (an exportwatch bug: please report it at {BUG_REPORT_URL})",
+        f"checks exportwatch could not complete (an exportwatch bug: please report it at {BUG_REPORT_URL})",
+    ),
     ChangeKind.STILL_FAILING: ("unchanged failure", "unchanged failures"),
     ChangeKind.FIX: ("fix", "fixes"),
     ChangeKind.REMOVED: ("removed result", "removed results"),

@@ -15,8 +15,8 @@ import traceback
 from pathlib import Path
 from typing import TextIO
 
-from exportwatch.cli_args import EXIT_CONFIG, EXIT_GATE_FAILED, EXIT_INTERNAL, EXIT_OK
-from exportwatch.diff import DEFAULT_POLICY, Policy, diff_reports, gate
+from exportwatch.cli_args import EXIT_CONFIG, EXIT_GATE_FAILED, EXIT_INTERNAL, EXIT_OK, add_gate_options
+from exportwatch.diff import diff_reports, gate
 from exportwatch.render import FORMATS, RenderContext, render
 from exportwatch.report import MAX_REPORT_BYTES, ReportError, load_report
 
@@ -43,12 +43,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="markdown: the PR comment; summary: the job summary; text: for a terminal; json: data",
     )
     parser.add_argument("-o", "--output", type=Path, help="write here instead of stdout")
-    parser.add_argument(
-        "--fail-on",
-        choices=[p.value for p in Policy],
-        default=DEFAULT_POLICY.value,
-        help=f"what fails the gate (default: {DEFAULT_POLICY.value})",
-    )
+    add_gate_options(parser)
     parser.add_argument(
         "--color", choices=["auto", "always", "never"], default="auto", help="colour in text output"
     )
@@ -91,7 +86,7 @@ def _run(args: argparse.Namespace) -> int:
         raise _UsageError(f"cannot read report: {type(exc).__name__}: {exc}") from exc
 
     changes = diff_reports(base, head)
-    verdict = gate(changes, args.fail_on)
+    verdict = gate(changes, args.fail_on, allow_errors=args.allow_errors)
     output: Path | None = args.output
     context = RenderContext(
         marker_key=args.marker_key,

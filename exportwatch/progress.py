@@ -16,6 +16,7 @@ _SYMBOLS = {
     Verdict.CRASH: "CRASH",
     Verdict.TIMEOUT: "TIMEOUT",
     Verdict.OOM: "OOM",
+    Verdict.ERROR: "ERROR (exportwatch bug)",
 }
 
 

@@ -36,6 +36,7 @@ class Verdict(str, Enum):
     TIMEOUT = "timeout"
     OOM = "oom"
     NOT_CALLED = "not-called"
+    ERROR = "error"  # exportwatch itself failed while checking this: a bug to report, never a pass
 
     def __str__(self) -> str:
         return self.value
@@ -44,9 +45,13 @@ class Verdict(str, Enum):
 #: Verdicts that mean "the export works" for this cell.
 PASSING = frozenset({Verdict.OK, Verdict.COVERED})
 #: Verdicts that mean "this export does not work" (including infrastructure failures).
-FAILING = frozenset({Verdict.FAIL, Verdict.MISMATCH, Verdict.CRASH, Verdict.TIMEOUT, Verdict.OOM})
+FAILING = frozenset(
+    {Verdict.FAIL, Verdict.MISMATCH, Verdict.CRASH, Verdict.TIMEOUT, Verdict.OOM, Verdict.ERROR}
+)
 #: Failures of the machine rather than of the model: kept apart in diffs.
 INFRASTRUCTURE = frozenset({Verdict.CRASH, Verdict.TIMEOUT, Verdict.OOM})
+#: Where to report a bug in exportwatch itself (the ``error`` verdict asks for one).
+BUG_REPORT_URL = "https://github.com/exportwatch/exportwatch/issues"
 
 
 class ResultSource(str, Enum):
@@ -79,12 +84,23 @@ def first_line(text: str) -> str:
 
 @dataclass(kw_only=True)
 class UserFrame:
-    """The line of the user's code that led to a failure (repo-relative)."""
+    """The line of code that led to a failure.
+
+    In the repository: ``path`` is repo-relative and ``library`` is None. When no repository
+    frame took part (a failure inside transformers, timm, an installed package of the user's),
+    the innermost frame of that library: ``library`` names the distribution's top-level package
+    and ``path`` is relative to the directory that holds it (``transformers/models/...``).
+    """
 
     path: str
     line: int
     function: str
     source: str = ""
+    library: str | None = None
+
+    @property
+    def in_repository(self) -> bool:
+        return self.library is None
 
 
 @dataclass(kw_only=True)
@@ -170,6 +186,60 @@ class JobResult:
                 break
             sub = target
         return sub
+
+
+def _is_descendant(path: str, ancestor: str) -> bool:
+    return path != ancestor and (ancestor == "" or path.startswith(ancestor + "."))
+
+
+def failure_identity(sub: SubmoduleResult) -> tuple[str | None, ...]:
+    """What makes two failures the same: the fingerprint, else (for old reports) verdict and text."""
+    if sub.fingerprint:
+        return (sub.fingerprint,)
+    return (sub.verdict.value, sub.category, sub.message)
+
+
+def origin_paths(job: JobResult) -> set[str]:
+    """The failing submodules whose failure is their own: the one definition of an origin.
+
+    A failing submodule is an origin unless a failing descendant fails *for the same reason*
+    (same fingerprint): a parent that only re-raises its child's failure is explained by the
+    child, but a parent failing at its own interface (a cache object in its output) while its
+    children fail for another reason is an origin too. ``same-as`` links are followed, so a
+    copy is an origin exactly when the result it shares is. The deepest failing submodule of
+    every chain is an origin, so every failing job has one, and a failing root is either an
+    origin or explained by an origin with its fingerprint.
+    """
+    index = {s.path: s for s in job.submodules}
+
+    def effective(sub: SubmoduleResult) -> SubmoduleResult:
+        seen: set[str] = set()
+        while sub.verdict == Verdict.SAME_AS and sub.same_as and sub.same_as not in seen:
+            seen.add(sub.path)
+            target = index.get(sub.same_as)
+            if target is None:
+                break
+            sub = target
+        return sub
+
+    failing = {s.path: effective(s) for s in job.submodules if effective(s).verdict in FAILING}
+    computed: set[str] = set()
+    for path, result in failing.items():
+        if index[path].verdict == Verdict.SAME_AS:
+            continue
+        identity = failure_identity(result)
+        explained = any(
+            _is_descendant(other, path) and failure_identity(other_result) == identity
+            for other, other_result in failing.items()
+        )
+        if not explained:
+            computed.add(path)
+    copies = {
+        path
+        for path, result in failing.items()
+        if index[path].verdict == Verdict.SAME_AS and result.path in computed
+    }
+    return computed | copies
 
 
 @dataclass(kw_only=True)

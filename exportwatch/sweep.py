@@ -38,7 +38,7 @@ from exportwatch.inputs import (
 from exportwatch.manifest import DEFAULT_INPUT_SET, ModelSpec
 from exportwatch.report import JobResult, SubmoduleResult, Verdict
 from exportwatch.targets import get_target
-from exportwatch.targets.base import Call, Outcome, TargetOptions
+from exportwatch.targets.base import Call, Outcome, Stage, TargetOptions
 
 log = logging.getLogger(__name__)
 
@@ -352,15 +352,28 @@ class _Walk:
             for child, child_path in self._children(module, path):
                 self._visit(child, child_path, covered_by=covered_by)
             return
-        key = dedup_key(module, calls)
+        key, dedup_warning = self._dedup_key(module, path, calls)
         if key in self.seen:
             self._mirror(module, path, self.seen[key])
             return
         self.seen[key] = path
         result = self._attempt(module, path, calls)
+        if dedup_warning:
+            result.warnings.append(dedup_warning)
         passed = result.verdict == Verdict.OK
         for child, child_path in self._children(module, path):
             self._visit(child, child_path, covered_by=path if passed else None)
+
+    def _dedup_key(self, module: nn.Module, path: str, calls: list[Call]) -> tuple[str, str | None]:
+        """The dedup key, or a key of its own (no dedup) when describing the module failed."""
+        try:
+            return dedup_key(module, calls), None
+        except Exception as exc:  # a heuristic's bug costs the dedup, never the result
+            log.warning("dedup key of %r failed: %s: %s", path, type(exc).__name__, exc)
+            return f"undeduplicated:{path}", (
+                f"exportwatch could not compare this module with others ({type(exc).__name__}: "
+                f"{str(exc)[:200]}); it was exported on its own"
+            )
 
     def _record_not_called(self, module: nn.Module, path: str) -> None:
         if self.capture.eager_errors.get(EXAMPLE_SET) is not None:
@@ -421,8 +434,15 @@ class _Walk:
         outcome: Outcome | None = None
         attempts = 0
         for call in tried:
-            options = self._options(path, dynamic=is_root)
-            outcome = self.attempt_fn(module, path, call, self._checks_for(module, call, is_root), options)
+            try:
+                options = self._options(path, dynamic=is_root)
+                outcome = self.attempt_fn(
+                    module, path, call, self._checks_for(module, call, is_root), options
+                )
+            except Exception as exc:  # a target must return an Outcome: this is exportwatch's bug
+                attempts += 1
+                self.attempts += attempts
+                return self._record_error(module, path, exc, attempts=attempts, started=started)
             attempts += 1
             notes.extend(outcome.warnings)
             if outcome.verdict != Verdict.OK:
@@ -440,7 +460,7 @@ class _Walk:
             warnings=list(dict.fromkeys(notes)),
         )
         if outcome.verdict != Verdict.OK:
-            self._fill_failure(result, outcome)
+            self._fill_failure(module, result, outcome)
         return result
 
     def _options(self, path: str, *, dynamic: bool) -> TargetOptions:
@@ -455,36 +475,59 @@ class _Walk:
             artifact_name=name,
         )
 
-    def _fill_failure(self, result: SubmoduleResult, outcome: Outcome) -> None:
+    def _fill_failure(self, module: nn.Module, result: SubmoduleResult, outcome: Outcome) -> None:
         result.stage = outcome.stage
         result.mismatch = outcome.mismatch
-        if outcome.verdict == Verdict.MISMATCH and outcome.error is None:
-            message = (
+        error = outcome.error
+        if outcome.verdict == Verdict.MISMATCH and error is None:
+            error = AssertionError(
                 outcome.mismatch.message if outcome.mismatch else "exported program disagrees with eager"
             )
-            outcome.error = AssertionError(message)
-        error = outcome.error if outcome.error is not None else RuntimeError("export failed")
-        if outcome.verdict == Verdict.MISMATCH and hasattr(diagnose, "diagnose_mismatch"):
-            found = diagnose.diagnose_mismatch(
-                target=self.target_name,
-                stage=outcome.stage,
-                message=str(error),
-                output=outcome.mismatch.output if outcome.mismatch else "",
-            )
-        else:
-            found = diagnose.diagnose_exception(
-                error, target=self.target_name, stage=outcome.stage, repo_root=self.settings.repo_root
+        if error is None:
+            error = RuntimeError("export failed")
+        try:
+            if outcome.verdict == Verdict.MISMATCH and outcome.stage == Stage.ACCURACY:
+                found = diagnose.diagnose_mismatch(
+                    target=self.target_name,
+                    stage=outcome.stage,
+                    message=str(error),
+                    output=outcome.mismatch.output if outcome.mismatch else "",
+                )
+            else:  # an export that failed, or an exported program that raised when run
+                found = diagnose.diagnose_exception(
+                    error,
+                    target=self.target_name,
+                    stage=outcome.stage,
+                    repo_root=self.settings.repo_root,
+                    module=module,
+                )
+        except Exception as exc:  # the verdict was measured; only its explanation is lost
+            log.warning("diagnosing %r failed: %s", result.path, exc)
+            found = diagnose.fallback_diagnosis(
+                error, target=self.target_name, stage=outcome.stage, error=exc
             )
         _apply_diagnosis(result, found)
 
+    def _record_error(
+        self, module: nn.Module, path: str, exc: Exception, *, attempts: int, started: float
+    ) -> SubmoduleResult:
+        """exportwatch itself failed while checking ``path``: ``error``, never a pass or a fail."""
+        result = self._new(
+            module,
+            path,
+            Verdict.ERROR,
+            attempts=attempts,
+            duration_s=round(time.perf_counter() - started, 4),
+        )
+        _apply_diagnosis(result, diagnose.internal_error_diagnosis(exc, target=self.target_name))
+        return result
+
     def _record_model_error(self, error: BaseException) -> None:
         result = self._new(self.model, "", Verdict.FAIL, reason="the eager forward raised")
-        if hasattr(diagnose, "diagnose_model_error"):
+        try:
             found = diagnose.diagnose_model_error(error, repo_root=self.settings.repo_root)
-        else:
-            found = diagnose.diagnose_exception(
-                error, target=self.target_name, stage=None, repo_root=self.settings.repo_root
-            )
+        except Exception as exc:
+            found = diagnose.fallback_diagnosis(error, target="eager", stage=None, error=exc)
             found.category = "model-error"
         _apply_diagnosis(result, found)
 
@@ -577,8 +620,10 @@ def sweep_target(prepared: PreparedModel, target_name: str, *, settings: SweepSe
         submodules=submodules,
         parameters=sum(p.numel() for p in prepared.model.parameters()),
     )
-    if hasattr(diagnose, "mark_origins"):
+    try:
         diagnose.mark_origins(job)
+    except Exception as exc:  # origins explain the verdicts; they never decide them
+        log.warning("marking origins for %s/%s failed: %s", spec.name, target_name, exc)
     return job
 
 

@@ -219,24 +219,28 @@ def _run_unit(conn: Connection, unit: Unit, settings: Any) -> None:
 
 
 def _internal_error_job(spec: ModelSpec, target: str, device: str, exc: BaseException) -> JobResult:
-    import traceback
+    """exportwatch's own code raised outside any one submodule: the job is ``error``, not a crash."""
+    from exportwatch.diagnose import internal_error_diagnosis
 
-    detail = "".join(traceback.format_exception(exc))
+    found = internal_error_diagnosis(exc, target=target)
     root = SubmoduleResult(
         path="",
         module_type="",
-        verdict=Verdict.CRASH,
-        category="crash",
-        exception_type=f"{type(exc).__module__}.{type(exc).__qualname__}",
-        message=f"exportwatch internal error: {type(exc).__name__}: {exc}"[:500],
-        detail=cap(detail, MAX_DETAIL_CHARS),
+        verdict=Verdict.ERROR,
+        origin=True,
+        category=found.category,
+        fingerprint=found.fingerprint,
+        exception_type=found.exception_type,
+        message=found.message,
+        detail=found.detail,
+        hint=found.hint,
     )
     return JobResult(
         model=spec.name,
         target=target,
         device=device,
-        verdict=Verdict.CRASH,
-        reason="internal error",
+        verdict=Verdict.ERROR,
+        reason="exportwatch internal error",
         submodules=[root],
         xfail=spec.xfail,
     )

@@ -63,7 +63,8 @@ def sub(
         reason=reason,
         same_as=same_as,
         category=category if category is not None else (v.value if failing else None),
-        fingerprint=fp if fp is not None else (f"fp-{v.value}-{name}" if failing else None),
+        # One reason by default: ancestors re-raise what failed below them.
+        fingerprint=fp if fp is not None else (f"fp-{v.value}" if failing else None),
         message=message if message is not None else (f"{v.value} in {name}" if failing else None),
         detail=detail,
         user_frame=user_frame,
@@ -135,11 +136,14 @@ def ok(model: str, target: str = "export", **kwargs) -> JobResult:
 
 
 def failing(model: str, target: str = "export", origin_path: str = "blocks.4", **kwargs) -> JobResult:
-    """A job failing at the root because of one origin below it (root → parent → origin)."""
+    """A job failing at the root because of one origin below it (root → parent → origin).
+
+    The ancestors re-raise the origin's failure, so they share its fingerprint.
+    """
     parent = origin_path.rpartition(".")[0]
-    subs = [sub("", "fail", fp=f"root-{origin_path}")]
+    subs = [sub("", "fail", fp=f"origin-{origin_path}")]
     if parent:
-        subs.append(sub(parent, "fail", fp=f"parent-{origin_path}"))
+        subs.append(sub(parent, "fail", fp=f"origin-{origin_path}"))
     subs.append(
         sub(
             origin_path,

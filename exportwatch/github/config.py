@@ -121,6 +121,15 @@ def _choice(options: tuple[str, ...]) -> Callable[[str, str], str]:
     return parse
 
 
+def _flag(raw: str, name: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("", "false", "no", "0", "off"):
+        return False
+    if value in ("true", "yes", "1", "on"):
+        return True
+    raise ActionConfigError(name, f"{raw.strip()!r} is not true or false")
+
+
 def _enum(cls: type[Enum]) -> Callable[[str, str], Any]:
     options = tuple(m.value for m in cls)  # type: ignore[var-annotated]
     choose = _choice(options)
@@ -240,6 +249,7 @@ class ActionConfig:
     targets: tuple[str, ...] = ()
     device: str | None = None
     fail_on: str = "regression"
+    allow_errors: bool = False
     comment: CommentMode = CommentMode.ON_CHANGE
     mode: Mode = Mode.FULL
     install: str = ""
@@ -329,6 +339,7 @@ _SOURCES: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "targets": ("INPUT_TARGETS", _targets),
     "device": ("INPUT_DEVICE", _device),
     "fail_on": ("INPUT_FAIL-ON", _choice(FAIL_ON_POLICIES)),
+    "allow_errors": ("INPUT_ALLOW-ERRORS", _flag),
     "comment": ("INPUT_COMMENT", _enum(CommentMode)),
     "mode": ("INPUT_MODE", _enum(Mode)),
     "install": ("INPUT_INSTALL", _block),

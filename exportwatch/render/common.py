@@ -46,10 +46,20 @@ def headline(changes: Changes, gate: GateResult) -> Headline:
     regressions = [c for c in top if c.kind is ChangeKind.REGRESSION and not c.expected]
     expected_regressions = [c for c in top if c.kind is ChangeKind.REGRESSION and c.expected]
     infra = [c for c in top if c.kind is ChangeKind.INFRASTRUCTURE]
+    errors = [c for c in top if c.kind is ChangeKind.ERROR]
     fixes = [c for c in top if c.kind is ChangeKind.FIX]
 
     if not gate.passed:
         failing = [changes.cells[k] for k in gate.failing]
+        unchecked = [c for c in failing if c.kind is ChangeKind.ERROR]
+        failing = [c for c in failing if c.kind is not ChangeKind.ERROR]
+        if not failing:
+            models = plural(len({c.model for c in unchecked}), "model")
+            return Headline(
+                status="fail",
+                text=f"exportwatch could not check {plural(len(unchecked), 'export')} in {models} "
+                "(an exportwatch bug: please report it)",
+            )
         models = plural(len({c.model for c in failing}), "model")
         n = len(failing)
         text = {
@@ -57,6 +67,8 @@ def headline(changes: Changes, gate: GateResult) -> Headline:
             Policy.NEW_FAILURE: f"{plural(n, 'new export failure')} in {models}",
             Policy.ANY_FAILURE: f"{plural(n, 'failing export')} in {models}",
         }.get(gate.policy, f"{plural(n, 'failure')} in {models}")
+        if unchecked:
+            text += f", and {plural(len(unchecked), 'export')} exportwatch could not check"
         return Headline(status="fail", text=text)
 
     if not changes.has_base:
@@ -81,6 +93,12 @@ def headline(changes: Changes, gate: GateResult) -> Headline:
             status="warn",
             text=f"{plural(len(regressions), 'export regression')} in {models} (not gated){tail}",
         )
+    if errors:
+        return Headline(
+            status="warn",
+            text=f"No export regressions found, but exportwatch could not check "
+            f"{plural(len(errors), 'export')}: results incomplete{tail}",
+        )
     if infra:
         return Headline(
             status="warn",
@@ -101,6 +119,7 @@ KIND_LABEL: dict[ChangeKind, str] = {
     ChangeKind.REMOVED: "removed",
     ChangeKind.NEWLY_SKIPPED: "newly skipped",
     ChangeKind.INFRASTRUCTURE: "infrastructure",
+    ChangeKind.ERROR: "exportwatch error",
     ChangeKind.UNCHANGED_OK: "unchanged",
 }
 
@@ -123,7 +142,7 @@ def sorted_rows(rows: Sequence[ModelRow]) -> list[ModelRow]:
 
 
 def is_failing(verdict: Verdict | None) -> bool:
-    return verdict in FAILING and verdict not in INFRASTRUCTURE
+    return verdict in FAILING and verdict not in INFRASTRUCTURE and verdict is not Verdict.ERROR
 
 
 def is_passing(verdict: Verdict | None) -> bool:

@@ -33,7 +33,7 @@ from exportwatch.render.escape import (
     md_text_with_code,
     safe_url,
 )
-from exportwatch.report import PASSING, SubmoduleResult, Verdict
+from exportwatch.report import BUG_REPORT_URL, PASSING, SubmoduleResult, Verdict
 
 #: The hidden marker that finds our comment again (the github module also checks the author).
 COMMENT_MARKER = "<!-- exportwatch:comment -->"
@@ -53,6 +53,7 @@ _SYMBOL: dict[Verdict | None, str] = {
     Verdict.CRASH: "💥 crash",
     Verdict.TIMEOUT: "⏱️ timeout",
     Verdict.OOM: "💥 oom",
+    Verdict.ERROR: "🐞 error",
     Verdict.SKIPPED: "⏭️ skipped",
     Verdict.NOT_CALLED: "➖ not called",
     Verdict.SAME_AS: "🔗 same as",
@@ -66,6 +67,7 @@ _KIND_TAG = {
     ChangeKind.REMOVED: "removed",
     ChangeKind.NEWLY_SKIPPED: "newly skipped",
     ChangeKind.INFRASTRUCTURE: "infrastructure",
+    ChangeKind.ERROR: "**not checked**",
 }
 _MAX_FOLDED_NAMES = 12
 
@@ -94,6 +96,7 @@ def render_comment(changes: Changes, gate: GateResult, *, context: RenderContext
             changes, context, ChangeKind.CHANGED_FAILURE, "🔁 Changed failures", priority=5, extra=7
         ),
         _new_failures_section(changes, context, priority=5, extra=7),
+        _error_section(changes, priority=1),
         _infra_section(changes, priority=6),
         _other_section(changes, priority=6),
     ]
@@ -370,10 +373,15 @@ def _failure_lines(result: SubmoduleResult, *, repository: str | None, sha: str 
     frame = result.user_frame
     if frame is not None:
         label = md_code(f"{frame.path}:{frame.line}", limit=LABEL_LIMIT)
-        url = blob_url(repository=repository, sha=sha, path=frame.path, line=frame.line)
-        location = f"📍 {md_link(label, url)}"
+        if frame.library:  # installed code: no link into the repository
+            location = f"📍 {label}"
+        else:
+            url = blob_url(repository=repository, sha=sha, path=frame.path, line=frame.line)
+            location = f"📍 {md_link(label, url)}"
         if frame.function:
             location += f" in {md_code(frame.function, limit=80)}"
+        if frame.library:
+            location += f" (library code: {md_code(frame.library, limit=80)})"
         lines.append(location)
         if frame.source and frame.source.strip():
             lines.append(md_code_block(frame.source.strip("\n"), lang="python", limit=600))
@@ -504,6 +512,31 @@ def _fix_section(changes: Changes, *, priority: int) -> Section:
     return Section(
         noun="fixes",
         head=f"#### ✅ Fixes ({len(parts)})",
+        parts=parts,
+        joiner="\n",
+        more=lambda n: f"_…and {n} more (cut to fit)._",
+    )
+
+
+def _error_section(changes: Changes, *, priority: int) -> Section:
+    """Checks exportwatch itself could not complete: never passes, and a bug to report."""
+    parts = []
+    for cell in changes.top_level(ChangeKind.ERROR):
+        verdicts = f"{_SYMBOL.get(cell.base, '?')} → {_SYMBOL.get(cell.head, '?')}"
+        line = f"- {_where(cell)}: {verdicts}"
+        if cell.note:
+            line += f" · {md_text(cell.note)}"
+        result = cell.head_result if cell.head is Verdict.ERROR else cell.base_result
+        if result is not None and result.message:
+            line += f" · {md_text(result.message, limit=200)}"
+        parts.append(Part(text=line, priority=priority))
+    return Section(
+        noun="exportwatch errors",
+        head=(
+            f"#### 🐞 Not checked: exportwatch failed ({len(parts)})\n\n"
+            f"_A bug in exportwatch, not in your model; rerunning will not help. Please "
+            f"[report it]({BUG_REPORT_URL}) with the detail from the job summary._"
+        ),
         parts=parts,
         joiner="\n",
         more=lambda n: f"_…and {n} more (cut to fit)._",

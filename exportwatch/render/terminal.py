@@ -31,6 +31,7 @@ _KIND_COLOUR = {
     ChangeKind.STILL_FAILING: "red",
     ChangeKind.FIX: "green",
     ChangeKind.INFRASTRUCTURE: "yellow",
+    ChangeKind.ERROR: "red",
     ChangeKind.NEWLY_SKIPPED: "yellow",
 }
 
@@ -51,6 +52,7 @@ def render_text(changes: Changes, gate: GateResult, *, context: RenderContext) -
     for kind, title_ in (
         (ChangeKind.REGRESSION, "Regressions"),
         (ChangeKind.CHANGED_FAILURE, "Changed failures"),
+        (ChangeKind.ERROR, "Not checked: exportwatch failed (a bug in exportwatch: please report it)"),
         (ChangeKind.INFRASTRUCTURE, "Crashes, timeouts and out-of-memory"),
         (ChangeKind.FIX, "Fixes"),
     ):
@@ -170,6 +172,8 @@ def _cell_lines(changes: Changes, cell: Cell, *, paint: _Painter) -> list[str]:
             where = f"{term_text(frame.path, limit=LABEL_LIMIT)}:{frame.line}"
             if frame.function:
                 where += f" in {term_text(frame.function, limit=80)}"
+            if frame.library:
+                where += f" (library code: {term_text(frame.library, limit=80)})"
             lines.append(f"      at {where}")
             if frame.source.strip():
                 lines.extend(f"      | {s}" for s in term_block(frame.source, limit=600).splitlines())

@@ -493,6 +493,36 @@ def tensor_leaves_with_paths(tree: Any) -> list[tuple[str, Any]]:
     return out
 
 
+#: Python scalars an exported program returns as 0-d tensors (a SymInt from a shape, say).
+_SCALAR_OUTPUTS = (bool, int, float, torch.SymInt, torch.SymFloat, torch.SymBool)
+
+
+def onnx_output_leaves(tree: Any, produced: int) -> list[tuple[str, Any]]:
+    """Eager outputs to compare with the ``produced`` outputs of an ONNX model.
+
+    The exporter turns a computed scalar output (``x.shape[1] + 1``) into a 0-d tensor but drops
+    constant ones, so scalars are compared by value when the counts say they were exported, and
+    left out when only the tensors were.
+    """
+    with_scalars: list[tuple[str, Any]] = []
+    for path, leaf in flatten_with_paths(tree):
+        if isinstance(leaf, torch.Tensor):
+            real = torch.view_as_real(leaf.resolve_conj()) if leaf.is_complex() else leaf
+            with_scalars.append((path, real))
+        elif isinstance(leaf, _SCALAR_OUTPUTS):
+            with_scalars.append((path, _concrete(leaf)))
+    if len(with_scalars) == produced:
+        return with_scalars
+    return tensor_leaves_with_paths(tree)
+
+
+def _concrete(value: Any) -> Any:
+    for kind, convert in ((torch.SymBool, bool), (torch.SymInt, int), (torch.SymFloat, float)):
+        if isinstance(value, kind):
+            return convert(value)
+    return value
+
+
 def verify_with_onnxruntime(
     ort: ModuleType,
     onnx_model: OnnxModel,
@@ -525,7 +555,7 @@ def verify_with_onnxruntime(
                 verdict=Verdict.MISMATCH, stage=Stage.RUNTIME, error=exc, warnings=notes, mismatch=mismatch
             )
         mismatch = compare_flat(
-            tensor_leaves_with_paths(expected), list(actual), input_set=set_name, tolerance=tolerance
+            onnx_output_leaves(expected, len(actual)), list(actual), input_set=set_name, tolerance=tolerance
         )
         if mismatch is not None:
             return Outcome(

@@ -169,6 +169,7 @@ def test_corpus__has_at_least_fifteen_failing_models_covering_every_in_process_c
         "onnx-checker",
         "runtime-error",
         "config-error",
+        "internal-error",  # exportwatch's own bugs: tests/integration/test_resilience.py
     }
     assert in_process <= categories, in_process - categories
 

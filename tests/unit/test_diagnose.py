@@ -30,7 +30,7 @@ from exportwatch.diagnose import (
     normalise,
     quiet_torch_logs,
 )
-from exportwatch.report import JobResult, SubmoduleResult, UserFrame, Verdict
+from exportwatch.report import JobResult, SubmoduleResult, UserFrame, Verdict, origin_paths
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -538,8 +538,8 @@ def nested_job() -> JobResult:
         device="cpu",
         verdict=Verdict.FAIL,
         submodules=[
-            sub("", fingerprint="f-root"),
-            sub("encoder", fingerprint="f-encoder"),
+            sub("", fingerprint="f-leaf"),  # re-raises its children's failure
+            sub("encoder", fingerprint="f-leaf"),
             sub("encoder.layers.0", Verdict.OK, None),
             sub("encoder.layers.1"),
             sub("encoder.layers.2", Verdict.OK, None),
@@ -560,16 +560,59 @@ def test_mark_origins__marks_deepest_failures_and_not_the_ancestors_that_contain
     assert not job.submodule("").origin and not job.submodule("encoder").origin
 
 
+def test_mark_origins__a_parent_failing_for_its_own_reason_is_an_origin_too() -> None:
+    """llama: the root fails on a cache in its output, its attention layers on a cache input."""
+    job = JobResult(
+        model="llama",
+        target="export",
+        device="cpu",
+        verdict=Verdict.FAIL,
+        submodules=[
+            sub("", fingerprint="f-output"),
+            sub("model", fingerprint="f-output"),
+            sub("model.layers.0", fingerprint="f-input"),
+            sub("model.layers.0.self_attn", fingerprint="f-input"),
+            sub("model.layers.0.mlp", Verdict.OK, None),
+            sub("model.layers.1", Verdict.SAME_AS, None, same_as="model.layers.0"),
+            sub("model.layers.1.self_attn", Verdict.SAME_AS, None, same_as="model.layers.0.self_attn"),
+        ],
+    )
+    mark_origins(job)
+    origins = [s.path for s in job.submodules if s.origin]
+    # "model" fails on its own output, which no child explains; the root re-raises model's failure.
+    assert origins == ["model", "model.layers.0.self_attn", "model.layers.1.self_attn"]
+
+
+def test_origin_paths__every_failing_job_has_one_and_the_root_is_always_explained() -> None:
+    fingerprints = ["a", "b", "c"]
+    for root_fp in fingerprints:
+        for child_fp in fingerprints:
+            for leaf_fp in fingerprints:
+                job = JobResult(
+                    model="m",
+                    target="export",
+                    device="cpu",
+                    verdict=Verdict.FAIL,
+                    submodules=[
+                        sub("", fingerprint=root_fp),
+                        sub("x", fingerprint=child_fp),
+                        sub("x.y", fingerprint=leaf_fp),
+                    ],
+                )
+                origins = origin_paths(job)
+                assert "x.y" in origins
+                by_path = {s.path: s for s in job.submodules}
+                assert any(by_path[o].fingerprint == root_fp for o in origins)
+
+
 def test_group_failures__groups_submodules_that_share_a_fingerprint() -> None:
     job = nested_job()
     mark_origins(job)
     groups = group_failures(job)
     assert [(g.fingerprint, g.paths) for g in groups] == [
-        ("f-leaf", ["encoder.layers.1", "encoder.layers.3", "decoder"]),
-        ("f-root", [""]),
-        ("f-encoder", ["encoder"]),
+        ("f-leaf", ["", "encoder", "encoder.layers.1", "encoder.layers.3", "decoder"]),
     ]
-    assert groups[0].count == 3
+    assert groups[0].count == 5
     assert groups[0].origins == ["encoder.layers.1", "encoder.layers.3", "decoder"]
     assert groups[0].category == "data-dependent-control-flow"
 
@@ -642,8 +685,8 @@ def test_mark_origins__a_copy_of_an_ancestor_only_failure_is_not_an_origin() -> 
         device="cpu",
         verdict=Verdict.FAIL,
         submodules=[
-            sub("", fingerprint="f-root"),
-            sub("blocks.0", fingerprint="f-block"),
+            sub("", fingerprint="f-leaf"),
+            sub("blocks.0", fingerprint="f-leaf"),
             sub("blocks.0.attn"),
             sub("blocks.1", Verdict.SAME_AS, None, same_as="blocks.0"),
         ],
@@ -652,7 +695,5 @@ def test_mark_origins__a_copy_of_an_ancestor_only_failure_is_not_an_origin() -> 
     assert [s.path for s in job.submodules if s.origin] == ["blocks.0.attn"]
     groups = group_failures(job)
     assert [(g.fingerprint, g.paths) for g in groups] == [
-        ("f-block", ["blocks.0", "blocks.1"]),
-        ("f-root", [""]),
-        ("f-leaf", ["blocks.0.attn"]),
+        ("f-leaf", ["", "blocks.0", "blocks.0.attn", "blocks.1"]),
     ]

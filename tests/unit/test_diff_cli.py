@@ -140,3 +140,18 @@ def test_diff_cli__diffs_a_partial_jsonl_log(tmp_path, reports):
     log.append(job("cnn", "export", sub("", "ok")))
     log.close()
     assert run(str(reports["base"]), str(tmp_path / "head.jsonl"), "--format", "json") == 0
+
+
+def test_diff_cli__an_error_on_head_fails_the_gate_and_asks_for_a_bug_report(tmp_path, capsys):
+    base, head = tmp_path / "base.json", tmp_path / "head.json"
+    write_report(base_report(ok("cnn")), base)
+    write_report(
+        report(job("cnn", "export", sub("", "error", message="exportwatch internal error: X"))), head
+    )
+    assert run(str(base), str(head)) == 1
+    out = capsys.readouterr().out
+    assert "exportwatch could not check 1 export" in out and "report it" in out
+    assert run(str(base), str(head), "--allow-errors") == 0
+    assert "could not check" in capsys.readouterr().out
+    assert run(str(base), str(head), "--format", "markdown") == 1
+    assert "Not checked: exportwatch failed" in capsys.readouterr().out

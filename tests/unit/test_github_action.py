@@ -166,6 +166,28 @@ def test_annotations_for__puts_the_gating_failure_on_the_users_line_first():
     assert {a.level for a in annotations[1:]} <= {"warning"}
 
 
+def test_annotations_for__leave_library_frames_out_and_the_comment_marks_them():
+    from dataclasses import replace
+
+    from exportwatch.render import RenderContext, render
+
+    regressed = failing("llama")
+    origin = regressed.submodules[-1]
+    regressed.submodules[-1] = replace(
+        origin,
+        user_frame=replace(
+            origin.user_frame, path="transformers/models/llama/modeling_llama.py", library="transformers"
+        ),
+    )
+    changes = diff_reports(base_report(ok("llama")), report(regressed))
+    result = gate(changes, "regression")
+    assert action.annotations_for(changes, result) == []  # nothing of the repository to annotate
+    comment = render(changes, result, "markdown", context=RenderContext(repository="o/r", sha="a" * 40))
+    assert "`transformers/models/llama/modeling_llama.py:42`" in comment
+    assert "library code: `transformers`" in comment
+    assert "blob/" not in comment  # no link into the repository for installed code
+
+
 def test_check_conclusion__follows_the_gate():
     changes = diff_reports(base_report(ok("cnn")), report(failing("cnn")))
     assert action.check_conclusion(gate(changes, "regression")) == "failure"

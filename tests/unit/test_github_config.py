@@ -182,6 +182,7 @@ def test_config__input_names_are_the_documented_action_inputs():
         "targets",
         "device",
         "fail-on",
+        "allow-errors",
         "comment",
         "mode",
         "install",
@@ -215,3 +216,13 @@ def test_config__baseline_artifact_defaults_to_the_baseline_workflows_name_and_e
 def test_config__constructor_is_keyword_only():
     with pytest.raises(TypeError):
         ActionConfig(Path("m.yml"))  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(("raw", "expected"), [("true", True), ("false", False), ("", False), ("Yes", True)])
+def test_config__allow_errors_reads_a_boolean(raw, expected):
+    assert ActionConfig.from_env({"INPUT_ALLOW-ERRORS": raw}).allow_errors is expected
+
+
+def test_config__allow_errors_refuses_anything_else():
+    with pytest.raises(ActionConfigError, match="input 'allow-errors'"):
+        ActionConfig.from_env({"INPUT_ALLOW-ERRORS": "sometimes"})

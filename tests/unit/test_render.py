@@ -115,7 +115,7 @@ def example_pair():
     regression = job(
         "tiny_cnn",
         "export",
-        sub("", "fail", fp="r-root", category="data-dependent-control-flow", module_type="TinyCNN"),
+        sub("", "fail", fp="r-head", category="data-dependent-control-flow", module_type="TinyCNN"),
         sub("features", "covered", module_type="Sequential"),
         sub(
             "head",
@@ -319,7 +319,7 @@ def big_pair(*, models: int = 200, regressions: int = 20, fixes: int = 30):
         return job(
             name,
             target,
-            sub("", "fail", fp=f"{name}-root"),
+            sub("", "fail", fp=f"{name}-origin"),
             sub(
                 "blocks.3",
                 "fail",

@@ -1,0 +1,170 @@
+"""Which line a failure points at: the repository's, else a library's, else the module's forward;
+and tracebacks cut to the frames that matter, with no runner's absolute paths."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from exportwatch.diagnose import (
+    exception_chain,
+    find_user_frame,
+    format_traceback,
+    interface_frame,
+    library_location,
+)
+
+
+def _write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def installed(tmp_path, monkeypatch):
+    """A package ``fakelib`` installed in a site-packages directory, and a repository beside it."""
+    site = tmp_path / "venv" / "lib" / "python3" / "site-packages"
+    _write(site / "fakelib" / "__init__.py", "")
+    _write(
+        site / "fakelib" / "modeling.py",
+        """\
+        def helper(value):
+            raise ValueError(f"bad value {value}")  # the library line
+
+
+        class Layer:
+            def forward(self, x):
+                return helper(x)
+        """,
+    )
+    repo = tmp_path / "repo"
+    _write(repo / "driver.py", "def run(layer, x):\n    return layer.forward(x)\n")
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.syspath_prepend(str(repo))
+    for name in ("fakelib", "fakelib.modeling", "driver"):
+        sys.modules.pop(name, None)
+    yield site, repo
+    for name in ("fakelib", "fakelib.modeling", "driver"):
+        sys.modules.pop(name, None)
+
+
+def _raise(callable_, *args):
+    try:
+        callable_(*args)
+    except Exception as exc:
+        return exc
+    raise AssertionError("did not raise")
+
+
+def test_library_location__is_relative_to_the_directory_holding_the_package(installed):
+    site, _repo = installed
+    assert library_location(str(site / "fakelib" / "modeling.py")) == ("fakelib", "fakelib/modeling.py")
+    assert library_location("<string>") is None
+    assert library_location(importlib.import_module("json").__file__) is None  # the stdlib
+
+
+def test_find_user_frame__prefers_the_repository(installed, tmp_path):
+    _site, repo = installed
+    modeling = importlib.import_module("fakelib.modeling")
+    driver = importlib.import_module("driver")
+    exc = _raise(driver.run, modeling.Layer(), 3)
+    frame = find_user_frame(exception_chain(exc), repo)
+    assert frame is not None and frame.library is None
+    assert (frame.path, frame.function) == ("driver.py", "run")
+
+
+def test_find_user_frame__falls_back_to_the_innermost_library_frame(installed, tmp_path):
+    modeling = importlib.import_module("fakelib.modeling")
+    elsewhere = tmp_path / "other-repo"
+    elsewhere.mkdir()
+    exc = _raise(modeling.Layer().forward, 3)
+    frame = find_user_frame(exception_chain(exc), elsewhere)
+    assert frame is not None
+    assert frame.library == "fakelib"
+    assert frame.path == "fakelib/modeling.py"
+    assert frame.function == "helper"
+    assert frame.source.startswith('raise ValueError(f"bad value {value}")')
+    assert not frame.in_repository
+
+
+def test_find_user_frame__never_takes_the_code_that_called_the_exporter(installed, tmp_path):
+    """Frames above the first torch frame are the driver (a harness, a script), not the model."""
+    import torch
+
+    site, _repo = installed
+    _write(site / "harness" / "__init__.py", "def drive(fn, x):\n    return fn(x)\n")
+    sys.modules.pop("harness", None)
+    harness = importlib.import_module("harness")
+
+    exc = _raise(harness.drive, lambda x: torch.nn.functional.pad(x, (1,), mode="bogus"), torch.zeros(2))
+    assert find_user_frame(exception_chain(exc), tmp_path / "nowhere") is None
+
+
+def test_interface_frame__points_at_forward_def_and_at_its_return_for_output_problems(tmp_path):
+    source = _write(
+        tmp_path / "models.py",
+        """\
+        import functools
+
+
+        def logged(fn):
+            @functools.wraps(fn)
+            def wrapper(*args, **kwargs):
+                return fn(*args, **kwargs)
+            return wrapper
+
+
+        class Net:
+            @logged
+            def forward(self, x, cache=None):
+                y = x + 1
+                return y, cache
+        """,
+    )
+    sys.path.insert(0, str(tmp_path))
+    try:
+        sys.modules.pop("models", None)
+        net = importlib.import_module("models").Net()
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("models", None)
+    lines = source.read_text().splitlines()
+    frame = interface_frame(net, tmp_path)
+    assert frame is not None and frame.path == "models.py" and frame.library is None
+    assert lines[frame.line - 1].strip().startswith("def forward(")  # the decorator is skipped
+    out = interface_frame(net, tmp_path, output=True)
+    assert out is not None and out.source == "return y, cache"
+
+
+def test_format_traceback__keeps_model_frames_folds_the_rest_and_shows_no_absolute_path(installed, tmp_path):
+    import json
+
+    modeling = importlib.import_module("fakelib.modeling")
+    _site, repo = installed
+
+    def hook(obj):
+        return modeling.Layer().forward(obj)
+
+    exc = _raise(lambda: json.loads('{"a": 1}', object_hook=hook))
+    text = format_traceback(exc, repo)
+    assert "fakelib/modeling.py:2 in helper" in text
+    assert "fakelib/modeling.py:7 in forward" in text
+    assert "frames of json" in text  # the stdlib's frames, folded with a count
+    assert str(tmp_path) not in text and "/site-packages/" not in text
+
+
+def test_format_traceback__drops_exportwatch_s_own_frames():
+    import torch
+
+    from exportwatch.targets.verify import compare_leaf
+
+    exc = _raise(
+        lambda: compare_leaf(torch.zeros(2), torch.zeros(2), input_set="x", output="", tolerance=None)
+    )
+    text = format_traceback(exc, None)
+    assert "exportwatch/targets" not in text and "verify.py" not in text
