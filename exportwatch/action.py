@@ -194,10 +194,12 @@ def annotations_for(changes: Changes, result: GateResult) -> list[Annotation]:
     cells.sort(key=lambda c: (c.key not in failing_keys, c.kind is ChangeKind.STILL_FAILING))
     out: list[Annotation] = []
     for cell in cells:
-        frame = cell.head_result.user_frame if cell.head_result else None
+        sub = cell.head_result
+        if sub is None:  # filtered out above; checked again so the type narrows
+            continue
+        frame = sub.user_frame
         if frame is None or frame.library or not frame.path or frame.line < 1:
             continue  # annotations go on repository files only
-        sub = cell.head_result
         where = f"{cell.model} [{cell.target}, {cell.device}] {cell.path or '(root)'}"
         message = sub.message or sub.category or "export failed"
         if sub.hint:

@@ -532,7 +532,8 @@ class _Comparison:
 
     # helpers -------------------------------------------------------------------------------
 
-    def _cached(self, fp: ModelFingerprint, target: str, content_hash: str) -> JobResult | None:
+    def _cached(self, fp: ModelFingerprint, target: str, content_hash: str | None) -> JobResult | None:
+        # content_hash is None for a fingerprint that is not cacheable: the cache misses on it.
         if self.cache is None:
             return None
         return self.cache.get(content_hash, key=(fp.model, target, fp.device))
@@ -549,7 +550,7 @@ class _Comparison:
     def _known_base_job(
         self,
         key: JobKey,
-        content_hash: str,
+        content_hash: str | None,
         *,
         verdict: ReuseDecision,
         head_job: JobResult | None,

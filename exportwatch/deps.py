@@ -294,10 +294,10 @@ class ImportGraph:
         if node.level == 0:
             if not node.module:
                 return []
-            files = list(self.module_files(node.module))
+            absolute = list(self.module_files(node.module))
             for name in names:  # `from pkg import mod` imports the submodule pkg.mod
-                files += self.module_files(f"{node.module}.{name}")
-            return files
+                absolute += self.module_files(f"{node.module}.{name}")
+            return absolute
         # Relative: resolved in path space from the importing file's directory.
         package = posixpath.dirname(rel)
         for _ in range(node.level - 1):

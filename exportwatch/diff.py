@@ -203,7 +203,7 @@ class Cell:
     module_type: str = ""
     same_as: str | None = None  # the path whose result this cell shares, on the side shown
     note: str | None = None  # why an infrastructure / new / skipped cell is classified so
-    origin: bool = False  # deepest failing submodule of its chain (on the side that fails)
+    origin: bool = False  # fails for its own reason (report.origin_paths), on the side that fails
     caused_by: str | None = None  # for a failing ancestor: the origin it fails because of
     folded_under: str | None = None  # path of the cell that tells this story; None: top level
     xfail: str | None = None  # reason, when this failure is expected
@@ -513,7 +513,8 @@ def _same_failure(base: SubmoduleResult, head: SubmoduleResult) -> bool:
 
 def classify(base: SubmoduleResult | None, head: SubmoduleResult | None) -> tuple[ChangeKind, str | None]:
     """The change kind of one cell from its effective results, with a note where one helps."""
-    b, h = _klass(base and base.verdict), _klass(head and head.verdict)
+    b = _klass(base.verdict if base is not None else None)
+    h = _klass(head.verdict if head is not None else None)
     bv = base.verdict.value if base else "absent"
     hv = head.verdict.value if head else "absent"
     if h == "error":

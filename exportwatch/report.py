@@ -136,7 +136,7 @@ class SubmoduleResult:
     detail: str | None = None  # capped message + traceback
     user_frame: UserFrame | None = None
     hint: str | None = None
-    origin: bool = False  # deepest failing submodule whose children do not fail
+    origin: bool = False  # fails for its own reason: no failing descendant shares its fingerprint
     warnings: list[str] = field(default_factory=list)
     mismatch: Mismatch | None = None
     xfail: str | None = None  # reason, when the manifest expects this submodule to fail

@@ -23,7 +23,7 @@ import re
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from exportwatch.report import SCHEMA_VERSION, Report
 
@@ -37,17 +37,30 @@ class ShardError(ValueError):
     """A ``--shard`` value that cannot be used."""
 
 
+# Read-only members (properties): scheduling never assigns them, and a read-only protocol member
+# is covariant, so ``workers.Unit`` (whose ``spec`` is a ``ModelSpec``) satisfies it; a plain
+# mutable attribute would be invariant and demand ``spec: _Spec`` exactly.
 class _Spec(Protocol):
-    name: str
-    timeout: float
+    @property
+    def name(self) -> str: ...
+    @property
+    def timeout(self) -> float: ...
 
 
 class UnitLike(Protocol):
     """What scheduling needs of a ``workers.Unit`` (kept structural: no torch, no cycle)."""
 
-    spec: _Spec
-    targets: list[str]
-    order: int
+    @property
+    def spec(self) -> _Spec: ...
+    @property
+    def targets(self) -> Sequence[str]: ...
+    @property
+    def order(self) -> int: ...
+
+
+#: The concrete unit type a caller schedules: the functions that hand units back return the
+#: caller's own type (``list[Unit]`` in, ``list[Unit]`` out), not the bare protocol.
+U = TypeVar("U", bound=UnitLike)
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -173,12 +186,12 @@ def _cost_of(unit: UnitLike, costs: Mapping[str, float]) -> float:
     return float(costs.get(unit.spec.name, DEFAULT_TARGET_COST * len(unit.targets)))
 
 
-def _lpt_order(units: Iterable[UnitLike], costs: Mapping[str, float]) -> list[UnitLike]:
+def _lpt_order(units: Iterable[U], costs: Mapping[str, float]) -> list[U]:
     """Largest cost first; equal costs by model name, so input order never matters."""
     return sorted(units, key=lambda u: (-_cost_of(u, costs), u.spec.name, tuple(u.targets)))
 
 
-def partition(units: Sequence[UnitLike], n: int, costs: Mapping[str, float]) -> list[list[UnitLike]]:
+def partition(units: Sequence[U], n: int, costs: Mapping[str, float]) -> list[list[U]]:
     """Split ``units`` into ``n`` shards of about equal total cost (greedy LPT).
 
     Deterministic: units sorted by cost (descending) then model name; each goes to the
@@ -189,7 +202,7 @@ def partition(units: Sequence[UnitLike], n: int, costs: Mapping[str, float]) -> 
     """
     if n < 1:
         raise ShardError(f"cannot split into {n} shards")
-    shards: list[list[UnitLike]] = [[] for _ in range(n)]
+    shards: list[list[U]] = [[] for _ in range(n)]
     heap = [(0.0, index) for index in range(n)]  # (load, shard index): ties → lowest index
     for unit in _lpt_order(units, costs):
         load, index = heapq.heappop(heap)
@@ -203,9 +216,7 @@ def shard_loads(shards: Sequence[Sequence[UnitLike]], costs: Mapping[str, float]
     return [sum(_cost_of(u, costs) for u in shard) for shard in shards]
 
 
-def select_shard(
-    units: Sequence[UnitLike], shard: tuple[int, int], costs: Mapping[str, float]
-) -> list[UnitLike]:
+def select_shard(units: Sequence[U], shard: tuple[int, int], costs: Mapping[str, float]) -> list[U]:
     """The units of shard ``I`` of ``N`` (``shard=(I, N)``, counting from 1), manifest order."""
     index, count = shard
     if not 1 <= index <= count:
@@ -213,7 +224,7 @@ def select_shard(
     return partition(units, count, costs)[index - 1]
 
 
-def longest_first(units: Sequence[UnitLike], costs: Mapping[str, float]) -> list[UnitLike]:
+def longest_first(units: Sequence[U], costs: Mapping[str, float]) -> list[U]:
     """Queue order for the worker pool: most expensive unit first (LPT on the workers).
 
     Started last, a long model keeps one worker busy while the others sit idle; started first,

@@ -141,7 +141,8 @@ def worker_main(conn: Connection, settings: WorkerSettings, log_path: Path | Non
                 sys.stderr.flush()
                 # Release what multiprocessing registered (semaphores), or its resource
                 # tracker warns about "leaked semaphore objects" on the user's terminal.
-                multiprocessing.util._run_finalizers()
+                # Private CPython helper that typeshed's multiprocessing.util stub leaves out.
+                multiprocessing.util._run_finalizers()  # type: ignore[attr-defined]
             os._exit(0)
         with quiet_torch_logs(settings.verbose):
             _prepare_targets(unit.targets, prepared_targets)

@@ -131,7 +131,7 @@ def _flag(raw: str, name: str) -> bool:
 
 
 def _enum(cls: type[Enum]) -> Callable[[str, str], Any]:
-    options = tuple(m.value for m in cls)  # type: ignore[var-annotated]
+    options = tuple(m.value for m in cls)
     choose = _choice(options)
 
     def parse(raw: str, name: str) -> Any:

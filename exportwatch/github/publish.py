@@ -183,11 +183,15 @@ def upsert_comment(
         log.info("PR #%s comment: %s", pr_number, action)
         if action == CommentAction.SKIP:
             return CommentOutcome(action=action)
+        # UNCHANGED and UPDATE are decided only from an existing comment's body (existing_body
+        # is None without one), so in those two cases ``existing`` is the comment found above.
         if action == CommentAction.UNCHANGED:
+            assert existing is not None
             return CommentOutcome(action=action, url=existing.html_url, comment_id=existing.id)
 
         def write(text: str) -> Any:
             if action == CommentAction.UPDATE:
+                assert existing is not None
                 existing.edit(text)
                 return existing
             return issue.create_comment(text)

@@ -404,7 +404,7 @@ def _group_same_reason(cells: list[Cell]) -> list[tuple[Cell, list[Cell]]]:
         if fingerprint is not None and key in groups:
             groups[key][1].append(cell)
             continue
-        entry = (cell, [])
+        entry: tuple[Cell, list[Cell]] = (cell, [])
         if fingerprint is not None:
             groups[key] = entry
         ordered.append(entry)

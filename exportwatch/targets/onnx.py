@@ -83,7 +83,9 @@ def _exporter_errors() -> ModuleType:
     try:
         from torch.onnx._internal.exporter import _errors
     except ImportError:  # a torch that moved the module: classify by torch.onnx.errors only
-        import torch.onnx.errors as _errors
+        import torch.onnx.errors as public_errors
+
+        return public_errors
     return _errors
 
 
@@ -211,6 +213,8 @@ class OnnxDynamo(Target):
                 if op:
                     notes.append(f"no ONNX translation for {op}")
             return Outcome.failed(stage, exc, notes), None
+        # Typed ``ONNXProgram | None``: None is the legacy (dynamo=False) exporter's return only.
+        assert program is not None
         notes.extend(captured.notes())
         notes.extend(capture_fallback_notes(captured.stdout, getattr(program, "_capture_strategy", None)))
 
@@ -463,7 +467,11 @@ class _DynamoFeeder(InputFeeder):
         if structure != self.structure:
             raise InputStructureError("the input set's structure differs from the example's")
         if self.names is not None:
-            feed = {n: leaf for n, leaf in zip(self.names, leaves, strict=True) if n in session_inputs}
+            feed = {
+                n: leaf
+                for n, leaf in zip(self.names, leaves, strict=True)
+                if n is not None and n in session_inputs
+            }
             if len(feed) == len(session_inputs):
                 return {k: to_numpy(v) for k, v in feed.items()}
         # Fall back to torch.onnx's own rule: tensor leaves in order.
@@ -517,9 +525,12 @@ def onnx_output_leaves(tree: Any, produced: int) -> list[tuple[str, Any]]:
 
 
 def _concrete(value: Any) -> Any:
-    for kind, convert in ((torch.SymBool, bool), (torch.SymInt, int), (torch.SymFloat, float)):
-        if isinstance(value, kind):
-            return convert(value)
+    if isinstance(value, torch.SymBool):
+        return bool(value)
+    if isinstance(value, torch.SymInt):
+        return int(value)
+    if isinstance(value, torch.SymFloat):
+        return float(value)
     return value
 
 
@@ -544,7 +555,7 @@ def verify_with_onnxruntime(
         try:
             actual = session.run(None, feeder.feed(call, session_inputs))
         except Exception as exc:
-            mismatch = Mismatch(
+            raised = Mismatch(
                 input_set=set_name,
                 output="",
                 message=(
@@ -552,7 +563,7 @@ def verify_with_onnxruntime(
                 ),
             )
             return Outcome(
-                verdict=Verdict.MISMATCH, stage=Stage.RUNTIME, error=exc, warnings=notes, mismatch=mismatch
+                verdict=Verdict.MISMATCH, stage=Stage.RUNTIME, error=exc, warnings=notes, mismatch=raised
             )
         mismatch = compare_flat(
             onnx_output_leaves(expected, len(actual)), list(actual), input_set=set_name, tolerance=tolerance

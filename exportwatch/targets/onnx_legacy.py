@@ -100,7 +100,9 @@ class OnnxLegacy(Target):
                 torch.onnx.export(
                     flat,
                     tuple(flat.tensors(example)),
-                    target,
+                    # torch annotates f as a path, but the TorchScript exporter (dynamo=False)
+                    # also writes to a file-like object, as its own code comments say.
+                    target,  # type: ignore[arg-type]
                     dynamo=False,
                     verbose=False,  # True/None turn on C++ logging of the whole graph to stdout
                     input_names=input_names,

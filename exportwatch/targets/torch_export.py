@@ -93,14 +93,14 @@ def verify_exported_program(
         try:
             actual = exported(*clone_tree(call.args), **clone_tree(call.kwargs))
         except Exception as exc:
-            mismatch = Mismatch(
+            raised = Mismatch(
                 input_set=set_name,
                 output="",
                 message=f"input set {set_name!r}: the exported program raised "
                 f"{type(exc).__name__}: {_first_line(exc)}",
             )
             return Outcome(
-                verdict=Verdict.MISMATCH, stage=Stage.RUNTIME, error=exc, warnings=notes, mismatch=mismatch
+                verdict=Verdict.MISMATCH, stage=Stage.RUNTIME, error=exc, warnings=notes, mismatch=raised
             )
         mismatch = compare_outputs(expected, actual, input_set=set_name, tolerance=tolerance)
         if mismatch is not None:
