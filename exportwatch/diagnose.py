@@ -1170,7 +1170,8 @@ def _is_library_path(path: str, repo: str, *, from_text: bool = False) -> bool:
     top, rel = found
     if top == "exportwatch":
         return rel.startswith("exportwatch/examples/")  # shipped example models are model code
-    return top not in TOOLCHAIN_PACKAGES and not _real(path).startswith(repo + "/")
+    # A virtualenv inside the repository (uv's ``.venv``) holds libraries, not the user's code.
+    return top not in TOOLCHAIN_PACKAGES and not _is_user_path(path, repo)
 
 
 def _called_by_toolchain(frames: list[RawFrame]) -> list[RawFrame]:
@@ -1310,12 +1311,23 @@ def _frame_key(frame: UserFrame | None) -> str:
 # Detail: a readable, capped account of the chain
 
 
+_MESSAGE_PATH = re.compile(r"(?<![\w.])(/(?:[^\s\"'<>|:(),]+/)+[^\s\"'<>|:(),]+\.py)\b")
+
+
+def relative_paths(text: str, repo_root: Path | None) -> str:
+    """Absolute source paths in a message, shown as a traceback shows them: repository-relative,
+    package-relative, or the standard library's module path. No runner's directories leak."""
+    repo = _real(str(repo_root)) if repo_root is not None else ""
+    return _MESSAGE_PATH.sub(lambda found: _frame_kind(found.group(1), repo)[1], text)
+
+
 def _detail(chain: Sequence[Link], repo_root: Path | None) -> str:
     """Each exception's class and message (outermost first), then the innermost traceback."""
     parts: list[str] = []
     for depth, link in enumerate(chain):
         arrow = "caused by " if depth else ""
-        parts.append(f"{arrow}{link.qualname}: {cap(link.message.strip(), 2_000)}")
+        message = relative_paths(link.message.strip(), repo_root)
+        parts.append(f"{arrow}{link.qualname}: {cap(message, 2_000)}")
     innermost = next((link for link in reversed(chain) if link.exc.__traceback__), None)
     if innermost is not None:
         parts.append(format_traceback(innermost.exc, repo_root))
@@ -1415,6 +1427,11 @@ def _headline(link: Link, category: str | None = None) -> str:
     return line
 
 
+#: Failures at a module's boundary: the same cause (a cache object crossing it, a dim constraint)
+#: reads the same in a parent and a child, whatever their types.
+INTERFACE_CATEGORIES = frozenset({"unsupported-type", "constraint-violation", "config-error"})
+
+
 def _is_output_problem(chain: Sequence[Link]) -> bool:
     return any(re.search(r"\bin output\b|INVALID_OUTPUT|output of type", link.message) for link in chain)
 
@@ -1446,11 +1463,14 @@ def diagnose_exception(
             shown_frame = interface_frame(module, repo_root, output=_is_output_problem(chain))
         except Exception:  # a frame is a courtesy; never let finding one cost the diagnosis
             shown_frame = None
+    where = _frame_key(frame)
+    if frame is None and module is not None and category not in INTERFACE_CATEGORIES:
+        # No line tells this failure apart from any other of its kind: the module's type must,
+        # or every frameless guard on ``Eq(u0, 1)`` anywhere would be one failure.
+        where = f"{type(module).__module__}.{type(module).__qualname__}"
     return Diagnosis(
         category=category,
-        fingerprint=fingerprint(
-            target, stage, category, deciding.qualname, disc, normalise(message), _frame_key(frame)
-        ),
+        fingerprint=fingerprint(target, stage, category, deciding.qualname, disc, normalise(message), where),
         exception_type=chain[0].qualname,
         root_cause=chain[-1].qualname,
         message=cap(message, MAX_MESSAGE_CHARS) or "",

@@ -223,13 +223,20 @@ def origin_paths(job: JobResult) -> set[str]:
         return sub
 
     failing = {s.path: effective(s) for s in job.submodules if effective(s).verdict in FAILING}
+    # A module shared under two parents is listed once, with its other paths as aliases: it is a
+    # descendant of both parents.
+    names = {s.path: [s.path, *s.aliases] for s in job.submodules}
+
+    def below(other: str, path: str) -> bool:
+        return any(_is_descendant(o, p) for o in names[other] for p in names[path])
+
     computed: set[str] = set()
     for path, result in failing.items():
         if index[path].verdict == Verdict.SAME_AS:
             continue
         identity = failure_identity(result)
         explained = any(
-            _is_descendant(other, path) and failure_identity(other_result) == identity
+            below(other, path) and failure_identity(other_result) == identity
             for other, other_result in failing.items()
         )
         if not explained:

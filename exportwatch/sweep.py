@@ -154,16 +154,24 @@ def _code_fingerprint(function: Any, depth: int = 0, active: frozenset[int] = fr
     in ``active``: a closure that holds itself (transformers' gradient-checkpointing wrappers)
     is described by identity instead of recursing forever.
     """
+    bound_to = getattr(function, "__self__", None)
     function = getattr(function, "__func__", function)
     code = getattr(function, "__code__", None)
     if code is None:
         return None
     active = active | {id(function)}
+    # A bound method's behaviour depends on its instance (``Policy(strict=True).apply``).
+    # A module instance is described by its type: its content is in the structural key already
+    # when it is the module itself or a child, and identity would stop identical modules deduping.
+    if isinstance(bound_to, nn.Module):
+        instance: Any = ("module", type(bound_to).__qualname__)
+    else:
+        instance = _describe(bound_to, depth + 1, active) if bound_to is not None else None
     closure = tuple(
         _describe(_cell_contents(cell), depth + 1, active) for cell in (function.__closure__ or ())
     )
     defaults = _describe(function.__defaults__, depth + 1, active)
-    raw = code.co_code + repr((code.co_consts, code.co_names, closure, defaults)).encode()
+    raw = code.co_code + repr((code.co_consts, code.co_names, closure, defaults, instance)).encode()
     return hashlib.sha256(raw).hexdigest()
 
 

@@ -440,7 +440,7 @@ def _cell_part(
                 + (f"{md_code(was.category, limit=80)}: " if was.category else "")
                 + md_text(was.message or was.verdict.value)
             )
-    folded = changes.folded(cell)
+    folded = [*changes.folded(cell), *(f for other in same_reason or () for f in changes.folded(other))]
     if folded:
         names = ", ".join(_path_label(c) for c in folded[:_MAX_FOLDED_NAMES])
         more = f" and {len(folded) - _MAX_FOLDED_NAMES} more" if len(folded) > _MAX_FOLDED_NAMES else ""

@@ -134,3 +134,11 @@ def test_gate__an_error_is_never_gated_as_a_pass_unless_allowed(policy):
     from exportwatch.render.common import headline
 
     assert "could not check" in headline(changes, gate(changes, policy)).text
+
+
+def test_dedup__bound_methods_of_different_instances_are_different_exports():
+    job = run_sweep("models.exportdb_cases:TwoPolicies", [2, 4])
+    found = verdicts(job)
+    assert found["a"] == "ok"
+    assert found["b"] == "fail"  # not "same-as a": its policy is strict
+    assert job.submodule("b").origin

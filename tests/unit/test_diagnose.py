@@ -583,6 +583,19 @@ def test_mark_origins__a_parent_failing_for_its_own_reason_is_an_origin_too() ->
     assert origins == ["model", "model.layers.0.self_attn", "model.layers.1.self_attn"]
 
 
+def test_origin_paths__a_module_shared_under_two_parents_is_one_origin() -> None:
+    shared = sub("a", fingerprint="f-x")
+    shared.aliases = ["b.inner"]
+    job = JobResult(
+        model="m",
+        target="export",
+        device="cpu",
+        verdict=Verdict.FAIL,
+        submodules=[sub("", fingerprint="f-x"), shared, sub("b", fingerprint="f-x")],
+    )
+    assert origin_paths(job) == {"a"}
+
+
 def test_origin_paths__every_failing_job_has_one_and_the_root_is_always_explained() -> None:
     fingerprints = ["a", "b", "c"]
     for root_fp in fingerprints:

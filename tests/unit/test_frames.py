@@ -168,3 +168,58 @@ def test_format_traceback__drops_exportwatch_s_own_frames():
     )
     text = format_traceback(exc, None)
     assert "exportwatch/targets" not in text and "verify.py" not in text
+
+
+def test_find_user_frame__a_virtualenv_inside_the_repository_holds_libraries(tmp_path, monkeypatch):
+    repo = tmp_path / "repo"
+    site = repo / ".venv" / "lib" / "python3.11" / "site-packages"
+    _write(site / "venvlib" / "__init__.py", "def forward(x):\n    raise ValueError('inside venvlib')\n")
+    monkeypatch.syspath_prepend(str(site))
+    sys.modules.pop("venvlib", None)
+    try:
+        exc = _raise(importlib.import_module("venvlib").forward, 1)
+    finally:
+        sys.modules.pop("venvlib", None)
+    frame = find_user_frame(exception_chain(exc), repo)
+    assert frame is not None and frame.library == "venvlib"
+    assert frame.path == "venvlib/__init__.py" and "inside venvlib" in frame.source
+
+
+def test_relative_paths__messages_name_no_runner_directory(tmp_path):
+    import torch
+
+    from exportwatch.diagnose import relative_paths
+
+    repo = tmp_path / "repo"
+    _write(repo / "models" / "net.py", "x = 1\n")
+    torch_file = Path(torch.__file__)
+    text = f'File "{repo}/models/net.py", line 3, in forward\n  File "{torch_file}", line 9'
+    shown = relative_paths(text, repo)
+    assert 'File "models/net.py", line 3' in shown
+    assert 'File "torch/__init__.py", line 9' in shown
+    assert str(tmp_path) not in shown and str(torch_file.parent) not in shown
+
+
+def test_diagnose__frameless_failures_of_different_modules_do_not_share_a_fingerprint(tmp_path):
+    from exportwatch.diagnose import diagnose_exception
+
+    class Gate:
+        def forward(self, x):
+            return x
+
+    class Router:
+        def forward(self, x):
+            return x
+
+    def frameless() -> BaseException:  # never raised: no frame of any kind
+        return RuntimeError("Could not guard on data-dependent expression Eq(u0, 1)")
+
+    a = diagnose_exception(frameless(), target="export", stage="capture", repo_root=tmp_path, module=Gate())
+    b = diagnose_exception(frameless(), target="export", stage="capture", repo_root=tmp_path, module=Router())
+    assert a.category == b.category == "data-dependent-control-flow"
+    assert a.fingerprint != b.fingerprint
+    # At a module's interface the cause is the same whatever the module: one fingerprint.
+    out = RuntimeError("Found <class 'lib.Cache'> in output, which is not a known type.")
+    c = diagnose_exception(out, target="export", stage="capture", repo_root=tmp_path, module=Gate())
+    d = diagnose_exception(out, target="export", stage="capture", repo_root=tmp_path, module=Router())
+    assert c.category == "unsupported-type" and c.fingerprint == d.fingerprint

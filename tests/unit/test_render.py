@@ -566,3 +566,23 @@ def test_terminal__target_names_from_a_report_cannot_send_escape_sequences():
     changes = diff_reports(None, hostile)
     text = render(changes, gate(changes, "regression"), "text")
     assert "\x1b" not in text and "\x07" not in text
+
+
+def test_comment__names_the_ancestors_of_every_origin_that_fails_for_the_same_reason():
+    """Two decoder layers fail on one cause: both layers are named, not only the first's."""
+    head = report(
+        job(
+            "llama",
+            "export",
+            sub("", "fail", fp="cache"),
+            sub("layers.0", "fail", fp="cache"),
+            sub("layers.0.attn", "fail", fp="cache", origin=True, message="Unsupported input type Cache"),
+            sub("layers.1", "fail", fp="cache"),
+            sub("layers.1.attn", "fail", fp="cache", origin=True, message="Unsupported input type Cache"),
+        )
+    )
+    base = base_report(job("llama", "export", sub("", "ok")))
+    text = rendered(base, head)
+    assert "2 submodules fail for the same reason" in text
+    also = next(line for line in text.splitlines() if "Also failing because of this" in line)
+    assert "layers.0" in also and "layers.1" in also and "model root" in also
