@@ -14,7 +14,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # built from config: never reach t
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 import torch
-from realarch_models import allow_torchvision_without_its_extension
+
+from exportwatch.compat import allow_torchvision_without_its_extension
 
 allow_torchvision_without_its_extension()  # a torchvision whose C++ ops cannot load breaks transformers
 

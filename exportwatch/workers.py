@@ -120,6 +120,10 @@ def worker_main(conn: Connection, settings: WorkerSettings, log_path: Path | Non
     from exportwatch import sweep  # imports torch once per worker
 
     _warm_up(settings.threads)
+    from exportwatch import compat
+
+    # Before any user module imports torchvision (transformers and timm do).
+    environment_notes = [compat.TORCHVISION_NOTE] if compat.allow_torchvision_without_its_extension() else []
 
     from exportwatch.diagnose import quiet_torch_logs
 
@@ -146,7 +150,7 @@ def worker_main(conn: Connection, settings: WorkerSettings, log_path: Path | Non
             os._exit(0)
         with quiet_torch_logs(settings.verbose):
             _prepare_targets(unit.targets, prepared_targets)
-            _run_unit(conn, unit, sweep_settings)
+            _run_unit(conn, unit, sweep_settings, environment_notes)
         conn.send(("done", None))
 
 
@@ -184,7 +188,7 @@ def _warm_up(threads: int | None) -> None:
         from torch.fx.experimental import symbolic_shapes  # noqa: F401
 
 
-def _run_unit(conn: Connection, unit: Unit, settings: Any) -> None:
+def _run_unit(conn: Connection, unit: Unit, settings: Any, environment_notes: list[str]) -> None:
     from exportwatch import sweep
     from exportwatch.manifest import ConfigError
     from exportwatch.targets import MissingDependency
@@ -215,6 +219,8 @@ def _run_unit(conn: Connection, unit: Unit, settings: Any) -> None:
             job = _internal_error_job(spec, target, device, exc)
         job.duration_s = round(time.perf_counter() - started, 3)
         job.peak_rss_mb = _peak_rss_mb()
+        if environment_notes and job.root is not None:
+            job.root.warnings.extend(environment_notes)
         conn.send(("result", job))
         _reset_peak_rss()
 
