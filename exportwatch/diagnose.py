@@ -1080,11 +1080,16 @@ def _source_line(path: str, real: str, line: int) -> str:
     return linecache.getline(path, line).strip() or linecache.getline(real, line).strip()
 
 
-def _innermost_user(frames: Iterable[RawFrame], repo: str, *, from_text: bool = False) -> UserFrame | None:
+def _innermost(frames: Iterable[RawFrame], accept: Callable[[str], bool]) -> RawFrame | None:
     chosen: RawFrame | None = None
     for frame in frames:
-        if _is_user_path(frame[0], repo, from_text=from_text):
+        if accept(frame[0]):
             chosen = frame
+    return chosen
+
+
+def _innermost_user(frames: Iterable[RawFrame], repo: str, *, from_text: bool = False) -> UserFrame | None:
+    chosen = _innermost(frames, lambda path: _is_user_path(path, repo, from_text=from_text))
     if chosen is None:
         return None
     path, line, function = chosen
@@ -1185,10 +1190,7 @@ def _called_by_toolchain(frames: list[RawFrame]) -> list[RawFrame]:
 
 
 def _innermost_library(frames: Iterable[RawFrame], repo: str, *, from_text: bool = False) -> UserFrame | None:
-    chosen: RawFrame | None = None
-    for frame in frames:
-        if _is_library_path(frame[0], repo, from_text=from_text):
-            chosen = frame
+    chosen = _innermost(frames, lambda path: _is_library_path(path, repo, from_text=from_text))
     if chosen is None:
         return None
     path, line, function = chosen

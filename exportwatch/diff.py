@@ -28,6 +28,7 @@ from exportwatch.report import (
     SubmoduleResult,
     Verdict,
     failure_identity,
+    follow_same_as,
     origin_paths,
 )
 
@@ -449,14 +450,7 @@ class _Side:
 
     def effective(self, sub: SubmoduleResult) -> SubmoduleResult:
         """``JobResult.effective`` with an index: follow same-as links."""
-        seen: set[str] = set()
-        while sub.verdict == Verdict.SAME_AS and sub.same_as and sub.same_as not in seen:
-            seen.add(sub.path)
-            target = self.by_path.get(sub.same_as)
-            if target is None:
-                break
-            sub = target
-        return sub
+        return follow_same_as(sub, self.by_path.get)
 
     def resolve(self, path: str) -> tuple[SubmoduleResult | None, bool]:
         """(effective result, synthesized?) for ``path`` on this side."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from enum import Enum
 from pathlib import Path
@@ -178,14 +179,21 @@ class JobResult:
 
     def effective(self, sub: SubmoduleResult) -> SubmoduleResult:
         """Follow ``same-as`` links to the result that was actually computed."""
-        seen: set[str] = set()
-        while sub.verdict == Verdict.SAME_AS and sub.same_as and sub.same_as not in seen:
-            seen.add(sub.path)
-            target = self.submodule(sub.same_as)
-            if target is None:
-                break
-            sub = target
-        return sub
+        return follow_same_as(sub, self.submodule)
+
+
+def follow_same_as(
+    sub: SubmoduleResult, lookup: Callable[[str], SubmoduleResult | None]
+) -> SubmoduleResult:
+    """The result ``sub`` shares, following ``same-as`` links (cycle-safe): the one same-as walk."""
+    seen: set[str] = set()
+    while sub.verdict == Verdict.SAME_AS and sub.same_as and sub.same_as not in seen:
+        seen.add(sub.path)
+        target = lookup(sub.same_as)
+        if target is None:
+            break
+        sub = target
+    return sub
 
 
 def _is_descendant(path: str, ancestor: str) -> bool:
@@ -211,18 +219,8 @@ def origin_paths(job: JobResult) -> set[str]:
     origin or explained by an origin with its fingerprint.
     """
     index = {s.path: s for s in job.submodules}
-
-    def effective(sub: SubmoduleResult) -> SubmoduleResult:
-        seen: set[str] = set()
-        while sub.verdict == Verdict.SAME_AS and sub.same_as and sub.same_as not in seen:
-            seen.add(sub.path)
-            target = index.get(sub.same_as)
-            if target is None:
-                break
-            sub = target
-        return sub
-
-    failing = {s.path: effective(s) for s in job.submodules if effective(s).verdict in FAILING}
+    resolved = {s.path: follow_same_as(s, index.get) for s in job.submodules}
+    failing = {path: result for path, result in resolved.items() if result.verdict in FAILING}
     # A module shared under two parents is listed once, with its other paths as aliases: it is a
     # descendant of both parents.
     names = {s.path: [s.path, *s.aliases] for s in job.submodules}

@@ -518,18 +518,31 @@ def _fix_section(changes: Changes, *, priority: int) -> Section:
     )
 
 
-def _error_section(changes: Changes, *, priority: int) -> Section:
-    """Checks exportwatch itself could not complete: never passes, and a bug to report."""
+def _stopped_lines(
+    changes: Changes, kind: ChangeKind, *, priority: int, shown: Callable[[Cell], SubmoduleResult | None]
+) -> list[Part]:
+    """One line per cell that could not be checked: verdicts, note, and ``shown``'s message."""
     parts = []
-    for cell in changes.top_level(ChangeKind.ERROR):
+    for cell in changes.top_level(kind):
         verdicts = f"{_SYMBOL.get(cell.base, '?')} → {_SYMBOL.get(cell.head, '?')}"
         line = f"- {_where(cell)}: {verdicts}"
         if cell.note:
             line += f" · {md_text(cell.note)}"
-        result = cell.head_result if cell.head is Verdict.ERROR else cell.base_result
+        result = shown(cell)
         if result is not None and result.message:
             line += f" · {md_text(result.message, limit=200)}"
         parts.append(Part(text=line, priority=priority))
+    return parts
+
+
+def _error_section(changes: Changes, *, priority: int) -> Section:
+    """Checks exportwatch itself could not complete: never passes, and a bug to report."""
+    parts = _stopped_lines(
+        changes,
+        ChangeKind.ERROR,
+        priority=priority,
+        shown=lambda cell: cell.head_result if cell.head is Verdict.ERROR else cell.base_result,
+    )
     return Section(
         noun="exportwatch errors",
         head=(
@@ -544,16 +557,12 @@ def _error_section(changes: Changes, *, priority: int) -> Section:
 
 
 def _infra_section(changes: Changes, *, priority: int) -> Section:
-    parts = []
-    for cell in changes.top_level(ChangeKind.INFRASTRUCTURE):
-        verdicts = f"{_SYMBOL.get(cell.base, '?')} → {_SYMBOL.get(cell.head, '?')}"
-        line = f"- {_where(cell)}: {verdicts}"
-        if cell.note:
-            line += f" · {md_text(cell.note)}"
-        result = cell.head_result if cell.head_result is not None else cell.base_result
-        if result is not None and result.message:
-            line += f" · {md_text(result.message, limit=200)}"
-        parts.append(Part(text=line, priority=priority))
+    parts = _stopped_lines(
+        changes,
+        ChangeKind.INFRASTRUCTURE,
+        priority=priority,
+        shown=lambda cell: cell.head_result if cell.head_result is not None else cell.base_result,
+    )
     return Section(
         noun="infrastructure problems",
         head=f"#### 💥 Crashes, timeouts and out-of-memory ({len(parts)})",

@@ -14,7 +14,7 @@ def _spec(factory: str, shape: list[int], *, dim: int, lo: int, hi: int, extra: 
     sets = {"other": InputsSpec(args=[TensorSpec(shape=extra)])} if extra else {}
     return ModelSpec(
         name=factory.rsplit(":", 1)[-1].lower(),
-        factory=f"models.exportdb_cases:{factory}",
+        factory=f"models/exportdb_cases.py:{factory}",
         inputs=InputsSpec(args=[TensorSpec(shape=shape)]),
         input_sets=sets,
         dims={"d": DimSpec(name="d", min=lo, max=hi)},

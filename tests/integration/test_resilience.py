@@ -3,12 +3,17 @@
 Each test breaks one heuristic (dedup, diagnosis, origin marking, a target's bookkeeping) on a
 real torch.export sweep and checks what survives. Before these guarantees, a closure that holds
 itself made every transformers model end as ``crash`` with 0 attempts.
+
+The example models register a custom op, whose registration reads its source with ``inspect``;
+once the fixtures' namespace package ``models`` is imported, torch.package's patched
+``inspect.getfile`` raises on it, so the examples are imported first, whatever the test order.
 """
 
 from __future__ import annotations
 
 import pytest
 
+import exportwatch.examples.models  # noqa: F401 - first: see below
 from exportwatch import diagnose, sweep
 from exportwatch.diff import ChangeKind, diff_reports, gate
 from exportwatch.report import Report, Verdict
@@ -18,8 +23,12 @@ from tests.integration.test_sweep import sweep as run_sweep
 
 
 def test_dedup__describes_a_closure_that_holds_itself_without_recursing():
-    from models.exportdb_cases import SelfReferencingBlock
+    from exportwatch.inputs import load_callable
+    from tests.conftest import FIXTURES
 
+    SelfReferencingBlock = load_callable(
+        "models/exportdb_cases.py:SelfReferencingBlock", root=FIXTURES
+    )
     block = SelfReferencingBlock()
     assert len(dedup_key(block, [])) == 64
     # Described by identity where it refers back to itself: two blocks never look the same.
@@ -28,7 +37,7 @@ def test_dedup__describes_a_closure_that_holds_itself_without_recursing():
 
 
 def test_sweep__a_model_whose_attributes_refer_to_themselves_is_swept():
-    job = run_sweep("models.exportdb_cases:SelfReferencingStack", [2, 4])
+    job = run_sweep("models/exportdb_cases.py:SelfReferencingStack", [2, 4])
     assert job.verdict is Verdict.OK
     assert verdicts(job)["blocks.1"] == "covered"
 
@@ -137,7 +146,7 @@ def test_gate__an_error_is_never_gated_as_a_pass_unless_allowed(policy):
 
 
 def test_dedup__bound_methods_of_different_instances_are_different_exports():
-    job = run_sweep("models.exportdb_cases:TwoPolicies", [2, 4])
+    job = run_sweep("models/exportdb_cases.py:TwoPolicies", [2, 4])
     found = verdicts(job)
     assert found["a"] == "ok"
     assert found["b"] == "fail"  # not "same-as a": its policy is strict

@@ -107,7 +107,7 @@ def test_find_user_frame__never_takes_the_code_that_called_the_exporter(installe
 
 def test_interface_frame__points_at_forward_def_and_at_its_return_for_output_problems(tmp_path):
     source = _write(
-        tmp_path / "models.py",
+        tmp_path / "iface_net.py",
         """\
         import functools
 
@@ -128,14 +128,14 @@ def test_interface_frame__points_at_forward_def_and_at_its_return_for_output_pro
     )
     sys.path.insert(0, str(tmp_path))
     try:
-        sys.modules.pop("models", None)
-        net = importlib.import_module("models").Net()
+        sys.modules.pop("iface_net", None)
+        net = importlib.import_module("iface_net").Net()
     finally:
         sys.path.remove(str(tmp_path))
-        sys.modules.pop("models", None)
+        sys.modules.pop("iface_net", None)
     lines = source.read_text().splitlines()
     frame = interface_frame(net, tmp_path)
-    assert frame is not None and frame.path == "models.py" and frame.library is None
+    assert frame is not None and frame.path == "iface_net.py" and frame.library is None
     assert lines[frame.line - 1].strip().startswith("def forward(")  # the decorator is skipped
     out = interface_frame(net, tmp_path, output=True)
     assert out is not None and out.source == "return y, cache"
