@@ -124,13 +124,13 @@ def run_baseline(manifest_path: Path) -> dict[str, Any]:
     import torch
     from torch._export.tools import report_exportability
 
-    from exportwatch.inputs import build_inputs, build_model
     from exportwatch.manifest import load_manifest
+    from exportwatch.sweep.inputs import build_inputs, build_model
 
     manifest = load_manifest(manifest_path)
     results: dict[str, dict[str, str | None]] = {}
     for spec in manifest.models:
-        torch.manual_seed(0)  # as exportwatch.sweep.prepare_model: same weights
+        torch.manual_seed(0)  # as exportwatch.sweep.walk.prepare_model: same weights
         model = build_model(spec, root=manifest.root).to("cpu")
         args, kwargs = build_inputs(spec.inputs, root=manifest.root, device="cpu", field_path="inputs")
         with torch.no_grad():
@@ -443,9 +443,9 @@ def profile(args: argparse.Namespace) -> None:
     import torch.export._trace
     from torch._export.tools import report_exportability
 
-    from exportwatch import sweep
-    from exportwatch.inputs import build_inputs, build_model
     from exportwatch.manifest import load_manifest
+    from exportwatch.sweep import walk as sweep
+    from exportwatch.sweep.inputs import build_inputs, build_model
     from exportwatch.targets import get_target
     from exportwatch.targets import torch_export as te
 
@@ -458,7 +458,7 @@ def profile(args: argparse.Namespace) -> None:
     get_target("export").prepare()
     t_prepare = time.perf_counter() - t0
     print(
-        f"one-off start-up (per process): import torch {t_torch:.2f}s, exportwatch.sweep and "
+        f"one-off start-up (per process): import torch {t_torch:.2f}s, exportwatch.sweep.walk and "
         f"torch.export {t_exportwatch:.2f}s, transformers {t_transformers:.2f}s, first (warm-up) "
         f"export {t_prepare:.2f}s"
     )

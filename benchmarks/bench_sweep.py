@@ -32,8 +32,8 @@ def run_baseline(manifest_path: Path, strict: bool) -> dict:
     import torch.export._trace
     from torch._export.tools import report_exportability
 
-    from exportwatch.inputs import build_inputs, build_model
     from exportwatch.manifest import load_manifest
+    from exportwatch.sweep.inputs import build_inputs, build_model
 
     attempts = 0
     original = torch.export._trace._export

@@ -1,3 +1,3 @@
-from exportwatch.cli import main
+from exportwatch.cli.main import main
 
 raise SystemExit(main())

@@ -1,6 +1,6 @@
 """GitHub Actions workflow commands (``::group::``, ``::error file=…,line=…::``), escaped.
 
-Only the edge (``exportwatch.action``) prints these; everything else logs through ``logging``.
+Only the edge (``exportwatch.action.main``) prints these; everything else logs through ``logging``.
 Escaping follows the runner's rules (actions/toolkit ``command.ts``): in the message ``%``,
 ``\\r`` and ``\\n``; in property values also ``:`` and ``,``.
 """

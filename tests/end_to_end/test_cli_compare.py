@@ -14,9 +14,9 @@ import subprocess
 import jsonschema
 import pytest
 
-from exportwatch import workers
-from exportwatch.cli import main
+from exportwatch.cli.main import main
 from exportwatch.report import load_report
+from exportwatch.sweep import workers
 from tests.conftest import REPO_ROOT
 
 MODEL = """\

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from exportwatch import baseline
-from exportwatch.baseline import (
+from exportwatch.baseline import compare as baseline
+from exportwatch.baseline.compare import (
     BaselineError,
     CompareRequest,
     ShallowCheckoutError,
@@ -23,10 +23,10 @@ from exportwatch.baseline import (
     load_manifest_at,
     run_compare,
 )
-from exportwatch.deps import Fingerprinter, WorkingTree
+from exportwatch.baseline.provenance import Fingerprinter, WorkingTree
 from exportwatch.diff import ChangeKind, diff_reports
 from exportwatch.report import JobResult, SubmoduleResult, Verdict, load_report, write_report
-from exportwatch.runner import SweepResult, new_report, plan_units
+from exportwatch.sweep.runner import SweepResult, new_report, plan_units
 
 MANIFEST = """\
 version: 1
@@ -351,7 +351,7 @@ def test_find_merge_base__fetches_and_deepens_a_shallow_clone_until_it_finds_it(
 def test_compare__says_the_checkout_is_too_shallow_when_the_history_cannot_be_fetched(
     history, tmp_path, capsys
 ):
-    from exportwatch.cli import main
+    from exportwatch.cli.main import main
 
     clone = shallow_clone(history, tmp_path / "clone")
     clone.git("remote", "remove", "origin")  # no network: nothing can be fetched

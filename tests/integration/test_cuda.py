@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from exportwatch.inputs import resolve_device
 from exportwatch.manifest import InputsSpec, ModelSpec, TensorSpec
 from exportwatch.report import Verdict
-from exportwatch.sweep import SweepSettings, device_for, prepare_model, sweep_target
+from exportwatch.sweep.inputs import resolve_device
+from exportwatch.sweep.walk import SweepSettings, device_for, prepare_model, sweep_target
 from tests.conftest import FIXTURES, REPO_ROOT
 
 SETTINGS = SweepSettings(manifest_root=FIXTURES, repo_root=REPO_ROOT)

@@ -27,9 +27,9 @@ from exportwatch.diagnose import (  # noqa: E402  (after the importorskip)
     Diagnosis,
     diagnose_exception,
     diagnose_model_error,
-    quiet_torch_logs,
 )
 from exportwatch.report import first_line  # noqa: E402
+from exportwatch.sweep.quiet import quiet_torch_logs  # noqa: E402
 
 CORPUS = Path(__file__).resolve().parents[1] / "fixtures" / "corpus" / "models.py"
 MODULE = "ewcorpus_models"  # one name in both checkouts, as the sweep would register it

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from exportwatch import action
+from exportwatch.action import main as action
 from exportwatch.diff import diff_reports, gate
 from exportwatch.github.artifacts import download_artifact, find_run_artifact, safe_extract
 from exportwatch.github.client import (

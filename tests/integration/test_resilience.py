@@ -14,16 +14,17 @@ from __future__ import annotations
 import pytest
 
 import exportwatch.examples.models  # noqa: F401 - first: see below
-from exportwatch import diagnose, sweep
+from exportwatch import diagnose
 from exportwatch.diff import ChangeKind, diff_reports, gate
-from exportwatch.report import Report, Verdict
-from exportwatch.sweep import dedup_key
+from exportwatch.report import Report, Verdict, tree
+from exportwatch.sweep import walk as sweep
+from exportwatch.sweep.walk import dedup_key
 from tests.integration.test_sweep import SETTINGS, spec_for, verdicts
 from tests.integration.test_sweep import sweep as run_sweep
 
 
 def test_dedup__describes_a_closure_that_holds_itself_without_recursing():
-    from exportwatch.inputs import load_callable
+    from exportwatch.sweep.inputs import load_callable
     from tests.conftest import FIXTURES
 
     SelfReferencingBlock = load_callable(
@@ -76,7 +77,7 @@ def test_sweep__origin_marking_that_raises_keeps_every_verdict(monkeypatch):
     def broken(job):
         raise KeyError("origins")
 
-    monkeypatch.setattr(diagnose, "mark_origins", broken)
+    monkeypatch.setattr(tree, "mark_origins", broken)
     job = run_sweep("exportwatch.examples.models:StackedEncoder", [2, 16])
     assert job.verdict is Verdict.FAIL and verdicts(job)["encoder.5"] == "fail"
 

@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 
 from exportwatch.manifest import load_manifest
-from exportwatch.merge import MergeError, Shard, merge_reports, without_timing
+from exportwatch.plan import estimate_costs, select_shard
 from exportwatch.report import Report, load_report, write_report
-from exportwatch.runner import plan_units
-from exportwatch.shard import estimate_costs, select_shard
+from exportwatch.report.merge import MergeError, Shard, merge_reports, without_timing
+from exportwatch.sweep.runner import plan_units
 from tests.conftest import REPO_ROOT
 
 MANIFEST = REPO_ROOT / "config" / "example.exportwatch.yml"
@@ -87,7 +87,7 @@ def merge_files(paths: list[Path], output: Path) -> subprocess.CompletedProcess[
                                str(output)], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
     import argparse
 
-    from exportwatch.merge_cli import run
+    from exportwatch.cli.merge import run
 
     return run(argparse.Namespace(reports=paths, output=output, quiet=True))
 

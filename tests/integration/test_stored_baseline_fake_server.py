@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from exportwatch import action
+from exportwatch.action import main as action
 from exportwatch.github.client import ClientSettings, NoArtifact, build_github
 from exportwatch.github.config import ActionConfig, Secret
 from exportwatch.report import load_report

@@ -7,7 +7,7 @@ import torch
 
 from exportwatch.manifest import InputsSpec, ModelSpec, TensorSpec
 from exportwatch.report import Verdict
-from exportwatch.sweep import PreparedModel, SweepSettings, capture_calls, prepare_model, sweep_target
+from exportwatch.sweep.walk import PreparedModel, SweepSettings, capture_calls, prepare_model, sweep_target
 from exportwatch.targets.base import Call
 from tests.conftest import FIXTURES, REPO_ROOT
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from exportwatch.manifest import load_manifest
-from exportwatch.runner import plan_units, repository_root
-from exportwatch.workers import WorkerPool, WorkerSettings
+from exportwatch.sweep.runner import plan_units, repository_root
+from exportwatch.sweep.workers import WorkerPool, WorkerSettings
 from tests.conftest import REPO_ROOT
 
 

@@ -16,7 +16,7 @@ import pytest
 
 from exportwatch.manifest import load_manifest
 from exportwatch.report import Verdict, load_report
-from exportwatch.runner import SweepRequest, run_sweep
+from exportwatch.sweep.runner import SweepRequest, run_sweep
 from tests.conftest import FIXTURES, REPO_ROOT
 
 HOSTILE_MANIFEST = """\

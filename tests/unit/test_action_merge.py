@@ -6,7 +6,7 @@ import io
 import json
 from pathlib import Path
 
-from exportwatch import action
+from exportwatch.action import main as action
 from exportwatch.report import Report, load_report, write_report
 from tests.factories import failing
 from tests.runner_files import parse_outputs

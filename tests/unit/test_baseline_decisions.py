@@ -6,9 +6,9 @@ import sys
 
 import pytest
 
-from exportwatch.baseline import baseline_incompatibility, decide_reuse, load_stored_baseline
-from exportwatch.cache import ResultCache
-from exportwatch.deps import ModelFingerprint
+from exportwatch.baseline.cache import ResultCache
+from exportwatch.baseline.compare import baseline_incompatibility, decide_reuse, load_stored_baseline
+from exportwatch.baseline.provenance import ModelFingerprint
 from exportwatch.report import Environment, JobResult, Report, ResultSource, Verdict, write_report
 
 HASH = "a" * 64
@@ -112,7 +112,8 @@ def test_baseline_and_deps__do_not_import_torch():
     import subprocess
 
     code = (
-        "import sys, exportwatch.baseline, exportwatch.deps, exportwatch.cache, exportwatch.compare_cli; "
+        "import sys, exportwatch.baseline.compare, exportwatch.baseline.provenance, "
+        "exportwatch.baseline.cache, exportwatch.cli.compare; "
         "sys.exit('torch' in sys.modules)"
     )
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from exportwatch.deps import (
+from exportwatch.baseline.provenance import (
     Fingerprinter,
     GitTree,
     ImportGraph,

@@ -25,12 +25,11 @@ from exportwatch.diagnose import (
     diagnose_exception,
     diagnose_infrastructure,
     diagnose_mismatch,
-    group_failures,
-    mark_origins,
     normalise,
-    quiet_torch_logs,
 )
 from exportwatch.report import JobResult, SubmoduleResult, UserFrame, Verdict, origin_paths
+from exportwatch.report.tree import group_failures, mark_origins
+from exportwatch.sweep.quiet import quiet_torch_logs
 
 REPO = Path(__file__).resolve().parents[2]
 

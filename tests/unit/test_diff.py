@@ -414,7 +414,7 @@ def test_xfail__an_index_from_the_manifest_applies_to_reports_swept_without_it()
 def test_diff__modules_import_without_torch():
     code = (
         "import sys\n"
-        "import exportwatch.diff, exportwatch.diff_cli, exportwatch.render\n"
+        "import exportwatch.diff, exportwatch.cli.diff, exportwatch.render\n"
         "import exportwatch.render.markdown, exportwatch.render.terminal, exportwatch.render.json\n"
         "import exportwatch.render.escape, exportwatch.render.common\n"
         "assert 'torch' not in sys.modules, 'torch was imported'\n"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from exportwatch import diff_cli
+from exportwatch.cli import diff as diff_cli
 from exportwatch.report import write_report
 from tests.factories import base_report, failing, job, ok, report, sub
 
@@ -127,7 +127,7 @@ def test_diff_cli__exits_3_on_an_internal_error(reports, monkeypatch, capsys):
 
 
 def test_diff_cli__is_wired_into_the_main_command(reports, capsys):
-    from exportwatch.cli import main
+    from exportwatch.cli.main import main
 
     assert main(["diff", str(reports["base"]), str(reports["regressed"]), "--format", "json"]) == 1
     assert json.loads(capsys.readouterr().out)["counts"]["regression"] == 1

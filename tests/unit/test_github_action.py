@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from exportwatch import action
+from exportwatch.action import main as action
 from exportwatch.diff import diff_reports, gate
 from exportwatch.github.config import ActionConfig
 from exportwatch.github.event import Event
@@ -197,7 +197,7 @@ def test_check_conclusion__follows_the_gate():
 @pytest.mark.parametrize(
     "module",
     [
-        "exportwatch.action",
+        "exportwatch.action.main",
         "exportwatch.github.publish",
         "exportwatch.github.artifacts",
         "exportwatch.github.event",

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from exportwatch.inputs import (
+from exportwatch.manifest import ConfigError, Manifest, load_manifest
+from exportwatch.sweep.inputs import (
     build_dynamic_shapes,
     build_inputs,
     build_model,
@@ -20,7 +21,6 @@ from exportwatch.inputs import (
     load_callable,
     resolve_device,
 )
-from exportwatch.manifest import ConfigError, Manifest, load_manifest
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "manifests"
 

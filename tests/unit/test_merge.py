@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from exportwatch.cli.merge import add_parser, run
 from exportwatch.manifest import InputsSpec, ModelSpec
-from exportwatch.merge import MergeError, Shard, merge_reports, without_timing
-from exportwatch.merge_cli import add_parser, run
+from exportwatch.plan import estimate_costs, partition
 from exportwatch.report import Report, write_report
-from exportwatch.shard import estimate_costs, partition
-from exportwatch.workers import Unit
+from exportwatch.report.merge import MergeError, Shard, merge_reports, without_timing
+from exportwatch.sweep.workers import Unit
 from tests.factories import failing, ok, report
 
 MODELS = {

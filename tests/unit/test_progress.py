@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import io
 
-from exportwatch.progress import Progress, sweep_table
 from exportwatch.report import JobResult, Report, SubmoduleResult, Verdict
+from exportwatch.sweep.progress import Progress, sweep_table
 
 
 class Terminal(io.StringIO):

@@ -8,8 +8,7 @@ import random
 import pytest
 
 from exportwatch.manifest import InputsSpec, ModelSpec
-from exportwatch.report import JobResult, Report, ResultSource, Verdict
-from exportwatch.shard import (
+from exportwatch.plan import (
     ShardError,
     estimate_costs,
     format_shard,
@@ -20,7 +19,8 @@ from exportwatch.shard import (
     select_shard,
     shard_loads,
 )
-from exportwatch.workers import Unit
+from exportwatch.report import JobResult, Report, ResultSource, Verdict
+from exportwatch.sweep.workers import Unit
 
 
 def unit(name: str, order: int, targets: tuple[str, ...] = ("export",), timeout: float = 300.0) -> Unit:
@@ -248,7 +248,7 @@ def test_estimate_costs__is_always_positive():
 
 
 def test_load_history__reads_a_report_or_a_result_cache_directory(tmp_path):
-    from exportwatch.cache import ResultCache
+    from exportwatch.baseline.cache import ResultCache
     from exportwatch.report import write_report
 
     write_report(Report(jobs=[hist_job("a", duration=3.0)]), tmp_path / "report.json")

@@ -64,8 +64,8 @@ def report_exportability_of() -> Callable[[str], dict[str, BaseException | None]
     import torch
     from torch._export.tools import report_exportability
 
-    from exportwatch.inputs import build_inputs, build_model
     from exportwatch.manifest import load_manifest
+    from exportwatch.sweep.inputs import build_inputs, build_model
 
     manifest = load_manifest(MANIFEST)
     specs = {spec.name: spec for spec in manifest.models}

@@ -16,8 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from exportwatch.plan import ShardError, format_shard, parse_shard
 from exportwatch.report import JobResult, Report, ReportError
-from exportwatch.shard import ShardError, format_shard, parse_shard
 
 #: Report fields every shard must agree on: (label, getter).
 _SAME_RUN = (

@@ -8,13 +8,10 @@ This module must not import torch: the publish half of the fork-safe flow reads 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from enum import Enum
-from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 SCHEMA_VERSION = 1
 #: Caps that keep a report small enough to publish and to diff.
@@ -196,57 +193,6 @@ def follow_same_as(
     return sub
 
 
-def _is_descendant(path: str, ancestor: str) -> bool:
-    return path != ancestor and (ancestor == "" or path.startswith(ancestor + "."))
-
-
-def failure_identity(sub: SubmoduleResult) -> tuple[str | None, ...]:
-    """What makes two failures the same: the fingerprint, else (for old reports) verdict and text."""
-    if sub.fingerprint:
-        return (sub.fingerprint,)
-    return (sub.verdict.value, sub.category, sub.message)
-
-
-def origin_paths(job: JobResult) -> set[str]:
-    """The failing submodules whose failure is their own: the one definition of an origin.
-
-    A failing submodule is an origin unless a failing descendant fails *for the same reason*
-    (same fingerprint): a parent that only re-raises its child's failure is explained by the
-    child, but a parent failing at its own interface (a cache object in its output) while its
-    children fail for another reason is an origin too. ``same-as`` links are followed, so a
-    copy is an origin exactly when the result it shares is. The deepest failing submodule of
-    every chain is an origin, so every failing job has one, and a failing root is either an
-    origin or explained by an origin with its fingerprint.
-    """
-    index = {s.path: s for s in job.submodules}
-    resolved = {s.path: follow_same_as(s, index.get) for s in job.submodules}
-    failing = {path: result for path, result in resolved.items() if result.verdict in FAILING}
-    # A module shared under two parents is listed once, with its other paths as aliases: it is a
-    # descendant of both parents.
-    names = {s.path: [s.path, *s.aliases] for s in job.submodules}
-
-    def below(other: str, path: str) -> bool:
-        return any(_is_descendant(o, p) for o in names[other] for p in names[path])
-
-    computed: set[str] = set()
-    for path, result in failing.items():
-        if index[path].verdict == Verdict.SAME_AS:
-            continue
-        identity = failure_identity(result)
-        explained = any(
-            below(other, path) and failure_identity(other_result) == identity
-            for other, other_result in failing.items()
-        )
-        if not explained:
-            computed.add(path)
-    copies = {
-        path
-        for path, result in failing.items()
-        if index[path].verdict == Verdict.SAME_AS and result.path in computed
-    }
-    return computed | copies
-
-
 @dataclass(kw_only=True)
 class Environment:
     python: str = ""
@@ -353,101 +299,3 @@ def _convert(cls: type, name: str, value: Any) -> Any:
     return value
 
 
-# ---------------------------------------------------------------------------------------------
-# Files: a finished report is one JSON document; a sweep in progress streams JSON Lines.
-
-
-def write_report(report: Report, path: Path) -> None:
-    """Write atomically, so a reader never sees half a report."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(report.to_json())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def base_report_path(head: Path) -> Path:
-    """Where the base report goes beside the head's: ``x.json`` → ``x.base.json``.
-
-    One convention for ``compare`` and the action (the upload glob ``x*.json`` takes both).
-    """
-    return head.with_name(f"{head.stem}.base{head.suffix or '.json'}")
-
-
-def load_report(path: Path, *, max_bytes: int | None = None) -> Report:
-    """Read a report (``.json``) or a partial sweep log (``.jsonl``)."""
-    try:
-        size = path.stat().st_size
-    except OSError as exc:
-        raise ReportError(f"{path}: cannot read report: {exc.strerror}") from exc
-    if max_bytes is not None and size > max_bytes:
-        raise ReportError(f"{path}: report is {size} bytes, over the {max_bytes}-byte limit")
-    text = path.read_text(encoding="utf-8")
-    try:
-        if path.suffix == ".jsonl":
-            return _from_jsonl(text)
-        return Report.from_dict(json.loads(text))
-    except json.JSONDecodeError as exc:
-        raise ReportError(f"{path}: not valid JSON: {exc}") from exc
-    except ReportError as exc:
-        raise ReportError(f"{path}: {exc}") from exc
-
-
-class JsonlLog:
-    """Append-only log of a sweep in progress: a header line, then one line per finished job.
-
-    Each line is flushed and fsynced before the next job starts, so a killed sweep leaves
-    every finished result readable (``load_report(path)`` on the ``.jsonl`` file).
-    """
-
-    def __init__(self, path: Path, header: Report) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
-        self._handle: IO[str] = path.open("w", encoding="utf-8")
-        head = header.to_dict()
-        head.pop("jobs", None)
-        head["complete"] = False
-        self._write({"header": head})
-
-    def append(self, job: JobResult) -> None:
-        self._write({"job": _to_jsonable(asdict(job))})
-
-    def _write(self, record: dict[str, Any]) -> None:
-        self._handle.write(json.dumps(record) + "\n")
-        self._handle.flush()
-        os.fsync(self._handle.fileno())
-
-    def close(self) -> None:
-        self._handle.close()
-
-
-def _from_jsonl(text: str) -> Report:
-    header: dict[str, Any] | None = None
-    jobs: list[dict[str, Any]] = []
-    for line in text.splitlines():
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            break  # a line cut short by a kill: everything before it is good
-        if "header" in record:
-            header = record["header"]
-        elif "job" in record:
-            jobs.append(record["job"])
-    if header is None:
-        raise ReportError("partial report has no header line")
-    header = dict(header, jobs=jobs, complete=False)
-    return Report.from_dict(header)
-
-
-def report_schema() -> dict[str, Any]:
-    """The JSON Schema of the report (``config/report.schema.json``), shipped with the package."""
-    from importlib import resources
-
-    text = resources.files("exportwatch").joinpath("schemas/report.schema.json").read_text("utf-8")
-    return json.loads(text)

@@ -21,7 +21,7 @@ For ``exportwatch compare MANIFEST --base REF``:
 Every base ``JobResult`` records its ``source``. Reuse comes before a stored baseline on
 purpose: an unchanged model then cannot show a (flaky) difference at all.
 
-This module runs no export itself: it hands :class:`~exportwatch.runner.SweepRequest`s to a
+This module runs no export itself: it hands :class:`~exportwatch.sweep.runner.SweepRequest`s to a
 sweeper (``run_sweep`` by default). Must not import torch.
 """
 
@@ -40,8 +40,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from exportwatch import __version__, git
-from exportwatch.cache import ResultCache
-from exportwatch.deps import (
+from exportwatch.baseline.cache import ResultCache
+from exportwatch.baseline.provenance import (
     Fingerprinter,
     GitTree,
     ModelFingerprint,
@@ -49,7 +49,6 @@ from exportwatch.deps import (
     manifest_dir_in_repo,
 )
 from exportwatch.manifest import ConfigError, Manifest, load_manifest
-from exportwatch.progress import Progress
 from exportwatch.report import (
     Environment,
     JobResult,
@@ -59,8 +58,9 @@ from exportwatch.report import (
     load_report,
     write_report,
 )
-from exportwatch.runner import SweepRequest, SweepResult, environment, new_report, plan_units, run_sweep
-from exportwatch.workers import Unit
+from exportwatch.sweep.progress import Progress
+from exportwatch.sweep.runner import SweepRequest, SweepResult, environment, new_report, plan_units, run_sweep
+from exportwatch.sweep.workers import Unit
 
 log = logging.getLogger(__name__)
 
@@ -197,7 +197,7 @@ def _sys_path_into(repo_root: Path, tree: Path) -> Iterator[None]:
     saved = list(sys.path)
     root = repo_root.resolve()
     # The entry exportwatch itself comes from stays: the workers must run this exportwatch.
-    own = Path(__file__).resolve().parent.parent
+    own = Path(__file__).resolve().parents[2]  # the directory holding the exportwatch package
 
     def remap(entry: str) -> str:
         try:

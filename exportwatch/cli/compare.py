@@ -1,9 +1,9 @@
 """``exportwatch compare MANIFEST --base REF``: sweep HEAD, get the merge-base's results as
 cheaply as possible, then diff, render and gate.
 
-Registered by ``exportwatch.cli`` (``compare_cli.add_parser(subparsers)``). The base side
+Registered by ``exportwatch.cli.main`` (``compare_cli.add_parser(subparsers)``). The base side
 (merge-base, reuse, stored baselines, cache, worktree sweep) lives in
-:mod:`exportwatch.baseline`; this module is wiring and exit codes only:
+:mod:`exportwatch.baseline.compare`; this module is wiring and exit codes only:
 0 gate passed, 1 gate failed, 2 usage or configuration error (bad manifest, base not found,
 checkout too shallow), 3 internal error (raised to ``cli.main``).
 """
@@ -17,7 +17,7 @@ from collections import Counter
 from pathlib import Path
 from typing import TextIO
 
-from exportwatch.cli_args import (
+from exportwatch.cli.options import (
     EXIT_CONFIG,
     EXIT_GATE_FAILED,
     EXIT_OK,
@@ -107,7 +107,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def run(args: argparse.Namespace) -> int:
-    from exportwatch.baseline import BaselineError, CompareRequest, run_compare
+    from exportwatch.baseline.compare import BaselineError, CompareRequest, run_compare
     from exportwatch.diff import XfailIndex, diff_reports, gate
     from exportwatch.manifest import ConfigError, load_manifest
     from exportwatch.render import RenderContext, render

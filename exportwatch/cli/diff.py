@@ -1,6 +1,6 @@
 """``exportwatch diff [BASE.json] HEAD.json``: compare two reports, render, and apply the gate.
 
-Registered by ``exportwatch.cli`` (``diff_cli.add_parser(subparsers)``); the handler is
+Registered by ``exportwatch.cli.main`` (``diff_cli.add_parser(subparsers)``); the handler is
 ``run(args)``. Exit codes: 0 gate passed, 1 gate failed, 2 usage or configuration error (e.g.
 an unreadable report), 3 internal error. Never imports torch: the trusted publish job runs it.
 """
@@ -15,7 +15,7 @@ import traceback
 from pathlib import Path
 from typing import TextIO
 
-from exportwatch.cli_args import EXIT_CONFIG, EXIT_GATE_FAILED, EXIT_INTERNAL, EXIT_OK, add_gate_options
+from exportwatch.cli.options import EXIT_CONFIG, EXIT_GATE_FAILED, EXIT_INTERNAL, EXIT_OK, add_gate_options
 from exportwatch.diff import diff_reports, gate
 from exportwatch.render import FORMATS, RenderContext, render
 from exportwatch.report import MAX_REPORT_BYTES, ReportError, load_report

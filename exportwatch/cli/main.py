@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from exportwatch import __version__
-from exportwatch.cli_args import (
+from exportwatch.cli.options import (
     EXIT_CONFIG,
     EXIT_GATE_FAILED,
     EXIT_INTERNAL,
@@ -24,7 +24,7 @@ DEFAULT_REPORT = Path("exportwatch-report.json")
 
 
 def _shard(text: str) -> tuple[int, int]:
-    from exportwatch.shard import ShardError, parse_shard
+    from exportwatch.plan import ShardError, parse_shard
 
     try:
         return parse_shard(text)
@@ -100,11 +100,11 @@ def add_sweep_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run_sweep_command(args: argparse.Namespace) -> int:
     from exportwatch.manifest import ConfigError, load_manifest
-    from exportwatch.progress import Progress, sweep_table
+    from exportwatch.plan import estimate_costs, load_history, select_shard
     from exportwatch.report import FAILING, ReportError
-    from exportwatch.runner import SweepRequest, plan_units, run_sweep
-    from exportwatch.shard import estimate_costs, load_history, select_shard
-    from exportwatch.workers import WorkerStartError
+    from exportwatch.sweep.progress import Progress, sweep_table
+    from exportwatch.sweep.runner import SweepRequest, plan_units, run_sweep
+    from exportwatch.sweep.workers import WorkerStartError
 
     if args.output.suffix == ".jsonl":
         print("error: -o names the JSON report (e.g. report.json); its .jsonl log goes beside it",
@@ -170,7 +170,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_optional_commands(subparsers: argparse._SubParsersAction) -> None:
     """Subcommands that live in their own modules register themselves here."""
-    from exportwatch import compare_cli, diff_cli, merge_cli
+    from exportwatch.cli import compare as compare_cli
+    from exportwatch.cli import diff as diff_cli
+    from exportwatch.cli import merge as merge_cli
 
     diff_cli.add_parser(subparsers)
     merge_cli.add_parser(subparsers)

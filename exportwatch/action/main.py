@@ -1,6 +1,6 @@
 """The GitHub Action: read the runner's environment, sweep, compare, publish, exit per the gate.
 
-``entrypoint/entrypoint.sh`` runs ``python -m exportwatch.action`` (in the Docker image and in
+``entrypoint/entrypoint.sh`` runs ``python -m exportwatch.action.main`` (in the Docker image and in
 the composite variant alike). Modes:
 
 * ``full``: install → (on a PR) the merge-base's stored baseline artifact, if any → sweep head
@@ -39,7 +39,7 @@ from typing import Any, TextIO
 
 from github import GithubException
 
-from exportwatch.cli_args import EXIT_CONFIG, EXIT_INTERNAL, EXIT_OK
+from exportwatch.cli.options import EXIT_CONFIG, EXIT_INTERNAL, EXIT_OK
 from exportwatch.diff import ChangeKind, Changes, GateResult, XfailIndex, diff_reports, gate
 from exportwatch.github import workflow_commands as wc
 from exportwatch.github.artifacts import (
@@ -67,12 +67,12 @@ from exportwatch.github.publish import (
     write_outputs,
 )
 from exportwatch.manifest import ConfigError
-from exportwatch.merge import Shard, find_report_files, merge_reports
 from exportwatch.render import RenderContext, comment_marker, headline, render
 from exportwatch.render.escape import term_text
 from exportwatch.report import FAILING, Report, ReportError, base_report_path, load_report, write_report
+from exportwatch.report.merge import Shard, find_report_files, merge_reports
 
-log = logging.getLogger("exportwatch.action")
+log = logging.getLogger("exportwatch.action.main")
 
 
 #: Reports from an artifact are untrusted: refuse anything larger than this.
@@ -348,7 +348,7 @@ def warm_cache(config: ActionConfig, head: Report) -> int:
     next pull request finds them (``compare`` reads and writes the cache itself)."""
     if config.cache_path is None:
         return 0
-    from exportwatch.cache import ResultCache
+    from exportwatch.baseline.cache import ResultCache
     from exportwatch.report import ResultSource
 
     cache = ResultCache(config.cache_path)
@@ -410,7 +410,7 @@ def stored_baseline(
     if config.github_token is None or not config.repository:
         log.info("exportwatch: no github-token: the stored baseline is not looked up")
         return None
-    from exportwatch.baseline import find_merge_base
+    from exportwatch.baseline.compare import find_merge_base
 
     try:
         merge_base = find_merge_base(config.workdir, base_ref)
@@ -868,6 +868,3 @@ def main(
         print(wc.error(f"exportwatch: internal error: {type(exc).__name__}"), file=out)
         return EXIT_INTERNAL
 
-
-if __name__ == "__main__":
-    raise SystemExit(main(sys.argv[1:]))

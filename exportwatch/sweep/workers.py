@@ -117,7 +117,7 @@ def worker_main(conn: Connection, settings: WorkerSettings, log_path: Path | Non
     if not settings.verbose:
         _redirect_output(log_path)
     logging.basicConfig(level=logging.DEBUG if settings.verbose else logging.ERROR)
-    from exportwatch import sweep  # imports torch once per worker
+    from exportwatch.sweep import walk as sweep  # imports torch once per worker
 
     _warm_up(settings.threads)
     from exportwatch import compat
@@ -125,7 +125,7 @@ def worker_main(conn: Connection, settings: WorkerSettings, log_path: Path | Non
     # Before any user module imports torchvision (transformers and timm do).
     environment_notes = [compat.TORCHVISION_NOTE] if compat.allow_torchvision_without_its_extension() else []
 
-    from exportwatch.diagnose import quiet_torch_logs
+    from exportwatch.sweep.quiet import quiet_torch_logs
 
     sweep_settings = sweep.SweepSettings(
         manifest_root=settings.manifest_root,
@@ -189,8 +189,8 @@ def _warm_up(threads: int | None) -> None:
 
 
 def _run_unit(conn: Connection, unit: Unit, settings: Any, environment_notes: list[str]) -> None:
-    from exportwatch import sweep
     from exportwatch.manifest import ConfigError
+    from exportwatch.sweep import walk as sweep
     from exportwatch.targets import MissingDependency
 
     spec = unit.spec

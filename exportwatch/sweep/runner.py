@@ -13,11 +13,13 @@ from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
-from exportwatch import __version__, deps, git, shard
+from exportwatch import __version__, git
+from exportwatch import plan as shard
+from exportwatch.baseline import provenance as deps
 from exportwatch.manifest import KNOWN_TARGETS, ConfigError, Manifest, did_you_mean
-from exportwatch.progress import Progress
 from exportwatch.report import Environment, JobResult, JsonlLog, Report, write_report
-from exportwatch.workers import Event, Unit, WorkerPool, WorkerSettings
+from exportwatch.sweep.progress import Progress
+from exportwatch.sweep.workers import Event, Unit, WorkerPool, WorkerSettings
 
 
 @dataclass(kw_only=True)

@@ -1,6 +1,6 @@
 """``exportwatch merge REPORT... -o merged.json``: shard reports → the report of the whole sweep.
 
-Registered by ``exportwatch.cli`` (``merge_cli.add_parser(subparsers)``); the handler is
+Registered by ``exportwatch.cli.main`` (``merge_cli.add_parser(subparsers)``); the handler is
 ``run(args)``. A REPORT may be a directory: every ``*.json`` file under it is read (what
 ``actions/download-artifact`` leaves, one folder per shard artifact). Exit codes: 0 merged,
 2 the shards do not add up to one sweep (every reason is printed) or a report cannot be read.
@@ -14,9 +14,9 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from exportwatch.cli_args import EXIT_CONFIG, EXIT_OK
-from exportwatch.merge import MergeError, Shard, find_report_files, merge_reports
+from exportwatch.cli.options import EXIT_CONFIG, EXIT_OK
 from exportwatch.report import MAX_REPORT_BYTES, ReportError, load_report, write_report
+from exportwatch.report.merge import MergeError, Shard, find_report_files, merge_reports
 
 DEFAULT_OUTPUT = Path("exportwatch-report.json")
 

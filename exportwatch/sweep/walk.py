@@ -11,13 +11,10 @@ This module runs inside a worker process; it knows nothing of processes or timeo
 
 from __future__ import annotations
 
-import dataclasses
-import enum
-import hashlib
 import inspect
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,25 +22,23 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.utils import _pytree as pytree
 
 from exportwatch import diagnose
-from exportwatch.inputs import (
+from exportwatch.manifest import ModelSpec
+from exportwatch.report import JobResult, SubmoduleResult, Verdict, tree
+from exportwatch.sweep.capture import EXAMPLE_SET, Capture, call_signature, capture_calls, dedup_key
+from exportwatch.sweep.inputs import (
     build_dynamic_shapes,
     build_inputs,
     build_model,
     check_signature,
     resolve_device,
 )
-from exportwatch.manifest import DEFAULT_INPUT_SET, ModelSpec
-from exportwatch.report import JobResult, SubmoduleResult, Verdict
 from exportwatch.targets import get_target
 from exportwatch.targets.base import Call, Outcome, Stage, TargetOptions
 
 log = logging.getLogger(__name__)
 
-#: The name of the manifest's main input set; extra sets keep their manifest names.
-EXAMPLE_SET = DEFAULT_INPUT_SET
 #: A module called with many different shapes is exported for at most this many of them.
 MAX_SIGNATURES_PER_MODULE = 4
 
@@ -56,227 +51,6 @@ class SweepSettings:
     repo_root: Path
     artifacts_dir: Path | None = None
     verbose: bool = False
-
-
-# ---------------------------------------------------------------------------------------------
-# Input capture
-
-
-@dataclass
-class Capture:
-    """What one eager pass per input set recorded about every module."""
-
-    paths: dict[int, list[str]]  # id(module) -> every path it is registered under
-    calls: dict[int, dict[str, list[Call]]] = field(default_factory=dict)  # id -> set -> calls
-    outputs: dict[str, Any] = field(default_factory=dict)  # input set -> root output
-    eager_errors: dict[str, BaseException] = field(default_factory=dict)
-
-    def calls_of(self, module: nn.Module, input_set: str = EXAMPLE_SET) -> list[Call]:
-        return self.calls.get(id(module), {}).get(input_set, [])
-
-
-def _clone(value: Any) -> Any:
-    """Detach and copy tensors, so a later in-place op cannot change what was captured."""
-    return pytree.tree_map(lambda v: v.detach().clone() if isinstance(v, torch.Tensor) else v, value)
-
-
-def capture_calls(model: nn.Module, input_sets: dict[str, Call], *, no_grad: bool = True) -> Capture:
-    """Run the model eagerly once per input set, recording every submodule call's inputs."""
-    paths: dict[int, list[str]] = {}
-    modules: dict[int, nn.Module] = {}
-    for path, module in model.named_modules(remove_duplicate=False):
-        paths.setdefault(id(module), []).append(path)
-        modules[id(module)] = module
-    capture = Capture(paths=paths)
-    current_set = [EXAMPLE_SET]
-
-    def record(module: nn.Module, args: tuple, kwargs: dict) -> None:
-        per_set = capture.calls.setdefault(id(module), {})
-        per_set.setdefault(current_set[0], []).append(
-            Call(args=_clone(tuple(args)), kwargs=_clone(dict(kwargs)))
-        )
-
-    handles = [m.register_forward_pre_hook(record, with_kwargs=True) for m in modules.values()]
-    try:
-        for name, call in input_sets.items():
-            current_set[0] = name
-            with torch.no_grad() if no_grad else nullcontext():
-                try:
-                    capture.outputs[name] = model(*_clone(call.args), **_clone(call.kwargs))
-                except Exception as exc:  # the eager model itself is broken for these inputs
-                    capture.eager_errors[name] = exc
-    finally:
-        for handle in handles:
-            handle.remove()
-    return capture
-
-
-# ---------------------------------------------------------------------------------------------
-# Dedup: two submodules are the same export when everything that shapes the graph is equal
-
-
-def _signature(value: Any) -> Any:
-    """Structure, shapes and dtypes of inputs; constants by value."""
-    leaves, spec = pytree.tree_flatten(value)
-    described = tuple(
-        ("T", tuple(leaf.shape), str(leaf.dtype), leaf.device.type)
-        if isinstance(leaf, torch.Tensor)
-        else ("C", type(leaf).__qualname__, repr(leaf)[:200])
-        for leaf in leaves
-    )
-    return (str(spec), described)
-
-
-def call_signature(call: Call) -> Any:
-    return _signature((call.args, call.kwargs))
-
-
-_BY_REPR = (int, float, bool, str, bytes, type(None), torch.dtype, torch.device, torch.Size)
-#: How deep attribute containers are described before falling back to identity.
-_ATTRIBUTE_DEPTH = 3
-#: Containers with more items than this are described by identity (never by a cut-off prefix,
-#: which could make two different modules look the same).
-_CONTAINER_ITEMS = 256
-#: Tensors stored as plain attributes (constants the export bakes in) up to this many elements
-#: are described by value; larger ones by shape and dtype only.
-_TENSOR_VALUE_LIMIT = 4096
-
-
-def _identity(value: Any) -> tuple:
-    """The conservative description: equal only to the very same object."""
-    return ("id", type(value).__qualname__, id(value))
-
-
-def _code_fingerprint(function: Any, depth: int = 0, active: frozenset[int] = frozenset()) -> str | None:
-    """Bytecode, constants, names, closure and defaults of a function (or a method's function).
-
-    Closures and defaults are described one level deeper, with the objects being described
-    in ``active``: a closure that holds itself (transformers' gradient-checkpointing wrappers)
-    is described by identity instead of recursing forever.
-    """
-    bound_to = getattr(function, "__self__", None)
-    function = getattr(function, "__func__", function)
-    code = getattr(function, "__code__", None)
-    if code is None:
-        return None
-    active = active | {id(function)}
-    # A bound method's behaviour depends on its instance (``Policy(strict=True).apply``).
-    # A module instance is described by its type: its content is in the structural key already
-    # when it is the module itself or a child, and identity would stop identical modules deduping.
-    if isinstance(bound_to, nn.Module):
-        instance: Any = ("module", type(bound_to).__qualname__)
-    else:
-        instance = _describe(bound_to, depth + 1, active) if bound_to is not None else None
-    closure = tuple(
-        _describe(_cell_contents(cell), depth + 1, active) for cell in (function.__closure__ or ())
-    )
-    defaults = _describe(function.__defaults__, depth + 1, active)
-    raw = code.co_code + repr((code.co_consts, code.co_names, closure, defaults, instance)).encode()
-    return hashlib.sha256(raw).hexdigest()
-
-
-def _cell_contents(cell: Any) -> Any:
-    try:
-        return cell.cell_contents
-    except ValueError:  # an empty cell (a name assigned after the closure was made)
-        return None
-
-
-def _describe(value: Any, depth: int = 0, active: frozenset[int] = frozenset()) -> Any:
-    """A hashable description of an attribute value, for deciding if two modules are the same.
-
-    Values that can change what an export does are described by content (numbers, strings,
-    containers, functions by their code, small tensors by value). Anything else is described by
-    identity: a config object shared by every layer still dedups, two different objects never do.
-    Bounded and cycle-safe: past ``_ATTRIBUTE_DEPTH`` levels, on a value already being
-    described, or for a container over ``_CONTAINER_ITEMS`` items, the identity is used.
-    """
-    if isinstance(value, _BY_REPR):
-        return repr(value)[:1000] if isinstance(value, str | bytes) and len(value) > 1000 else repr(value)
-    if depth >= _ATTRIBUTE_DEPTH or id(value) in active:
-        return _identity(value)
-    if isinstance(value, torch.Tensor):
-        described: tuple = ("T", tuple(value.shape), str(value.dtype))
-        if value.numel() <= _TENSOR_VALUE_LIMIT and not value.is_meta:
-            try:  # raw bytes: works for dtypes numpy lacks (bfloat16) and for 0-d tensors
-                data = value.detach().cpu().contiguous().reshape(-1).view(torch.uint8)
-                described += (hashlib.sha256(data.numpy().tobytes()).hexdigest(),)
-            except (RuntimeError, TypeError):  # quantized, sparse, subclasses: never equal
-                return _identity(value)
-        return described
-    inner = active | {id(value)}
-    if isinstance(value, tuple | list | set | frozenset | dict) and len(value) > _CONTAINER_ITEMS:
-        return _identity(value)
-    if isinstance(value, tuple | list | set | frozenset):
-        items = [_describe(v, depth + 1, inner) for v in value]
-        return (
-            type(value).__name__,
-            tuple(sorted(items, key=repr) if isinstance(value, set | frozenset) else items),
-        )
-    if isinstance(value, dict):
-        return ("dict", tuple(sorted((repr(k), _describe(v, depth + 1, inner)) for k, v in value.items())))
-    if isinstance(value, enum.Enum):
-        return repr(value)
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        fields_ = tuple(
-            (f.name, _describe(getattr(value, f.name, None), depth + 1, inner))
-            for f in dataclasses.fields(value)
-        )
-        return (type(value).__qualname__, fields_)
-    if callable(value) and not isinstance(value, nn.Module):
-        code = _code_fingerprint(value, depth, inner)
-        if code is not None:
-            return ("fn", getattr(value, "__qualname__", type(value).__qualname__), code)
-    if isinstance(value, type):
-        return ("type", value.__module__, value.__qualname__)
-    return _identity(value)
-
-
-def _attributes(module: nn.Module) -> tuple:
-    """The module's own attributes (not parameters, buffers or submodules), described."""
-    items = []
-    for name, value in vars(module).items():
-        if name.startswith("_") or isinstance(value, nn.Module):
-            continue
-        items.append((name, _describe(value)))
-    return tuple(sorted(items, key=lambda item: item[0]))
-
-
-def _hooks(module: nn.Module) -> tuple:
-    """User forward hooks change what runs; the sweep's own capture hooks are gone by now."""
-    hooks = [*module._forward_pre_hooks.values(), *module._forward_hooks.values()]
-    return tuple(_describe(hook, 1) for hook in hooks)
-
-
-def _forward_code(module: nn.Module) -> str:
-    """The forward that actually runs: an instance attribute wins over the class's method."""
-    forward = vars(module).get("forward", type(module).forward)
-    return _code_fingerprint(forward) or repr(forward)
-
-
-def structural_key(module: nn.Module) -> tuple:
-    """Class, forward code, own tensors' shapes/dtypes, attributes, hooks, children (recursive)."""
-    tensors = tuple(
-        (name, tuple(t.shape), str(t.dtype))
-        for name, t in [*module.named_parameters(recurse=False), *module.named_buffers(recurse=False)]
-        if t is not None
-    )
-    children = tuple((name, structural_key(child)) for name, child in module.named_children())
-    cls = type(module)
-    return (
-        f"{cls.__module__}.{cls.__qualname__}",
-        _forward_code(module),
-        tensors,
-        _attributes(module),
-        _hooks(module),
-        children,
-    )
-
-
-def dedup_key(module: nn.Module, calls: Sequence[Call]) -> str:
-    signatures = tuple(dict.fromkeys(call_signature(c) for c in calls))
-    raw = repr((structural_key(module), signatures)).encode()
-    return hashlib.sha256(raw).hexdigest()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -629,7 +403,7 @@ def sweep_target(prepared: PreparedModel, target_name: str, *, settings: SweepSe
         parameters=sum(p.numel() for p in prepared.model.parameters()),
     )
     try:
-        diagnose.mark_origins(job)
+        tree.mark_origins(job)
     except Exception as exc:  # origins explain the verdicts; they never decide them
         log.warning("marking origins for %s/%s failed: %s", spec.name, target_name, exc)
     return job

@@ -1,0 +1,245 @@
+"""Categories and hints: a small closed set, each with a definition and one actionable sentence."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from exportwatch.diagnose.chain import Link
+    from exportwatch.diagnose.rules import Rule
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from exportwatch.report import (
+    BUG_REPORT_URL,
+)
+
+# ---------------------------------------------------------------------------------------------
+# Categories and hints: a small closed set, each with a definition and one actionable sentence.
+
+#: Category id → one-line definition (also rendered in ``docs/categories.md``).
+CATEGORIES: dict[str, str] = {
+    "data-dependent-control-flow": (
+        "Python control flow (`if`, `while`, `bool()`) branches on a value computed from tensor data."
+    ),
+    "data-dependent-value": (
+        "A value read from tensor data (`.item()`, `nonzero`, `tolist`) is used as a Python number or "
+        "as a size that the tracer would have to specialise."
+    ),
+    "missing-fake-kernel": (
+        "A custom operator has no fake (meta) kernel, so the tracer cannot infer its output shapes."
+    ),
+    "fake-kernel-mismatch": (
+        "A custom operator's fake kernel disagrees with its real kernel (shape, dtype or value)."
+    ),
+    "unsupported-operator": (
+        "A built-in ATen operator cannot be traced: it has no meta kernel, or its output shape "
+        "depends on data in a way the tracer cannot represent."
+    ),
+    "constraint-violation": (
+        "A dimension declared dynamic in `dynamic_shapes` is specialised or constrained by the model."
+    ),
+    "unsupported-python": (
+        "Strict tracing (TorchDynamo) does not support a Python feature that the model uses."
+    ),
+    "unsupported-type": ("An input or output is neither a tensor nor a container registered with pytree."),
+    "untraceable-call": (
+        "The model leaves PyTorch (numpy, `copy.deepcopy`, `data_ptr`, `tolist`) where the tracer "
+        "cannot follow."
+    ),
+    "onnx-translation-missing": (
+        "An operator in the exported graph has no ONNX translation for these arguments."
+    ),
+    "onnx-checker": "The produced ONNX model fails `onnx.checker.check_model(full_check=True)`.",
+    "runtime-error": (
+        "The export produced a program, but running it failed (ONNX Runtime session or run, or a "
+        "runtime assert of the exported program)."
+    ),
+    "numeric-mismatch": (
+        "The exported program runs, but its outputs disagree with eager PyTorch beyond tolerance."
+    ),
+    "model-error": "The model's own eager forward raises with the manifest's inputs.",
+    "config-error": (
+        "The export was given inputs or `dynamic_shapes` that do not fit the model's signature."
+    ),
+    "crash": "The worker process died (signal, abort or unexpected exit) during the export.",
+    "timeout": "The export did not finish within the job's time limit.",
+    "oom": "The worker ran out of memory during the export.",
+    "internal-error": (
+        "exportwatch itself failed while checking this (a bug in exportwatch, not in the model): "
+        "the export was not checked."
+    ),
+    "unknown": "No rule matched this failure; read the detail and the user frame.",
+}
+
+
+@dataclass(frozen=True)
+class Hint:
+    """One actionable sentence and the page that explains it."""
+
+    text: str
+    url: str
+
+    def __str__(self) -> str:
+        return f"{self.text} See {self.url}"
+
+
+_DOCS = "https://docs.pytorch.org/docs/stable"
+
+#: Category id → what to do about it.
+HINTS: dict[str, Hint] = {
+    "data-dependent-control-flow": Hint(
+        "Replace the data-dependent branch with `torch.cond` (or `torch.where`), or tell the tracer "
+        "which way it goes with `torch._check(...)`.",
+        f"{_DOCS}/cond.html",
+    ),
+    "data-dependent-value": (
+        Hint(
+            "Keep the value symbolic: state what you know with `torch._check(...)` (e.g. "
+            "`torch._check(n >= 0)`) instead of converting it with `int()`, or avoid `.item()`.",
+            f"{_DOCS}/compile/dynamic_shapes_troubleshooting_guardon_errors.html",
+        )
+    ),
+    "missing-fake-kernel": Hint(
+        "Register a fake kernel for the custom operator with `@torch.library.register_fake` "
+        "(or `@op.register_fake`) that computes output shapes and dtypes without data.",
+        f"{_DOCS}/library.html#torch.library.register_fake",
+    ),
+    "fake-kernel-mismatch": Hint(
+        "Fix the operator's fake kernel so its output shape and dtype match the real kernel; "
+        "`torch.library.opcheck` reproduces the mismatch.",
+        f"{_DOCS}/library.html#torch.library.opcheck",
+    ),
+    "unsupported-operator": Hint(
+        "Wrap the call in a `torch.library.custom_op` with a fake kernel, or replace the operator "
+        "with one that has a meta implementation.",
+        f"{_DOCS}/library.html#torch.library.custom_op",
+    ),
+    "constraint-violation": Hint(
+        "Make the dimension static, narrow its `Dim(min=..., max=...)` range as the message "
+        "suggests, or use `Dim.AUTO` to let export infer it.",
+        f"{_DOCS}/export.html",
+    ),
+    "unsupported-python": Hint(
+        "Move the unsupported Python out of `forward` (or behind `torch.compiler.is_compiling()`), "
+        "or use non-strict export (`strict=False`).",
+        f"{_DOCS}/compile/programming_model.common_graph_breaks.html",
+    ),
+    "unsupported-type": Hint(
+        "Return or accept tensors and plain containers, or register the class as a pytree node "
+        "(`torch.export.register_dataclass` or `torch.utils._pytree.register_pytree_node`).",
+        f"{_DOCS}/export.html#torch.export.register_dataclass",
+    ),
+    "untraceable-call": Hint(
+        "Replace the numpy/copy/pointer call with torch operations, or hide it inside a "
+        "`torch.library.custom_op` with a fake kernel.",
+        f"{_DOCS}/library.html#torch.library.custom_op",
+    ),
+    "onnx-translation-missing": Hint(
+        "Give the operator an ONNX implementation via `custom_translation_table=` in "
+        "`torch.onnx.export`, or rewrite the call with operators that ONNX supports.",
+        "https://docs.pytorch.org/tutorials/beginner/onnx/onnx_registry_tutorial.html",
+    ),
+    "onnx-checker": Hint(
+        "Inspect the model with `onnx.checker.check_model(model, full_check=True)`; a custom "
+        "translation that emits wrong types or shapes is the usual cause.",
+        "https://onnx.ai/onnx/api/checker.html",
+    ),
+    "runtime-error": Hint(
+        "Run the exported artifact on the failing input set locally; a runtime assert means the "
+        "export specialised on the example input, a session error means an operator the runtime lacks.",
+        f"{_DOCS}/export.programming_model.html",
+    ),
+    "numeric-mismatch": Hint(
+        "Look for values baked in as constants (random numbers, `.item()`, a specialised branch) or "
+        "a wrong custom translation; compare outputs on the failing input set.",
+        f"{_DOCS}/export.programming_model.html",
+    ),
+    "model-error": Hint(
+        "Make the eager forward run with the manifest's inputs first (shapes, dtypes, kwargs); "
+        "nothing can be exported until it does.",
+        f"{_DOCS}/export.html",
+    ),
+    "config-error": Hint(
+        "Make the manifest's inputs and `dynamic_shapes` match the forward signature (names, "
+        "nesting and number of arguments).",
+        f"{_DOCS}/export.html",
+    ),
+    "crash": Hint(
+        "Reproduce the job locally with `python -X faulthandler` to see the native stack; a crash "
+        "usually points at a native kernel or an abort in the model.",
+        "https://docs.python.org/3/library/faulthandler.html",
+    ),
+    "timeout": Hint(
+        "Raise the model's `timeout` in the manifest, or shrink what is traced (fewer layers, "
+        "no long Python loops, which tracing unrolls).",
+        f"{_DOCS}/export.programming_model.html",
+    ),
+    "oom": Hint(
+        "Use smaller example inputs or fewer layers for the export check, or raise `--max-memory`.",
+        f"{_DOCS}/notes/faq.html",
+    ),
+    "internal-error": Hint(
+        "This is a bug in exportwatch, not in your model, and rerunning will not help: please "
+        "report it with the detail below. Until it is fixed this result counts as not checked.",
+        BUG_REPORT_URL,
+    ),
+    "unknown": Hint(
+        "Run `torch.export.draft_export` on the module for a report of every issue it hits.",
+        f"{_DOCS}/draft_export.html",
+    ),
+}
+
+
+def hint_for(category: str) -> str:
+    """The hint sentence plus its link, as stored in the report."""
+    return str(HINTS.get(category, HINTS["unknown"]))
+
+
+@dataclass(frozen=True, kw_only=True)
+class LibraryHint:
+    """What a model library itself offers for a failure its own objects cause.
+
+    Matched on the exception chain's messages; more specific than the category's hint, so it
+    replaces it. Each one is proven by a test in which applying it makes the export pass.
+    """
+
+    library: str
+    category: str
+    pattern: str  # regex searched in every message of the chain
+    hint: Hint
+
+
+_HF_EXPORT_DOCS = "https://huggingface.co/docs/transformers/main/en/serialization"
+
+LIBRARY_HINTS: tuple[LibraryHint, ...] = (
+    LibraryHint(
+        library="transformers",
+        category="unsupported-type",
+        pattern=r"<class 'transformers\.[\w.]*Cache'>|UserDefinedObjectVariable\(\w*Cache\)|"
+        r"transformers\.cache_utils\.\w+",
+        hint=Hint(
+            "A transformers cache object (`DynamicCache`, `EncoderDecoderCache`) is not a pytree node "
+            "by default. If the deployed model runs without the cache, pass `use_cache=False` (a "
+            "forward kwarg in the manifest's inputs, or `config.use_cache = False` in the factory); "
+            "to export with the cache, register transformers' cache classes first: "
+            "`from transformers.exporters.exporter_dynamo import register_cache_pytrees_for_model; "
+            "register_cache_pytrees_for_model(model)` (transformers 5).",
+            _HF_EXPORT_DOCS,
+        ),
+    ),
+)
+
+
+def hint_for_failure(category: str, rule: Rule | None, chain: Sequence[Link]) -> Hint:
+    """The most specific hint: a library's own remedy, else the rule's, else the category's."""
+    for entry in LIBRARY_HINTS:
+        if entry.category == category and any(re.search(entry.pattern, link.message) for link in chain):
+            return entry.hint
+    if rule is not None and rule.hint is not None:
+        return rule.hint
+    return HINTS.get(category, HINTS["unknown"])
+
+

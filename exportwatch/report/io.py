@@ -1,0 +1,112 @@
+"""Report files: one loader and one writer; a finished report is one JSON document, a sweep in
+progress streams JSON Lines."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+from typing import IO, Any
+
+from exportwatch.report.model import JobResult, Report, ReportError, _to_jsonable
+
+# ---------------------------------------------------------------------------------------------
+# Files: a finished report is one JSON document; a sweep in progress streams JSON Lines.
+
+
+def write_report(report: Report, path: Path) -> None:
+    """Write atomically, so a reader never sees half a report."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(report.to_json())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def base_report_path(head: Path) -> Path:
+    """Where the base report goes beside the head's: ``x.json`` → ``x.base.json``.
+
+    One convention for ``compare`` and the action (the upload glob ``x*.json`` takes both).
+    """
+    return head.with_name(f"{head.stem}.base{head.suffix or '.json'}")
+
+
+def load_report(path: Path, *, max_bytes: int | None = None) -> Report:
+    """Read a report (``.json``) or a partial sweep log (``.jsonl``)."""
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise ReportError(f"{path}: cannot read report: {exc.strerror}") from exc
+    if max_bytes is not None and size > max_bytes:
+        raise ReportError(f"{path}: report is {size} bytes, over the {max_bytes}-byte limit")
+    text = path.read_text(encoding="utf-8")
+    try:
+        if path.suffix == ".jsonl":
+            return _from_jsonl(text)
+        return Report.from_dict(json.loads(text))
+    except json.JSONDecodeError as exc:
+        raise ReportError(f"{path}: not valid JSON: {exc}") from exc
+    except ReportError as exc:
+        raise ReportError(f"{path}: {exc}") from exc
+
+
+class JsonlLog:
+    """Append-only log of a sweep in progress: a header line, then one line per finished job.
+
+    Each line is flushed and fsynced before the next job starts, so a killed sweep leaves
+    every finished result readable (``load_report(path)`` on the ``.jsonl`` file).
+    """
+
+    def __init__(self, path: Path, header: Report) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._handle: IO[str] = path.open("w", encoding="utf-8")
+        head = header.to_dict()
+        head.pop("jobs", None)
+        head["complete"] = False
+        self._write({"header": head})
+
+    def append(self, job: JobResult) -> None:
+        self._write({"job": _to_jsonable(asdict(job))})
+
+    def _write(self, record: dict[str, Any]) -> None:
+        self._handle.write(json.dumps(record) + "\n")
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+
+    def close(self) -> None:
+        self._handle.close()
+
+
+def _from_jsonl(text: str) -> Report:
+    header: dict[str, Any] | None = None
+    jobs: list[dict[str, Any]] = []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            break  # a line cut short by a kill: everything before it is good
+        if "header" in record:
+            header = record["header"]
+        elif "job" in record:
+            jobs.append(record["job"])
+    if header is None:
+        raise ReportError("partial report has no header line")
+    header = dict(header, jobs=jobs, complete=False)
+    return Report.from_dict(header)
+
+
+def report_schema() -> dict[str, Any]:
+    """The JSON Schema of the report (``config/report.schema.json``), shipped with the package."""
+    from importlib import resources
+
+    text = resources.files("exportwatch").joinpath("schemas/report.schema.json").read_text("utf-8")
+    return json.loads(text)

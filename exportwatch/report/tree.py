@@ -1,0 +1,126 @@
+"""Pure functions over one job's submodule tree: same-as links, origins, failure groups."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from exportwatch.report.model import (
+    FAILING,
+    JobResult,
+    SubmoduleResult,
+    UserFrame,
+    Verdict,
+    follow_same_as,
+)
+
+
+def _is_descendant(path: str, ancestor: str) -> bool:
+    return path != ancestor and (ancestor == "" or path.startswith(ancestor + "."))
+
+
+def failure_identity(sub: SubmoduleResult) -> tuple[str | None, ...]:
+    """What makes two failures the same: the fingerprint, else (for old reports) verdict and text."""
+    if sub.fingerprint:
+        return (sub.fingerprint,)
+    return (sub.verdict.value, sub.category, sub.message)
+
+
+def origin_paths(job: JobResult) -> set[str]:
+    """The failing submodules whose failure is their own: the one definition of an origin.
+
+    A failing submodule is an origin unless a failing descendant fails *for the same reason*
+    (same fingerprint): a parent that only re-raises its child's failure is explained by the
+    child, but a parent failing at its own interface (a cache object in its output) while its
+    children fail for another reason is an origin too. ``same-as`` links are followed, so a
+    copy is an origin exactly when the result it shares is. The deepest failing submodule of
+    every chain is an origin, so every failing job has one, and a failing root is either an
+    origin or explained by an origin with its fingerprint.
+    """
+    index = {s.path: s for s in job.submodules}
+    resolved = {s.path: follow_same_as(s, index.get) for s in job.submodules}
+    failing = {path: result for path, result in resolved.items() if result.verdict in FAILING}
+    # A module shared under two parents is listed once, with its other paths as aliases: it is a
+    # descendant of both parents.
+    names = {s.path: [s.path, *s.aliases] for s in job.submodules}
+
+    def below(other: str, path: str) -> bool:
+        return any(_is_descendant(o, p) for o in names[other] for p in names[path])
+
+    computed: set[str] = set()
+    for path, result in failing.items():
+        if index[path].verdict == Verdict.SAME_AS:
+            continue
+        identity = failure_identity(result)
+        explained = any(
+            below(other, path) and failure_identity(other_result) == identity
+            for other, other_result in failing.items()
+        )
+        if not explained:
+            computed.add(path)
+    copies = {
+        path
+        for path, result in failing.items()
+        if index[path].verdict == Verdict.SAME_AS and result.path in computed
+    }
+    return computed | copies
+
+
+
+# ---------------------------------------------------------------------------------------------
+# Grouping and origins: pure functions over the report
+
+
+@dataclass(kw_only=True)
+class FailureGroup:
+    """Submodules of one job that fail for the same reason (one fingerprint)."""
+
+    fingerprint: str
+    category: str | None
+    message: str | None
+    hint: str | None
+    user_frame: UserFrame | None
+    paths: list[str] = field(default_factory=list)  # every failing submodule, report order
+    origins: list[str] = field(default_factory=list)  # those marked origin
+
+    @property
+    def count(self) -> int:
+        return len(self.paths)
+
+
+def _failing(job: JobResult, sub: SubmoduleResult) -> SubmoduleResult | None:
+    """The computed result behind ``sub`` when it fails (``same-as`` links followed)."""
+    effective = job.effective(sub)
+    return effective if effective.verdict in FAILING else None
+
+
+def mark_origins(job: JobResult) -> None:
+    """Set ``origin`` on the failing submodules whose failure is their own (``origin_paths``)."""
+    origins = origin_paths(job)
+    for sub in job.submodules:
+        sub.origin = sub.path in origins
+
+
+def group_failures(job: JobResult) -> list[FailureGroup]:
+    """Failing submodules grouped by fingerprint, largest group first, then report order."""
+    groups: dict[str, FailureGroup] = {}
+    for sub in job.submodules:
+        result = _failing(job, sub)
+        if result is None:
+            continue
+        key = result.fingerprint or "|".join(str(part) for part in failure_identity(result))
+        group = groups.get(key)
+        if group is None:
+            group = groups[key] = FailureGroup(
+                fingerprint=key,
+                category=result.category,
+                message=result.message,
+                hint=result.hint,
+                user_frame=result.user_frame,
+            )
+        group.paths.append(sub.path)
+        if sub.origin:
+            group.origins.append(sub.path)
+    order = {key: index for index, key in enumerate(groups)}
+    return sorted(groups.values(), key=lambda g: (-g.count, order[g.fingerprint]))
+
+
