@@ -31,6 +31,7 @@ from exportwatch.report import (
     follow_same_as,
     origin_paths,
 )
+from exportwatch.report.tree import is_descendant
 
 #: Verdicts that stop a whole job: its unlisted submodules share them.
 _STOPPING = INFRASTRUCTURE | {Verdict.ERROR}
@@ -417,10 +418,6 @@ def _ancestors(path: str) -> list[str]:
     return [".".join(parts[:i]) for i in range(len(parts) - 1, 0, -1)] + [""]
 
 
-def _is_descendant(path: str, of: str) -> bool:
-    return path != of and (of == "" or path.startswith(of + "."))
-
-
 class _Side:
     """One job on one side, with results resolved the way the diff needs them."""
 
@@ -649,7 +646,7 @@ def _fold(draft: dict[str, dict[str, Any]], *, base: _Side, head: _Side, synthes
             p
             for p in draft
             if p in origins[side_name]
-            and _is_descendant(p, path)
+            and is_descendant(p, path)
             and draft[p][side_name] in FAILING
             and _same_reason(draft[p][f"{side_name}_result"], cell[f"{side_name}_result"])
         ]

@@ -1,9 +1,18 @@
-"""Thin wrappers around the ``git`` command line (no torch, no network)."""
+"""Every git call exportwatch makes: thin wrappers around the ``git`` command line (no torch; the
+network only for an explicit fetch)."""
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import posixpath
+import shutil
 import subprocess
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 
 class GitError(RuntimeError):
@@ -37,3 +46,108 @@ def head_sha(path: Path) -> str | None:
         return git("rev-parse", "HEAD", cwd=path) or None
     except GitError:
         return None
+
+
+def working_files(root: Path) -> list[str] | None:
+    """Tracked and untracked-but-not-ignored files under ``root``, as git sees them; None outside git."""
+    try:
+        out = subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=root,
+            capture_output=True,
+            check=True,
+            timeout=120,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return sorted({p for p in out.decode("utf-8", "surrogateescape").split("\0") if p})
+
+
+def try_git(*args: str, cwd: Path) -> str | None:
+    """``git ARGS``'s output, or None when it fails (logged at debug level)."""
+    try:
+        return git(*args, cwd=cwd)
+    except GitError as exc:
+        log.debug("%s", exc)
+        return None
+
+
+def resolve_commit(repo_root: Path, ref: str) -> str | None:
+    return try_git("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", cwd=repo_root) or None
+
+
+def is_shallow(repo_root: Path) -> bool:
+    return try_git("rev-parse", "--is-shallow-repository", cwd=repo_root) == "true"
+
+
+def read_file_at(repo_root: Path, commit: str, path: str) -> bytes | None:
+    """``path`` (repo-relative) as it is in ``commit``, without a checkout; None if absent."""
+    tree = GitTree(repo_root, commit)
+    return tree.read(path)
+
+
+@contextlib.contextmanager
+def base_worktree(repo_root: Path, commit: str) -> Iterator[Path]:
+    """A detached ``git worktree`` of ``commit`` in a temporary directory, removed (and pruned)
+    on the way out, also when the body raises."""
+    tmp = Path(tempfile.mkdtemp(prefix="exportwatch-base-"))
+    tree = tmp / "tree"
+    try:
+        git("worktree", "add", "--detach", str(tree), commit, cwd=repo_root)
+        yield tree
+    finally:
+        try_git("worktree", "remove", "--force", str(tree), cwd=repo_root)
+        shutil.rmtree(tmp, ignore_errors=True)
+        try_git("worktree", "prune", cwd=repo_root)
+
+
+class GitTree:
+    """The files of ``commit``, read with ``git ls-tree`` / ``git cat-file`` (no checkout)."""
+
+    def __init__(self, repo_root: Path, commit: str) -> None:
+        self.repo_root = Path(repo_root)
+        self.commit = commit
+        out = git_bytes("ls-tree", "-r", "-z", "--full-tree", commit, cwd=self.repo_root)
+        self._blobs: dict[str, str] = {}
+        for record in out.decode("utf-8", "surrogateescape").split("\0"):
+            if not record:
+                continue
+            meta, _, path = record.partition("\t")
+            mode, kind, sha = meta.split()
+            if kind == "blob" and mode != "120000":  # symlinks are not followed
+                self._blobs[path] = sha
+        self._dirs = {posixpath.dirname(p) for p in self._blobs}
+        for d in list(self._dirs):
+            while d:
+                d = posixpath.dirname(d)
+                self._dirs.add(d)
+        self._content: dict[str, bytes] = {}
+
+    def read(self, rel: str) -> bytes | None:
+        sha = self._blobs.get(rel)
+        if sha is None:
+            return None
+        if rel not in self._content:
+            self._content[rel] = git_bytes("cat-file", "blob", sha, cwd=self.repo_root)
+        return self._content[rel]
+
+    def is_file(self, rel: str) -> bool:
+        return rel in self._blobs
+
+    def is_dir(self, rel: str) -> bool:
+        return rel in self._dirs
+
+    def files(self) -> list[str]:
+        return sorted(self._blobs)
+
+
+def git_bytes(*args: str, cwd: Path) -> bytes:
+    try:
+        done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, check=False, timeout=120)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise GitError(f"git {' '.join(args)}: {exc}") from exc
+    if done.returncode != 0:
+        raise GitError(f"git {' '.join(args)} failed: {done.stderr.decode(errors='replace').strip()}")
+    return done.stdout
+
+

@@ -31,7 +31,6 @@ import contextlib
 import copy
 import logging
 import os
-import shutil
 import sys
 import tempfile
 import time
@@ -43,11 +42,11 @@ from exportwatch import __version__, git
 from exportwatch.baseline.cache import ResultCache
 from exportwatch.baseline.provenance import (
     Fingerprinter,
-    GitTree,
     ModelFingerprint,
     WorkingTree,
     manifest_dir_in_repo,
 )
+from exportwatch.git import GitTree, base_worktree, is_shallow, read_file_at, resolve_commit
 from exportwatch.manifest import ConfigError, Manifest, load_manifest
 from exportwatch.report import (
     Environment,
@@ -92,22 +91,6 @@ def shallow_message(ref: str) -> str:
 # Git: merge-base, files at a commit, a worktree
 
 
-def _try(*args: str, cwd: Path) -> str | None:
-    try:
-        return git.git(*args, cwd=cwd)
-    except git.GitError as exc:
-        log.debug("%s", exc)
-        return None
-
-
-def resolve_commit(repo_root: Path, ref: str) -> str | None:
-    return _try("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", cwd=repo_root) or None
-
-
-def is_shallow(repo_root: Path) -> bool:
-    return _try("rev-parse", "--is-shallow-repository", cwd=repo_root) == "true"
-
-
 def _fetch_name(ref: str) -> str:
     """What to ask ``origin`` for: ``origin/main`` → ``main``."""
     return ref.removeprefix("refs/remotes/origin/").removeprefix("origin/")
@@ -121,7 +104,7 @@ def find_merge_base(
     if commit is None and fetch:
         log.info("%s is not in the checkout; fetching it from origin", ref)
         if (
-            _try(
+            git.try_git(
                 "fetch", "--no-tags", f"--depth={deepen_steps[0]}", "origin", _fetch_name(ref), cwd=repo_root
             )
             is not None
@@ -132,15 +115,15 @@ def find_merge_base(
             raise ShallowCheckoutError(shallow_message(ref))
         fetched = " and could not be fetched from origin" if fetch else ""
         raise BaselineError(f"base {ref!r} is not a commit in this checkout{fetched}")
-    found = _try("merge-base", commit, "HEAD", cwd=repo_root)
+    found = git.try_git("merge-base", commit, "HEAD", cwd=repo_root)
     if found:
         return found
     if fetch and is_shallow(repo_root):
         for step in deepen_steps:
             log.info("no merge-base of %s and HEAD yet; deepening the history by %d commits", ref, step)
-            if _try("fetch", "--no-tags", f"--deepen={step}", "origin", commit, cwd=repo_root) is None:
+            if git.try_git("fetch", "--no-tags", f"--deepen={step}", "origin", commit, cwd=repo_root) is None:
                 break
-            found = _try("merge-base", commit, "HEAD", cwd=repo_root)
+            found = git.try_git("merge-base", commit, "HEAD", cwd=repo_root)
             if found:
                 return found
             if not is_shallow(repo_root):
@@ -148,12 +131,6 @@ def find_merge_base(
     if is_shallow(repo_root):
         raise ShallowCheckoutError(shallow_message(ref))
     raise BaselineError(f"{ref} and HEAD have no common ancestor (unrelated histories)")
-
-
-def read_file_at(repo_root: Path, commit: str, path: str) -> bytes | None:
-    """``path`` (repo-relative) as it is in ``commit``, without a checkout; None if absent."""
-    tree = GitTree(repo_root, commit)
-    return tree.read(path)
 
 
 def load_manifest_at(repo_root: Path, commit: str, manifest_rel: str) -> Manifest | None:
@@ -171,21 +148,6 @@ def load_manifest_at(repo_root: Path, commit: str, manifest_rel: str) -> Manifes
         manifest = load_manifest(path)
     manifest.path = Path(manifest_rel)
     return manifest
-
-
-@contextlib.contextmanager
-def base_worktree(repo_root: Path, commit: str) -> Iterator[Path]:
-    """A detached ``git worktree`` of ``commit`` in a temporary directory, removed (and pruned)
-    on the way out, also when the body raises."""
-    tmp = Path(tempfile.mkdtemp(prefix="exportwatch-base-"))
-    tree = tmp / "tree"
-    try:
-        git.git("worktree", "add", "--detach", str(tree), commit, cwd=repo_root)
-        yield tree
-    finally:
-        _try("worktree", "remove", "--force", str(tree), cwd=repo_root)
-        shutil.rmtree(tmp, ignore_errors=True)
-        _try("worktree", "prune", cwd=repo_root)
 
 
 @contextlib.contextmanager

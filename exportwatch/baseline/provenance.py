@@ -41,7 +41,6 @@ import logging
 import os
 import posixpath
 import re
-import subprocess
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,73 +112,15 @@ class WorkingTree:
 
     def _list_files(self) -> list[str]:
         """Tracked and untracked-but-not-ignored files, as git sees them; a walk outside git."""
-        try:
-            out = subprocess.run(
-                ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-                cwd=self.root,
-                capture_output=True,
-                check=True,
-                timeout=120,
-            ).stdout
-            return sorted({p for p in out.decode("utf-8", "surrogateescape").split("\0") if p})
-        except (OSError, subprocess.SubprocessError):
-            pass
+        listed = git.working_files(self.root)
+        if listed is not None:
+            return listed
         found = []
         for dirpath, dirnames, filenames in os.walk(self.root):
             dirnames[:] = [d for d in dirnames if d != ".git"]
             rel_dir = Path(dirpath).relative_to(self.root).as_posix()
             found += [posixpath.normpath(posixpath.join(rel_dir, f)) for f in filenames]
         return sorted(found)
-
-
-class GitTree:
-    """The files of ``commit``, read with ``git ls-tree`` / ``git cat-file`` (no checkout)."""
-
-    def __init__(self, repo_root: Path, commit: str) -> None:
-        self.repo_root = Path(repo_root)
-        self.commit = commit
-        out = _git_bytes("ls-tree", "-r", "-z", "--full-tree", commit, cwd=self.repo_root)
-        self._blobs: dict[str, str] = {}
-        for record in out.decode("utf-8", "surrogateescape").split("\0"):
-            if not record:
-                continue
-            meta, _, path = record.partition("\t")
-            mode, kind, sha = meta.split()
-            if kind == "blob" and mode != "120000":  # symlinks are not followed
-                self._blobs[path] = sha
-        self._dirs = {posixpath.dirname(p) for p in self._blobs}
-        for d in list(self._dirs):
-            while d:
-                d = posixpath.dirname(d)
-                self._dirs.add(d)
-        self._content: dict[str, bytes] = {}
-
-    def read(self, rel: str) -> bytes | None:
-        sha = self._blobs.get(rel)
-        if sha is None:
-            return None
-        if rel not in self._content:
-            self._content[rel] = _git_bytes("cat-file", "blob", sha, cwd=self.repo_root)
-        return self._content[rel]
-
-    def is_file(self, rel: str) -> bool:
-        return rel in self._blobs
-
-    def is_dir(self, rel: str) -> bool:
-        return rel in self._dirs
-
-    def files(self) -> list[str]:
-        return sorted(self._blobs)
-
-
-def _git_bytes(*args: str, cwd: Path) -> bytes:
-    try:
-        done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, check=False, timeout=120)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise git.GitError(f"git {' '.join(args)}: {exc}") from exc
-    if done.returncode != 0:
-        raise git.GitError(f"git {' '.join(args)} failed: {done.stderr.decode(errors='replace').strip()}")
-    return done.stdout
 
 
 # ---------------------------------------------------------------------------------------------
@@ -601,7 +542,6 @@ def stamp_jobs(
 __all__ = [
     "FINGERPRINT_VERSION",
     "Fingerprinter",
-    "GitTree",
     "ImportGraph",
     "ModelFingerprint",
     "SourceTree",

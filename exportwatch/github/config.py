@@ -14,6 +14,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from exportwatch.diff import Policy
 from exportwatch.manifest import KNOWN_DEVICES, KNOWN_TARGETS, ConfigError
 
 
@@ -76,7 +77,7 @@ class CommentMode(str, Enum):
         return self.value
 
 
-FAIL_ON_POLICIES = ("regression", "new-failure", "any-failure", "never")
+FAIL_ON_POLICIES = tuple(policy.value for policy in Policy)  # the gate's own list
 #: The artifact config/workflows/exportwatch-baseline.yml uploads on every push to main;
 #: ``{sha}`` stands for the commit whose report it holds.
 DEFAULT_BASELINE_ARTIFACT = "exportwatch-baseline-{sha}"

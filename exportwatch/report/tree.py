@@ -14,7 +14,8 @@ from exportwatch.report.model import (
 )
 
 
-def _is_descendant(path: str, ancestor: str) -> bool:
+def is_descendant(path: str, ancestor: str) -> bool:
+    """``a.b`` is below ``a``; every path is below the root ``""``; no path is below itself."""
     return path != ancestor and (ancestor == "" or path.startswith(ancestor + "."))
 
 
@@ -44,7 +45,7 @@ def origin_paths(job: JobResult) -> set[str]:
     names = {s.path: [s.path, *s.aliases] for s in job.submodules}
 
     def below(other: str, path: str) -> bool:
-        return any(_is_descendant(o, p) for o in names[other] for p in names[path])
+        return any(is_descendant(o, p) for o in names[other] for p in names[path])
 
     computed: set[str] = set()
     for path, result in failing.items():

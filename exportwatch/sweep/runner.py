@@ -19,7 +19,8 @@ from exportwatch.baseline import provenance as deps
 from exportwatch.manifest import KNOWN_TARGETS, ConfigError, Manifest, did_you_mean
 from exportwatch.report import Environment, JobResult, JsonlLog, Report, write_report
 from exportwatch.sweep.progress import Progress
-from exportwatch.sweep.workers import Event, Unit, WorkerPool, WorkerSettings
+from exportwatch.sweep.settings import SweepSettings
+from exportwatch.sweep.workers import Event, Unit, WorkerPool
 
 
 @dataclass(kw_only=True)
@@ -143,7 +144,7 @@ def run_sweep(request: SweepRequest, *, progress: Progress | None = None) -> Swe
             config_errors.append(event.message)
             progress.message(f"error: {event.message}")
 
-    settings = WorkerSettings(
+    settings = SweepSettings(
         manifest_root=manifest.root,
         repo_root=repository_root(manifest),
         artifacts_dir=request.artifacts_dir,

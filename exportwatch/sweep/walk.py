@@ -17,7 +17,6 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -34,6 +33,7 @@ from exportwatch.sweep.inputs import (
     check_signature,
     resolve_device,
 )
+from exportwatch.sweep.settings import SweepSettings
 from exportwatch.targets import get_target
 from exportwatch.targets.base import Call, Outcome, Stage, TargetOptions
 
@@ -41,16 +41,6 @@ log = logging.getLogger(__name__)
 
 #: A module called with many different shapes is exported for at most this many of them.
 MAX_SIGNATURES_PER_MODULE = 4
-
-
-@dataclass(kw_only=True)
-class SweepSettings:
-    """What the worker needs besides the model spec; plain data so it crosses processes."""
-
-    manifest_root: Path
-    repo_root: Path
-    artifacts_dir: Path | None = None
-    verbose: bool = False
 
 
 # ---------------------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from typing import Any
 
 from exportwatch.manifest import ModelSpec
 from exportwatch.report import MAX_DETAIL_CHARS, JobResult, SubmoduleResult, Verdict, cap
+from exportwatch.sweep.settings import SweepSettings
 
 log = logging.getLogger(__name__)
 
@@ -61,14 +62,44 @@ class Unit:
     order: int  # manifest position, to keep the report in manifest order
 
 
-@dataclass(kw_only=True)
-class WorkerSettings:
-    manifest_root: Path
-    repo_root: Path
-    artifacts_dir: Path | None = None
-    verbose: bool = False
-    log_dir: Path | None = None
-    threads: int | None = None  # torch intra-op threads per worker; None: torch's default
+WorkerSettings = SweepSettings  # TEMPORARY alias: removed once the tests use SweepSettings
+
+
+# ---------------------------------------------------------------------------------------------
+# The pipe protocol: the parent sends a Unit (or None: stop); the worker answers with these.
+
+
+@dataclass(frozen=True)
+class Ready:
+    """The worker imported torch and the exporters: it can take a unit."""
+
+
+@dataclass(frozen=True)
+class DeviceResolved:
+    device: str  # the unit's device ("auto" resolved)
+
+
+@dataclass(frozen=True)
+class TargetStarted:
+    target: str  # the job's clock starts now
+
+
+@dataclass(frozen=True)
+class JobFinished:
+    job: JobResult
+
+
+@dataclass(frozen=True)
+class UnitConfigError:
+    message: str  # the manifest entry cannot be built: every target is skipped
+
+
+@dataclass(frozen=True)
+class UnitDone:
+    """Every target of the unit has a result."""
+
+
+WorkerMessage = Ready | DeviceResolved | TargetStarted | JobFinished | UnitConfigError | UnitDone
 
 
 @dataclass(kw_only=True)
@@ -112,12 +143,11 @@ def _redirect_output(log_path: Path | None) -> None:
     os.close(fd)
 
 
-def worker_main(conn: Connection, settings: WorkerSettings, log_path: Path | None) -> None:
+def worker_main(conn: Connection, settings: SweepSettings, log_path: Path | None) -> None:
     """Serve units until told to stop (``None``)."""
     if not settings.verbose:
         _redirect_output(log_path)
     logging.basicConfig(level=logging.DEBUG if settings.verbose else logging.ERROR)
-    from exportwatch.sweep import walk as sweep  # imports torch once per worker
 
     _warm_up(settings.threads)
     from exportwatch import compat
@@ -127,13 +157,7 @@ def worker_main(conn: Connection, settings: WorkerSettings, log_path: Path | Non
 
     from exportwatch.sweep.quiet import quiet_torch_logs
 
-    sweep_settings = sweep.SweepSettings(
-        manifest_root=settings.manifest_root,
-        repo_root=settings.repo_root,
-        artifacts_dir=settings.artifacts_dir,
-        verbose=settings.verbose,
-    )
-    conn.send(("ready", None))
+    conn.send(Ready())
     prepared_targets: set[str] = set()
     while True:
         unit = conn.recv()
@@ -150,8 +174,8 @@ def worker_main(conn: Connection, settings: WorkerSettings, log_path: Path | Non
             os._exit(0)
         with quiet_torch_logs(settings.verbose):
             _prepare_targets(unit.targets, prepared_targets)
-            _run_unit(conn, unit, sweep_settings, environment_notes)
-        conn.send(("done", None))
+            _run_unit(conn, unit, settings, environment_notes)
+        conn.send(UnitDone())
 
 
 def _prepare_targets(targets: list[str], done: set[str]) -> None:
@@ -188,28 +212,28 @@ def _warm_up(threads: int | None) -> None:
         from torch.fx.experimental import symbolic_shapes  # noqa: F401
 
 
-def _run_unit(conn: Connection, unit: Unit, settings: Any, environment_notes: list[str]) -> None:
+def _run_unit(conn: Connection, unit: Unit, settings: SweepSettings, environment_notes: list[str]) -> None:
     from exportwatch.manifest import ConfigError
     from exportwatch.sweep import walk as sweep
     from exportwatch.targets import MissingDependency
 
     spec = unit.spec
     device, skip_reason = sweep.device_for(spec, unit.device)
-    conn.send(("device", device))
+    conn.send(DeviceResolved(device))
     if skip_reason is not None:
         for target in unit.targets:
-            conn.send(("result", sweep.skipped_job(spec, target, device, skip_reason)))
+            conn.send(JobFinished(sweep.skipped_job(spec, target, device, skip_reason)))
         return
     _reset_peak_rss()
     try:
         prepared = sweep.prepare_model(spec, device=device, settings=settings)
     except ConfigError as exc:
-        conn.send(("config-error", str(exc)))
+        conn.send(UnitConfigError(str(exc)))
         for target in unit.targets:
-            conn.send(("result", sweep.skipped_job(spec, target, device, f"configuration error: {exc}")))
+            conn.send(JobFinished(sweep.skipped_job(spec, target, device, f"configuration error: {exc}")))
         return
     for target in unit.targets:
-        conn.send(("start", target))
+        conn.send(TargetStarted(target))
         started = time.perf_counter()
         try:
             job = sweep.sweep_target(prepared, target, settings=settings)
@@ -221,7 +245,7 @@ def _run_unit(conn: Connection, unit: Unit, settings: Any, environment_notes: li
         job.peak_rss_mb = _peak_rss_mb()
         if environment_notes and job.root is not None:
             job.root.warnings.extend(environment_notes)
-        conn.send(("result", job))
+        conn.send(JobFinished(job))
         _reset_peak_rss()
 
 
@@ -312,7 +336,7 @@ class WorkerPool:
         self,
         *,
         size: int,
-        settings: WorkerSettings,
+        settings: SweepSettings,
         timeout_s: float | None = None,
         max_memory_mb: float | None = None,
         recycle_mb: float | None = None,
@@ -396,7 +420,7 @@ class WorkerPool:
         """Drain messages, then police the worker; True when it died and needs replacing."""
         try:
             while worker.conn.poll():
-                self._handle(worker, *worker.conn.recv())
+                self._handle(worker, worker.conn.recv())
         except (EOFError, OSError):
             pass  # the pipe broke: the sentinel check below says why
         if not worker.process.is_alive():
@@ -439,27 +463,27 @@ class WorkerPool:
         )
         return True
 
-    def _handle(self, worker: _Worker, kind: str, payload: Any) -> None:
+    def _handle(self, worker: _Worker, message: WorkerMessage) -> None:
         unit = worker.unit
-        if kind == "ready":
+        if isinstance(message, Ready):
             worker.ready = True
-        elif kind == "device":
-            worker.device = payload
-        elif kind == "start" and unit is not None:
-            worker.current = payload
+        elif isinstance(message, DeviceResolved):
+            worker.device = message.device
+        elif isinstance(message, TargetStarted) and unit is not None:
+            worker.current = message.target
             worker.current_started = time.monotonic()
             worker.deadline = worker.current_started + self._timeout_for(unit)
-            self.on_event(Event(kind="start", model=unit.spec.name, target=payload))
-        elif kind == "result" and unit is not None:
-            job: JobResult = payload
+            self.on_event(Event(kind="start", model=unit.spec.name, target=message.target))
+        elif isinstance(message, JobFinished) and unit is not None:
+            job = message.job
             if job.peak_rss_mb is None and worker.peak_rss_mb:
                 job.peak_rss_mb = round(worker.peak_rss_mb, 1)
             worker.finished.append(job.target)
             worker.current = None
             self.on_event(Event(kind="result", model=unit.spec.name, target=job.target, job=job))
-        elif kind == "config-error" and unit is not None:
-            self.on_event(Event(kind="config-error", model=unit.spec.name, message=payload))
-        elif kind == "done":
+        elif isinstance(message, UnitConfigError) and unit is not None:
+            self.on_event(Event(kind="config-error", model=unit.spec.name, message=message.message))
+        elif isinstance(message, UnitDone):
             worker.units_done += 1
             worker.unit = None
             worker.current = None

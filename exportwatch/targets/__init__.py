@@ -10,6 +10,7 @@ import importlib
 import importlib.util
 from collections.abc import Callable
 
+from exportwatch.manifest import KNOWN_TARGETS
 from exportwatch.targets.base import Call, Outcome, Stage, Target, TargetOptions
 
 __all__ = [
@@ -66,7 +67,8 @@ _REGISTRY: dict[str, tuple[Callable[[], Target], tuple[str, ...], str | None]] =
     "onnx": (_onnx, ("onnx", "onnxscript"), "onnx"),
     "onnx-legacy": (_onnx_legacy, ("onnx",), "onnx"),
 }
-TARGET_NAMES: tuple[str, ...] = tuple(_REGISTRY)
+TARGET_NAMES: tuple[str, ...] = KNOWN_TARGETS  # the manifest's names, declared once
+assert tuple(_REGISTRY) == TARGET_NAMES, "every target the manifest accepts has an exporter"
 
 
 def missing_packages(packages: tuple[str, ...] | list[str]) -> list[str]:

@@ -9,13 +9,13 @@ import pytest
 
 from exportwatch.baseline.provenance import (
     Fingerprinter,
-    GitTree,
     ImportGraph,
     WorkingTree,
     entry_text,
     glob_regex,
     match_globs,
 )
+from exportwatch.git import GitTree
 from exportwatch.manifest import InputsSpec, ModelSpec
 from exportwatch.report import Environment
 

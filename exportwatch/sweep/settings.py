@@ -1,0 +1,17 @@
+"""What a sweep's workers need besides the model spec: one settings object, plain data so it
+crosses processes (the parent builds it without importing torch)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(kw_only=True)
+class SweepSettings:
+    manifest_root: Path  # relative factory and input paths resolve here
+    repo_root: Path  # frames and dependency hashes are relative to it
+    artifacts_dir: Path | None = None  # --keep-artifacts
+    verbose: bool = False  # the exporters' own output reaches the log
+    log_dir: Path | None = None  # worker logs; None: a temporary directory, removed afterwards
+    threads: int | None = None  # torch intra-op threads per worker; None: torch's default
