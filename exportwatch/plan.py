@@ -22,15 +22,91 @@ import json
 import re
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, TypeVar
 
+from exportwatch.manifest import KNOWN_TARGETS, ConfigError, Manifest, ModelSpec, did_you_mean
 from exportwatch.report import SCHEMA_VERSION, Report
 
 #: Cost of one target of a model nothing is known about. Costs are relative: with history they
 #: are seconds, and unknown models are then priced at the median known per-target time instead.
 DEFAULT_TARGET_COST = 1.0
 _SHARD_PATTERN = re.compile(r"\s*(\d+)\s*/\s*(\d+)\s*")
+
+
+@dataclass(kw_only=True)
+class Unit:
+    """One model on one device with the targets still to sweep; what a worker is handed."""
+
+    spec: ModelSpec
+    targets: list[str]
+    device: str | None  # override from the command line; None: the spec's
+    order: int  # manifest position, to keep the report in manifest order
+
+
+@dataclass(frozen=True, kw_only=True)
+class Plan:
+    """What one sweep does, decided once and passed on: this run's units (a shard's, or all),
+    every job of the whole selection (each shard's report lists them), the shard, and the
+    costs that order the queue longest first."""
+
+    units: tuple[Unit, ...]
+    planned: tuple[str, ...]  # "model/target" for the whole selection, manifest order
+    shard: tuple[int, int] | None = None
+    costs: Mapping[str, float] = field(default_factory=dict)
+
+    @property
+    def total(self) -> int:
+        """Jobs (model × target) this run sweeps."""
+        return sum(len(unit.targets) for unit in self.units)
+
+    def queue(self) -> list[Unit]:
+        return longest_first(self.units, self.costs)
+
+
+def plan_units(
+    manifest: Manifest, *, models: Sequence[str] | None, targets: Sequence[str] | None, device: str | None
+) -> list[Unit]:
+    """One unit per selected model, with its selected targets; unknown names are config errors."""
+    names = [m.name for m in manifest.models]
+    for name in models or []:
+        if name not in names:
+            raise ConfigError(f"no model named {name!r} in {manifest.path}{did_you_mean(name, names)}")
+    for target in targets or []:
+        if target not in KNOWN_TARGETS:
+            raise ConfigError(
+                f"unknown target {target!r}{did_you_mean(target, list(KNOWN_TARGETS))}; "
+                f"known: {', '.join(KNOWN_TARGETS)}"
+            )
+    units = []
+    for order, spec in enumerate(manifest.models):
+        if models and spec.name not in models:
+            continue
+        chosen = list(dict.fromkeys(targets)) if targets else list(spec.targets)
+        units.append(Unit(spec=spec, targets=chosen, device=device, order=order))
+    return units
+
+
+def build_plan(
+    manifest: Manifest,
+    *,
+    models: Sequence[str] | None = None,
+    targets: Sequence[str] | None = None,
+    device: str | None = None,
+    shard: tuple[int, int] | None = None,
+    history: Report | None = None,
+) -> Plan:
+    """The plan of a sweep: select, cost and (with ``shard``) split, once."""
+    units = plan_units(manifest, models=models, targets=targets, device=device)
+    costs = estimate_costs(units, history)
+    chosen = select_shard(units, shard, costs) if shard is not None else units
+    return Plan(
+        units=tuple(chosen),
+        planned=tuple(f"{u.spec.name}/{t}" for u in units for t in u.targets),
+        shard=shard,
+        costs=costs,
+    )
 
 
 class ShardError(ValueError):

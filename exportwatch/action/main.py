@@ -71,6 +71,7 @@ from exportwatch.render import RenderContext, comment_marker, headline, render
 from exportwatch.render.escape import term_text
 from exportwatch.report import FAILING, Report, ReportError, base_report_path, load_report, write_report
 from exportwatch.report.merge import Shard, find_report_files, merge_reports
+from exportwatch.sweep.options import SweepOptions
 
 log = logging.getLogger("exportwatch.action.main")
 
@@ -248,17 +249,15 @@ def run_install(config: ActionConfig, *, env: Mapping[str, str], out: TextIO) ->
         )
 
 
+def sweep_options(config: ActionConfig) -> SweepOptions:
+    """The action's inputs as the CLI's sweep options (turned into flags by ``to_argv``)."""
+    return SweepOptions(
+        targets=config.targets, device=config.device, workers=config.workers, timeout_s=config.timeout
+    )
+
+
 def _selection_args(config: ActionConfig) -> list[str]:
-    args: list[str] = []
-    for target in config.targets:
-        args += ["--target", target]
-    if config.device:
-        args += ["--device", config.device]
-    if config.workers:
-        args += ["--workers", str(config.workers)]
-    if config.timeout:
-        args += ["--timeout", f"{config.timeout:g}"]
-    return args
+    return sweep_options(config).to_argv()
 
 
 def sweep_command(config: ActionConfig, *, manifest: Path, output: Path) -> list[str]:

@@ -48,6 +48,7 @@ from exportwatch.baseline.provenance import (
 )
 from exportwatch.git import GitTree, base_worktree, is_shallow, read_file_at, resolve_commit
 from exportwatch.manifest import ConfigError, Manifest, load_manifest
+from exportwatch.plan import Unit, plan_units
 from exportwatch.report import (
     Environment,
     JobResult,
@@ -57,9 +58,9 @@ from exportwatch.report import (
     load_report,
     write_report,
 )
+from exportwatch.sweep.options import SweepOptions
 from exportwatch.sweep.progress import Progress
-from exportwatch.sweep.runner import SweepRequest, SweepResult, environment, new_report, plan_units, run_sweep
-from exportwatch.sweep.workers import Unit
+from exportwatch.sweep.runner import SweepRequest, SweepResult, environment, new_report, run_sweep
 
 log = logging.getLogger(__name__)
 
@@ -263,14 +264,10 @@ class CompareRequest:
     base_output: Path
     baseline: Path | None = None
     cache_dir: Path | None = None
-    targets: list[str] | None = None
-    device: str | None = None
-    workers: int | None = None
-    timeout_s: float | None = None
-    max_memory_mb: float | None = None
+    options: SweepOptions = field(default_factory=SweepOptions)  # for both sides' sweeps
     fetch: bool = True
     quiet: bool = True
-    verbose: bool = False
+    manifest: Manifest | None = None  # the head manifest, when the caller has loaded it already
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -310,8 +307,9 @@ def run_compare(
     merge-base can be found (before anything is swept). Writes both reports.
     """
     say = say or (lambda text: log.info("%s", text))
-    manifest = load_manifest(request.manifest_path)
-    units = plan_units(manifest, models=None, targets=request.targets, device=request.device)
+    manifest = request.manifest or load_manifest(request.manifest_path)
+    options = request.options
+    units = plan_units(manifest, models=None, targets=options.targets, device=options.device)
     repo_root = git.toplevel(manifest.root)
     if repo_root is None:
         raise BaselineError(
@@ -380,7 +378,7 @@ class _Comparison:
         """HEAD's report: cached jobs read back, the other models swept in the working tree."""
         printer = Fingerprinter(WorkingTree(self.repo_root), manifest_dir=self.manifest_dir)
         self.head_prints = {
-            u.spec.name: printer.fingerprint(u.spec, device=self.request.device) for u in self.units
+            u.spec.name: printer.fingerprint(u.spec, device=self.request.options.device) for u in self.units
         }
         cached: dict[JobKey, JobResult] = {}
         for unit in self.units:
@@ -434,7 +432,10 @@ class _Comparison:
 
         stored_jobs = self._stored_jobs()
         units = plan_units(
-            base_manifest, models=None, targets=self.request.targets, device=self.request.device
+            base_manifest,
+            models=None,
+            targets=self.request.options.targets,
+            device=self.request.options.device,
         )
         printer = Fingerprinter(GitTree(self.repo_root, self.merge_base), manifest_dir=self.manifest_dir)
         head_jobs = {(j.model, j.target): j for j in head.jobs}
@@ -442,7 +443,7 @@ class _Comparison:
         prints: dict[str, ModelFingerprint] = {}
         pending: dict[JobKey, str] = {}  # job -> why it must be swept
         for unit in units:
-            fp = prints[unit.spec.name] = printer.fingerprint(unit.spec, device=self.request.device)
+            fp = prints[unit.spec.name] = printer.fingerprint(unit.spec, device=self.request.options.device)
             verdict = decide_reuse(self.head_prints.get(fp.model), fp)
             for target in unit.targets:
                 key = (fp.model, target)
@@ -557,18 +558,7 @@ class _Comparison:
         return result.report.jobs
 
     def _sweep_request(self, manifest: Manifest, *, output: Path, models: list[str]) -> SweepRequest:
-        r = self.request
-        return SweepRequest(
-            manifest=manifest,
-            output=output,
-            models=models,
-            targets=r.targets,
-            device=r.device,
-            workers=r.workers,
-            timeout_s=r.timeout_s,
-            max_memory_mb=r.max_memory_mb,
-            verbose=r.verbose,
-        )
+        return SweepRequest.of(manifest, output=output, options=self.request.options, models=models)
 
     def _progress(self, units: list[Unit], models: list[str]) -> Progress:
         total = sum(len(u.targets) for u in units if u.spec.name in models)

@@ -18,17 +18,14 @@ from pathlib import Path
 from typing import TextIO
 
 from exportwatch.cli.options import (
+    DEFAULT_REPORT,
     EXIT_CONFIG,
     EXIT_GATE_FAILED,
     EXIT_OK,
     add_gate_options,
-    memory_mb,
-    positive_float,
-    positive_int,
+    add_sweep_options,
+    sweep_options,
 )
-
-#: The head report's default path (as ``exportwatch sweep``'s).
-DEFAULT_REPORT = Path("exportwatch-report.json")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -69,18 +66,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         metavar="DIR",
         help="reuse and keep results keyed by content hash (keep it with actions/cache)",
     )
-    parser.add_argument(
-        "--target", action="append", dest="targets", metavar="T", help="only this target (repeatable)"
-    )
-    parser.add_argument("--device", choices=["cpu", "cuda", "auto"], help="override every model's device")
-    parser.add_argument("--workers", type=positive_int, help="worker processes (default: number of cores)")
-    parser.add_argument("--timeout", type=positive_float, metavar="S", help="per-job timeout in seconds")
-    parser.add_argument(
-        "--max-memory",
-        type=memory_mb,
-        metavar="SIZE",
-        help="kill and report as oom a worker whose RSS exceeds SIZE (e.g. 4G)",
-    )
+    add_sweep_options(parser)
     parser.add_argument(
         "--no-fetch",
         action="store_true",
@@ -119,24 +105,20 @@ def run(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(text, file=err, flush=True)
 
-    request = CompareRequest(
-        manifest_path=args.manifest,
-        base_ref=args.base,
-        head_output=args.output,
-        base_output=args.base_output or base_report_path(args.output),
-        baseline=args.baseline,
-        cache_dir=args.cache_dir,
-        targets=args.targets,
-        device=args.device,
-        workers=args.workers,
-        timeout_s=args.timeout,
-        max_memory_mb=args.max_memory,
-        fetch=not args.no_fetch,
-        quiet=args.quiet,
-        verbose=getattr(args, "verbose", False),
-    )
     try:
-        manifest = load_manifest(args.manifest)
+        manifest = load_manifest(args.manifest)  # once: the comparison and the xfail index share it
+        request = CompareRequest(
+            manifest_path=args.manifest,
+            manifest=manifest,
+            base_ref=args.base,
+            head_output=args.output,
+            base_output=args.base_output or base_report_path(args.output),
+            baseline=args.baseline,
+            cache_dir=args.cache_dir,
+            options=sweep_options(args),
+            fetch=not args.no_fetch,
+            quiet=args.quiet,
+        )
         result = run_compare(request, say=say)
     except ConfigError as exc:
         print(f"error: {exc}", file=err)

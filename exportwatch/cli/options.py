@@ -11,11 +11,62 @@ from __future__ import annotations
 
 import argparse
 import math
+from pathlib import Path
+
+from exportwatch.sweep.options import SweepOptions
 
 EXIT_OK = 0
 EXIT_GATE_FAILED = 1
 EXIT_CONFIG = 2
 EXIT_INTERNAL = 3
+
+#: The head report's default path, for ``sweep`` and ``compare``.
+DEFAULT_REPORT = Path("exportwatch-report.json")
+
+
+def add_sweep_options(parser: argparse.ArgumentParser) -> None:
+    """How the sweep runs, for ``sweep`` and ``compare`` alike (read back by :func:`sweep_options`)."""
+    parser.add_argument(
+        "--target",
+        action="append",
+        dest="targets",
+        metavar="T",
+        help="sweep this target instead of the manifest's: export, export-strict, onnx, "
+        "onnx-legacy (repeatable)",
+    )
+    parser.add_argument("--device", choices=["cpu", "cuda", "auto"], help="override every model's device")
+    parser.add_argument("--workers", type=positive_int, help="worker processes (default: number of cores)")
+    parser.add_argument(
+        "--timeout",
+        type=positive_float,
+        metavar="S",
+        help="per-job timeout in seconds (default: each model's, or 300)",
+    )
+    parser.add_argument(
+        "--max-memory",
+        type=memory_mb,
+        metavar="SIZE",
+        help="kill and report as oom a worker whose RSS exceeds SIZE (e.g. 4G)",
+    )
+    parser.add_argument(
+        "--keep-artifacts",
+        type=Path,
+        metavar="DIR",
+        help="write the exported files of failing or mismatching attempts here",
+    )
+
+
+def sweep_options(args: argparse.Namespace) -> SweepOptions:
+    """The :class:`SweepOptions` of parsed ``sweep`` / ``compare`` arguments."""
+    return SweepOptions(
+        targets=tuple(dict.fromkeys(args.targets or ())),
+        device=args.device,
+        workers=args.workers,
+        timeout_s=args.timeout,
+        max_memory_mb=args.max_memory,
+        artifacts_dir=args.keep_artifacts,
+        verbose=getattr(args, "verbose", False),
+    )
 
 
 def add_gate_options(parser: argparse.ArgumentParser) -> None:

@@ -8,35 +8,52 @@ from __future__ import annotations
 import os
 import platform
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
 from exportwatch import __version__, git
-from exportwatch import plan as shard
 from exportwatch.baseline import provenance as deps
-from exportwatch.manifest import KNOWN_TARGETS, ConfigError, Manifest, did_you_mean
+from exportwatch.manifest import Manifest
+from exportwatch.plan import Plan, build_plan, format_shard
 from exportwatch.report import Environment, JobResult, JsonlLog, Report, write_report
+from exportwatch.sweep.options import SweepOptions
 from exportwatch.sweep.progress import Progress
 from exportwatch.sweep.settings import SweepSettings
-from exportwatch.sweep.workers import Event, Unit, WorkerPool
+from exportwatch.sweep.workers import Event, WorkerPool
 
 
-@dataclass(kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class SweepRequest:
     manifest: Manifest
     output: Path
-    models: list[str] | None = None
-    targets: list[str] | None = None
-    device: str | None = None
-    workers: int | None = None
-    timeout_s: float | None = None
-    max_memory_mb: float | None = None
-    artifacts_dir: Path | None = None
-    verbose: bool = False
-    shard: tuple[int, int] | None = None  # (I, N): sweep only the I-th of N shards
-    history: Report | None = None  # an earlier report (or cache): job durations for balancing
+    plan: Plan  # built once (``plan.build_plan``), by the caller that also shows its size
+    options: SweepOptions = field(default_factory=SweepOptions)
+
+    @classmethod
+    def of(
+        cls,
+        manifest: Manifest,
+        *,
+        output: Path,
+        options: SweepOptions | None = None,
+        models: Sequence[str] | None = None,
+        shard: tuple[int, int] | None = None,
+        history: Report | None = None,
+    ) -> SweepRequest:
+        """A request with its plan: the models selected, the options' targets and device."""
+        options = options or SweepOptions()
+        plan = build_plan(
+            manifest,
+            models=models,
+            targets=options.targets,
+            device=options.device,
+            shard=shard,
+            history=history,
+        )
+        return cls(manifest=manifest, output=output, plan=plan, options=options)
 
 
 @dataclass(kw_only=True)
@@ -44,29 +61,6 @@ class SweepResult:
     report: Report
     config_errors: list[str] = field(default_factory=list)
     partial_log: Path | None = None
-
-
-def plan_units(
-    manifest: Manifest, *, models: list[str] | None, targets: list[str] | None, device: str | None
-) -> list[Unit]:
-    """One unit per selected model, with its selected targets; unknown names are config errors."""
-    names = [m.name for m in manifest.models]
-    for name in models or []:
-        if name not in names:
-            raise ConfigError(f"no model named {name!r} in {manifest.path}{did_you_mean(name, names)}")
-    for target in targets or []:
-        if target not in KNOWN_TARGETS:
-            raise ConfigError(
-                f"unknown target {target!r}{did_you_mean(target, list(KNOWN_TARGETS))}; "
-                f"known: {', '.join(KNOWN_TARGETS)}"
-            )
-    units = []
-    for order, spec in enumerate(manifest.models):
-        if models and spec.name not in models:
-            continue
-        chosen = list(dict.fromkeys(targets)) if targets else list(spec.targets)
-        units.append(Unit(spec=spec, targets=chosen, device=device, order=order))
-    return units
 
 
 def environment() -> Environment:
@@ -115,16 +109,13 @@ def partial_log_path(output: Path) -> Path:
 
 def run_sweep(request: SweepRequest, *, progress: Progress | None = None) -> SweepResult:
     """Sweep every selected job; each finished job is on disk before the next one starts."""
-    manifest = request.manifest
-    units = plan_units(manifest, models=request.models, targets=request.targets, device=request.device)
+    manifest, plan, options = request.manifest, request.plan, request.options
+    units = list(plan.units)
     report = new_report(manifest)
-    report.plan = [f"{u.spec.name}/{t}" for u in units for t in u.targets]  # whole plan, every shard
-    costs = shard.estimate_costs(units, request.history)
-    if request.shard is not None:
-        units = shard.select_shard(units, request.shard, costs)
-        report.shard = shard.format_shard(request.shard)
-    total = sum(len(u.targets) for u in units)
-    progress = progress or Progress(total=total, quiet=True)
+    report.plan = list(plan.planned)  # the whole plan, in every shard
+    if plan.shard is not None:
+        report.shard = format_shard(plan.shard)
+    progress = progress or Progress(total=plan.total, quiet=True)
     log_path = partial_log_path(request.output)
     journal = JsonlLog(log_path, report)
     results: dict[tuple[int, int], JobResult] = {}
@@ -147,23 +138,23 @@ def run_sweep(request: SweepRequest, *, progress: Progress | None = None) -> Swe
     settings = SweepSettings(
         manifest_root=manifest.root,
         repo_root=repository_root(manifest),
-        artifacts_dir=request.artifacts_dir,
-        verbose=request.verbose,
+        artifacts_dir=options.artifacts_dir,
+        verbose=options.verbose,
     )
     pool = WorkerPool(
-        size=request.workers or os.cpu_count() or 1,
+        size=options.workers or os.cpu_count() or 1,
         settings=settings,
-        timeout_s=request.timeout_s,
-        max_memory_mb=request.max_memory_mb,
+        timeout_s=options.timeout_s,
+        max_memory_mb=options.max_memory_mb,
         on_event=on_event,
     )
     try:
-        pool.run(shard.longest_first(units, costs))
+        pool.run(plan.queue())
     finally:
         journal.close()
         progress.close()
     report.jobs = [results[k] for k in sorted(results)]
-    deps.stamp_report(report, manifest, device=request.device)  # dependencies + content_hash
+    deps.stamp_report(report, manifest, device=options.device)  # dependencies + content_hash
     report.duration_s = round(time.monotonic() - started, 3)
     report.complete = True
     write_report(report, request.output)

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from exportwatch.manifest import ModelSpec
+from exportwatch.plan import Unit
 from exportwatch.report import MAX_DETAIL_CHARS, JobResult, SubmoduleResult, Verdict, cap
 from exportwatch.sweep.settings import SweepSettings
 
@@ -52,17 +53,6 @@ class WorkerStartError(RuntimeError):
         )
 
 
-@dataclass(kw_only=True)
-class Unit:
-    """One model on one device with the targets still to sweep; what a worker is handed."""
-
-    spec: ModelSpec
-    targets: list[str]
-    device: str | None  # override from the command line; None: the spec's
-    order: int  # manifest position, to keep the report in manifest order
-
-
-WorkerSettings = SweepSettings  # TEMPORARY alias: removed once the tests use SweepSettings
 
 
 # ---------------------------------------------------------------------------------------------

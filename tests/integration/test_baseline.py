@@ -26,7 +26,8 @@ from exportwatch.baseline.compare import (
 from exportwatch.baseline.provenance import Fingerprinter, WorkingTree
 from exportwatch.diff import ChangeKind, diff_reports
 from exportwatch.report import JobResult, SubmoduleResult, Verdict, load_report, write_report
-from exportwatch.sweep.runner import SweepResult, new_report, plan_units
+from exportwatch.sweep.options import SweepOptions
+from exportwatch.sweep.runner import SweepResult, new_report
 
 MANIFEST = """\
 version: 1
@@ -107,7 +108,7 @@ class FakeSweeper:
 
     def __call__(self, request, progress=None) -> SweepResult:
         manifest = request.manifest
-        units = plan_units(manifest, models=request.models, targets=request.targets, device=request.device)
+        units = list(request.plan.units)
         side = "base" if "exportwatch-base-" in str(manifest.root) else "head"
         self.calls.append((side, [u.spec.name for u in units]))
         self.manifest_paths.append(manifest.path)
@@ -134,7 +135,8 @@ def compare(repo: Repo, sweeper=None, **fields) -> baseline.CompareResult:
     out = repo.root.parent / "out"
     request = CompareRequest(
         manifest_path=repo.root / "exportwatch.yml", base_ref=fields.pop("base_ref", "main"),
-        head_output=out / "head.json", base_output=out / "base.json", workers=1, **fields,
+        head_output=out / "head.json", base_output=out / "base.json",
+        options=SweepOptions(workers=1), **fields,
     )
     return run_compare(request, sweeper=sweeper)
 

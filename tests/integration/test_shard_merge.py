@@ -16,10 +16,9 @@ from pathlib import Path
 import pytest
 
 from exportwatch.manifest import load_manifest
-from exportwatch.plan import estimate_costs, select_shard
+from exportwatch.plan import estimate_costs, plan_units, select_shard
 from exportwatch.report import Report, load_report, write_report
 from exportwatch.report.merge import MergeError, Shard, merge_reports, without_timing
-from exportwatch.sweep.runner import plan_units
 from tests.conftest import REPO_ROOT
 
 MANIFEST = REPO_ROOT / "config" / "example.exportwatch.yml"

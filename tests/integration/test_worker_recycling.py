@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from exportwatch.manifest import load_manifest
-from exportwatch.sweep.runner import plan_units, repository_root
-from exportwatch.sweep.workers import WorkerPool, WorkerSettings
+from exportwatch.plan import plan_units
+from exportwatch.sweep.runner import repository_root
+from exportwatch.sweep.settings import SweepSettings
+from exportwatch.sweep.workers import WorkerPool
 from tests.conftest import REPO_ROOT
 
 
@@ -14,7 +16,7 @@ def test_pool__recycles_a_worker_over_the_limit_between_units(tmp_path):
         manifest, models=["tiny_cnn", "transformer_block", "topk_router"], targets=["export"], device=None
     )
     jobs = []
-    settings = WorkerSettings(manifest_root=manifest.root, repo_root=repository_root(manifest))
+    settings = SweepSettings(manifest_root=manifest.root, repo_root=repository_root(manifest))
     pool = WorkerPool(
         size=1,
         settings=settings,

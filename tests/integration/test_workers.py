@@ -16,6 +16,7 @@ import pytest
 
 from exportwatch.manifest import load_manifest
 from exportwatch.report import Verdict, load_report
+from exportwatch.sweep.options import SweepOptions
 from exportwatch.sweep.runner import SweepRequest, run_sweep
 from tests.conftest import FIXTURES, REPO_ROOT
 
@@ -65,7 +66,9 @@ def hostile_sweep(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("hostile")
     manifest = make_project(tmp_path, HOSTILE_MANIFEST)
     output = tmp_path / "report.json"
-    request = SweepRequest(manifest=load_manifest(manifest), output=output, workers=2, max_memory_mb=1024)
+    request = SweepRequest.of(
+        load_manifest(manifest), output=output, options=SweepOptions(workers=2, max_memory_mb=1024)
+    )
     result = run_sweep(request)
     return result, output
 

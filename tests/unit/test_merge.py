@@ -12,10 +12,9 @@ import pytest
 
 from exportwatch.cli.merge import add_parser, run
 from exportwatch.manifest import InputsSpec, ModelSpec
-from exportwatch.plan import estimate_costs, partition
+from exportwatch.plan import Unit, estimate_costs, partition
 from exportwatch.report import Report, write_report
 from exportwatch.report.merge import MergeError, Shard, merge_reports, without_timing
-from exportwatch.sweep.workers import Unit
 from tests.factories import failing, ok, report
 
 MODELS = {

@@ -10,6 +10,7 @@ import pytest
 from exportwatch.manifest import InputsSpec, ModelSpec
 from exportwatch.plan import (
     ShardError,
+    Unit,
     estimate_costs,
     format_shard,
     load_history,
@@ -20,7 +21,6 @@ from exportwatch.plan import (
     shard_loads,
 )
 from exportwatch.report import JobResult, Report, ResultSource, Verdict
-from exportwatch.sweep.workers import Unit
 
 
 def unit(name: str, order: int, targets: tuple[str, ...] = ("export",), timeout: float = 300.0) -> Unit:
