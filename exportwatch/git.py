@@ -12,10 +12,12 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from exportwatch.errors import InternalError
+
 log = logging.getLogger(__name__)
 
 
-class GitError(RuntimeError):
+class GitError(InternalError, RuntimeError):
     """A git command failed; the message carries git's own words."""
 
 

@@ -20,6 +20,8 @@ from typing import Any
 
 import yaml
 
+from exportwatch.errors import UsageError
+
 MANIFEST_VERSION = 1
 KNOWN_TARGETS = ("export", "export-strict", "onnx", "onnx-legacy")
 KNOWN_DEVICES = ("cpu", "cuda", "auto")
@@ -94,7 +96,7 @@ _DOTTED_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 _PATH_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 
 
-class ConfigError(Exception):
+class ConfigError(UsageError):
     """A manifest problem, located: ``file:line:column: field.path: message``.
 
     The CLI turns it into exit code 2.

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, TypeVar
 
+from exportwatch.errors import UsageError
 from exportwatch.manifest import KNOWN_TARGETS, ConfigError, Manifest, ModelSpec, did_you_mean
 from exportwatch.report import SCHEMA_VERSION, Report
 
@@ -109,7 +110,7 @@ def build_plan(
     )
 
 
-class ShardError(ValueError):
+class ShardError(UsageError, ValueError):
     """A ``--shard`` value that cannot be used."""
 
 

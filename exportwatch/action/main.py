@@ -39,8 +39,8 @@ from typing import Any, TextIO
 
 from github import GithubException
 
-from exportwatch.cli.options import EXIT_CONFIG, EXIT_INTERNAL, EXIT_OK
 from exportwatch.diff import ChangeKind, Changes, GateResult, XfailIndex, diff_reports, gate
+from exportwatch.errors import EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, ExportwatchError
 from exportwatch.github import workflow_commands as wc
 from exportwatch.github.artifacts import (
     ArtifactRef,
@@ -57,7 +57,7 @@ from exportwatch.github.client import (
     my_login,
 )
 from exportwatch.github.config import ActionConfig, ActionConfigError, CommentMode, Mode
-from exportwatch.github.event import Event, EventError, load_event
+from exportwatch.github.event import Event, load_event
 from exportwatch.github.publish import (
     Annotation,
     append_summary,
@@ -96,12 +96,12 @@ SECRET_VARIABLES = (
 )
 
 
-class StepFailed(Exception):
+class StepFailed(ExportwatchError):
     """A step that ends the run with ``exit_code`` (2: configuration, 3: internal)."""
 
     def __init__(self, message: str, *, exit_code: int) -> None:
         super().__init__(message)
-        self.exit_code = exit_code
+        self.exit_code = exit_code  # type: ignore[misc]  # per instance: the step decides
 
 
 # ============================================================================================
@@ -245,7 +245,7 @@ def run_install(config: ActionConfig, *, env: Mapping[str, str], out: TextIO) ->
     if done.returncode != 0:
         raise StepFailed(
             f"input 'install': the install commands failed with exit code {done.returncode}",
-            exit_code=EXIT_CONFIG,
+            exit_code=EXIT_USAGE,
         )
 
 
@@ -301,8 +301,8 @@ def _run_cli(cmd: list[str], *, cwd: Path, env: Mapping[str, str], title: str, o
     with group(f"exportwatch: {title}", out):
         out.flush()
         done = subprocess.run(cmd, cwd=cwd, env=scrubbed_env(env), check=False)
-    if done.returncode == EXIT_CONFIG:
-        raise StepFailed(f"{title}: configuration error (see the log above)", exit_code=EXIT_CONFIG)
+    if done.returncode == EXIT_USAGE:
+        raise StepFailed(f"{title}: configuration error (see the log above)", exit_code=EXIT_USAGE)
     if done.returncode != 0:
         raise StepFailed(f"{title}: exited with {done.returncode}", exit_code=EXIT_INTERNAL)
 
@@ -852,18 +852,10 @@ def main(
         settings = settings or ClientSettings(api_url=config.api_url)
         log.info("exportwatch: mode %s on %s", config.mode, event.name or "a local run")
         return MODES[config.mode](config, event, env=env, out=out, settings=settings)
-    except (ConfigError, EventError) as exc:
-        print(wc.error(f"exportwatch: {exc}"), file=out)
-        return EXIT_CONFIG
-    except StepFailed as exc:
+    except ExportwatchError as exc:  # the one mapping: a usage error (2), a failed step, ...
         print(wc.error(f"exportwatch: {exc}"), file=out)
         return exc.exit_code
-    except (GitHubError, ReportError) as exc:
-        # publish mode: no artifact, an unsafe or invalid one; the untrusted run is to blame
-        print(wc.error(f"exportwatch: {exc}"), file=out)
-        return EXIT_CONFIG
     except Exception as exc:
         log.exception("exportwatch: internal error (please report it)")
         print(wc.error(f"exportwatch: internal error: {type(exc).__name__}"), file=out)
         return EXIT_INTERNAL
-

@@ -46,6 +46,7 @@ from exportwatch.baseline.provenance import (
     WorkingTree,
     manifest_dir_in_repo,
 )
+from exportwatch.errors import UsageError
 from exportwatch.git import GitTree, base_worktree, is_shallow, read_file_at, resolve_commit
 from exportwatch.manifest import ConfigError, Manifest, load_manifest
 from exportwatch.plan import Unit, plan_units
@@ -73,7 +74,7 @@ Sweeper = Callable[..., SweepResult]  # run_sweep(request, progress=...)
 JobKey = tuple[str, str]  # (model, target): one device per model in a run
 
 
-class BaselineError(Exception):
+class BaselineError(UsageError):
     """No base can be had (unknown ref, unrelated histories, git failure); exit code 2."""
 
 

@@ -17,15 +17,8 @@ from collections import Counter
 from pathlib import Path
 from typing import TextIO
 
-from exportwatch.cli.options import (
-    DEFAULT_REPORT,
-    EXIT_CONFIG,
-    EXIT_GATE_FAILED,
-    EXIT_OK,
-    add_gate_options,
-    add_sweep_options,
-    sweep_options,
-)
+from exportwatch.cli.options import DEFAULT_REPORT, add_gate_options, add_sweep_options, sweep_options
+from exportwatch.errors import EXIT_GATE_FAILED, EXIT_OK, EXIT_USAGE
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -93,9 +86,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def run(args: argparse.Namespace) -> int:
-    from exportwatch.baseline.compare import BaselineError, CompareRequest, run_compare
+    from exportwatch.baseline.compare import CompareRequest, run_compare
     from exportwatch.diff import XfailIndex, diff_reports, gate
-    from exportwatch.manifest import ConfigError, load_manifest
+    from exportwatch.manifest import load_manifest
     from exportwatch.render import RenderContext, render
     from exportwatch.report import base_report_path
 
@@ -105,27 +98,21 @@ def run(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(text, file=err, flush=True)
 
-    try:
-        manifest = load_manifest(args.manifest)  # once: the comparison and the xfail index share it
-        request = CompareRequest(
-            manifest_path=args.manifest,
-            manifest=manifest,
-            base_ref=args.base,
-            head_output=args.output,
-            base_output=args.base_output or base_report_path(args.output),
-            baseline=args.baseline,
-            cache_dir=args.cache_dir,
-            options=sweep_options(args),
-            fetch=not args.no_fetch,
-            quiet=args.quiet,
-        )
-        result = run_compare(request, say=say)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=err)
-        return EXIT_CONFIG
-    except BaselineError as exc:
-        print(f"exportwatch compare: error: {exc}", file=err)
-        return EXIT_CONFIG
+    # A bad manifest or base is an ExportwatchError: cli.main reports it with its exit code.
+    manifest = load_manifest(args.manifest)  # once: the comparison and the xfail index share it
+    request = CompareRequest(
+        manifest_path=args.manifest,
+        manifest=manifest,
+        base_ref=args.base,
+        head_output=args.output,
+        base_output=args.base_output or base_report_path(args.output),
+        baseline=args.baseline,
+        cache_dir=args.cache_dir,
+        options=sweep_options(args),
+        fetch=not args.no_fetch,
+        quiet=args.quiet,
+    )
+    result = run_compare(request, say=say)
 
     for note in result.notes:
         print(f"note: {note}", file=err)
@@ -149,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
     if result.config_errors:
         for error in result.config_errors:
             print(f"error: {error}", file=err)
-        return EXIT_CONFIG
+        return EXIT_USAGE
     return EXIT_OK if verdict.passed else EXIT_GATE_FAILED
 
 

@@ -15,8 +15,9 @@ import traceback
 from pathlib import Path
 from typing import TextIO
 
-from exportwatch.cli.options import EXIT_CONFIG, EXIT_GATE_FAILED, EXIT_INTERNAL, EXIT_OK, add_gate_options
+from exportwatch.cli.options import add_gate_options
 from exportwatch.diff import diff_reports, gate
+from exportwatch.errors import EXIT_GATE_FAILED, EXIT_INTERNAL, EXIT_OK, UsageError
 from exportwatch.render import FORMATS, RenderContext, render
 from exportwatch.report import MAX_REPORT_BYTES, ReportError, load_report
 
@@ -58,32 +59,28 @@ def run(args: argparse.Namespace) -> int:
     """Handle ``exportwatch diff``; returns the exit code."""
     try:
         return _run(args)
-    except _UsageError as exc:
+    except UsageError as exc:
         print(f"exportwatch diff: error: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
+        return exc.exit_code
     except Exception:  # a bug of ours: say so, with the trace, and a distinct exit code
         print("exportwatch diff: internal error (please report it):", file=sys.stderr)
         traceback.print_exc()
         return EXIT_INTERNAL
 
 
-class _UsageError(Exception):
-    pass
-
-
 def _run(args: argparse.Namespace) -> int:
     paths: list[Path] = list(args.reports)
     if len(paths) > 2:
-        raise _UsageError(f"expected BASE.json HEAD.json or HEAD.json, got {len(paths)} reports")
+        raise UsageError(f"expected BASE.json HEAD.json or HEAD.json, got {len(paths)} reports")
     base_path, head_path = (paths[0], paths[1]) if len(paths) == 2 else (None, paths[0])
     try:
         base = load_report(base_path, max_bytes=MAX_REPORT_BYTES) if base_path is not None else None
         head = load_report(head_path, max_bytes=MAX_REPORT_BYTES)
     except ReportError as exc:
-        raise _UsageError(str(exc)) from exc
+        raise UsageError(str(exc)) from exc
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
         # A report is input (from an untrusted PR, maybe): a malformed one is a usage error.
-        raise _UsageError(f"cannot read report: {type(exc).__name__}: {exc}") from exc
+        raise UsageError(f"cannot read report: {type(exc).__name__}: {exc}") from exc
 
     changes = diff_reports(base, head)
     verdict = gate(changes, args.fail_on, allow_errors=args.allow_errors)
@@ -102,7 +99,7 @@ def _run(args: argparse.Namespace) -> int:
             output.parent.mkdir(parents=True, exist_ok=True)
             output.write_text(text, encoding="utf-8")
         except OSError as exc:
-            raise _UsageError(f"{output}: cannot write: {exc.strerror}") from exc
+            raise UsageError(f"{output}: cannot write: {exc.strerror}") from exc
         log.info("wrote %s", output)
     if not verdict.passed:
         for reason in verdict.reasons:

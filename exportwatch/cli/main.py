@@ -14,9 +14,7 @@ from collections.abc import Sequence
 
 from exportwatch import __version__
 from exportwatch.cli import compare, diff, merge, sweep
-from exportwatch.cli.options import (
-    EXIT_INTERNAL,
-)
+from exportwatch.errors import EXIT_INTERNAL, ExportwatchError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,6 +41,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         return int(args.handler(args))
+    except ExportwatchError as exc:  # the one mapping: an explained error carries its exit code
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

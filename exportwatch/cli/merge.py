@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from exportwatch.cli.options import EXIT_CONFIG, EXIT_OK
+from exportwatch.errors import EXIT_OK, EXIT_USAGE
 from exportwatch.report import MAX_REPORT_BYTES, ReportError, load_report, write_report
 from exportwatch.report.merge import MergeError, Shard, find_report_files, merge_reports
 
@@ -57,7 +57,7 @@ def run(args: argparse.Namespace, *, out: TextIO | None = None, err: TextIO | No
     files = find_report_files(list(args.reports))
     if not files:
         print("error: no shard reports found in " + ", ".join(map(str, args.reports)), file=err)
-        return EXIT_CONFIG
+        return EXIT_USAGE
     output = Path(args.output)
     shards: list[Shard] = []
     for path in files:
@@ -67,12 +67,12 @@ def run(args: argparse.Namespace, *, out: TextIO | None = None, err: TextIO | No
             shards.append(Shard(name=str(path), report=load_report(path, max_bytes=MAX_REPORT_BYTES)))
         except ReportError as exc:
             print(f"error: {exc}", file=err)
-            return EXIT_CONFIG
+            return exc.exit_code
     try:
         merged = merge_reports(shards)
     except MergeError as exc:
         print(f"error: {exc}", file=err)
-        return EXIT_CONFIG
+        return exc.exit_code
     write_report(merged, output)
     if not getattr(args, "quiet", False):
         print(f"merged {len(shards)} shard report(s), {len(merged.jobs)} job(s) → {output}", file=out)

@@ -1,11 +1,5 @@
-"""What every subcommand shares: exit codes and argparse value types.
-
-Exit codes (the same for every subcommand and the action):
-  0  done (for gates: passed)
-  1  the gate failed, or ``sweep --strict`` found a failure not marked xfail
-  2  usage or configuration error (bad manifest, bad report, unknown model)
-  3  internal error
-"""
+"""What every subcommand shares: the sweep and gate flags, argparse value types, the exit
+codes live in :mod:`exportwatch.errors`."""
 
 from __future__ import annotations
 
@@ -14,11 +8,6 @@ import math
 from pathlib import Path
 
 from exportwatch.sweep.options import SweepOptions
-
-EXIT_OK = 0
-EXIT_GATE_FAILED = 1
-EXIT_CONFIG = 2
-EXIT_INTERNAL = 3
 
 #: The head report's default path, for ``sweep`` and ``compare``.
 DEFAULT_REPORT = Path("exportwatch-report.json")

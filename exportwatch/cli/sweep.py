@@ -7,15 +7,8 @@ import sys
 from pathlib import Path
 
 from exportwatch import __version__
-from exportwatch.cli.options import (
-    DEFAULT_REPORT,
-    EXIT_CONFIG,
-    EXIT_GATE_FAILED,
-    EXIT_INTERNAL,
-    EXIT_OK,
-    add_sweep_options,
-    sweep_options,
-)
+from exportwatch.cli.options import DEFAULT_REPORT, add_sweep_options, sweep_options
+from exportwatch.errors import EXIT_GATE_FAILED, EXIT_OK, EXIT_USAGE
 
 
 def _shard(text: str) -> tuple[int, int]:
@@ -67,49 +60,39 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from exportwatch.manifest import ConfigError, load_manifest
+    from exportwatch.manifest import load_manifest
     from exportwatch.plan import build_plan, load_history
-    from exportwatch.report import FAILING, ReportError
+    from exportwatch.report import FAILING
     from exportwatch.sweep.progress import Progress, sweep_table
     from exportwatch.sweep.runner import SweepRequest, run_sweep
-    from exportwatch.sweep.workers import WorkerStartError
 
     if args.output.suffix == ".jsonl":
         print("error: -o names the JSON report (e.g. report.json); its .jsonl log goes beside it",
               file=sys.stderr)  # fmt: skip
-        return EXIT_CONFIG
+        return EXIT_USAGE
     options = sweep_options(args)
-    try:
-        manifest = load_manifest(args.manifest)
-        history = load_history(args.durations) if args.durations else None
-        plan = build_plan(
-            manifest,
-            models=args.models,
-            targets=options.targets,
-            device=options.device,
-            shard=args.shard,
-            history=history,
-        )
-    except (ConfigError, ReportError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
+    # A bad manifest or history report is an ExportwatchError: cli.main reports it (exit 2).
+    manifest = load_manifest(args.manifest)
+    history = load_history(args.durations) if args.durations else None
+    plan = build_plan(
+        manifest,
+        models=args.models,
+        targets=options.targets,
+        device=options.device,
+        shard=args.shard,
+        history=history,
+    )
     progress = Progress(total=plan.total, quiet=args.quiet)
     progress.message(f"exportwatch {__version__}: sweeping {plan.total} job(s) from {args.manifest}")
     request = SweepRequest(manifest=manifest, output=args.output, plan=plan, options=options)
-    try:
-        result = run_sweep(request, progress=progress)
-    except WorkerStartError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_INTERNAL
+    result = run_sweep(request, progress=progress)  # WorkerStartError: exit 3, from cli.main
     if not args.quiet:
         print(sweep_table(result.report))
         print(f"\nreport: {args.output}  ({result.report.duration_s:.1f}s)")
     if result.config_errors:
         for error in result.config_errors:
             print(f"error: {error}", file=sys.stderr)
-        return EXIT_CONFIG
+        return EXIT_USAGE
     if args.strict and any(j.verdict in FAILING and not j.xfail for j in result.report.jobs):
         return EXIT_GATE_FAILED
     return EXIT_OK
-
-

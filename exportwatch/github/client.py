@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from github import Auth, Github, GithubException, GithubRetry
 
+from exportwatch.errors import UsageError
 from exportwatch.github.config import Secret
 
 log = logging.getLogger(__name__)
@@ -30,7 +31,7 @@ RETRIED_METHODS = frozenset({"GET", "HEAD", "POST", "PATCH", "PUT", "DELETE"})
 ANY_BOT = "[bot]"
 
 
-class GitHubError(Exception):
+class GitHubError(UsageError):
     """Base of the action's GitHub errors; the message never contains the token."""
 
 

@@ -15,15 +15,18 @@ from pathlib import Path
 from typing import Any
 
 from exportwatch.diff import Policy
-from exportwatch.manifest import KNOWN_DEVICES, KNOWN_TARGETS, ConfigError
+from exportwatch.errors import UsageError
+from exportwatch.manifest import KNOWN_DEVICES, KNOWN_TARGETS
 
 
-class ActionConfigError(ConfigError):
+class ActionConfigError(UsageError):
     """An input or runner variable with a value the action cannot use (exit code 2)."""
 
     def __init__(self, name: str, message: str) -> None:
         self.name = name
-        super().__init__(message, field_path=name)
+        self.message = message
+        self.field_path = name
+        super().__init__(f"{name}: {message}")
 
 
 class Secret:

@@ -12,11 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from exportwatch.errors import UsageError
+
 PULL_REQUEST_EVENTS = frozenset({"pull_request", "pull_request_target"})
 MAX_EVENT_BYTES = 25 * 1024 * 1024  # GitHub caps webhook payloads at 25 MB
 
 
-class EventError(ValueError):
+class EventError(UsageError, ValueError):
     """An event payload that cannot be read or lacks a field the action needs."""
 
 

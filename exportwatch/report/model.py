@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass, field, fields
 from enum import Enum
 from typing import Any
 
+from exportwatch.errors import UsageError
+
 SCHEMA_VERSION = 1
 #: Caps that keep a report small enough to publish and to diff.
 MAX_MESSAGE_CHARS = 500
@@ -242,7 +244,7 @@ class Report:
         return _build(cls, data)
 
 
-class ReportError(ValueError):
+class ReportError(UsageError, ValueError):
     """A report file that cannot be read: wrong version, bad JSON or missing fields."""
 
 

@@ -26,6 +26,7 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
+from exportwatch.errors import InternalError
 from exportwatch.manifest import ModelSpec
 from exportwatch.plan import Unit
 from exportwatch.report import MAX_DETAIL_CHARS, JobResult, SubmoduleResult, Verdict, cap
@@ -43,7 +44,7 @@ LOG_TAIL_CHARS = 3_000
 MAX_FAILED_STARTS = 3
 
 
-class WorkerStartError(RuntimeError):
+class WorkerStartError(InternalError, RuntimeError):
     """Workers die while starting (a broken torch install, say): no job can run at all."""
 
     def __init__(self, exitcode: int | None, log_tail: str) -> None:

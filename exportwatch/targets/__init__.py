@@ -10,6 +10,7 @@ import importlib
 import importlib.util
 from collections.abc import Callable
 
+from exportwatch.errors import UsageError
 from exportwatch.manifest import KNOWN_TARGETS
 from exportwatch.targets.base import Call, Outcome, Stage, Target, TargetOptions
 
@@ -26,7 +27,7 @@ __all__ = [
 ]
 
 
-class MissingDependency(Exception):
+class MissingDependency(UsageError):
     """A target needs an optional package that is not installed; the message names the extra."""
 
     def __init__(self, target: str, packages: list[str], extra: str) -> None:

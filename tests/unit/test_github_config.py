@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from exportwatch.errors import UsageError
 from exportwatch.github import config as config_module
 from exportwatch.github.config import (
     INPUT_NAMES,
@@ -17,7 +18,6 @@ from exportwatch.github.config import (
     Mode,
     Secret,
 )
-from exportwatch.manifest import ConfigError
 
 TOKEN = "ghp_sEcReT0123456789abcdefABCDEF012345"
 
@@ -126,7 +126,7 @@ def test_config__invalid_value_raises_a_config_error_naming_the_input(variable, 
     with pytest.raises(ActionConfigError) as caught:
         ActionConfig.from_env({variable: value})
     assert named in str(caught.value)
-    assert isinstance(caught.value, ConfigError)  # the CLI's exit code 2
+    assert isinstance(caught.value, UsageError) and caught.value.exit_code == 2  # the CLI's exit code 2
 
 
 def test_config__mode_merge_reads_the_shards_folder():
