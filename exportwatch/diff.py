@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from functools import cached_property
 from typing import Any
@@ -572,7 +572,7 @@ def _diff_job(base_job: JobResult | None, head_job: JobResult | None, *, index: 
     assert job is not None
     paths = ["", *dict.fromkeys(s.path for j in (head_job, base_job) if j for s in j.submodules if s.path)]
 
-    draft: dict[str, dict[str, Any]] = {}
+    draft: dict[str, Cell] = {}
     synthesized_infra: set[str] = set()
     for path in paths:
         b, b_synth = base.resolve(path)
@@ -598,79 +598,95 @@ def _diff_job(base_job: JobResult | None, head_job: JobResult | None, *, index: 
         same_as = shown.path if shown is not None and shown.path != path else None
         if same_as is not None and raw is not None and raw.verdict != Verdict.SAME_AS:
             same_as = None  # a synthesized 'covered' result, not a shared one
-        draft[path] = {
-            "model": job.model,
-            "target": job.target,
-            "device": job.device,
-            "path": path,
-            "kind": kind,
-            "base": b.verdict if b else None,
-            "head": h.verdict if h else None,
-            "base_fingerprint": b.fingerprint if b else None,
-            "head_fingerprint": h.fingerprint if h else None,
-            "base_result": b,
-            "head_result": h,
-            "module_type": (raw.module_type if raw else "") or (shown.module_type if shown else ""),
-            "same_as": same_as,
-            "note": note,
-        }
+        draft[path] = Cell(
+            model=job.model,
+            target=job.target,
+            device=job.device,
+            path=path,
+            kind=kind,
+            base=b.verdict if b else None,
+            head=h.verdict if h else None,
+            base_fingerprint=b.fingerprint if b else None,
+            head_fingerprint=h.fingerprint if h else None,
+            base_result=b,
+            head_result=h,
+            module_type=(raw.module_type if raw else "") or (shown.module_type if shown else ""),
+            same_as=same_as,
+            note=note,
+        )
 
     _fold(draft, base=base, head=head, synthesized_infra=synthesized_infra)
     _apply_xfail(draft, base_job=base_job, head_job=head_job, index=index)
-    return [Cell(**fields) for fields in draft.values()]
+    return list(draft.values())
 
 
-def _fold(draft: dict[str, dict[str, Any]], *, base: _Side, head: _Side, synthesized_infra: set[str]) -> None:
-    """Attach each cell that fails only because of another cell to that cell."""
+def _fold(draft: dict[str, Cell], *, base: _Side, head: _Side, synthesized_infra: set[str]) -> None:
+    """Attach each cell that fails only because of another cell to that cell (in place: the
+    cells of ``draft`` are replaced, in order, by their folded versions)."""
     origins = {"head": head.origins(), "base": base.origins()}
-    for path, cell in draft.items():
-        side_name = "head" if cell["kind"] in _HEAD_SIDE else "base"
+    for path, cell in list(draft.items()):
+        side_name = "head" if cell.kind in _HEAD_SIDE else "base"
         side = head if side_name == "head" else base
-        verdict = cell[side_name]
-        cell["origin"] = path in origins[side_name] and verdict in FAILING
-        cell["caused_by"] = None
-        cell["folded_under"] = None
-        if path in synthesized_infra:
-            cell["folded_under"] = ""
-            continue
-        raw = side.raw(path)
-        if cell["same_as"] and raw is not None and raw.verdict == Verdict.SAME_AS:
-            target = draft.get(cell["same_as"])
-            if target is not None and target["kind"] == cell["kind"]:
-                cell["folded_under"] = cell["same_as"]
-            continue
-        if verdict not in FAILING or cell["origin"]:
-            continue
-        # Only an origin that fails for the same reason explains this cell.
-        below = [
-            p
-            for p in draft
-            if p in origins[side_name]
-            and is_descendant(p, path)
-            and draft[p][side_name] in FAILING
-            and _same_reason(draft[p][f"{side_name}_result"], cell[f"{side_name}_result"])
-        ]
-        if not below:
-            continue
-        same_kind = [p for p in below if draft[p]["kind"] == cell["kind"]]
-        cell["caused_by"] = (same_kind or below)[0]
-        if same_kind:
-            cell["folded_under"] = same_kind[0]
+        verdict = getattr(cell, side_name)
+        origin = path in origins[side_name] and verdict in FAILING
+        caused_by, folded_under = _folding(
+            draft, path, cell, side, side_name, origin, origins, synthesized_infra
+        )
+        draft[path] = replace(cell, origin=origin, caused_by=caused_by, folded_under=folded_under)
     # Follow chains (a same-as copy of an ancestor...) to the cell that is shown.
-    for cell in draft.values():
+    for path, cell in list(draft.items()):
+        folded_under = cell.folded_under
         seen: set[str] = set()
-        while cell["folded_under"] is not None and cell["folded_under"] not in seen:
-            seen.add(cell["folded_under"])
-            parent = draft.get(cell["folded_under"])
-            if parent is None or parent["folded_under"] is None:
+        while folded_under is not None and folded_under not in seen:
+            seen.add(folded_under)
+            parent = draft.get(folded_under)
+            if parent is None or parent.folded_under is None:
                 break
-            cell["folded_under"] = parent["folded_under"]
-        if cell["folded_under"] == cell["path"]:
-            cell["folded_under"] = None
+            folded_under = parent.folded_under
+        if folded_under == cell.path:
+            folded_under = None
+        if folded_under != cell.folded_under:
+            draft[path] = replace(cell, folded_under=folded_under)
+
+
+def _folding(
+    draft: Mapping[str, Cell],
+    path: str,
+    cell: Cell,
+    side: _Side,
+    side_name: str,
+    origin: bool,
+    origins: Mapping[str, set[str]],
+    synthesized_infra: set[str],
+) -> tuple[str | None, str | None]:
+    """``(caused_by, folded_under)`` of one cell, before chains are followed."""
+    if path in synthesized_infra:
+        return None, ""
+    raw = side.raw(path)
+    if cell.same_as and raw is not None and raw.verdict == Verdict.SAME_AS:
+        target = draft.get(cell.same_as)
+        same = target is not None and target.kind == cell.kind
+        return None, cell.same_as if same else None
+    if getattr(cell, side_name) not in FAILING or origin:
+        return None, None
+    # Only an origin that fails for the same reason explains this cell.
+    mine = getattr(cell, f"{side_name}_result")
+    below = [
+        p
+        for p, other in draft.items()
+        if p in origins[side_name]
+        and is_descendant(p, path)
+        and getattr(other, side_name) in FAILING
+        and _same_reason(getattr(other, f"{side_name}_result"), mine)
+    ]
+    if not below:
+        return None, None
+    same_kind = [p for p in below if draft[p].kind == cell.kind]
+    return (same_kind or below)[0], same_kind[0] if same_kind else None
 
 
 def _apply_xfail(
-    draft: dict[str, dict[str, Any]],
+    draft: dict[str, Cell],
     *,
     base_job: JobResult | None,
     head_job: JobResult | None,
@@ -679,7 +695,7 @@ def _apply_xfail(
     """Expected failures come from the head (the manifest under review), else from base."""
     job = head_job or base_job
     assert job is not None
-    for path, cell in draft.items():
+    for path, cell in list(draft.items()):
         found = index.reason(model=job.model, path=path)
         if found is None:
             for side in (head_job, base_job):
@@ -691,14 +707,16 @@ def _apply_xfail(
                 elif side.xfail:
                     found = (side.xfail, "model")
                 break
-        cell["xfail"], cell["xfail_scope"] = found if found else (None, None)
-    for cell in draft.values():
-        if cell["xfail"] is not None:
+        xfail, scope = found if found else (None, None)
+        draft[path] = replace(cell, xfail=xfail, xfail_scope=scope)
+    for path, cell in list(draft.items()):
+        if cell.xfail is not None:
             continue
-        for parent in (cell["folded_under"], cell["caused_by"]):
-            if parent is not None and draft.get(parent, {}).get("xfail") is not None:
-                cell["xfail"] = f"fails because of {parent or 'the root'}, which is expected to fail"
-                cell["xfail_scope"] = "inherited"
+        for parent in (cell.folded_under, cell.caused_by):
+            parent_cell = draft.get(parent) if parent is not None else None
+            if parent_cell is not None and parent_cell.xfail is not None:
+                reason = f"fails because of {parent or 'the root'}, which is expected to fail"
+                draft[path] = replace(cell, xfail=reason, xfail_scope="inherited")
                 break
 
 

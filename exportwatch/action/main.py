@@ -23,7 +23,6 @@ imports torch.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -77,7 +76,6 @@ log = logging.getLogger("exportwatch.action.main")
 
 
 #: Reports from an artifact are untrusted: refuse anything larger than this.
-MAX_REPORT_BYTES = 20 * 1024 * 1024
 CHECK_NAME = "exportwatch"
 #: GitHub shows at most 10 error annotations per step from workflow commands.
 MAX_LOG_ANNOTATIONS = 10
@@ -723,34 +721,8 @@ def _reports_from(files: list[Path], *, config: ActionConfig) -> tuple[Report, R
 
 
 def load_untrusted_report(path: Path) -> Report:
-    """Size cap, JSON Schema (when the schema ships with the package), then the dataclasses."""
-    try:
-        size = path.stat().st_size
-        if size > MAX_REPORT_BYTES:
-            raise ReportError(f"{path.name} is {size} bytes, over the {MAX_REPORT_BYTES}-byte limit")
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ReportError(f"{path.name}: not a readable JSON report: {exc}") from exc
-    schema = _report_schema()
-    if schema is not None:
-        import jsonschema
-
-        errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(data), key=lambda e: e.path)
-        if errors:
-            where = "/".join(str(p) for p in errors[0].absolute_path) or "(top)"
-            raise ReportError(
-                f"{path.name}: does not match the report schema at {where}: {errors[0].message[:200]}"
-            )
-    try:
-        return Report.from_dict(data)
-    except ReportError as exc:
-        raise ReportError(f"{path.name}: {exc}") from exc
-
-
-def _report_schema() -> dict[str, Any]:
-    from exportwatch.report import report_schema
-
-    return report_schema()
+    """A report from an untrusted run: size cap and JSON Schema first (``report.load_report``)."""
+    return load_report(path, untrusted=True)
 
 
 def _checked_manifest(config: ActionConfig) -> Path:

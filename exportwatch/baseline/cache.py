@@ -21,6 +21,7 @@ import logging
 import os
 import re
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 from exportwatch import __version__
@@ -79,9 +80,8 @@ class ResultCache:
             return None
         if key is not None and key[2] != job.device:
             return None  # includes "auto": resolved on another machine, it may mean another device
-        job.source = ResultSource.CACHE
         self.hits += 1
-        return job
+        return replace(job, source=ResultSource.CACHE)
 
     def put(self, job: JobResult) -> bool:
         """Store ``job`` under its content hash; False when it is not cacheable."""
@@ -90,8 +90,7 @@ class ResultCache:
         path = self.path_for(job.content_hash)
         if path is None:
             return False
-        stored = copy.deepcopy(job)
-        stored.source = ResultSource.SWEPT
+        stored = replace(copy.deepcopy(job), source=ResultSource.SWEPT)
         record = {
             "format": CACHE_FORMAT,
             "tool_version": self.tool_version,

@@ -35,7 +35,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from exportwatch import __version__, git
@@ -67,8 +67,6 @@ log = logging.getLogger(__name__)
 
 #: History fetched per step while looking for the merge-base in a shallow checkout.
 DEEPEN_STEPS = (50, 200, 1000)
-#: Reports read from files or artifacts larger than this are refused.
-MAX_BASELINE_BYTES = 64 * 1024 * 1024
 
 Sweeper = Callable[..., SweepResult]  # run_sweep(request, progress=...)
 JobKey = tuple[str, str]  # (model, target): one device per model in a run
@@ -244,7 +242,7 @@ def load_stored_baseline(
     """(report, None) when ``path`` is usable, else (None, a message saying why not)."""
     env = env or environment()
     try:
-        stored = load_report(path, max_bytes=MAX_BASELINE_BYTES)
+        stored = load_report(path, untrusted=True)
     except ReportError as exc:
         return None, f"stored baseline not used: {exc}; sweeping the base instead"
     why = baseline_incompatibility(stored, tool_version=tool_version, env=env)
@@ -404,17 +402,13 @@ class _Comparison:
             self.say(f"all {len(self.units)} model(s) on HEAD are cached: no export to run")
             report = new_report(self.manifest)
         jobs = [j for j in report.jobs if (j.model, j.target) not in cached] + list(cached.values())
-        for job in jobs:
-            self._stamp(job, self.head_prints.get(job.model))
-        report.jobs = _in_order(jobs, self.units)
-        return report
+        jobs = [self._stamp(job, self.head_prints.get(job.model)) for job in jobs]
+        return replace(report, jobs=_in_order(jobs, self.units))
 
     def base(self, head: Report) -> Report:
         """The merge-base's report: reused, stored, cached, or swept in a worktree."""
         started = time.monotonic()
-        report = new_report(self.manifest)
-        report.git_sha = self.merge_base
-        report.run_url = None
+        report = replace(new_report(self.manifest), git_sha=self.merge_base, run_url=None)
         try:
             base_manifest = load_manifest_at(self.repo_root, self.merge_base, self.manifest_rel)
         except ConfigError as exc:
@@ -428,8 +422,7 @@ class _Comparison:
                     f"the merge-base {self.merge_base[:12]} has no {self.manifest_rel}: every model is new"
                 )
             self._no_base_for(head, reason="no manifest on the merge-base")
-            report.duration_s = round(time.monotonic() - started, 3)
-            return report
+            return replace(report, duration_s=round(time.monotonic() - started, 3))
 
         stored_jobs = self._stored_jobs()
         units = plan_units(
@@ -474,8 +467,7 @@ class _Comparison:
             for job in self._sweep_base(units):
                 key = (job.model, job.target)
                 if key in pending:
-                    self._stamp(job, prints[job.model])
-                    jobs[key] = job
+                    jobs[key] = self._stamp(job, prints[job.model])
                     self.decisions[key] = BaseDecision(
                         model=job.model, target=job.target, source=ResultSource.SWEPT, reason=pending[key]
                     )
@@ -490,9 +482,11 @@ class _Comparison:
                     reason=f"{reason}; the base sweep gave no result",
                 )
         self._no_base_for(head, reason="new model (not in the base manifest)")
-        report.jobs = _in_order(list(jobs.values()), units)
-        report.duration_s = round(time.monotonic() - started, 3)
-        return report
+        return replace(
+            report,
+            jobs=_in_order(list(jobs.values()), units),
+            duration_s=round(time.monotonic() - started, 3),
+        )
 
     # helpers -------------------------------------------------------------------------------
 
@@ -502,14 +496,16 @@ class _Comparison:
             return None
         return self.cache.get(content_hash, key=(fp.model, target, fp.device))
 
-    def _stamp(self, job: JobResult, fp: ModelFingerprint | None) -> None:
-        """Record the fingerprint (the sweep did too; this also covers cached results) and
-        keep what was swept in the cache."""
-        if fp is not None:
-            job.dependencies = dict(fp.dependencies)
-            job.content_hash = fp.content_hash(job.target, self.env)
+    def _stamp(self, job: JobResult, fp: ModelFingerprint | None) -> JobResult:
+        """Keep what was swept in the cache. The sweep stamped the fingerprint already (cached
+        results carry theirs); only a job the sweep could not fingerprint gets it here."""
+        if fp is not None and job.content_hash is None:
+            job = replace(
+                job, dependencies=dict(fp.dependencies), content_hash=fp.content_hash(job.target, self.env)
+            )
         if self.cache is not None and job.source is ResultSource.SWEPT:
             self.cache.put(job)
+        return job
 
     def _known_base_job(
         self,
@@ -554,9 +550,7 @@ class _Comparison:
                     progress=self._progress(units, self.base_swept),
                 )
         self.notes += [f"on the merge-base: {error}" for error in result.config_errors]
-        for job in result.report.jobs:
-            job.source = ResultSource.SWEPT
-        return result.report.jobs
+        return [replace(job, source=ResultSource.SWEPT) for job in result.report.jobs]
 
     def _sweep_request(self, manifest: Manifest, *, output: Path, models: list[str]) -> SweepRequest:
         return SweepRequest.of(manifest, output=output, options=self.request.options, models=models)
@@ -567,9 +561,7 @@ class _Comparison:
 
 
 def _copy(job: JobResult, source: ResultSource) -> JobResult:
-    copied = copy.deepcopy(job)
-    copied.source = source
-    return copied
+    return replace(copy.deepcopy(job), source=source)
 
 
 def _in_order(jobs: list[JobResult], units: list[Unit]) -> list[JobResult]:

@@ -42,7 +42,7 @@ import os
 import posixpath
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -502,20 +502,22 @@ def manifest_dir_in_repo(manifest: Manifest, repo_root: Path) -> str:
     return _join(rel.as_posix())
 
 
-def stamp_report(report: Report, manifest: Manifest, *, device: str | None = None) -> None:
-    """Fill ``dependencies`` and ``content_hash`` of every job of ``report`` (computed once per
-    model, in the parent). Never fails a sweep: a problem is logged and leaves the hash unset."""
+def stamp_report(report: Report, manifest: Manifest, *, device: str | None = None) -> Report:
+    """``report`` with ``dependencies`` and ``content_hash`` on every job (computed once per
+    model, in the parent). Never fails a sweep: a problem is logged and leaves the hashes unset."""
     try:
         repo_root = git.toplevel(manifest.root) or manifest.root
         fingerprinter = Fingerprinter(
             WorkingTree(repo_root), manifest_dir=manifest_dir_in_repo(manifest, repo_root)
         )
-        stamp_jobs(
+        jobs = stamp_jobs(
             report.jobs, manifest, fingerprinter=fingerprinter, device=device, environment=report.environment
         )
     except Exception as exc:  # the fingerprint is an optimisation; the sweep's results stand
         log.warning("cannot fingerprint the jobs' dependencies (results will not be reused): %s", exc)
         log.debug("fingerprint failure", exc_info=True)
+        return report
+    return replace(report, jobs=jobs)
 
 
 def stamp_jobs(
@@ -525,18 +527,27 @@ def stamp_jobs(
     fingerprinter: Fingerprinter,
     device: str | None,
     environment: Environment,
-) -> None:
+) -> list[JobResult]:
+    """The jobs with the dependency hashes of their models' code (new objects)."""
     prints: dict[str, ModelFingerprint] = {}
     names = {spec.name: spec for spec in manifest.models}
+    stamped: list[JobResult] = []
     for job in jobs:
         spec = names.get(job.model)
         if spec is None:
+            stamped.append(job)
             continue
         if job.model not in prints:
             prints[job.model] = fingerprinter.fingerprint(spec, device=device)
         fingerprint = prints[job.model]
-        job.dependencies = dict(fingerprint.dependencies)
-        job.content_hash = fingerprint.content_hash(job.target, environment)
+        stamped.append(
+            replace(
+                job,
+                dependencies=dict(fingerprint.dependencies),
+                content_hash=fingerprint.content_hash(job.target, environment),
+            )
+        )
+    return stamped
 
 
 __all__ = [

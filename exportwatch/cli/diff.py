@@ -19,7 +19,7 @@ from exportwatch.cli.options import add_gate_options
 from exportwatch.diff import diff_reports, gate
 from exportwatch.errors import EXIT_GATE_FAILED, EXIT_INTERNAL, EXIT_OK, UsageError
 from exportwatch.render import FORMATS, RenderContext, render
-from exportwatch.report import MAX_REPORT_BYTES, ReportError, load_report
+from exportwatch.report import ReportError, load_report
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +74,8 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError(f"expected BASE.json HEAD.json or HEAD.json, got {len(paths)} reports")
     base_path, head_path = (paths[0], paths[1]) if len(paths) == 2 else (None, paths[0])
     try:
-        base = load_report(base_path, max_bytes=MAX_REPORT_BYTES) if base_path is not None else None
-        head = load_report(head_path, max_bytes=MAX_REPORT_BYTES)
+        base = load_report(base_path, untrusted=True) if base_path is not None else None
+        head = load_report(head_path, untrusted=True)
     except ReportError as exc:
         raise UsageError(str(exc)) from exc
     except (ValueError, TypeError, KeyError, AttributeError) as exc:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TextIO
 
 from exportwatch.errors import EXIT_OK, EXIT_USAGE
-from exportwatch.report import MAX_REPORT_BYTES, ReportError, load_report, write_report
+from exportwatch.report import ReportError, load_report, write_report
 from exportwatch.report.merge import MergeError, Shard, find_report_files, merge_reports
 
 DEFAULT_OUTPUT = Path("exportwatch-report.json")
@@ -64,7 +64,7 @@ def run(args: argparse.Namespace, *, out: TextIO | None = None, err: TextIO | No
         if path.resolve() == output.resolve():
             continue  # a rerun into the same folder: never read our own output as a shard
         try:
-            shards.append(Shard(name=str(path), report=load_report(path, max_bytes=MAX_REPORT_BYTES)))
+            shards.append(Shard(name=str(path), report=load_report(path, untrusted=True)))
         except ReportError as exc:
             print(f"error: {exc}", file=err)
             return exc.exit_code

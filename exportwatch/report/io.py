@@ -10,7 +10,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import IO, Any
 
-from exportwatch.report.model import JobResult, Report, ReportError, _to_jsonable
+from exportwatch.report.model import MAX_REPORT_BYTES, JobResult, Report, ReportError, _to_jsonable
 
 # ---------------------------------------------------------------------------------------------
 # Files: a finished report is one JSON document; a sweep in progress streams JSON Lines.
@@ -37,23 +37,48 @@ def base_report_path(head: Path) -> Path:
     return head.with_name(f"{head.stem}.base{head.suffix or '.json'}")
 
 
-def load_report(path: Path, *, max_bytes: int | None = None) -> Report:
-    """Read a report (``.json``) or a partial sweep log (``.jsonl``)."""
+def load_report(path: Path, *, untrusted: bool = False, max_bytes: int | None = None) -> Report:
+    """Read a report (``.json``) or a partial sweep log (``.jsonl``): the one report loader.
+
+    ``untrusted`` (a report from a pull request's run, a downloaded baseline, a shard): refused
+    over ``MAX_REPORT_BYTES`` before it is read, and checked against the report's JSON Schema
+    (where jsonschema is installed) before the dataclasses are built. ``max_bytes`` overrides
+    the cap.
+    """
+    limit = max_bytes if max_bytes is not None else (MAX_REPORT_BYTES if untrusted else None)
     try:
         size = path.stat().st_size
     except OSError as exc:
         raise ReportError(f"{path}: cannot read report: {exc.strerror}") from exc
-    if max_bytes is not None and size > max_bytes:
-        raise ReportError(f"{path}: report is {size} bytes, over the {max_bytes}-byte limit")
-    text = path.read_text(encoding="utf-8")
+    if limit is not None and size > limit:
+        raise ReportError(f"{path}: report is {size} bytes, over the {limit}-byte limit")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, ValueError) as exc:
+        raise ReportError(f"{path}: not a readable JSON report: {exc}") from exc
     try:
         if path.suffix == ".jsonl":
             return _from_jsonl(text)
-        return Report.from_dict(json.loads(text))
+        data = json.loads(text)
+        if untrusted:
+            _check_schema(data, name=path.name)
+        return Report.from_dict(data)
     except json.JSONDecodeError as exc:
         raise ReportError(f"{path}: not valid JSON: {exc}") from exc
     except ReportError as exc:
         raise ReportError(f"{path}: {exc}") from exc
+
+
+def _check_schema(data: Any, *, name: str) -> None:
+    """The first schema error, located, when jsonschema is installed (the ``github`` extra)."""
+    try:
+        import jsonschema
+    except ImportError:
+        return
+    errors = sorted(jsonschema.Draft202012Validator(report_schema()).iter_errors(data), key=lambda e: e.path)
+    if errors:
+        where = "/".join(str(p) for p in errors[0].absolute_path) or "(top)"
+        raise ReportError(f"{name}: does not match the report schema at {where}: {errors[0].message[:200]}")
 
 
 class JsonlLog:

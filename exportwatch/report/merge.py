@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from exportwatch.plan import ShardError, format_shard, parse_shard
@@ -185,19 +185,20 @@ def _check_jobs(named: Sequence[Shard], problems: list[str]) -> None:
 def _merged(named: Sequence[Shard], indices: dict[str, tuple[int, int]]) -> Report:
     ordered = sorted(named, key=lambda s: indices[s.name])
     first = ordered[0].report
-    merged = copy.deepcopy(first)
     position = {key: i for i, key in enumerate(first.plan)}
     jobs = [copy.deepcopy(job) for shard in ordered for job in shard.report.jobs]
     # Plan order (manifest order, then the model's targets); a sort is stable for the rest.
     jobs.sort(key=lambda j: (position.get(plan_key(j), len(position)), j.device))
-    merged.jobs = jobs
-    merged.shard = None
-    merged.complete = True
     # Timing: the merged sweep started with its earliest shard and took as long as its slowest.
     stamps = [s.report.created_at for s in ordered if s.report.created_at]
-    merged.created_at = min(stamps) if stamps else first.created_at
-    merged.duration_s = max(s.report.duration_s for s in ordered)
-    return merged
+    return replace(
+        copy.deepcopy(first),
+        jobs=jobs,
+        shard=None,
+        complete=True,
+        created_at=min(stamps) if stamps else first.created_at,
+        duration_s=max(s.report.duration_s for s in ordered),
+    )
 
 
 #: Fields that differ between two runs of the same sweep (for comparisons in tests and tools).

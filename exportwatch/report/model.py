@@ -20,7 +20,7 @@ SCHEMA_VERSION = 1
 MAX_MESSAGE_CHARS = 500
 MAX_DETAIL_CHARS = 8_000
 #: Reports may come from untrusted pull-request runs: commands refuse larger files up front.
-MAX_REPORT_BYTES = 256 * 1024 * 1024
+MAX_REPORT_BYTES = 64 * 1024 * 1024
 
 
 class Verdict(str, Enum):

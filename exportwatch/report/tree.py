@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from exportwatch.report.model import (
     FAILING,
@@ -94,11 +94,10 @@ def _failing(job: JobResult, sub: SubmoduleResult) -> SubmoduleResult | None:
     return effective if effective.verdict in FAILING else None
 
 
-def mark_origins(job: JobResult) -> None:
-    """Set ``origin`` on the failing submodules whose failure is their own (``origin_paths``)."""
+def mark_origins(job: JobResult) -> JobResult:
+    """``job`` with ``origin`` set on the failing submodules whose failure is their own."""
     origins = origin_paths(job)
-    for sub in job.submodules:
-        sub.origin = sub.path in origins
+    return replace(job, submodules=[replace(sub, origin=sub.path in origins) for sub in job.submodules])
 
 
 def group_failures(job: JobResult) -> list[FailureGroup]:

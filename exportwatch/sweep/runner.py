@@ -9,7 +9,7 @@ import os
 import platform
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -111,13 +111,14 @@ def run_sweep(request: SweepRequest, *, progress: Progress | None = None) -> Swe
     """Sweep every selected job; each finished job is on disk before the next one starts."""
     manifest, plan, options = request.manifest, request.plan, request.options
     units = list(plan.units)
-    report = new_report(manifest)
-    report.plan = list(plan.planned)  # the whole plan, in every shard
-    if plan.shard is not None:
-        report.shard = format_shard(plan.shard)
+    header = replace(
+        new_report(manifest),
+        plan=list(plan.planned),  # the whole plan, in every shard
+        shard=format_shard(plan.shard) if plan.shard is not None else None,
+    )
     progress = progress or Progress(total=plan.total, quiet=True)
     log_path = partial_log_path(request.output)
-    journal = JsonlLog(log_path, report)
+    journal = JsonlLog(log_path, header)
     results: dict[tuple[int, int], JobResult] = {}
     order = {u.spec.name: (u.order, {t: i for i, t in enumerate(u.targets)}) for u in units}
     config_errors: list[str] = []
@@ -153,9 +154,11 @@ def run_sweep(request: SweepRequest, *, progress: Progress | None = None) -> Swe
     finally:
         journal.close()
         progress.close()
-    report.jobs = [results[k] for k in sorted(results)]
-    deps.stamp_report(report, manifest, device=options.device)  # dependencies + content_hash
-    report.duration_s = round(time.monotonic() - started, 3)
-    report.complete = True
+    swept = replace(header, jobs=[results[k] for k in sorted(results)])
+    report = replace(
+        deps.stamp_report(swept, manifest, device=options.device),  # dependencies + content_hash
+        duration_s=round(time.monotonic() - started, 3),
+        complete=True,
+    )
     write_report(report, request.output)
     return SweepResult(report=report, config_errors=config_errors, partial_log=log_path)

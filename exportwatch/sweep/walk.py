@@ -393,7 +393,7 @@ def sweep_target(prepared: PreparedModel, target_name: str, *, settings: SweepSe
         parameters=sum(p.numel() for p in prepared.model.parameters()),
     )
     try:
-        tree.mark_origins(job)
+        job = tree.mark_origins(job)
     except Exception as exc:  # origins explain the verdicts; they never decide them
         log.warning("marking origins for %s/%s failed: %s", spec.name, target_name, exc)
     return job

@@ -21,7 +21,7 @@ import tempfile
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
@@ -232,10 +232,10 @@ def _run_unit(conn: Connection, unit: Unit, settings: SweepSettings, environment
             job = sweep.skipped_job(spec, target, device, str(exc))
         except Exception as exc:  # a bug in exportwatch or torch internals: still a result
             job = _internal_error_job(spec, target, device, exc)
-        job.duration_s = round(time.perf_counter() - started, 3)
-        job.peak_rss_mb = _peak_rss_mb()
+        job = replace(job, duration_s=round(time.perf_counter() - started, 3), peak_rss_mb=_peak_rss_mb())
         if environment_notes and job.root is not None:
-            job.root.warnings.extend(environment_notes)
+            root = replace(job.root, warnings=[*job.root.warnings, *environment_notes])
+            job = replace(job, submodules=[root if s.path == "" else s for s in job.submodules])
         conn.send(JobFinished(job))
         _reset_peak_rss()
 
@@ -468,7 +468,7 @@ class WorkerPool:
         elif isinstance(message, JobFinished) and unit is not None:
             job = message.job
             if job.peak_rss_mb is None and worker.peak_rss_mb:
-                job.peak_rss_mb = round(worker.peak_rss_mb, 1)
+                job = replace(job, peak_rss_mb=round(worker.peak_rss_mb, 1))
             worker.finished.append(job.target)
             worker.current = None
             self.on_event(Event(kind="result", model=unit.spec.name, target=job.target, job=job))
@@ -515,8 +515,8 @@ class WorkerPool:
                 tail,
                 worker.peak_rss_mb,
                 device=worker.device or unit.device or unit.spec.device,
+                duration_s=elapsed,
             )
-            job.duration_s = elapsed
             self.on_event(Event(kind="result", model=unit.spec.name, target=target, job=job))
         if requeue:
             queue.appendleft(Unit(spec=unit.spec, targets=requeue, device=unit.device, order=unit.order))
@@ -558,6 +558,7 @@ def _infrastructure_job(
     peak_rss_mb: float,
     *,
     device: str,
+    duration_s: float = 0.0,
 ) -> JobResult:
     from exportwatch.diagnose import diagnose_infrastructure
 
@@ -583,4 +584,5 @@ def _infrastructure_job(
         submodules=[root],
         xfail=unit.spec.xfail,
         peak_rss_mb=round(peak_rss_mb, 1) or None,
+        duration_s=duration_s,
     )
