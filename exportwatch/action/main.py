@@ -1,6 +1,6 @@
 """The GitHub Action: read the runner's environment, sweep, compare, publish, exit per the gate.
 
-``entrypoint/entrypoint.sh`` runs ``python -m exportwatch.action.main`` (in the Docker image and in
+``entrypoint/entrypoint.sh`` runs ``python -m exportwatch.action`` (in the Docker image and in
 the composite variant alike). Modes:
 
 * ``full``: install → (on a PR) the merge-base's stored baseline artifact, if any → sweep head
@@ -32,17 +32,26 @@ import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from enum import Enum
 from pathlib import Path
 from typing import Any, TextIO
 
 from github import GithubException
 
+from exportwatch.action.decide import (
+    BaseSource,
+    annotations_for,
+    baseline_artifact_name,
+    baseline_artifact_problem,
+    check_conclusion,
+    choose_baseline_artifact,
+    head_commit,
+    marker_key,
+    resolve_base,
+)
 from exportwatch.diff import ChangeKind, Changes, GateResult, XfailIndex, diff_reports, gate
 from exportwatch.errors import EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, ExportwatchError
 from exportwatch.github import workflow_commands as wc
 from exportwatch.github.artifacts import (
-    ArtifactRef,
     download_artifact,
     find_run_artifact,
     safe_extract,
@@ -68,19 +77,17 @@ from exportwatch.github.publish import (
 from exportwatch.manifest import ConfigError
 from exportwatch.render import RenderContext, comment_marker, headline, render
 from exportwatch.render.escape import term_text
-from exportwatch.report import FAILING, Report, ReportError, base_report_path, load_report, write_report
+from exportwatch.report import Report, ReportError, base_report_path, load_report, write_report
 from exportwatch.report.merge import Shard, find_report_files, merge_reports
 from exportwatch.sweep.options import SweepOptions
 
 log = logging.getLogger("exportwatch.action.main")
 
 
-#: Reports from an artifact are untrusted: refuse anything larger than this.
+#: The check run's name.
 CHECK_NAME = "exportwatch"
 #: GitHub shows at most 10 error annotations per step from workflow commands.
 MAX_LOG_ANNOTATIONS = 10
-#: In ``baseline-artifact``, the commit whose report the artifact holds.
-SHA_PLACEHOLDER = "{sha}"
 #: Artifacts of one name looked at, newest first, when searching for the merge-base's.
 MAX_BASELINE_CANDIDATES = 100
 #: Variables the user's code (install commands, the sweep) must not see.
@@ -100,120 +107,6 @@ class StepFailed(ExportwatchError):
     def __init__(self, message: str, *, exit_code: int) -> None:
         super().__init__(message)
         self.exit_code = exit_code  # type: ignore[misc]  # per instance: the step decides
-
-
-# ============================================================================================
-# Pure decisions
-
-
-class BaseSource(str, Enum):
-    INPUT = "input"  # the `base` input
-    PULL_REQUEST = "pull-request"  # the PR's base commit
-    NONE = "none"  # nothing to compare against (push, dispatch)
-
-    def __str__(self) -> str:
-        return self.value
-
-
-def resolve_base(config: ActionConfig, event: Event) -> tuple[BaseSource, str | None]:
-    """Which ref the head is compared with. Pure."""
-    if config.base:
-        return BaseSource.INPUT, config.base
-    if event.is_pull_request and event.base_sha:
-        return BaseSource.PULL_REQUEST, event.base_sha
-    return BaseSource.NONE, None
-
-
-def head_commit(config: ActionConfig, event: Event) -> str | None:
-    """The commit results are about: a PR's head (not the merge commit the runner checks out)."""
-    return event.head_sha or config.sha
-
-
-def baseline_artifact_name(template: str, sha: str) -> str:
-    """``exportwatch-baseline-{sha}`` → the name of ``sha``'s baseline artifact. Pure."""
-    return template.replace(SHA_PLACEHOLDER, sha)
-
-
-def baseline_artifact_problem(artifact: Mapping[str, Any], *, name: str, sha: str) -> str | None:
-    """Why a listed artifact (the API's JSON) cannot be the stored baseline of ``sha``, or None.
-
-    Only a run *on* that commit *in this repository* counts: a fork's ``pull_request`` run
-    stores its artifacts in this repository too, under any name it likes. Pure.
-    """
-    run = artifact.get("workflow_run") or {}
-    if artifact.get("name") != name:
-        return "another name"
-    if artifact.get("expired"):
-        return "expired"
-    if run.get("head_sha") != sha:
-        return "from a run on another commit"
-    repo_id, head_repo_id = run.get("repository_id"), run.get("head_repository_id")
-    if repo_id is None or head_repo_id != repo_id:
-        return "from a run on a fork"
-    return None
-
-
-def choose_baseline_artifact(
-    listed: Sequence[Mapping[str, Any]], *, name: str, sha: str
-) -> tuple[ArtifactRef | None, str]:
-    """The newest usable artifact (re-runs repeat names), or None and why none is. Pure."""
-    usable = [a for a in listed if baseline_artifact_problem(a, name=name, sha=sha) is None]
-    if not usable:
-        if not listed:
-            return None, f"no artifact named {name!r}"
-        problems = sorted({baseline_artifact_problem(a, name=name, sha=sha) or "" for a in listed})
-        return None, f"{len(listed)} artifact(s) named {name!r}, none usable ({', '.join(problems)})"
-    best = max(usable, key=lambda a: int(a.get("id") or 0))
-    return (
-        ArtifactRef(
-            id=int(best["id"]),
-            name=str(best["name"]),
-            size_in_bytes=int(best.get("size_in_bytes") or 0),
-            download_url=str(best["archive_download_url"]),
-            head_sha=sha,
-        ),
-        f"artifact {best['name']!r} of run {(best.get('workflow_run') or {}).get('id', '?')}",
-    )
-
-
-def marker_key(config: ActionConfig) -> str | None:
-    """One comment per manifest: the default manifest keeps the plain marker."""
-    default = ActionConfig().manifest
-    return None if config.manifest == default else config.manifest.as_posix()
-
-
-def check_conclusion(result: GateResult) -> str:
-    return "success" if result.passed else "failure"
-
-
-def annotations_for(changes: Changes, result: GateResult) -> list[Annotation]:
-    """Annotations on the user's lines for what fails on head: gating cells first. Pure."""
-    failing_keys = set(result.failing)
-    cells = [c for c in changes.top_level() if c.head in FAILING and c.head_result is not None]
-    cells.sort(key=lambda c: (c.key not in failing_keys, c.kind is ChangeKind.STILL_FAILING))
-    out: list[Annotation] = []
-    for cell in cells:
-        sub = cell.head_result
-        if sub is None:  # filtered out above; checked again so the type narrows
-            continue
-        frame = sub.user_frame
-        if frame is None or frame.library or not frame.path or frame.line < 1:
-            continue  # annotations go on repository files only
-        where = f"{cell.model} [{cell.target}, {cell.device}] {cell.path or '(root)'}"
-        message = sub.message or sub.category or "export failed"
-        if sub.hint:
-            message += f"\nHint: {sub.hint}"
-        out.append(
-            Annotation(
-                path=frame.path,
-                start_line=frame.line,
-                level="failure" if cell.key in failing_keys else "warning",
-                title=f"{cell.kind.value}: {where}"[:255],
-                message=message,
-                raw_details=(sub.detail or None),
-            )
-        )
-    return out
 
 
 # ============================================================================================
@@ -831,3 +724,18 @@ def main(
         log.exception("exportwatch: internal error (please report it)")
         print(wc.error(f"exportwatch: internal error: {type(exc).__name__}"), file=out)
         return EXIT_INTERNAL
+
+
+#: The pure decisions stay reachable from here too (tests and callers read ``action.main``).
+__all__ = [
+    "BaseSource",
+    "annotations_for",
+    "baseline_artifact_name",
+    "baseline_artifact_problem",
+    "check_conclusion",
+    "choose_baseline_artifact",
+    "head_commit",
+    "main",
+    "marker_key",
+    "resolve_base",
+]

@@ -7,6 +7,7 @@ import argparse
 import math
 from pathlib import Path
 
+from exportwatch.manifest import KNOWN_TARGETS
 from exportwatch.sweep.options import SweepOptions
 
 #: The head report's default path, for ``sweep`` and ``compare``.
@@ -20,8 +21,7 @@ def add_sweep_options(parser: argparse.ArgumentParser) -> None:
         action="append",
         dest="targets",
         metavar="T",
-        help="sweep this target instead of the manifest's: export, export-strict, onnx, "
-        "onnx-legacy (repeatable)",
+        help=f"sweep this target instead of the manifest's: {', '.join(KNOWN_TARGETS)} (repeatable)",
     )
     parser.add_argument("--device", choices=["cpu", "cuda", "auto"], help="override every model's device")
     parser.add_argument("--workers", type=positive_int, help="worker processes (default: number of cores)")
