@@ -1,21 +1,59 @@
-"""Shared fixtures: paths, and skipping of CUDA tests on machines without a GPU."""
+"""Shared fixtures and markers: paths, the test tiers (see tests/README.md), the one sweep of the
+example manifest, and skipping of CUDA tests on machines without a GPU."""
 
 from __future__ import annotations
 
+import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
+if TYPE_CHECKING:
+    from exportwatch.report import Report
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
-FIXTURES = REPO_ROOT / "tests" / "fixtures"
+TESTS = REPO_ROOT / "tests"
+FIXTURES = TESTS / "fixtures"
+EXAMPLE_MANIFEST = REPO_ROOT / "config" / "example.exportwatch.yml"
+
+#: Tiers whose tests are ``slow`` unless marked ``quick`` (tests/unit is always in the quick lane).
+SLOW_TIERS = ("integration", "end_to_end", "zoo")
 
 # Fixture model files import as `models.sweep_cases` etc. (strict export wants them in sys.modules).
 if str(FIXTURES) not in sys.path:
     sys.path.insert(0, str(FIXTURES))
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # `slow`, `cuda` and `zoo` are registered in pyproject.toml.
+    config.addinivalue_line(
+        "markers",
+        "quick: a fast test (< 0.5 s) in a slow tier; kept in the quick lane `pytest -m 'not slow'`",
+    )
+
+
+def tier_of(item: pytest.Item) -> str | None:
+    """``unit``, ``integration``, ``end_to_end`` or ``zoo``: the folder under tests/ (None elsewhere)."""
+    try:
+        parts = Path(item.path).resolve().relative_to(TESTS).parts
+    except ValueError:
+        return None
+    return parts[0] if len(parts) > 1 else None
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects: the marker must be there when it looks
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    slow = pytest.mark.slow
+    for item in items:
+        if tier_of(item) in SLOW_TIERS and item.get_closest_marker("quick") is None:
+            item.add_marker(slow)
+    skip_cuda_without_a_gpu(items)
+
+
+def skip_cuda_without_a_gpu(items: list[pytest.Item]) -> None:
     if not any("cuda" in item.keywords for item in items):
         return
     try:
@@ -30,3 +68,35 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "cuda" in item.keywords:
             item.add_marker(skip)
+
+
+@dataclass(frozen=True)
+class ExampleSweep:
+    """The session's one ``exportwatch sweep config/example.exportwatch.yml --workers 2``."""
+
+    done: subprocess.CompletedProcess[str]  # exit code, stdout (the table), stderr (one line per job)
+    path: Path  # the report it wrote (beside it: the .jsonl log)
+
+    @property
+    def report(self) -> Report:
+        from exportwatch.report import load_report
+
+        return load_report(self.path)
+
+
+@pytest.fixture(scope="session")
+def example_sweep(tmp_path_factory: pytest.TempPathFactory) -> ExampleSweep:
+    """The example manifest swept once per test run, as a user runs it (a subprocess, every model
+    × target, 2 workers). Tests that only read the result share it; a test that needs other
+    options (a model, a target, ``--strict``, a shard) runs its own sweep. Not checked here: the
+    tests assert the exit code and the output themselves."""
+    output = tmp_path_factory.mktemp("example") / "report.json"
+    command = ["sweep", str(EXAMPLE_MANIFEST), "-o", str(output), "--workers", "2"]
+    done = subprocess.run(
+        [sys.executable, "-m", "exportwatch", *command],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    return ExampleSweep(done=done, path=output)

@@ -23,10 +23,9 @@ def exportwatch(*args: str, cwd: Path = REPO_ROOT) -> subprocess.CompletedProces
 
 
 @pytest.fixture(scope="module")
-def example_run(tmp_path_factory):
-    output = tmp_path_factory.mktemp("example") / "report.json"
-    done = exportwatch("sweep", str(EXAMPLE), "-o", str(output), "--workers", "2")
-    return done, output
+def example_run(example_sweep):
+    """The session's one sweep of the example manifest (tests/conftest.py), as (process, report path)."""
+    return example_sweep.done, example_sweep.path
 
 
 def test_cli_sweep__example_manifest_completes_with_exit_0(example_run):
@@ -108,12 +107,14 @@ def test_cli_sweep__strict_ignores_xfail_models(tmp_path):
     assert done.returncode == 0, done.stderr
 
 
+@pytest.mark.quick  # a config error: no worker starts
 def test_cli_sweep__unknown_model_is_a_config_error_with_a_suggestion(tmp_path):
     done = exportwatch("sweep", str(EXAMPLE), "-o", str(tmp_path / "r.json"), "--model", "tiny_cn")
     assert done.returncode == 2
     assert "no model named 'tiny_cn'" in done.stderr and "did you mean 'tiny_cnn'" in done.stderr
 
 
+@pytest.mark.quick  # a config error: no worker starts
 def test_cli_sweep__bad_manifest_exits_2_naming_file_line_and_field(tmp_path):
     manifest = tmp_path / "bad.yml"
     manifest.write_text("version: 1\nmodels:\n  - name: a\n    factory: x:y\n    devcie: cpu\n")

@@ -29,6 +29,8 @@ from exportwatch.report import JobResult, SubmoduleResult, Verdict, load_report,
 from exportwatch.sweep.options import SweepOptions
 from exportwatch.sweep.runner import SweepResult, new_report
 
+pytestmark = pytest.mark.quick  # each test < 0.5 s: in the quick lane (tests/README.md)
+
 MANIFEST = """\
 version: 1
 models:

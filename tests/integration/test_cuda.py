@@ -11,6 +11,8 @@ from exportwatch.sweep.inputs import resolve_device
 from exportwatch.sweep.walk import SweepSettings, device_for, prepare_model, sweep_target
 from tests.conftest import FIXTURES, REPO_ROOT
 
+pytestmark = pytest.mark.quick  # each test < 0.5 s: in the quick lane (tests/README.md)
+
 SETTINGS = SweepSettings(manifest_root=FIXTURES, repo_root=REPO_ROOT)
 
 

@@ -9,6 +9,8 @@ from exportwatch.report import Verdict
 from exportwatch.sweep.walk import prepare_model, sweep_target
 from tests.integration.test_sweep import SETTINGS
 
+pytestmark = pytest.mark.quick  # each test < 0.5 s: in the quick lane (tests/README.md)
+
 
 def _spec(factory: str, shape: list[int], *, dim: int, lo: int, hi: int, extra: list[int] | None = None):
     sets = {"other": InputsSpec(args=[TensorSpec(shape=extra)])} if extra else {}

@@ -39,6 +39,8 @@ from exportwatch.github.publish import (
 from tests.factories import base_report, failing, ok, report
 from tests.fakegithub import FakeGitHub
 
+pytestmark = pytest.mark.quick  # each test < 0.5 s: in the quick lane (tests/README.md)
+
 REPO = "octo/vision"
 HEAD = "1" * 40
 MARKER = "<!-- exportwatch:comment -->"
@@ -218,6 +220,7 @@ def test_faults__server_errors_are_retried_until_the_api_answers(fake, repo):
     assert len(fake.comments(REPO, 7)) == 1
 
 
+@pytest.mark.slow  # waits for Retry-After: 1 s
 def test_faults__a_secondary_rate_limit_waits_for_retry_after(fake, repo):
     fake.secondary_rate_limit("POST", r"/issues/7/comments$", retry_after=1)
     upsert(repo, "x")
@@ -233,6 +236,7 @@ def test_faults__a_secondary_rate_limit_without_retry_after_is_recognised_by_its
     assert len(fake.requests_to("issues/create-comment")) == 2
 
 
+@pytest.mark.slow  # waits for Retry-After: 1 s
 def test_faults__429_waits_for_retry_after(fake, repo):
     fake.too_many_requests("GET", r"/issues/7/comments$", retry_after=1)
     upsert(repo, "x")
@@ -390,6 +394,7 @@ def test_action__a_comment_failure_never_turns_a_passing_gate_red(fake, tmp_path
     assert len(fake.check_runs(REPO)) == 1
 
 
+@pytest.mark.slow  # about 1.3 s
 def test_action__token_never_reaches_logs_outputs_or_the_summary(fake, tmp_path, caplog, capsys):
     caplog.set_level(logging.DEBUG)  # PyGithub and urllib3 log requests at DEBUG
     fake.secondary_rate_limit("POST", r"/issues/7/comments$", retry_after=1)

@@ -22,6 +22,8 @@ from exportwatch.sweep.walk import dedup_key
 from tests.integration.test_sweep import SETTINGS, spec_for, verdicts
 from tests.integration.test_sweep import sweep as run_sweep
 
+pytestmark = pytest.mark.quick  # each test < 0.5 s: in the quick lane (tests/README.md)
+
 
 def test_dedup__describes_a_closure_that_holds_itself_without_recursing():
     from exportwatch.sweep.inputs import load_callable

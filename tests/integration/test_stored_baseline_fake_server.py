@@ -22,6 +22,8 @@ from exportwatch.github.config import ActionConfig, Secret
 from exportwatch.report import load_report
 from tests.factories import base_report, ok
 
+pytestmark = pytest.mark.quick  # each test < 0.5 s: in the quick lane (tests/README.md)
+
 REPO = "octo/vision"
 FAST = ClientSettings(
     retries=2,

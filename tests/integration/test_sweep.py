@@ -11,6 +11,8 @@ from exportwatch.sweep.walk import PreparedModel, SweepSettings, capture_calls, 
 from exportwatch.targets.base import Call
 from tests.conftest import FIXTURES, REPO_ROOT
 
+pytestmark = pytest.mark.quick  # each test < 0.5 s: in the quick lane (tests/README.md)
+
 
 def spec_for(factory: str, *shapes: list[int], **fields) -> ModelSpec:
     args = [TensorSpec(shape=list(s)) for s in shapes]

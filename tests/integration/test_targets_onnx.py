@@ -26,6 +26,8 @@ from exportwatch.targets.base import Target
 from exportwatch.targets.onnx import OnnxModel, cause_chain, root_cause
 from exportwatch.targets.verify import NumericMismatchError
 
+pytestmark = pytest.mark.quick  # each test < 0.5 s: in the quick lane (tests/README.md)
+
 
 def root_cause_name(error: BaseException | None) -> str:
     assert error is not None
@@ -445,12 +447,14 @@ def missing_dependency_run() -> dict[str, object]:
     return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow  # shares missing_dependency_run: a fresh interpreter, about 4 s
 def test_targets__importing_the_registry_does_not_import_onnx(
     missing_dependency_run: dict[str, object],
 ) -> None:
     assert missing_dependency_run["onnx_imported_by_package"] is False
 
 
+@pytest.mark.slow  # shares missing_dependency_run
 def test_get_target__names_the_extra_to_install_when_onnxscript_is_missing(
     missing_dependency_run: dict[str, object],
 ) -> None:
@@ -459,6 +463,7 @@ def test_get_target__names_the_extra_to_install_when_onnxscript_is_missing(
     )
 
 
+@pytest.mark.slow  # shares missing_dependency_run
 def test_onnx__without_onnxruntime_still_exports_and_says_which_stages_it_skipped(
     missing_dependency_run: dict[str, object],
 ) -> None:

@@ -13,6 +13,8 @@ from exportwatch.targets import TARGET_NAMES, Call, Stage, TargetOptions, get_ta
 from exportwatch.targets.base import Outcome, Target
 from exportwatch.targets.verify import NumericMismatchError
 
+pytestmark = pytest.mark.quick  # each test < 0.5 s: in the quick lane (tests/README.md)
+
 
 def root_cause(exc: BaseException | None) -> BaseException | None:
     while exc is not None and exc.__cause__ is not None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 import pytest
 
 from exportwatch.baseline.cache import ResultCache
@@ -106,17 +104,6 @@ def test_result_cache__ignores_entries_of_another_exportwatch_version_or_job(tmp
 def test_result_cache__survives_a_corrupt_entry(tmp_path):
     (tmp_path / f"{HASH}.json").write_text("{")
     assert ResultCache(tmp_path).get(HASH) is None
-
-
-def test_baseline_and_deps__do_not_import_torch():
-    import subprocess
-
-    code = (
-        "import sys, exportwatch.baseline.compare, exportwatch.baseline.provenance, "
-        "exportwatch.baseline.cache, exportwatch.cli.compare; "
-        "sys.exit('torch' in sys.modules)"
-    )
-    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
 
 
 def test_decide_reuse__refuses_when_the_factory_is_not_a_repository_file():

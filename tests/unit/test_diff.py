@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from types import SimpleNamespace
 
 import pytest
@@ -406,20 +404,6 @@ def test_xfail__an_index_from_the_manifest_applies_to_reports_swept_without_it()
     )
     assert changes.cells[("cnn", "export", "cpu", "blocks.4")].xfail == "known"
     assert gate(changes).passed
-
-
-# --- layering ---------------------------------------------------------------------------------
-
-
-def test_diff__modules_import_without_torch():
-    code = (
-        "import sys\n"
-        "import exportwatch.diff, exportwatch.cli.diff, exportwatch.render\n"
-        "import exportwatch.render.markdown, exportwatch.render.terminal, exportwatch.render.json\n"
-        "import exportwatch.render.escape, exportwatch.render.common\n"
-        "assert 'torch' not in sys.modules, 'torch was imported'\n"
-    )
-    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_diff__notes_when_base_and_head_ran_on_different_devices():

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -192,29 +190,6 @@ def test_check_conclusion__follows_the_gate():
     changes = diff_reports(base_report(ok("cnn")), report(failing("cnn")))
     assert action.check_conclusion(gate(changes, "regression")) == "failure"
     assert action.check_conclusion(gate(changes, "never")) == "success"
-
-
-@pytest.mark.parametrize(
-    "module",
-    [
-        "exportwatch.action.main",
-        "exportwatch.github.publish",
-        "exportwatch.github.artifacts",
-        "exportwatch.github.event",
-    ],
-)
-def test_github_layer__imports_without_torch(module):
-    code = textwrap.dedent(
-        f"""
-        import sys
-        sys.modules["torch"] = None  # any `import torch` now raises ImportError
-        import {module}
-        import exportwatch.github.client, exportwatch.github.config, exportwatch.github.workflow_commands
-        assert not any(m == "torch" or m.startswith("torch.") for m in sys.modules if sys.modules[m])
-        """
-    )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
 
 
 def test_shard__is_refused_outside_mode_sweep_with_a_pointer_to_merge(tmp_path):

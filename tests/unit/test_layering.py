@@ -1,0 +1,146 @@
+"""The layering rules, read from the import table in docs/architecture.md.
+
+Every row of that table marked "never imports torch: yes" is imported in a fresh interpreter in
+which ``import torch`` cannot succeed (``sys.modules["torch"] = None``): the import must work, no
+``torch`` module may be loaded afterwards, and nothing may even try (a ``try: import torch``
+that swallows the error is an import of torch wherever torch is installed). A row names a module
+(``exportwatch.diff``) or a package with everything in it (``exportwatch.render.*``). The table
+must name every module of the package exactly once, so a new module gets a row.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import textwrap
+from dataclasses import dataclass
+
+import pytest
+
+from tests.conftest import FIXTURES, REPO_ROOT
+
+ARCHITECTURE = REPO_ROOT / "docs" / "architecture.md"
+PACKAGE = REPO_ROOT / "exportwatch"
+TORCH_COLUMN = "never imports torch"
+
+
+@dataclass(frozen=True)
+class Row:
+    name: str  # as written: `exportwatch.diff` or `exportwatch.render.*`
+    never_imports_torch: bool
+    line: int
+
+    @property
+    def modules(self) -> list[str]:
+        """The modules the row stands for, found on disk (``__main__`` modules run, so left out)."""
+        if not self.name.endswith(".*"):
+            return [self.name]
+        package = self.name[:-2]
+        if not PACKAGE.parent.joinpath(*package.split("."), "__init__.py").is_file():
+            return []
+        return [m for m in all_modules() if m == package or m.startswith(package + ".")]
+
+
+def all_modules() -> list[str]:
+    """Every importable module of the package, as a dotted name (``__main__`` modules left out)."""
+    names = []
+    for path in PACKAGE.rglob("*.py"):
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        if parts[-1] == "__main__":
+            continue
+        names.append(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
+    return sorted(names)
+
+
+def import_table(text: str) -> list[Row]:
+    """The rows of the one markdown table whose header has a "never imports torch" column."""
+    lines = text.splitlines()
+    header = next(
+        (i for i, line in enumerate(lines) if line.startswith("|") and TORCH_COLUMN in line.lower()), None
+    )
+    assert header is not None, f"{ARCHITECTURE.name}: no table with a {TORCH_COLUMN!r} column"
+    columns = [cell.strip().lower() for cell in lines[header].strip().strip("|").split("|")]
+    torch_column = next(i for i, cell in enumerate(columns) if TORCH_COLUMN in cell)
+    rows = []
+    for number, line in enumerate(lines[header + 2 :], start=header + 3):
+        if not line.startswith("|"):
+            break
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        names = re.findall(r"`(exportwatch[\w.]*(?:\.\*)?)`", cells[0])
+        answer = re.sub(r"[*_`]", "", cells[torch_column]).strip().lower()
+        assert len(names) == 1, f"{ARCHITECTURE.name}:{number}: name one module or package.* per row"
+        assert answer in ("yes", "no"), f"{ARCHITECTURE.name}:{number}: {TORCH_COLUMN!r} must be yes or no"
+        rows.append(Row(name=names[0], never_imports_torch=answer == "yes", line=number))
+    return rows
+
+
+ROWS = import_table(ARCHITECTURE.read_text(encoding="utf-8"))
+
+# Runs first in a fresh interpreter: block torch and record every attempt to import it.
+BLOCK_TORCH = textwrap.dedent(
+    """
+    import builtins, sys
+
+    sys.modules["torch"] = None  # any `import torch` now raises ImportError
+    attempts = []
+    real_import = builtins.__import__
+
+    def recording_import(name, globals=None, locals=None, fromlist=(), level=0):
+        if level == 0 and (name == "torch" or name.startswith("torch.")):
+            attempts.append(name)
+        return real_import(name, globals, locals, fromlist, level)
+
+    def assert_no_torch(what):
+        loaded = [m for m, v in sys.modules.items() if v is not None and m.split(".")[0] == "torch"]
+        assert sys.modules["torch"] is None and not loaded, f"{what}: torch was loaded: {loaded}"
+        assert not attempts, f"{what}: tried to import {attempts} (and swallowed the ImportError)"
+
+    builtins.__import__ = recording_import
+    """
+)
+IMPORT_EACH = "for module in sys.argv[1:]:\n    __import__(module)\n    assert_no_torch(module)\n"
+
+
+def without_torch(body: str, *argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", BLOCK_TORCH + body, *argv],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize("row", [row for row in ROWS if row.never_imports_torch], ids=lambda row: row.name)
+def test_layering__a_module_the_table_says_never_imports_torch_imports_without_it(row: Row) -> None:
+    modules = row.modules
+    assert modules, f"{ARCHITECTURE.name}:{row.line}: {row.name} is not a module of exportwatch"
+    done = without_torch(IMPORT_EACH, *modules)
+    assert done.returncode == 0, f"{ARCHITECTURE.name}:{row.line}: {row.name}\n{done.stderr}"
+
+
+def test_layering__the_table_names_every_module_exactly_once() -> None:
+    claimed: dict[str, list[str]] = {}
+    for row in ROWS:
+        assert row.modules, f"{ARCHITECTURE.name}:{row.line}: {row.name} is not a module of exportwatch"
+        for module in row.modules:
+            claimed.setdefault(module, []).append(row.name)
+    unknown = sorted(set(claimed) - set(all_modules()))
+    missing = sorted(set(all_modules()) - set(claimed))
+    twice = {module: names for module, names in claimed.items() if len(names) > 1}
+    assert not unknown, f"rows for modules that do not exist: {unknown}"
+    assert not missing, f"modules without a row in {ARCHITECTURE.name}'s import table: {missing}"
+    assert not twice, f"modules claimed by more than one row: {twice}"
+
+
+def test_layering__loading_a_manifest_needs_no_torch() -> None:
+    """Not only the import: the publish half reads manifests (xfail entries) on a torch-free runner."""
+    body = (
+        "from exportwatch.manifest import load_manifest\n"
+        "manifest = load_manifest(sys.argv[1])\n"
+        "assert manifest.models\n"
+        "assert_no_torch('load_manifest')\n"
+    )
+    done = without_torch(body, str(FIXTURES / "manifests" / "full.yml"))
+    assert done.returncode == 0, done.stderr
