@@ -11,13 +11,17 @@ checkout too shallow), 3 internal error (raised to ``cli.main``).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import TextIO
 
-from exportwatch.cli.options import DEFAULT_REPORT, add_gate_options, add_sweep_options, sweep_options
+from exportwatch.cli.options import (
+    DEFAULT_REPORT,
+    add_gate_options,
+    add_sweep_options,
+    sweep_options,
+    use_colour,
+)
 from exportwatch.errors import EXIT_GATE_FAILED, EXIT_OK, EXIT_USAGE
 
 
@@ -125,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
 
     changes = diff_reports(result.base, result.head, xfail=XfailIndex.from_manifest(manifest))
     verdict = gate(changes, args.fail_on, allow_errors=args.allow_errors)
-    colour = _use_colour(args.color, stream=sys.stdout) if args.rendered is None else args.color == "always"
+    colour = use_colour(args.color, stream=sys.stdout) if args.rendered is None else args.color == "always"
     context = RenderContext(marker_key=args.marker_key, title=args.title, color=colour)
     text = render(changes, verdict, args.format, context=context)
     if args.rendered is None:
@@ -138,11 +142,3 @@ def run(args: argparse.Namespace) -> int:
             print(f"error: {error}", file=err)
         return EXIT_USAGE
     return EXIT_OK if verdict.passed else EXIT_GATE_FAILED
-
-
-def _use_colour(choice: str, *, stream: TextIO) -> bool:
-    if choice != "auto":
-        return choice == "always"
-    if os.environ.get("NO_COLOR"):
-        return False
-    return bool(getattr(stream, "isatty", lambda: False)())

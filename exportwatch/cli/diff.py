@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 import traceback
 from pathlib import Path
-from typing import TextIO
 
-from exportwatch.cli.options import add_gate_options
+from exportwatch.cli.options import add_gate_options, use_colour
 from exportwatch.diff import diff_reports, gate
 from exportwatch.errors import EXIT_GATE_FAILED, EXIT_INTERNAL, EXIT_OK, UsageError
 from exportwatch.render import FORMATS, RenderContext, render
@@ -89,7 +87,7 @@ def _run(args: argparse.Namespace) -> int:
         marker_key=args.marker_key,
         title=args.title,
         summary_url=args.summary_url,
-        color=_use_colour(args.color, stream=sys.stdout) if output is None else args.color == "always",
+        color=use_colour(args.color, stream=sys.stdout) if output is None else args.color == "always",
     )
     text = render(changes, verdict, args.format, context=context)
     if output is None:
@@ -105,12 +103,3 @@ def _run(args: argparse.Namespace) -> int:
         for reason in verdict.reasons:
             log.info("gate %s failed: %s", verdict.policy, reason)
     return EXIT_OK if verdict.passed else EXIT_GATE_FAILED
-
-
-def _use_colour(choice: str, *, stream: TextIO) -> bool:
-    """``auto``: colour on a TTY unless ``NO_COLOR`` is set (https://no-color.org)."""
-    if choice != "auto":
-        return choice == "always"
-    if os.environ.get("NO_COLOR"):
-        return False
-    return bool(getattr(stream, "isatty", lambda: False)())

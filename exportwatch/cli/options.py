@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 from pathlib import Path
+from typing import TextIO
 
 from exportwatch.manifest import KNOWN_TARGETS
 from exportwatch.sweep.options import SweepOptions
@@ -99,3 +101,12 @@ def memory_mb(text: str) -> float:
         return positive_float(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"not a memory size: {text!r} (e.g. 4096, 512M, 4G)") from exc
+
+
+def use_colour(choice: str, *, stream: TextIO) -> bool:
+    """``auto``: colour on a TTY unless ``NO_COLOR`` is set (https://no-color.org)."""
+    if choice != "auto":
+        return choice == "always"
+    if os.environ.get("NO_COLOR"):
+        return False
+    return bool(getattr(stream, "isatty", lambda: False)())
