@@ -3,6 +3,7 @@ progress streams JSON Lines."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import tempfile
@@ -37,6 +38,10 @@ def base_report_path(head: Path) -> Path:
     return head.with_name(f"{head.stem}.base{head.suffix or '.json'}")
 
 
+#: Schema errors looked at before one is reported (never all of them: see ``_check_schema``).
+MAX_SCHEMA_ERRORS = 50
+
+
 def load_report(path: Path, *, untrusted: bool = False, max_bytes: int | None = None) -> Report:
     """Read a report (``.json``) or a partial sweep log (``.jsonl``): the one report loader.
 
@@ -61,7 +66,7 @@ def load_report(path: Path, *, untrusted: bool = False, max_bytes: int | None = 
             return _from_jsonl(text)
         data = json.loads(text)
         if untrusted:
-            _check_schema(data, name=path.name)
+            _check_schema(data)
         return Report.from_dict(data)
     except json.JSONDecodeError as exc:
         raise ReportError(f"{path}: not valid JSON: {exc}") from exc
@@ -69,16 +74,20 @@ def load_report(path: Path, *, untrusted: bool = False, max_bytes: int | None = 
         raise ReportError(f"{path}: {exc}") from exc
 
 
-def _check_schema(data: Any, *, name: str) -> None:
+def _check_schema(data: Any) -> None:
     """The first schema error, located, when jsonschema is installed (the ``github`` extra)."""
     try:
         import jsonschema
     except ImportError:
         return
-    errors = sorted(jsonschema.Draft202012Validator(report_schema()).iter_errors(data), key=lambda e: e.path)
+    # Bounded: a hostile report can hold millions of wrong values; the first ones are enough.
+    found = itertools.islice(
+        jsonschema.Draft202012Validator(report_schema()).iter_errors(data), MAX_SCHEMA_ERRORS
+    )
+    errors = sorted(found, key=lambda e: e.path)
     if errors:
         where = "/".join(str(p) for p in errors[0].absolute_path) or "(top)"
-        raise ReportError(f"{name}: does not match the report schema at {where}: {errors[0].message[:200]}")
+        raise ReportError(f"does not match the report schema at {where}: {errors[0].message[:200]}")
 
 
 class JsonlLog:
