@@ -1,6 +1,6 @@
 #!/bin/bash
 # The action's entrypoint, for the Docker image and the composite variant alike. Thin on
-# purpose: the orchestration lives in exportwatch/action.py (tested without Docker by running
+# purpose: the orchestration lives in exportwatch/action/main.py (tested without Docker by running
 # this very script with the runner's environment).
 #
 # bash, not sh: dash (Debian's /bin/sh) drops variables whose names are not shell identifiers
