@@ -361,7 +361,9 @@ def interface_frame(module: object, repo_root: Path, *, output: bool = False) ->
             source=_source_line(path, real, line),
         )
     found = library_location(path)
-    if found is None or found[0] in TOOLCHAIN_PACKAGES:
+    # A torch module (``nn.MultiheadAttention``) is library code like any other here: its own
+    # forward is the only line there is; exportwatch's machinery never is.
+    if found is None or found[0] == "exportwatch":
         return None
     return UserFrame(
         path=found[1],

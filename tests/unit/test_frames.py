@@ -223,3 +223,11 @@ def test_diagnose__frameless_failures_of_different_modules_do_not_share_a_finger
     c = diagnose_exception(out, target="export", stage="capture", repo_root=tmp_path, module=Gate())
     d = diagnose_exception(out, target="export", stage="capture", repo_root=tmp_path, module=Router())
     assert c.category == "unsupported-type" and c.fingerprint == d.fingerprint
+
+
+def test_interface_frame__a_torch_module_points_at_its_own_forward(tmp_path):
+    import torch
+
+    frame = interface_frame(torch.nn.MultiheadAttention(4, 2), tmp_path)
+    assert frame is not None and frame.library == "torch"
+    assert frame.path == "torch/nn/modules/activation.py" and frame.source.startswith("def forward(")
