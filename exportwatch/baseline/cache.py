@@ -18,9 +18,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import os
 import re
-import tempfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -34,6 +32,7 @@ from exportwatch.report import (
     ResultSource,
     Verdict,
 )
+from exportwatch.report.io import write_text_atomically
 
 log = logging.getLogger(__name__)
 
@@ -97,15 +96,7 @@ class ResultCache:
             "job": Report(jobs=[stored]).to_dict()["jobs"][0],
         }
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=self.directory)
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                    json.dump(record, handle)
-                os.replace(tmp, path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            write_text_atomically(path, json.dumps(record))
         except OSError as exc:
             log.warning("cannot write cache entry %s: %s", path, exc)
             return False

@@ -29,6 +29,10 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in (sweep, diff, merge, compare):  # one module per command
         command.add_parser(subparsers)
+    for sub in subparsers.choices.values():  # ``exportwatch sweep -v`` as well as ``exportwatch -v sweep``
+        sub.add_argument(
+            "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
+        )
     return parser
 
 

@@ -96,11 +96,6 @@ def _headline(link: Link, category: str | None = None) -> str:
     return line
 
 
-#: Failures at a module's boundary: the same cause (a cache object crossing it, a dim constraint)
-#: reads the same in a parent and a child, whatever their types.
-INTERFACE_CATEGORIES = frozenset({"unsupported-type", "constraint-violation", "config-error"})
-
-
 def _is_output_problem(chain: Sequence[Link]) -> bool:
     return any(re.search(r"\bin output\b|INVALID_OUTPUT|output of type", link.message) for link in chain)
 
@@ -132,11 +127,9 @@ def diagnose_exception(
             shown_frame = interface_frame(module, repo_root, output=_is_output_problem(chain))
         except Exception:  # a frame is a courtesy; never let finding one cost the diagnosis
             shown_frame = None
+    # Without a frame the message is all that tells failures apart: a parent re-raising its
+    # child's failure then still shares its fingerprint (and is explained by it, not an origin).
     where = _frame_key(frame)
-    if frame is None and module is not None and category not in INTERFACE_CATEGORIES:
-        # No line tells this failure apart from any other of its kind: the module's type must,
-        # or every frameless guard on ``Eq(u0, 1)`` anywhere would be one failure.
-        where = f"{type(module).__module__}.{type(module).__qualname__}"
     return Diagnosis(
         category=category,
         fingerprint=fingerprint(target, stage, category, deciding.qualname, disc, normalise(message), where),
@@ -275,7 +268,6 @@ def diagnose_infrastructure(kind: str, *, target: str, message: str) -> Diagnosi
 __all__ = [
     "CATEGORIES",
     "HINTS",
-    "INTERFACE_CATEGORIES",
     "LIBRARY_HINTS",
     "RULES",
     "TOOLCHAIN_PACKAGES",

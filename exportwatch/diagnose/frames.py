@@ -232,7 +232,7 @@ def library_location(path: str) -> tuple[str, str] | None:
 
     ``.../site-packages/transformers/models/llama/modeling_llama.py`` →
     ``("transformers", "transformers/models/llama/modeling_llama.py")``. None for the stdlib,
-    for files that are not on ``sys.path`` and for generated code (``<string>``).
+    for loose files outside every package and search path, and for generated code (``<string>``).
     """
     if not path or path.startswith("<"):
         return None
@@ -249,7 +249,29 @@ def library_location(path: str) -> tuple[str, str] | None:
                 return None
             rel = real[len(root) + 1 :]
             return _top_package(rel), rel
-    return None
+    if real.startswith(_STDLIB_ROOTS):
+        return None
+    return _package_of(real)
+
+
+@lru_cache(maxsize=1024)
+def _package_of(real: str) -> tuple[str, str] | None:
+    """For code imported through an import hook (an editable install's finder puts no directory
+    on ``sys.path``): the outermost directory with an ``__init__.py`` is the package."""
+    if not real.endswith(".py") or not _is_file(real):
+        return None
+    folder = os.path.dirname(real)
+    top = None
+    while os.path.isfile(os.path.join(folder, "__init__.py")):
+        top = folder
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            break
+        folder = parent
+    if top is None:
+        return None  # a loose module outside every package and search path
+    rel = real[len(os.path.dirname(top)) + 1 :]
+    return _top_package(rel), rel
 
 
 def _top_package(rel: str) -> str:
@@ -363,7 +385,7 @@ def interface_frame(module: object, repo_root: Path, *, output: bool = False) ->
     found = library_location(path)
     # A torch module (``nn.MultiheadAttention``) is library code like any other here: its own
     # forward is the only line there is; exportwatch's machinery never is.
-    if found is None or found[0] == "exportwatch":
+    if found is None or (found[0] == "exportwatch" and not found[1].startswith("exportwatch/examples/")):
         return None
     return UserFrame(
         path=found[1],

@@ -19,15 +19,32 @@ from exportwatch.report.model import MAX_REPORT_BYTES, JobResult, Report, Report
 
 def write_report(report: Report, path: Path) -> None:
     """Write atomically, so a reader never sees half a report."""
+    write_text_atomically(path, report.to_json())
+
+
+def write_text_atomically(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` in one step, with the mode a plain ``open`` would give.
+
+    ``mkstemp`` creates files readable by their owner only; the Docker action writes as root
+    while later steps (upload-artifact, actions/cache) read as the runner user, so the file
+    gets ``0o666`` less the process umask (0644 under the usual 022).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(report.to_json())
+            handle.write(text)
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def base_report_path(head: Path) -> Path:

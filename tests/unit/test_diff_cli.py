@@ -155,3 +155,24 @@ def test_diff_cli__an_error_on_head_fails_the_gate_and_asks_for_a_bug_report(tmp
     assert "could not check" in capsys.readouterr().out
     assert run(str(base), str(head), "--format", "markdown") == 1
     assert "Not checked: exportwatch failed" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["sweep", "m.yml", "-v"],
+        ["-v", "sweep", "m.yml"],
+        ["diff", "a.json", "--verbose"],
+        ["compare", "m.yml", "--base", "main", "-v"],
+    ],
+)
+def test_cli__verbose_is_accepted_before_and_after_the_command(argv):
+    from exportwatch.cli.main import build_parser
+
+    assert build_parser().parse_args(argv).verbose is True
+
+
+def test_cli__verbose_is_off_by_default():
+    from exportwatch.cli.main import build_parser
+
+    assert build_parser().parse_args(["sweep", "m.yml"]).verbose is False

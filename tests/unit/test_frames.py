@@ -200,29 +200,45 @@ def test_relative_paths__messages_name_no_runner_directory(tmp_path):
     assert str(tmp_path) not in shown and str(torch_file.parent) not in shown
 
 
-def test_diagnose__frameless_failures_of_different_modules_do_not_share_a_fingerprint(tmp_path):
+def test_diagnose__a_frameless_failure_re_raised_by_a_parent_keeps_the_childs_fingerprint(tmp_path):
+    """Without a frame the message tells failures apart: module types must not, or every failing
+    ancestor of a frameless failure would read as an origin of its own."""
     from exportwatch.diagnose import diagnose_exception
 
-    class Gate:
+    class Block:
         def forward(self, x):
             return x
 
-    class Router:
+    class Encoder:
         def forward(self, x):
             return x
 
     def frameless() -> BaseException:  # never raised: no frame of any kind
         return RuntimeError("Could not guard on data-dependent expression Eq(u0, 1)")
 
-    a = diagnose_exception(frameless(), target="export", stage="capture", repo_root=tmp_path, module=Gate())
-    b = diagnose_exception(frameless(), target="export", stage="capture", repo_root=tmp_path, module=Router())
+    a = diagnose_exception(frameless(), target="export", stage="capture", repo_root=tmp_path, module=Block())
+    b = diagnose_exception(
+        frameless(), target="export", stage="capture", repo_root=tmp_path, module=Encoder()
+    )
     assert a.category == b.category == "data-dependent-control-flow"
-    assert a.fingerprint != b.fingerprint
-    # At a module's interface the cause is the same whatever the module: one fingerprint.
-    out = RuntimeError("Found <class 'lib.Cache'> in output, which is not a known type.")
-    c = diagnose_exception(out, target="export", stage="capture", repo_root=tmp_path, module=Gate())
-    d = diagnose_exception(out, target="export", stage="capture", repo_root=tmp_path, module=Router())
-    assert c.category == "unsupported-type" and c.fingerprint == d.fingerprint
+    assert a.fingerprint == b.fingerprint
+
+
+def test_find_user_frame__a_package_imported_through_an_import_hook_is_a_library(tmp_path):
+    """An editable install serves its package through a finder: no directory on sys.path."""
+    import importlib.util
+
+    package = tmp_path / "elsewhere" / "src" / "hookpkg"
+    _write(package / "__init__.py", "")
+    _write(package / "layers.py", "def forward(x):\n    raise ValueError('inside hookpkg')\n")
+    spec = importlib.util.spec_from_file_location("hookpkg_layers", package / "layers.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    exc = _raise(module.forward, 1)
+    frame = find_user_frame(exception_chain(exc), tmp_path / "repo")
+    assert frame is not None and frame.library == "hookpkg"
+    assert frame.path == "hookpkg/layers.py" and "inside hookpkg" in frame.source
 
 
 def test_interface_frame__a_torch_module_points_at_its_own_forward(tmp_path):

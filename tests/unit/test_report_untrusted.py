@@ -42,3 +42,25 @@ def test_load_report__a_huge_wrong_typed_list_is_refused_in_bounded_memory(tmp_p
     finally:
         tracemalloc.stop()
     assert peak < 150 * 1024 * 1024, f"peak {peak / 2**20:.0f} MiB"
+
+
+def test_write_report__gives_the_mode_a_plain_open_would(tmp_path):
+    """The Docker action writes as root; later steps read as the runner user (0644, not 0600)."""
+    import os
+
+    from exportwatch.baseline.cache import ResultCache
+    from exportwatch.report import write_report
+    from tests.factories import job, sub
+
+    old = os.umask(0o022)
+    try:
+        write_report(Report(), tmp_path / "r.json")
+        cache = ResultCache(tmp_path / "cache")
+        stamped = job("cnn", "export", sub("", "ok"))
+        stamped.content_hash = "a" * 64
+        assert cache.put(stamped)
+    finally:
+        os.umask(old)
+    assert (tmp_path / "r.json").stat().st_mode & 0o777 == 0o644
+    (entry,) = (tmp_path / "cache").iterdir()
+    assert entry.stat().st_mode & 0o777 == 0o644
