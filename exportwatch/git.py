@@ -151,5 +151,3 @@ def git_bytes(*args: str, cwd: Path) -> bytes:
     if done.returncode != 0:
         raise GitError(f"git {' '.join(args)} failed: {done.stderr.decode(errors='replace').strip()}")
     return done.stdout
-
-

@@ -48,8 +48,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ExportwatchError as exc:  # the one mapping: an explained error carries its exit code
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        print(str(exc) or "interrupted", file=sys.stderr)
         return 130
     except Exception:  # a bug of ours: say so, with the trace, and a distinct exit code
         print("exportwatch: internal error (please report it):", file=sys.stderr)

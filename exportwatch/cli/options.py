@@ -26,7 +26,11 @@ def add_sweep_options(parser: argparse.ArgumentParser) -> None:
         help=f"sweep this target instead of the manifest's: {', '.join(KNOWN_TARGETS)} (repeatable)",
     )
     parser.add_argument("--device", choices=["cpu", "cuda", "auto"], help="override every model's device")
-    parser.add_argument("--workers", type=positive_int, help="worker processes (default: number of cores)")
+    parser.add_argument(
+        "--workers",
+        type=positive_int,
+        help="models swept at once, each in a process of its own (default: number of cores)",
+    )
     parser.add_argument(
         "--timeout",
         type=positive_float,

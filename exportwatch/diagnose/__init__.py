@@ -263,6 +263,22 @@ def diagnose_infrastructure(kind: str, *, target: str, message: str) -> Diagnosi
     )
 
 
+def diagnose_ending(exc: BaseException, *, target: str, message: str, repo_root: Path) -> Diagnosis:
+    """Model code ended the program (``sys.exit``, ``KeyboardInterrupt``): a ``crash`` with its line."""
+    chain = exception_chain(exc)
+    frame = find_user_frame(chain, repo_root)
+    return Diagnosis(
+        category="crash",
+        fingerprint=fingerprint(
+            target, None, "crash", chain[0].qualname, None, normalise(message), _frame_key(frame)
+        ),
+        exception_type=chain[0].qualname,
+        root_cause=None,
+        message=cap(message, MAX_MESSAGE_CHARS) or "",
+        detail=cap(message + "\n\n" + _detail(chain, repo_root), MAX_DETAIL_CHARS) or "",
+        user_frame=frame,
+        hint=hint_for("crash"),
+    )
 
 
 __all__ = [
@@ -279,6 +295,7 @@ __all__ = [
     "Rule",
     "classify",
     "constraint_details",
+    "diagnose_ending",
     "diagnose_exception",
     "diagnose_infrastructure",
     "diagnose_mismatch",

@@ -241,5 +241,3 @@ def hint_for_failure(category: str, rule: Rule | None, chain: Sequence[Link]) ->
     if rule is not None and rule.hint is not None:
         return rule.hint
     return HINTS.get(category, HINTS["unknown"])
-
-

@@ -17,8 +17,6 @@ def qualified_name(cls: type) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-
-
 @dataclass(frozen=True)
 class Link:
     """One exception of the chain, with what the rules read from it."""
@@ -72,5 +70,3 @@ def exception_chain(exc: BaseException) -> list[Link]:
         )
         current = current.__cause__ if current.__cause__ is not None else current.__context__
     return links
-
-

@@ -61,5 +61,3 @@ def fingerprint(*parts: str | None) -> str:
     """12 hex characters over the parts (None and "" are the same)."""
     key = "\x1f".join(part or "" for part in parts)
     return hashlib.sha256(key.encode("utf-8")).hexdigest()[:12]
-
-

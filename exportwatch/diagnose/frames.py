@@ -507,5 +507,3 @@ def format_traceback(exc: BaseException, repo_root: Path | None) -> str:
             lines.append(f"    {frame.line.strip()}")
     flush()
     return "\n".join(lines)
-
-

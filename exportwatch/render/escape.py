@@ -92,9 +92,7 @@ DOCUMENTATION_HOSTS = frozenset(
     {"docs.pytorch.org", "pytorch.org", "onnxruntime.ai", "onnx.ai", "github.com", "huggingface.co"}
 )
 #: A code span, or a bare http(s) URL (trailing punctuation is the sentence's, not the URL's).
-_CODE_SPAN_OR_URL = re.compile(
-    _CODE_SPAN.pattern + r"""|(?P<url>https?://[^\s<>`]*[^\s<>`.,;:!?)\]'"])"""
-)
+_CODE_SPAN_OR_URL = re.compile(_CODE_SPAN.pattern + r"""|(?P<url>https?://[^\s<>`]*[^\s<>`.,;:!?)\]'"])""")
 
 
 def md_text_with_code(text: object, *, limit: int = MESSAGE_LIMIT) -> str:

@@ -181,9 +181,7 @@ class JobResult:
         return follow_same_as(sub, self.submodule)
 
 
-def follow_same_as(
-    sub: SubmoduleResult, lookup: Callable[[str], SubmoduleResult | None]
-) -> SubmoduleResult:
+def follow_same_as(sub: SubmoduleResult, lookup: Callable[[str], SubmoduleResult | None]) -> SubmoduleResult:
     """The result ``sub`` shares, following ``same-as`` links (cycle-safe): the one same-as walk."""
     seen: set[str] = set()
     while sub.verdict == Verdict.SAME_AS and sub.same_as and sub.same_as not in seen:
@@ -299,5 +297,3 @@ def _convert(cls: type, name: str, value: Any) -> Any:
     if (cls, name) == (JobResult, "submodules"):
         return [_build(SubmoduleResult, v) for v in value]
     return value
-
-

@@ -66,7 +66,6 @@ def origin_paths(job: JobResult) -> set[str]:
     return computed | copies
 
 
-
 # ---------------------------------------------------------------------------------------------
 # Grouping and origins: pure functions over the report
 
@@ -122,5 +121,3 @@ def group_failures(job: JobResult) -> list[FailureGroup]:
             group.origins.append(sub.path)
     order = {key: index for index, key in enumerate(groups)}
     return sorted(groups.values(), key=lambda g: (-g.count, order[g.fingerprint]))
-
-

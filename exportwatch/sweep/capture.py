@@ -244,5 +244,3 @@ def dedup_key(module: nn.Module, calls: Sequence[Call]) -> str:
     signatures = tuple(dict.fromkeys(call_signature(c) for c in calls))
     raw = repr((structural_key(module), signatures)).encode()
     return hashlib.sha256(raw).hexdigest()
-
-

@@ -107,5 +107,3 @@ def quiet_torch_logs(verbose: bool = False) -> Iterator[QuietCapture]:
     finally:
         for handler in handlers:
             handler.removeFilter(dropper)
-
-

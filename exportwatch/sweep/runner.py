@@ -135,6 +135,8 @@ def run_sweep(request: SweepRequest, *, progress: Progress | None = None) -> Swe
         elif event.kind == "config-error" and event.message:
             config_errors.append(event.message)
             progress.message(f"error: {event.message}")
+        elif event.kind == "note" and event.message:
+            progress.message(f"note: {event.message}")
 
     settings = SweepSettings(
         manifest_root=manifest.root,
@@ -151,6 +153,15 @@ def run_sweep(request: SweepRequest, *, progress: Progress | None = None) -> Swe
     )
     try:
         pool.run(plan.queue())
+    except KeyboardInterrupt:
+        journal.close()
+        progress.close()
+        # What finished is kept: a report marked incomplete, then the interrupt goes on.
+        partial = replace(header, jobs=[results[k] for k in sorted(results)])
+        write_report(
+            replace(partial, duration_s=round(time.monotonic() - started, 3), complete=False), request.output
+        )
+        raise SweepInterrupted(request.output, len(results), plan.total) from None
     finally:
         journal.close()
         progress.close()
@@ -162,3 +173,11 @@ def run_sweep(request: SweepRequest, *, progress: Progress | None = None) -> Swe
     )
     write_report(report, request.output)
     return SweepResult(report=report, config_errors=config_errors, partial_log=log_path)
+
+
+class SweepInterrupted(KeyboardInterrupt):
+    """Ctrl-C: the jobs that finished are in an incomplete report at ``output``."""
+
+    def __init__(self, output: Path, finished: int, total: int) -> None:
+        super().__init__(f"interrupted: {finished} of {total} job(s) finished; partial report in {output}")
+        self.output = output

@@ -69,6 +69,7 @@ class _Walk:
     settings: SweepSettings
     attempt_fn: Callable[[nn.Module, str, Call, list[tuple[str, Call]], TargetOptions], Outcome]
     root_dynamic_shapes: Any
+    on_phase: Callable[[str, str], None] = field(default=lambda name, path: None)
     results: dict[str, SubmoduleResult] = field(default_factory=dict)
     seen: dict[str, str] = field(default_factory=dict)  # dedup key -> first path
     visited: set[int] = field(default_factory=set)
@@ -207,6 +208,7 @@ class _Walk:
         attempts = 0
         for call in tried:
             try:
+                self.on_phase("export", path)
                 options = self._options(path, dynamic=is_root)
                 outcome = self.attempt_fn(
                     module, path, call, self._checks_for(module, call, is_root), options
@@ -245,6 +247,7 @@ class _Walk:
             opset=self.spec.opset,
             artifacts_dir=self.settings.artifacts_dir,
             artifact_name=name,
+            report_phase=lambda phase: self.on_phase(phase, path),
         )
 
     def _fill_failure(self, module: nn.Module, result: SubmoduleResult, outcome: Outcome) -> None:
@@ -335,15 +338,24 @@ class PreparedModel:
     dynamic_shapes: Any
 
 
-def prepare_model(spec: ModelSpec, *, device: str, settings: SweepSettings) -> PreparedModel:
+def prepare_model(
+    spec: ModelSpec,
+    *,
+    device: str,
+    settings: SweepSettings,
+    on_phase: Callable[[str, str], None] | None = None,
+) -> PreparedModel:
     """Build the model and its input sets, check them against forward, capture every call.
 
     Raises ``ConfigError`` for manifest problems (factory, inputs, signature).
     """
+    on_phase = on_phase or (lambda name, path: None)
     root = settings.manifest_root
+    on_phase("build", "")
     torch.manual_seed(0)
     model = build_model(spec, root=root)
     model.to(device)
+    on_phase("capture", "")
     input_sets: dict[str, Call] = {}
     specs = {EXAMPLE_SET: spec.inputs, **spec.input_sets}
     for name, inputs_spec in specs.items():
@@ -359,7 +371,13 @@ def prepare_model(spec: ModelSpec, *, device: str, settings: SweepSettings) -> P
     )
 
 
-def sweep_target(prepared: PreparedModel, target_name: str, *, settings: SweepSettings) -> JobResult:
+def sweep_target(
+    prepared: PreparedModel,
+    target_name: str,
+    *,
+    settings: SweepSettings,
+    on_phase: Callable[[str, str], None] | None = None,
+) -> JobResult:
     """Sweep one target over an already prepared model."""
     target = get_target(target_name)
     spec = prepared.spec
@@ -379,6 +397,7 @@ def sweep_target(prepared: PreparedModel, target_name: str, *, settings: SweepSe
         settings=settings,
         attempt_fn=attempt,
         root_dynamic_shapes=prepared.dynamic_shapes,
+        on_phase=on_phase or (lambda name, path: None),
     )
     submodules = walk.run()
     job = JobResult(

@@ -1,10 +1,18 @@
-"""Process isolation: warm spawn workers, per-job timeouts, crash and OOM capture.
+"""Process isolation, parent side: one fresh process per model, its whole tree policed.
 
-A model that segfaults, aborts, hangs or eats all memory must become a *result*, never a dead
-sweep. Each worker imports torch once and serves many units (one model, several targets); the
-parent watches the pipe, the process sentinel, the clock and the worker's RSS. When a worker
-dies or is killed, the job it was on gets a ``crash``/``timeout``/``oom`` verdict, the targets it
-had not reached go back to the queue, and a fresh worker takes over.
+A model that segfaults, aborts, hangs, eats memory or ends the program must become a *result*,
+never a dead sweep, and nothing it does may reach another model. The fork server
+(``sweep/forkserver.py``) forks one process per model (all its targets in that process); where
+forking is unsafe, each model's process is spawned instead. The parent watches each model's
+pipe, its exit, its clock and the memory of its whole process tree. A job's clock covers
+building the model, capturing its inputs and its export attempts; never the exporter's start-up
+(paid in the fork server) nor waiting for a free slot. When a model's process dies or is
+killed, the job it was on gets a ``crash``/``timeout``/``oom`` verdict and the targets it had
+not reached go back to the queue, for a fresh process.
+
+Ctrl-C: the first one stops scheduling, ends every model's process tree and raises
+``KeyboardInterrupt`` (the runner writes the partial report); a second one ends everything at
+once and exits 130.
 """
 
 from __future__ import annotations
@@ -12,302 +20,80 @@ from __future__ import annotations
 import contextlib
 import logging
 import multiprocessing
-import multiprocessing.util
 import os
+import re
 import shutil
 import signal
-import sys
 import tempfile
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection, wait
+from multiprocessing.reduction import send_handle
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from exportwatch.errors import InternalError
-from exportwatch.manifest import ModelSpec
 from exportwatch.plan import Unit
-from exportwatch.report import MAX_DETAIL_CHARS, JobResult, SubmoduleResult, Verdict, cap
+from exportwatch.report import Verdict
+from exportwatch.sweep import processes
+from exportwatch.sweep.endings import infrastructure_job
+from exportwatch.sweep.preload import plan_preload
+from exportwatch.sweep.protocol import (
+    DeviceResolved,
+    Exited,
+    JobFinished,
+    ModelExit,
+    ModelMessage,
+    Phase,
+    ServerReady,
+    Started,
+    StartUnit,
+    TargetStarted,
+    UnitConfigError,
+    UnitDone,
+    describe_phase,
+)
 from exportwatch.sweep.settings import SweepSettings
 
 log = logging.getLogger(__name__)
 
 #: How often the parent wakes to check clocks and memory.
 POLL_SECONDS = 0.1
-#: An idle worker above this fraction of ``--max-memory`` is replaced before its next unit.
-RECYCLE_FRACTION = 0.75
-#: How much of a dead worker's log goes into the crash result.
+#: How much of a dead process's log goes into the crash result.
 LOG_TAIL_CHARS = 3_000
-#: Workers that die before they are ready, in a row, before the sweep gives up.
+#: A model's process that says nothing for this long after its launch is stuck starting.
+STARTUP_SECONDS = 120.0
+#: Spawned model processes that die before saying anything, in a row, before the sweep gives up.
 MAX_FAILED_STARTS = 3
+#: ``EXPORTWATCH_START_METHOD=spawn`` spawns every model's process (slower; for debugging).
+START_METHOD_VARIABLE = "EXPORTWATCH_START_METHOD"
+#: The model's own process exits with this when exportwatch failed outside any job.
+INTERNAL_EXIT_CODE = 70
 
 
 class WorkerStartError(InternalError, RuntimeError):
-    """Workers die while starting (a broken torch install, say): no job can run at all."""
+    """The fork server (or every spawned process) dies while starting: no job can run at all."""
 
-    def __init__(self, exitcode: int | None, log_tail: str) -> None:
+    def __init__(self, what: str, returncode: int | None, log_tail: str) -> None:
         super().__init__(
-            f"{MAX_FAILED_STARTS} worker processes in a row died while starting "
-            f"({_signal_name(exitcode)}); the last one said:\n{log_tail.strip() or '(nothing)'}"
+            f"{what} died while starting ({processes.signal_name(returncode)}); it said:\n"
+            f"{log_tail.strip() or '(nothing)'}"
         )
-
-
-
-
-# ---------------------------------------------------------------------------------------------
-# The pipe protocol: the parent sends a Unit (or None: stop); the worker answers with these.
-
-
-@dataclass(frozen=True)
-class Ready:
-    """The worker imported torch and the exporters: it can take a unit."""
-
-
-@dataclass(frozen=True)
-class DeviceResolved:
-    device: str  # the unit's device ("auto" resolved)
-
-
-@dataclass(frozen=True)
-class TargetStarted:
-    target: str  # the job's clock starts now
-
-
-@dataclass(frozen=True)
-class JobFinished:
-    job: JobResult
-
-
-@dataclass(frozen=True)
-class UnitConfigError:
-    message: str  # the manifest entry cannot be built: every target is skipped
-
-
-@dataclass(frozen=True)
-class UnitDone:
-    """Every target of the unit has a result."""
-
-
-WorkerMessage = Ready | DeviceResolved | TargetStarted | JobFinished | UnitConfigError | UnitDone
 
 
 @dataclass(kw_only=True)
 class Event:
     """Progress news for the caller's display."""
 
-    kind: str  # "start" | "result" | "config-error"
-    model: str
+    kind: str  # "start" | "result" | "config-error" | "note"
+    model: str = ""
     target: str | None = None
-    job: JobResult | None = None
+    job: Any = None  # JobResult
     message: str | None = None
-
-
-# ---------------------------------------------------------------------------------------------
-# Inside the worker
-
-
-def _peak_rss_mb() -> float | None:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return round(int(line.split()[1]) / 1024, 1)
-    except OSError:
-        pass
-    return None
-
-
-def _reset_peak_rss() -> None:
-    """Writing 5 to clear_refs resets VmHWM, so each job reports its own peak."""
-    with contextlib.suppress(OSError):
-        Path("/proc/self/clear_refs").write_text("5")
-
-
-def _redirect_output(log_path: Path | None) -> None:
-    """Send the worker's stdout/stderr (strict mode dumps FX graphs there) to its log file."""
-    if log_path is None:
-        return
-    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    os.dup2(fd, 1)
-    os.dup2(fd, 2)
-    os.close(fd)
-
-
-def worker_main(conn: Connection, settings: SweepSettings, log_path: Path | None) -> None:
-    """Serve units until told to stop (``None``)."""
-    if not settings.verbose:
-        _redirect_output(log_path)
-    logging.basicConfig(level=logging.DEBUG if settings.verbose else logging.ERROR)
-
-    _warm_up(settings.threads)
-    from exportwatch import compat
-
-    # Before any user module imports torchvision (transformers and timm do).
-    environment_notes = [compat.TORCHVISION_NOTE] if compat.allow_torchvision_without_its_extension() else []
-
-    from exportwatch.sweep.quiet import quiet_torch_logs
-
-    conn.send(Ready())
-    prepared_targets: set[str] = set()
-    while True:
-        unit = conn.recv()
-        if unit is None:
-            # Skip interpreter teardown (seconds with torch loaded; the parent waits for it):
-            # results are already sent and logs are unbuffered file descriptors.
-            with contextlib.suppress(Exception):
-                sys.stdout.flush()
-                sys.stderr.flush()
-                # Release what multiprocessing registered (semaphores), or its resource
-                # tracker warns about "leaked semaphore objects" on the user's terminal.
-                # Private CPython helper that typeshed's multiprocessing.util stub leaves out.
-                multiprocessing.util._run_finalizers()  # type: ignore[attr-defined]
-            os._exit(0)
-        with quiet_torch_logs(settings.verbose):
-            _prepare_targets(unit.targets, prepared_targets)
-            _run_unit(conn, unit, settings, environment_notes)
-        conn.send(UnitDone())
-
-
-def _prepare_targets(targets: list[str], done: set[str]) -> None:
-    """Each target's one-off start-up (onnxscript's registry, first trace), once per worker.
-
-    Paid before the job's clock starts, so a worker's first job is timed like the rest.
-    A target that cannot prepare (missing extra) says so later, when its job runs.
-    """
-    from exportwatch.targets import get_target
-
-    for name in targets:
-        if name in done:
-            continue
-        done.add(name)
-        try:
-            get_target(name).prepare()
-        except Exception as exc:
-            log.debug("preparing target %s failed: %s", name, exc)
-
-
-def _warm_up(threads: int | None) -> None:
-    """Pay torch's one-off costs before the first job's clock starts.
-
-    Several workers each running torch's default thread count oversubscribe the cores; and
-    torch.export imports dynamo, sympy and friends lazily on first use.
-    """
-    import torch
-    import torch.export
-
-    if threads:
-        torch.set_num_threads(threads)
-    with contextlib.suppress(Exception):
-        import torch._dynamo
-        from torch.fx.experimental import symbolic_shapes  # noqa: F401
-
-
-def _run_unit(conn: Connection, unit: Unit, settings: SweepSettings, environment_notes: list[str]) -> None:
-    from exportwatch.manifest import ConfigError
-    from exportwatch.sweep import walk as sweep
-    from exportwatch.targets import MissingDependency
-
-    spec = unit.spec
-    device, skip_reason = sweep.device_for(spec, unit.device)
-    conn.send(DeviceResolved(device))
-    if skip_reason is not None:
-        for target in unit.targets:
-            conn.send(JobFinished(sweep.skipped_job(spec, target, device, skip_reason)))
-        return
-    _reset_peak_rss()
-    try:
-        prepared = sweep.prepare_model(spec, device=device, settings=settings)
-    except ConfigError as exc:
-        conn.send(UnitConfigError(str(exc)))
-        for target in unit.targets:
-            conn.send(JobFinished(sweep.skipped_job(spec, target, device, f"configuration error: {exc}")))
-        return
-    for target in unit.targets:
-        conn.send(TargetStarted(target))
-        started = time.perf_counter()
-        try:
-            job = sweep.sweep_target(prepared, target, settings=settings)
-        except MissingDependency as exc:
-            job = sweep.skipped_job(spec, target, device, str(exc))
-        except Exception as exc:  # a bug in exportwatch or torch internals: still a result
-            job = _internal_error_job(spec, target, device, exc)
-        job = replace(job, duration_s=round(time.perf_counter() - started, 3), peak_rss_mb=_peak_rss_mb())
-        if environment_notes and job.root is not None:
-            root = replace(job.root, warnings=[*job.root.warnings, *environment_notes])
-            job = replace(job, submodules=[root if s.path == "" else s for s in job.submodules])
-        conn.send(JobFinished(job))
-        _reset_peak_rss()
-
-
-def _internal_error_job(spec: ModelSpec, target: str, device: str, exc: BaseException) -> JobResult:
-    """exportwatch's own code raised outside any one submodule: the job is ``error``, not a crash."""
-    from exportwatch.diagnose import internal_error_diagnosis
-
-    found = internal_error_diagnosis(exc, target=target)
-    root = SubmoduleResult(
-        path="",
-        module_type="",
-        verdict=Verdict.ERROR,
-        origin=True,
-        category=found.category,
-        fingerprint=found.fingerprint,
-        exception_type=found.exception_type,
-        message=found.message,
-        detail=found.detail,
-        hint=found.hint,
-    )
-    return JobResult(
-        model=spec.name,
-        target=target,
-        device=device,
-        verdict=Verdict.ERROR,
-        reason="exportwatch internal error",
-        submodules=[root],
-        xfail=spec.xfail,
-    )
-
-
-# ---------------------------------------------------------------------------------------------
-# In the parent
-
-
-@dataclass
-class _Worker:
-    process: Any
-    conn: Connection
-    log_path: Path | None
-    unit: Unit | None = None
-    current: str | None = None  # target being swept
-    current_started: float = 0.0
-    device: str | None = None  # the unit's resolved device ("auto" becomes cpu or cuda)
-    deadline: float = 0.0
-    started: float = 0.0
-    peak_rss_mb: float = 0.0
-    finished: list[str] = field(default_factory=list)
-    ready: bool = False
-    units_done: int = 0
-
-
-def _signal_name(exitcode: int | None) -> str:
-    if exitcode is None:
-        return "unknown"
-    if exitcode < 0:
-        try:
-            return f"signal {signal.Signals(-exitcode).name}"
-        except ValueError:
-            return f"signal {-exitcode}"
-    return f"exit code {exitcode}"
-
-
-def _rss_mb(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except (OSError, ValueError):
-        pass
-    return 0.0
 
 
 def _tail(path: Path | None) -> str:
@@ -320,8 +106,171 @@ def _tail(path: Path | None) -> str:
         return handle.read().decode("utf-8", "replace")
 
 
+# ---------------------------------------------------------------------------------------------
+# Launchers: how a model's process comes to exist, and how its exit is learnt.
+
+
+class _ForkServer:
+    """Forks model processes from one warm server; learns pids and exits from its messages."""
+
+    spawn_reason: str | None = None
+
+    def __init__(self, context: Any, settings: SweepSettings, log_dir: Path, units: list[Unit]) -> None:
+        self.log_path = log_dir / "fork-server.log"
+        self.conn, child_conn = context.Pipe()
+        targets = list(dict.fromkeys(t for u in units for t in u.targets))
+        preload = plan_preload(
+            [u.spec for u in units], manifest_root=settings.manifest_root, repo_root=settings.repo_root
+        )
+        from exportwatch.sweep import forkserver
+
+        self.process = context.Process(
+            target=forkserver.serve,
+            args=(child_conn, settings, self.log_path, targets, preload),
+            name="exportwatch-fork-server",
+            daemon=True,
+        )
+        self.process.start()
+        child_conn.close()
+        self.ready: ServerReady | None = None
+        self.pending: list[Started | Exited] = []
+
+    def wait_ready(self, interrupted: Callable[[], bool]) -> ServerReady:
+        while self.ready is None:
+            if interrupted():
+                raise KeyboardInterrupt
+            if self.conn.poll(POLL_SECONDS):
+                try:
+                    message = self.conn.recv()
+                except (EOFError, OSError):
+                    message = None
+                if isinstance(message, ServerReady):
+                    self.ready = message
+                    break
+            if not self.process.is_alive():
+                self.process.join(1)
+                raise WorkerStartError("the sweep's fork server", self.process.exitcode, _tail(self.log_path))
+        log.debug("fork server ready; preloaded %s", self.ready.preloaded)
+        return self.ready
+
+    def waitables(self) -> list[Any]:
+        return [self.conn, self.process.sentinel]
+
+    def launch(self, token: int, unit: Unit, child_end: Connection, log_path: Path | None) -> int | None:
+        self.conn.send(StartUnit(token, unit, log_path))
+        send_handle(self.conn, child_end.fileno(), self.process.pid)
+        return None  # the pid comes back as ``Started``
+
+    def poll(self) -> tuple[dict[int, int], dict[int, int], int | None]:
+        """({token: pid} started, {token: returncode} exited, the server's exit code if it died)."""
+        started: dict[int, int] = {}
+        exited: dict[int, int] = {}
+        with contextlib.suppress(EOFError, OSError):
+            while self.conn.poll():
+                message = self.conn.recv()
+                if isinstance(message, Started):
+                    started[message.token] = message.pid
+                elif isinstance(message, Exited):
+                    exited[message.token] = message.returncode
+        died = (
+            None
+            if self.process.is_alive()
+            else (self.process.exitcode if self.process.exitcode is not None else -1)
+        )
+        return started, exited, died
+
+    def close(self, *, hard: bool = False, grace_s: float = 5.0) -> None:
+        if hard:
+            with contextlib.suppress(OSError):
+                os.kill(self.process.pid, signal.SIGKILL)
+            return
+        with contextlib.suppress(OSError, BrokenPipeError):
+            self.conn.send(None)
+        self.process.join(timeout=grace_s)
+        if self.process.is_alive():
+            with contextlib.suppress(OSError):
+                os.kill(self.process.pid, signal.SIGKILL)
+            self.process.join(timeout=5)
+        self.conn.close()
+
+
+class _Spawner:
+    """A freshly spawned interpreter per model: where forking is unsafe (slower: imports torch)."""
+
+    def __init__(self, context: Any, settings: SweepSettings) -> None:
+        self.context = context
+        self.settings = settings
+        self.processes: dict[int, Any] = {}
+
+    def waitables(self) -> list[Any]:
+        return [p.sentinel for p in self.processes.values()]
+
+    def launch(self, token: int, unit: Unit, child_end: Connection, log_path: Path | None) -> int | None:
+        from exportwatch.sweep.model_process import spawned_model_main
+
+        process = self.context.Process(
+            target=spawned_model_main,
+            args=(child_end, unit, self.settings, log_path),
+            name=f"exportwatch-model-{token}",
+            daemon=True,
+        )
+        process.start()
+        self.processes[token] = process
+        return int(process.pid)
+
+    def poll(self) -> tuple[dict[int, int], dict[int, int], int | None]:
+        exited: dict[int, int] = {}
+        for token, process in list(self.processes.items()):
+            if not process.is_alive():
+                process.join(1)
+                exited[token] = process.exitcode if process.exitcode is not None else -1
+                del self.processes[token]
+        return {}, exited, None
+
+    def close(self, *, hard: bool = False, grace_s: float = 5.0) -> None:
+        for process in self.processes.values():
+            processes.kill_tree(process.pid)
+            if not hard:
+                process.join(timeout=grace_s)
+
+
+# ---------------------------------------------------------------------------------------------
+# The scheduler
+
+
+@dataclass
+class _Running:
+    """One model's process, from launch to exit."""
+
+    token: int
+    unit: Unit
+    conn: Connection
+    log_path: Path | None
+    launched: float
+    deadline: float
+    pid: int | None = None
+    phase: Phase | None = None
+    device: str | None = None
+    current: str | None = None  # target being swept
+    clock_started: float | None = None  # when building the model began
+    prep_s: float | None = None  # building + capturing: on every job's clock
+    target_started: float = 0.0
+    peak_mb: float = 0.0  # of the whole tree, for the current job
+    finished: list[str] = field(default_factory=list)
+    done: bool = False
+    eof: bool = False
+    spoke: bool = False
+    ended_itself: str | None = None  # os._exit, as the process said just before
+    killed: tuple[Verdict, str] | None = None
+    returncode: int | None = None
+
+
+def _safe_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name)[:60]
+
+
 class WorkerPool:
-    """Runs units on ``size`` warm worker processes and reports each finished job."""
+    """Runs units, one fresh process each, ``size`` at a time, and reports each finished job."""
 
     def __init__(
         self,
@@ -330,7 +279,6 @@ class WorkerPool:
         settings: SweepSettings,
         timeout_s: float | None = None,
         max_memory_mb: float | None = None,
-        recycle_mb: float | None = None,
         on_event: Callable[[Event], None],
     ) -> None:
         self.size = max(1, size)
@@ -339,250 +287,293 @@ class WorkerPool:
         self.settings = settings
         self.timeout_s = timeout_s
         self.max_memory_mb = max_memory_mb
-        # Between units, a worker whose RSS crossed this is replaced by a fresh one, before
-        # memory left behind by earlier models makes a later one run out.
-        if recycle_mb is None and max_memory_mb is not None:
-            recycle_mb = RECYCLE_FRACTION * max_memory_mb
-        self.recycle_mb = recycle_mb
-        self.recycled = 0
         self.on_event = on_event
         self._context = multiprocessing.get_context("spawn")
         self._log_dir = settings.log_dir or Path(tempfile.mkdtemp(prefix="exportwatch-logs-"))
-        self._spawned = 0
+        self._running: dict[int, _Running] = {}
+        self._tokens = 0
+        self._launcher: _ForkServer | _Spawner | None = None
+        self._interrupts = 0
+        self._failed_starts = 0
+        self.start_method = "fork"
+        self._next_police = 0.0
 
-    def _spawn(self) -> _Worker:
-        parent_conn, child_conn = self._context.Pipe()
-        self._spawned += 1
-        log_path = self._log_dir / f"worker-{self._spawned}.log"
-        process = self._context.Process(
-            target=worker_main,
-            args=(child_conn, self.settings, log_path),
-            name=f"exportwatch-worker-{self._spawned}",
-            daemon=True,
+    # --- the loop -----------------------------------------------------------------------------
+
+    def run(self, units: list[Unit]) -> None:
+        if not units:
+            return
+        queue: deque[Unit] = deque(units)
+        previous = self._catch_interrupts()
+        try:
+            self._launcher = self._start_launcher(units)
+            while queue or self._running:
+                if self._interrupts:
+                    raise KeyboardInterrupt
+                # A process that sent its last result frees its slot before it has exited.
+                while queue and sum(not r.done for r in self._running.values()) < self.size:
+                    self._launch(queue.popleft())
+                self._wait()
+                self._poll_launcher(queue)
+                police = time.monotonic() >= self._next_police
+                if police:
+                    self._next_police = time.monotonic() + POLL_SECONDS
+                for running in list(self._running.values()):
+                    self._drain(running)
+                    if police:  # not on every message: the parent shares the cores
+                        self._police(running)
+                    if running.returncode is not None:
+                        self._finish(running, queue)
+        except KeyboardInterrupt:
+            self._end_all(hard=False)
+            if self._launcher is not None:
+                self._launcher.close(grace_s=1.0)
+                self._launcher = None
+            raise
+        finally:
+            if self._launcher is not None:
+                self._launcher.close()
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
+            if self.settings.log_dir is None:
+                shutil.rmtree(self._log_dir, ignore_errors=True)
+
+    def _catch_interrupts(self) -> Any:
+        """First Ctrl-C: a flag the loop acts on within ``POLL_SECONDS``; second: end it all now."""
+        if threading.current_thread() is not threading.main_thread():
+            return None
+
+        def on_interrupt(signum: int, frame: FrameType | None) -> None:
+            self._interrupts += 1
+            if self._interrupts > 1:
+                self._end_all(hard=True)
+                os._exit(130)
+
+        return signal.signal(signal.SIGINT, on_interrupt)
+
+    def _start_launcher(self, units: list[Unit]) -> _ForkServer | _Spawner:
+        forced = os.environ.get(START_METHOD_VARIABLE, "").strip().lower()
+        if forced == "spawn":
+            self.start_method = "spawn"
+            return _Spawner(self._context, self.settings)
+        server = _ForkServer(self._context, self.settings, self._log_dir, units)
+        ready = server.wait_ready(lambda: self._interrupts > 0)
+        if ready.spawn_reason is None:
+            return server
+        server.close()
+        self.start_method = "spawn"
+        self.on_event(
+            Event(
+                kind="note",
+                message=f"each model's process is spawned, not forked: {ready.spawn_reason} (slower)",
+            )
         )
-        process.start()
-        child_conn.close()
-        return _Worker(process=process, conn=parent_conn, log_path=log_path)
+        return _Spawner(self._context, self.settings)
 
     def _timeout_for(self, unit: Unit) -> float:
         return self.timeout_s if self.timeout_s is not None else unit.spec.timeout
 
-    def run(self, units: list[Unit]) -> None:
-        queue: deque[Unit] = deque(units)
-        workers = [self._spawn() for _ in range(min(self.size, len(units)))]
-        failed_starts = 0
-        try:
-            while queue or any(w.unit is not None for w in workers):
-                for worker in workers:
-                    if worker.unit is None and worker.ready and queue:
-                        self._assign(worker, queue.popleft())
-                self._wait(workers)
-                for index, worker in enumerate(workers):
-                    if not self._check(worker, queue):
-                        continue
-                    if not worker.ready:
-                        # Died before it could import torch: respawning will not help.
-                        failed_starts += 1
-                        if failed_starts >= MAX_FAILED_STARTS:
-                            raise WorkerStartError(worker.process.exitcode, _tail(worker.log_path))
-                    else:
-                        failed_starts = 0
-                    workers[index] = self._spawn()
-        finally:
-            self._stop_all(workers)
-            if self.settings.log_dir is None:
-                shutil.rmtree(self._log_dir, ignore_errors=True)
-
-    def _assign(self, worker: _Worker, unit: Unit) -> None:
-        worker.unit = unit
-        worker.current = None
-        worker.device = None
-        worker.finished = []
-        worker.started = time.monotonic()
-        worker.deadline = worker.started + self._timeout_for(unit)
-        worker.peak_rss_mb = 0.0
-        worker.conn.send(unit)
-
-    def _wait(self, workers: list[_Worker]) -> None:
-        handles: list[Any] = [w.conn for w in workers] + [w.process.sentinel for w in workers]
-        wait(handles, timeout=POLL_SECONDS)
-
-    def _check(self, worker: _Worker, queue: deque[Unit]) -> bool:
-        """Drain messages, then police the worker; True when it died and needs replacing."""
-        try:
-            while worker.conn.poll():
-                self._handle(worker, worker.conn.recv())
-        except (EOFError, OSError):
-            pass  # the pipe broke: the sentinel check below says why
-        if not worker.process.is_alive():
-            self._fail_current(worker, queue, self._death_verdict(worker))
-            return True
-        if worker.unit is None:
-            if self._should_recycle(worker, queue):
-                self._stop(worker)
-                self.recycled += 1
-                return True
-            return False
-        rss = _rss_mb(worker.process.pid)
-        worker.peak_rss_mb = max(worker.peak_rss_mb, rss)
-        if self.max_memory_mb is not None and rss > self.max_memory_mb:
-            self._kill(worker)
-            message = (
-                f"worker used {rss:.0f} MiB, over the --max-memory limit of {self.max_memory_mb:.0f} MiB"
-            )
-            self._fail_current(worker, queue, (Verdict.OOM, message))
-            return True
-        if time.monotonic() > worker.deadline:
-            self._kill(worker)
-            limit = self._timeout_for(worker.unit)
-            message = f"no result after {limit:g} s (per-job timeout); the worker was killed"
-            self._fail_current(worker, queue, (Verdict.TIMEOUT, message))
-            return True
-        return False
-
-    def _should_recycle(self, worker: _Worker, queue: deque[Unit]) -> bool:
-        if self.recycle_mb is None or not queue or not worker.units_done:
-            return False  # a fresh worker is as small as workers get: never recycle it
-        rss = _rss_mb(worker.process.pid)
-        if rss <= self.recycle_mb:
-            return False
-        log.info(
-            "recycling worker %s: %.0f MiB after its last unit (limit %.0f MiB)",
-            worker.process.pid,
-            rss,
-            self.recycle_mb,
+    def _launch(self, unit: Unit) -> None:
+        assert self._launcher is not None
+        self._tokens += 1
+        token = self._tokens
+        parent_end, child_end = self._context.Pipe()
+        log_path = self._log_dir / f"{token:04d}-{_safe_name(unit.spec.name)}.log"
+        now = time.monotonic()
+        running = _Running(
+            token=token,
+            unit=unit,
+            conn=parent_end,
+            log_path=log_path,
+            launched=now,
+            deadline=now + STARTUP_SECONDS + self._timeout_for(unit),
         )
-        return True
+        running.pid = self._launcher.launch(token, unit, child_end, log_path)
+        child_end.close()
+        self._running[token] = running
 
-    def _handle(self, worker: _Worker, message: WorkerMessage) -> None:
-        unit = worker.unit
-        if isinstance(message, Ready):
-            worker.ready = True
-        elif isinstance(message, DeviceResolved):
-            worker.device = message.device
-        elif isinstance(message, TargetStarted) and unit is not None:
-            worker.current = message.target
-            worker.current_started = time.monotonic()
-            worker.deadline = worker.current_started + self._timeout_for(unit)
-            self.on_event(Event(kind="start", model=unit.spec.name, target=message.target))
-        elif isinstance(message, JobFinished) and unit is not None:
-            job = message.job
-            if job.peak_rss_mb is None and worker.peak_rss_mb:
-                job = replace(job, peak_rss_mb=round(worker.peak_rss_mb, 1))
-            worker.finished.append(job.target)
-            worker.current = None
-            self.on_event(Event(kind="result", model=unit.spec.name, target=job.target, job=job))
-        elif isinstance(message, UnitConfigError) and unit is not None:
-            self.on_event(Event(kind="config-error", model=unit.spec.name, message=message.message))
-        elif isinstance(message, UnitDone):
-            worker.units_done += 1
-            worker.unit = None
-            worker.current = None
+    def _wait(self) -> None:
+        assert self._launcher is not None
+        handles: list[Any] = [r.conn for r in self._running.values() if not r.eof]
+        with contextlib.suppress(OSError):
+            wait(handles + self._launcher.waitables(), timeout=POLL_SECONDS)
 
-    def _death_verdict(self, worker: _Worker) -> tuple[Verdict, str]:
-        exitcode = worker.process.exitcode
-        if exitcode == -signal.SIGKILL:
-            # Not killed by us (we handle our kills before we get here): the kernel's OOM killer.
-            return Verdict.OOM, "the worker was killed with SIGKILL, most likely by the kernel's OOM killer"
-        return Verdict.CRASH, f"the worker process died ({_signal_name(exitcode)})"
+    def _poll_launcher(self, queue: deque[Unit]) -> None:
+        assert self._launcher is not None
+        started, exited, server_died = self._launcher.poll()
+        for token, pid in started.items():
+            if token in self._running:
+                self._running[token].pid = pid
+        for token, returncode in exited.items():
+            if token in self._running:
+                self._running[token].returncode = returncode
+        if server_died is not None:
+            self._restart_server(queue, server_died)
 
-    def _fail_current(self, worker: _Worker, queue: deque[Unit], failure: tuple[Verdict, str]) -> None:
-        unit = worker.unit
-        worker.unit = None
-        if unit is None:
+    def _restart_server(self, queue: deque[Unit], returncode: int) -> None:
+        """The fork server itself died (the OOM killer, say): its models crash, a new one serves."""
+        message = f"the sweep's fork server died ({processes.signal_name(returncode)})"
+        log.warning(message)
+        for running in list(self._running.values()):
+            if running.pid is not None:
+                processes.kill_tree(running.pid)
+            running.killed = running.killed or (Verdict.CRASH, message)
+            running.returncode = running.returncode if running.returncode is not None else -signal.SIGKILL
+            self._drain(running)
+            self._finish(running, queue)
+        if queue:
+            self._launcher = self._start_launcher(list(queue))
+
+    # --- one model's process -----------------------------------------------------------------
+
+    def _drain(self, running: _Running) -> None:
+        if running.eof:
             return
-        verdict, message = failure
-        remaining = [t for t in unit.targets if t not in worker.finished]
-        if worker.current is None and not worker.finished:
+        try:
+            while running.conn.poll():
+                self._handle(running, running.conn.recv())
+        except (EOFError, OSError):
+            running.eof = True
+
+    def _handle(self, running: _Running, message: ModelMessage) -> None:
+        unit = running.unit
+        now = time.monotonic()
+        running.spoke = True
+        if isinstance(message, Phase):
+            running.phase = message
+            if message.name == "build":
+                running.clock_started = now
+                running.deadline = now + self._timeout_for(unit)
+        elif isinstance(message, DeviceResolved):
+            running.device = message.device
+        elif isinstance(message, TargetStarted):
+            if running.prep_s is None:
+                running.prep_s = now - running.clock_started if running.clock_started is not None else 0.0
+            running.current = message.target
+            running.target_started = now
+            running.deadline = now + max(0.0, self._timeout_for(unit) - running.prep_s)
+            running.peak_mb = 0.0
+            self.on_event(Event(kind="start", model=unit.spec.name, target=message.target))
+        elif isinstance(message, JobFinished):
+            job = message.job
+            peak = max(job.peak_rss_mb or 0.0, running.peak_mb)
+            if peak:
+                job = replace(job, peak_rss_mb=round(peak, 1))
+            running.finished.append(job.target)
+            running.current = None
+            running.peak_mb = 0.0
+            self.on_event(Event(kind="result", model=unit.spec.name, target=job.target, job=job))
+        elif isinstance(message, UnitConfigError):
+            self.on_event(Event(kind="config-error", model=unit.spec.name, message=message.message))
+        elif isinstance(message, ModelExit):
+            running.ended_itself = message.message
+        elif isinstance(message, UnitDone):
+            running.done = True
+            running.current = None
+
+    def _police(self, running: _Running) -> None:
+        if (
+            running.done
+            or running.killed is not None
+            or running.returncode is not None
+            or running.pid is None
+        ):
+            return
+        memory = processes.tree_memory_mb(running.pid)
+        running.peak_mb = max(running.peak_mb, memory)
+        if self.max_memory_mb is not None and memory > self.max_memory_mb:
+            self._kill(
+                running,
+                Verdict.OOM,
+                f"the model's processes used {memory:.0f} MiB, over the --max-memory limit of "
+                f"{self.max_memory_mb:.0f} MiB, {describe_phase(running.phase)}",
+            )
+        elif time.monotonic() > running.deadline:
+            limit = self._timeout_for(running.unit)
+            if running.clock_started is None:
+                message = f"the model's process did not start within {STARTUP_SECONDS + limit:g} s"
+            else:
+                message = f"no result after {limit:g} s (per-job timeout) {describe_phase(running.phase)}"
+            self._kill(running, Verdict.TIMEOUT, message + "; the model's processes were killed")
+
+    def _kill(self, running: _Running, verdict: Verdict, message: str) -> None:
+        running.killed = (verdict, message)
+        if running.pid is not None:
+            processes.kill_tree(running.pid)
+
+    def _finish(self, running: _Running, queue: deque[Unit]) -> None:
+        """The process has exited: results it sent are in; any job it did not finish is charged."""
+        self._drain(running)
+        self._running.pop(running.token, None)
+        with contextlib.suppress(OSError):
+            running.conn.close()
+        if running.spoke:
+            self._failed_starts = 0
+        if running.done:
+            return
+        returncode = running.returncode
+        if running.killed is not None:
+            verdict, message = running.killed
+        elif running.ended_itself is not None:
+            verdict, message = Verdict.CRASH, running.ended_itself
+        elif returncode == -signal.SIGKILL:
+            # Not killed by us (ours are handled above): the kernel's OOM killer.
+            verdict = Verdict.OOM
+            message = (
+                "the model's process was killed with SIGKILL, most likely by the kernel's OOM killer, "
+                + describe_phase(running.phase)
+            )
+        elif returncode == INTERNAL_EXIT_CODE:
+            verdict, message = Verdict.ERROR, "exportwatch failed in the model's process (its log is below)"
+        else:
+            verdict = Verdict.CRASH
+            died = processes.signal_name(returncode)
+            message = f"the model's process died ({died}) {describe_phase(running.phase)}"
+        if not running.spoke and isinstance(self._launcher, _Spawner):
+            self._failed_starts += 1
+            if self._failed_starts >= MAX_FAILED_STARTS:
+                raise WorkerStartError(
+                    f"{MAX_FAILED_STARTS} model processes in a row", returncode, _tail(running.log_path)
+                )
+        self._fail_current(running, queue, verdict, message)
+
+    def _fail_current(self, running: _Running, queue: deque[Unit], verdict: Verdict, message: str) -> None:
+        unit = running.unit
+        remaining = [t for t in unit.targets if t not in running.finished]
+        if running.current is None and not running.finished:
             # Died while building the model or capturing inputs: every target shares that fate.
             victims, requeue = remaining, []
-            message = f"{message}, while building the model or capturing its inputs"
-        elif worker.current is None:
-            # Between two targets (a target's clean-up, say): charge the next one, retry the rest.
+        elif running.current is None:
+            # Between two targets: charge the next one, retry the rest in a fresh process.
             victims, requeue = remaining[:1], remaining[1:]
         else:
-            victims = [worker.current]
-            requeue = [t for t in remaining if t != worker.current]
-        tail = _tail(worker.log_path)
-        since = worker.current_started if worker.current is not None else worker.started
-        elapsed = round(time.monotonic() - since, 3)
+            victims = [running.current]
+            requeue = [t for t in remaining if t != running.current]
+        tail = _tail(running.log_path)
+        # The job's clock: building and capturing are on it, as they are on its deadline.
+        if running.current is not None:
+            elapsed = time.monotonic() - running.target_started + (running.prep_s or 0.0)
+        else:
+            elapsed = time.monotonic() - (running.clock_started or running.launched)
         for target in victims:
-            job = _infrastructure_job(
-                unit,
+            job = infrastructure_job(
+                unit.spec,
                 target,
                 verdict,
                 message,
-                tail,
-                worker.peak_rss_mb,
-                device=worker.device or unit.device or unit.spec.device,
-                duration_s=elapsed,
+                device=running.device or unit.device or unit.spec.device,
+                log_tail=tail,
+                peak_rss_mb=running.peak_mb,
+                duration_s=round(elapsed, 3),
             )
             self.on_event(Event(kind="result", model=unit.spec.name, target=target, job=job))
         if requeue:
             queue.appendleft(Unit(spec=unit.spec, targets=requeue, device=unit.device, order=unit.order))
 
-    def _kill(self, worker: _Worker) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(worker.process.pid, signal.SIGKILL)
-        worker.process.join(timeout=5)
-
-    def _stop_all(self, workers: list[_Worker]) -> None:
-        """Tell every worker to stop first, then wait for all: they exit in parallel."""
-        for worker in workers:
-            if worker.process.is_alive():
-                with contextlib.suppress(OSError, BrokenPipeError):
-                    worker.conn.send(None)
-        deadline = time.monotonic() + 5
-        for worker in workers:
-            worker.process.join(timeout=max(0.0, deadline - time.monotonic()))
-            if worker.process.is_alive():
-                self._kill(worker)
-            worker.conn.close()
-
-    def _stop(self, worker: _Worker) -> None:
-        if worker.process.is_alive():
-            with contextlib.suppress(OSError, BrokenPipeError):
-                worker.conn.send(None)
-            worker.process.join(timeout=5)
-            if worker.process.is_alive():
-                self._kill(worker)
-        worker.conn.close()
-
-
-def _infrastructure_job(
-    unit: Unit,
-    target: str,
-    verdict: Verdict,
-    message: str,
-    log_tail: str,
-    peak_rss_mb: float,
-    *,
-    device: str,
-    duration_s: float = 0.0,
-) -> JobResult:
-    from exportwatch.diagnose import diagnose_infrastructure
-
-    found = diagnose_infrastructure(verdict.value, target=target, message=message)
-    detail = message + (f"\n\nLast worker output:\n{log_tail}" if log_tail.strip() else "")
-    root = SubmoduleResult(
-        path="",
-        module_type="",
-        verdict=verdict,
-        category=found.category,
-        fingerprint=found.fingerprint,
-        exception_type=found.exception_type,
-        message=message,
-        detail=cap(detail, MAX_DETAIL_CHARS),
-        hint=found.hint,
-    )
-    return JobResult(
-        model=unit.spec.name,
-        target=target,
-        device=device,
-        verdict=verdict,
-        reason=message,
-        submodules=[root],
-        xfail=unit.spec.xfail,
-        peak_rss_mb=round(peak_rss_mb, 1) or None,
-        duration_s=duration_s,
-    )
+    def _end_all(self, *, hard: bool) -> None:
+        """End every model's process tree (and, when hard, the fork server) without waiting."""
+        for running in list(self._running.values()):
+            if running.pid is not None:
+                processes.kill_tree(running.pid)
+        if self._launcher is not None and hard:
+            self._launcher.close(hard=True)

@@ -9,7 +9,7 @@ decides *what* to try; a target only knows *how* to export.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -50,6 +50,8 @@ class TargetOptions:
     #: ``torch.onnx.export(custom_translation_table=...)`` for the ``onnx`` target:
     #: {torch op overload: onnxscript function}. Not serialisable; set by code, not YAML.
     onnx_custom_translations: dict[Any, Any] | None = None
+    #: Told when the attempt moves on (``"verification"``), so a timeout can name the phase.
+    report_phase: Callable[[str], None] = field(default=lambda phase: None, repr=False)
 
 
 @dataclass(kw_only=True)

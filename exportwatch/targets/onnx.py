@@ -240,6 +240,7 @@ class OnnxDynamo(Target):
                 notes.append(MISSING_ORT_NOTE)
                 return Outcome.ok(notes), program
             feeder = _DynamoFeeder.build(ep, example)
+            options.report_phase("verification")
             return verify_with_onnxruntime(
                 mods.ort, onnx_model, module, example, checks, options, feeder, notes
             ), program

@@ -131,6 +131,7 @@ class OnnxLegacy(Target):
                 notes.append(MISSING_ORT_NOTE)
                 return Outcome.ok(notes), model
             feeder = _LegacyFeeder(flat)
+            options.report_phase("verification")
             outcome = verify_with_onnxruntime(
                 mods.ort, onnx_model, module, example, checks, options, feeder, notes
             )

@@ -71,6 +71,7 @@ class TorchExport(Target):
         notes.extend(specialised_dims_warnings(ep, module, options.dynamic_shapes))
         if not options.verify:
             return Outcome.ok(notes)
+        options.report_phase("verification")
         return verify_exported_program(ep, module, example, checks=checks, options=options, notes=notes)
 
 

@@ -129,10 +129,10 @@ def test_cli_compare__reports_match_the_published_schema(first_run):
 def test_cli_compare__second_run_is_served_from_the_cache_without_starting_a_worker(first_run, monkeypatch):
     code, out, args = first_run
 
-    def no_worker(self):
+    def no_worker(self, units):
         raise AssertionError("a fully cached compare must not spawn a worker")
 
-    monkeypatch.setattr(workers.WorkerPool, "_spawn", no_worker)
+    monkeypatch.setattr(workers.WorkerPool, "_start_launcher", no_worker)
     assert main(args) == code
     head = load_report(out / "head.json")
     base = load_report(out / "head.base.json")

@@ -96,7 +96,7 @@ def test_workers__abort_while_capturing_inputs_fails_every_target_of_that_model(
     for target in ("export", "export-strict"):
         crashed = job(result, "crashes_eagerly", target)
         assert crashed.verdict == Verdict.CRASH
-        assert "while building the model or capturing its inputs" in crashed.reason
+        assert "while capturing its inputs" in crashed.reason
 
 
 def test_workers__a_hang_becomes_a_timeout(hostile_sweep):
@@ -202,7 +202,7 @@ def test_workers__a_worker_that_cannot_start_stops_the_sweep_with_its_last_words
         capture_output=True, text=True, timeout=120, env=env,
     )  # fmt: skip
     assert done.returncode == 3
-    assert "3 worker processes in a row died while starting" in done.stderr
+    assert "the sweep's fork server died while starting" in done.stderr
     assert "libcudart.so.12" in done.stderr
 
 

@@ -1,0 +1,188 @@
+"""The fork server: one warm process that forks a fresh process for every model.
+
+It imports torch and the exporters, runs each target's first export, and imports the libraries
+the manifest's models use (``sweep/preload.py``), once. Then each model gets a fork of that
+state: a start-up of milliseconds instead of seconds, and nothing one model changes (global
+dtype, working directory, environment, monkeypatches, registered ops) reaches the next.
+
+It never initialises CUDA (a forked child could not use it) and keeps torch at one thread
+until it forks (OpenMP's pool does not survive a fork). It is a child subreaper: what a
+model's process leaves behind is re-parented here and ended. When the sweep's end of the pipe
+closes (the sweep ended, or was killed), it ends every model's process tree and exits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import logging
+import multiprocessing.util
+import os
+import signal
+import sys
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from multiprocessing.reduction import recv_handle
+from pathlib import Path
+
+from exportwatch.sweep import processes
+from exportwatch.sweep.model_process import redirect_output, run_model_process
+from exportwatch.sweep.preload import ImportStatement, run_preload
+from exportwatch.sweep.protocol import Exited, ServerReady, Started, StartUnit
+from exportwatch.sweep.settings import SweepSettings
+
+log = logging.getLogger(__name__)
+
+#: How often the server looks for exited children and orphans while idle.
+REAP_SECONDS = 0.05
+
+
+@dataclass
+class Warm:
+    default_threads: int  # torch's own choice, for the model processes
+    notes: list[str] = field(default_factory=list)  # for every job's root result
+
+
+def warm_up(settings: SweepSettings, targets: list[str]) -> Warm:
+    """Pay torch's and each target's one-off costs before any job's clock starts.
+
+    torch stays at one thread here, so no OpenMP pool exists to be broken by a fork; the
+    model's process gets ``--threads``-worth (or torch's default) back.
+    """
+    import torch
+    import torch.export
+
+    default_threads = settings.threads or torch.get_num_threads()
+    torch.set_num_threads(1)
+    with contextlib.suppress(Exception):
+        import torch._dynamo
+        from torch.fx.experimental import symbolic_shapes  # noqa: F401
+    with contextlib.suppress(Exception):
+        import tqdm  # type: ignore[import-untyped]  # onnxscript's progress bars: no monitor thread to be lost in a fork
+
+        tqdm.tqdm.monitor_interval = 0
+    from exportwatch import compat
+
+    # Before any library imports torchvision (transformers and timm do).
+    notes = [compat.TORCHVISION_NOTE] if compat.allow_torchvision_without_its_extension() else []
+    # What every model's process runs, imported (and compiled) once, here.
+    import exportwatch.diagnose
+    import exportwatch.sweep.walk  # noqa: F401
+    from exportwatch.sweep.quiet import quiet_torch_logs
+    from exportwatch.targets import get_target
+
+    with quiet_torch_logs(settings.verbose):
+        for name in dict.fromkeys(targets):
+            try:
+                get_target(name).prepare()
+            except Exception as exc:  # a missing extra says so when its job runs
+                log.debug("preparing target %s failed: %s", name, exc)
+    return Warm(default_threads=default_threads, notes=notes)
+
+
+def fork_unsafe_reason() -> str | None:
+    """Why forking this process would hand the model's process a broken state, if it would."""
+    if not sys.platform.startswith("linux"):
+        return f"forking a process that imported torch is not safe on {sys.platform}"
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_initialized():
+        return "CUDA was initialised while importing the models' libraries, and CUDA does not survive a fork"
+    return None
+
+
+def serve(
+    conn: Connection,
+    settings: SweepSettings,
+    log_path: Path | None,
+    targets: list[str],
+    preload: list[ImportStatement],
+) -> None:
+    """The fork server's main: warm up, then fork one process per ``StartUnit`` until told to stop."""
+    if not settings.verbose:
+        redirect_output(log_path)
+    logging.basicConfig(level=logging.DEBUG if settings.verbose else logging.ERROR)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the sweep handles Ctrl-C, and ends us
+    processes.become_subreaper()
+    if settings.manifest_root and str(settings.manifest_root) not in sys.path:
+        sys.path.insert(0, str(settings.manifest_root))  # as the model's process will
+    warm = warm_up(settings, targets)
+    preloaded = run_preload(preload)
+    reason = fork_unsafe_reason()
+    # Objects that exist now are never collected: the collector in a fork would otherwise visit
+    # (write to) every one of them and copy every page the fork shares with us.
+    gc.collect()
+    gc.freeze()
+    conn.send(ServerReady(spawn_reason=reason, notes=warm.notes, preloaded=preloaded))
+    baseline = set(processes.children(os.getpid()))  # helpers the imports started, if any
+    models: dict[int, int] = {}  # pid -> token
+    try:
+        while True:
+            if conn.poll(REAP_SECONDS):
+                try:
+                    message = conn.recv()
+                except (EOFError, OSError):
+                    break  # the sweep is gone
+                if message is None or reason is not None:
+                    break
+                assert isinstance(message, StartUnit)
+                fd = recv_handle(conn)
+                pid = os.fork()
+                if pid == 0:
+                    _become_model_process(conn, fd, message, settings, warm)
+                with contextlib.suppress(OSError):
+                    os.setpgid(pid, pid)  # also done in the child: whichever runs first
+                os.close(fd)
+                models[pid] = message.token
+                conn.send(Started(message.token, pid))
+            _reap(conn, models, baseline)
+    finally:
+        for pid in list(models):
+            processes.kill_tree(pid)
+        _end_orphans(models, baseline)
+        with contextlib.suppress(ChildProcessError):
+            while os.waitpid(-1, os.WNOHANG)[0]:
+                pass
+        with contextlib.suppress(Exception):
+            multiprocessing.util._run_finalizers()  # type: ignore[attr-defined]
+        os._exit(0)
+
+
+def _become_model_process(
+    conn: Connection, fd: int, start: StartUnit, settings: SweepSettings, warm: Warm
+) -> None:
+    """In the fork: drop the server's channel, take the model's own, and run. Never returns."""
+    from multiprocessing.connection import Connection as Pipe
+
+    try:
+        os.setpgid(0, 0)
+        conn.close()
+        if not settings.verbose:
+            redirect_output(start.log_path)
+        own = Pipe(fd)
+    except BaseException:
+        os._exit(71)
+    run_model_process(own, start.unit, settings, notes=warm.notes, threads=warm.default_threads)
+    os._exit(0)  # not reached
+
+
+def _reap(conn: Connection, models: dict[int, int], baseline: set[int]) -> None:
+    """Collect exited children: a model's process is reported; an orphan is just reaped."""
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            break
+        if pid == 0:
+            break
+        token = models.pop(pid, None)
+        if token is not None:
+            processes.kill_group(pid)  # what it left in its process group
+            conn.send(Exited(token, processes.returncode_of(status)))
+    _end_orphans(models, baseline)
+
+
+def _end_orphans(models: dict[int, int], baseline: set[int]) -> None:
+    """Processes re-parented to us (a model's process died before them): end their trees."""
+    for pid in processes.children(os.getpid()):
+        if pid not in models and pid not in baseline:
+            processes.kill_tree(pid, group=False)

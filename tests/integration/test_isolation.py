@@ -1,0 +1,356 @@
+"""Isolation that holds: a fresh process per model, the whole process tree policed, clocks that
+measure the model, honest endings. Real sweeps, real processes, checked in the process table."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from exportwatch.manifest import load_manifest
+from exportwatch.report import Verdict, load_report
+from exportwatch.sweep import processes
+from exportwatch.sweep.options import SweepOptions
+from exportwatch.sweep.runner import SweepRequest, run_sweep
+from tests.integration.test_workers import make_project
+
+if not sys.platform.startswith("linux"):
+    pytest.skip("process-table checks read /proc", allow_module_level=True)
+
+SHAPE = "inputs: {args: [{shape: [2, 4]}]}"
+
+
+def sweep(tmp_path: Path, models: str, **options) -> object:
+    manifest = make_project(
+        tmp_path, "version: 1\nmodels:\n" + textwrap.indent(textwrap.dedent(models), "  ")
+    )
+    request = SweepRequest.of(
+        load_manifest(manifest), output=tmp_path / "report.json", options=SweepOptions(**options)
+    )
+    return run_sweep(request).report
+
+
+def alive(pid: int) -> bool:
+    """Running (a zombie whose parent is gone is not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+def wait_until_gone(pids: list[int], seconds: float = 15.0) -> list[int]:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        left = [p for p in pids if alive(p)]
+        if not left:
+            return []
+        time.sleep(0.1)
+    return [p for p in pids if alive(p)]
+
+
+def in_session(sid: int) -> list[int]:
+    """Every live process of a session (the sweep started with ``start_new_session``)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[3]) == sid and fields[0] not in ("Z", "X"):
+                found.append(int(entry))
+    return found
+
+
+def start_sweep(tmp_path: Path, models: str, *args: str) -> tuple[subprocess.Popen, Path]:
+    manifest = make_project(
+        tmp_path, "version: 1\nmodels:\n" + textwrap.indent(textwrap.dedent(models), "  ")
+    )
+    output = tmp_path / "report.json"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "exportwatch", "sweep", str(manifest), "-o", str(output), "-q", *args],
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    return process, output
+
+
+def wait_for_file(path: Path, process: subprocess.Popen, seconds: float = 120.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not path.exists():
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"{path.name} never appeared: {process.communicate()}")
+        time.sleep(0.1)
+
+
+# --- state does not leak between models ---------------------------------------------------------
+
+
+def test_isolation__a_model_changing_globals_does_not_reach_the_models_after_it(tmp_path):
+    """One process at a time, so the old reused worker would have run all of these in turn."""
+    cwd = os.getcwd()
+    report = sweep(
+        tmp_path,
+        f"""\
+        - name: a_sets_dtype
+          factory: models/sweep_cases.py:sets_default_dtype
+          {SHAPE}
+        - name: b_changes_directory
+          factory: models/sweep_cases.py:ChangesDirectory
+          {SHAPE}
+        - name: c_healthy
+          factory: models/sweep_cases.py:ExpectsCleanProcess
+          kwargs: {{cwd: {cwd!r}}}
+          {SHAPE}
+        - name: d_healthy
+          factory: models/sweep_cases.py:Fine
+          {SHAPE}
+        """,
+        workers=1,
+    )
+    verdicts = {j.model: j.verdict for j in report.jobs}
+    assert len(verdicts) == 4
+    # a_sets_dtype fails on its own account (float64 weights, float32 inputs); the rest stay ok.
+    assert {m: verdicts[m] for m in ("b_changes_directory", "c_healthy", "d_healthy")} == {
+        m: Verdict.OK for m in ("b_changes_directory", "c_healthy", "d_healthy")
+    }
+    assert os.getcwd() == cwd
+
+
+def test_isolation__peak_memory_is_the_jobs_own(tmp_path):
+    report = sweep(
+        tmp_path,
+        f"""\
+        - name: a_leaks
+          factory: models/sweep_cases.py:LeaksMemory
+          {SHAPE}
+        - name: b_small
+          factory: models/sweep_cases.py:Fine
+          {SHAPE}
+        """,
+        workers=1,
+    )
+    leaks, small = report.job("a_leaks", "export", "cpu"), report.job("b_small", "export", "cpu")
+    assert leaks.peak_rss_mb - small.peak_rss_mb > 400  # the 600 MiB left behind is not counted again
+
+
+# --- the whole tree -------------------------------------------------------------------------------
+
+
+def test_isolation__processes_a_model_forks_do_not_outlive_its_job(tmp_path):
+    pid_file = tmp_path / "pids"
+    report = sweep(
+        tmp_path,
+        f"""\
+        - name: forks
+          factory: models/sweep_cases.py:ForksSleepers
+          kwargs: {{pid_file: {str(pid_file)!r}}}
+          {SHAPE}
+        """,
+        workers=1,
+    )
+    assert report.jobs[0].verdict == Verdict.OK
+    forked = [int(p) for p in pid_file.read_text().split()]
+    assert len(forked) >= 3
+    assert wait_until_gone(forked, 5) == []
+
+
+def test_isolation__memory_is_measured_over_the_whole_tree(tmp_path):
+    pid_file = tmp_path / "pids"
+    report = sweep(
+        tmp_path,
+        f"""\
+        - name: forked_hog
+          factory: models/sweep_cases.py:ForksMemoryHog
+          kwargs: {{pid_file: {str(pid_file)!r}}}
+          {SHAPE}
+        """,
+        workers=1,
+        max_memory_mb=1024,
+    )
+    job = report.jobs[0]
+    assert job.verdict == Verdict.OOM, job.reason
+    assert "--max-memory" in job.reason and "while exporting the root module" in job.reason
+    assert wait_until_gone([int(p) for p in pid_file.read_text().split()], 5) == []
+
+
+def test_isolation__a_normal_sweep_leaves_no_process_behind(tmp_path):
+    process, _ = start_sweep(
+        tmp_path, f"- name: fine\n  factory: models/sweep_cases.py:Fine\n  {SHAPE}\n"
+    )
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 0, stderr
+    assert wait_until_gone(in_session(process.pid), 5) == []
+
+
+def test_isolation__kill_9_of_the_sweep_ends_every_process_of_it(tmp_path):
+    marker = tmp_path / "hanging"
+    process, _ = start_sweep(
+        tmp_path,
+        f"""\
+        - name: hangs
+          factory: models/sweep_cases.py:HangsIgnoringSigterm
+          kwargs: {{marker: {str(marker)!r}}}
+          timeout: 600
+          {SHAPE}
+        """,
+    )
+    wait_for_file(marker, process)
+    tree = processes.descendants(process.pid)
+    assert int(marker.read_text()) in tree  # the model's process, under the sweep
+    os.kill(process.pid, signal.SIGKILL)  # the sweep alone, not its group
+    process.wait()
+    assert wait_until_gone(tree) == []
+    assert wait_until_gone(in_session(process.pid)) == []
+
+
+# --- interrupts -----------------------------------------------------------------------------------
+
+HANGING_AFTER_ONE_JOB = """\
+- name: fine
+  factory: models/sweep_cases.py:Fine
+  {shape}
+- name: hangs
+  factory: models/sweep_cases.py:HangsIgnoringSigterm
+  kwargs: {{marker: {marker!r}}}
+  timeout: 600
+  {shape}
+"""
+
+
+def test_isolation__ctrl_c_writes_the_partial_report_and_exits_130(tmp_path):
+    marker = tmp_path / "hanging"
+    process, output = start_sweep(
+        tmp_path, HANGING_AFTER_ONE_JOB.format(marker=str(marker), shape=SHAPE), "--workers", "1"
+    )
+    wait_for_file(marker, process)
+    os.killpg(process.pid, signal.SIGINT)  # what a terminal sends: the whole foreground group
+    started = time.monotonic()
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 130, stderr
+    assert time.monotonic() - started < 10
+    assert "1 of 2 job(s) finished" in stderr
+    partial = load_report(output)
+    assert partial.complete is False
+    assert [(j.model, j.verdict) for j in partial.jobs] == [("fine", Verdict.OK)]
+    assert wait_until_gone(in_session(process.pid), 5) == []
+
+
+def test_isolation__a_second_ctrl_c_ends_everything_at_once(tmp_path):
+    marker = tmp_path / "hanging"
+    process, _ = start_sweep(tmp_path, HANGING_AFTER_ONE_JOB.format(marker=str(marker), shape=SHAPE))
+    wait_for_file(marker, process)
+    os.killpg(process.pid, signal.SIGINT)
+    time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGINT)
+    process.communicate(timeout=30)
+    assert process.returncode == 130
+    assert wait_until_gone(in_session(process.pid), 5) == []
+
+
+# --- clocks that measure the model ----------------------------------------------------------------
+
+
+def test_isolation__a_short_timeout_passes_a_tiny_model_under_two_workers(tmp_path):
+    models = "".join(
+        f"- name: tiny_{i}\n  factory: models/sweep_cases.py:Fine\n  targets: [export, export-strict]\n"
+        f"  timeout: 3\n  {SHAPE}\n"
+        for i in range(4)
+    )
+    report = sweep(tmp_path, models, workers=2)
+    assert {j.verdict for j in report.jobs} == {Verdict.OK}, [j.reason for j in report.jobs]
+    assert len(report.jobs) == 8
+
+
+def test_isolation__a_timeout_names_the_phase_that_ran_out(tmp_path):
+    report = sweep(
+        tmp_path,
+        f"""\
+        - name: slow_factory
+          factory: models/sweep_cases.py:hangs_while_building
+          timeout: 3
+          {SHAPE}
+        - name: slow_export
+          factory: models/sweep_cases.py:Hangs
+          timeout: 3
+          {SHAPE}
+        """,
+        workers=2,
+    )
+    building = report.job("slow_factory", "export", "cpu")
+    exporting = report.job("slow_export", "export", "cpu")
+    assert building.verdict == exporting.verdict == Verdict.TIMEOUT
+    assert "after 3 s (per-job timeout) while building the model" in building.reason
+    assert "while exporting the root module" in exporting.reason
+
+
+# --- honest endings -------------------------------------------------------------------------------
+
+
+def test_isolation__model_code_ending_the_program_is_a_prompt_crash_saying_so(tmp_path):
+    report = sweep(
+        tmp_path,
+        f"""\
+        - name: sys_exit
+          factory: models/sweep_cases.py:CallsSysExit
+          timeout: 120
+          {SHAPE}
+        - name: os_exit
+          factory: models/sweep_cases.py:CallsOsExit
+          timeout: 120
+          {SHAPE}
+        - name: interrupt
+          factory: models/sweep_cases.py:RaisesKeyboardInterrupt
+          timeout: 120
+          {SHAPE}
+        """,
+        workers=2,
+    )
+    by_model = {j.model: j for j in report.jobs}
+    sys_exit = by_model["sys_exit"]
+    assert sys_exit.verdict == Verdict.CRASH
+    assert sys_exit.reason == "model code called sys.exit(0) in `blocks.1.forward`"
+    assert sys_exit.root.user_frame is not None and sys_exit.root.user_frame.path.endswith("sweep_cases.py")
+    assert "sys.exit(0)" in sys_exit.root.user_frame.source
+    os_exit = by_model["os_exit"]
+    assert os_exit.verdict == Verdict.CRASH
+    assert os_exit.reason.startswith("model code called os._exit(3) while exporting the root module")
+    assert "sweep_cases.py" in os_exit.reason
+    interrupt = by_model["interrupt"]
+    assert interrupt.verdict == Verdict.CRASH
+    assert interrupt.reason.startswith(
+        "model code raised KeyboardInterrupt in `RaisesKeyboardInterrupt.forward`"
+    )
+    for job in by_model.values():
+        assert job.duration_s < 5, (job.model, job.duration_s)  # no interpreter teardown, no timeout
+
+
+def test_isolation__spawn_fallback_gives_the_same_verdicts(tmp_path, monkeypatch):
+    monkeypatch.setenv("EXPORTWATCH_START_METHOD", "spawn")
+    report = sweep(
+        tmp_path,
+        f"""\
+        - name: fine
+          factory: models/sweep_cases.py:Fine
+          {SHAPE}
+        - name: sys_exit
+          factory: models/sweep_cases.py:CallsSysExit
+          {SHAPE}
+        """,
+        workers=2,
+    )
+    assert report.job("fine", "export", "cpu").verdict == Verdict.OK
+    assert (
+        report.job("sys_exit", "export", "cpu").reason
+        == "model code called sys.exit(0) in `blocks.1.forward`"
+    )
