@@ -28,7 +28,7 @@ from pathlib import Path
 from exportwatch.sweep import processes
 from exportwatch.sweep.model_process import redirect_output, run_model_process
 from exportwatch.sweep.preload import ImportStatement, run_preload
-from exportwatch.sweep.protocol import Exited, ServerReady, Started, StartUnit
+from exportwatch.sweep.protocol import Exited, Preloading, ServerReady, Started, StartUnit
 from exportwatch.sweep.settings import SweepSettings
 
 log = logging.getLogger(__name__)
@@ -102,11 +102,13 @@ def serve(
         redirect_output(log_path)
     logging.basicConfig(level=logging.DEBUG if settings.verbose else logging.ERROR)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the sweep handles Ctrl-C, and ends us
+    for ending in (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
+        signal.signal(ending, _exit_through_cleanup)  # a CI step's timeout signals the group
     processes.become_subreaper()
     if settings.manifest_root and str(settings.manifest_root) not in sys.path:
         sys.path.insert(0, str(settings.manifest_root))  # as the model's process will
     warm = warm_up(settings, targets)
-    preloaded = run_preload(preload)
+    preloaded = run_preload(preload, before_each=lambda statement: conn.send(Preloading(str(statement))))
     reason = fork_unsafe_reason()
     # Objects that exist now are never collected: the collector in a fork would otherwise visit
     # (write to) every one of them and copy every page the fork shares with us.
@@ -145,6 +147,10 @@ def serve(
         with contextlib.suppress(Exception):
             multiprocessing.util._run_finalizers()  # type: ignore[attr-defined]
         os._exit(0)
+
+
+def _exit_through_cleanup(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)  # the ``finally`` of ``serve`` ends every model's tree
 
 
 def _become_model_process(

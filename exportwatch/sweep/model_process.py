@@ -69,8 +69,8 @@ def _end_group_when_the_sweep_goes(conn: Connection) -> None:
     with contextlib.suppress(BaseException):
         while True:
             conn.recv()
-    with contextlib.suppress(OSError):
-        os.killpg(os.getpgid(0), signal.SIGKILL)
+    # Descendants first (one that called setsid left our group), then the group, then us.
+    processes.kill_tree(os.getpid())
 
 
 def _report_os_exit(conn: Connection, phases: _Phases) -> Callable[[int], Any]:

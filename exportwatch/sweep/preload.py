@@ -15,7 +15,7 @@ import importlib
 import importlib.util
 import logging
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -119,10 +119,18 @@ def plan_preload(
     return list(dict.fromkeys(wanted))
 
 
-def run_preload(statements: Iterable[ImportStatement]) -> list[str]:
-    """Import each statement; one that fails is left to the model's process (which says why)."""
+def run_preload(
+    statements: Iterable[ImportStatement], *, before_each: Callable[[ImportStatement], None] | None = None
+) -> list[str]:
+    """Import each statement; one that fails is left to the model's process (which says why).
+
+    ``before_each`` tells the sweep which import runs, so one that hangs or kills the process
+    can be named (and the fork server restarted without preloading).
+    """
     done: list[str] = []
     for statement in statements:
+        if before_each is not None:
+            before_each(statement)
         try:
             module = importlib.import_module(statement.module)
             for name in statement.names:

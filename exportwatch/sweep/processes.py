@@ -96,21 +96,47 @@ def tree_memory_mb(pid: int) -> float:
 def kill_tree(pid: int, *, group: bool = True) -> None:
     """SIGKILL ``pid``'s process group (it leads one) and every descendant that left it."""
     for _ in range(KILL_ROUNDS):
-        below = descendants(pid)
-        if group:
-            with contextlib.suppress(OSError):
-                os.killpg(pid, signal.SIGKILL)
-        for victim in [pid, *below]:
+        for victim in descendants(pid):  # first: ``pid`` may be the caller itself
             with contextlib.suppress(OSError):
                 os.kill(victim, signal.SIGKILL)
         if not descendants(pid):
-            return
+            break
+    if group:
+        with contextlib.suppress(OSError):
+            os.killpg(pid, signal.SIGKILL)
+    with contextlib.suppress(OSError):
+        os.kill(pid, signal.SIGKILL)
 
 
 def kill_group(pgid: int) -> None:
     """SIGKILL what is left of a process group whose leader was already reaped."""
     with contextlib.suppress(OSError):
         os.killpg(pgid, signal.SIGKILL)
+
+
+def oom_kills() -> int | None:
+    """The kernel's count of OOM kills in our cgroup (v2), where it is readable."""
+    try:
+        for line in Path("/sys/fs/cgroup/memory.events").read_text().splitlines():
+            if line.startswith("oom_kill "):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def memory_limit_mb() -> float | None:
+    """The memory this machine (or container) gives us: the cgroup's limit, else MemTotal."""
+    limits: list[float] = []
+    with contextlib.suppress(OSError, ValueError):
+        text = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        if text != "max":
+            limits.append(int(text) / 2**20)
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                limits.append(int(line.split()[1]) / 1024)
+    return min(limits) if limits else None
 
 
 def _prctl(option: int, value: int) -> bool:
@@ -123,9 +149,9 @@ def _prctl(option: int, value: int) -> bool:
         return False
 
 
-def become_subreaper() -> bool:
+def become_subreaper(on: bool = True) -> bool:
     """Orphans of our descendants are re-parented to us, not to init, so we can end them."""
-    return _prctl(PR_SET_CHILD_SUBREAPER, 1)
+    return _prctl(PR_SET_CHILD_SUBREAPER, int(on))
 
 
 def die_with_parent(sig: int = signal.SIGKILL) -> bool:

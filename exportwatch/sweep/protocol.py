@@ -37,6 +37,13 @@ class ServerReady:
 
 
 @dataclass(frozen=True)
+class Preloading:
+    """The server is about to run this import (for the models); it may hang or kill it."""
+
+    statement: str
+
+
+@dataclass(frozen=True)
 class Started:
     token: int
     pid: int  # leads its own process group
@@ -48,7 +55,7 @@ class Exited:
     returncode: int  # Popen-style: negative is the signal
 
 
-ServerMessage = ServerReady | Started | Exited
+ServerMessage = ServerReady | Preloading | Started | Exited
 
 # --- a model's process -> the sweep --------------------------------------------------------------
 

@@ -49,6 +49,7 @@ from exportwatch.sweep.protocol import (
     ModelExit,
     ModelMessage,
     Phase,
+    Preloading,
     ServerReady,
     Started,
     StartUnit,
@@ -67,10 +68,14 @@ POLL_SECONDS = 0.1
 LOG_TAIL_CHARS = 3_000
 #: A model's process that says nothing for this long after its launch is stuck starting.
 STARTUP_SECONDS = 120.0
+#: One import run in the fork server for the models may take this long.
+PRELOAD_SECONDS = 60.0
 #: Spawned model processes that die before saying anything, in a row, before the sweep gives up.
 MAX_FAILED_STARTS = 3
 #: ``EXPORTWATCH_START_METHOD=spawn`` spawns every model's process (slower; for debugging).
 START_METHOD_VARIABLE = "EXPORTWATCH_START_METHOD"
+#: A SIGKILL'd process whose tree used this share of the machine's memory was the OOM killer's.
+OOM_SHARE = 0.5
 #: The model's own process exits with this when exportwatch failed outside any job.
 INTERNAL_EXIT_CODE = 70
 
@@ -110,23 +115,33 @@ def _tail(path: Path | None) -> str:
 # Launchers: how a model's process comes to exist, and how its exit is learnt.
 
 
+class _PreloadFailed(Exception):
+    """An import run for the models hung or killed the fork server: start one without preloading."""
+
+    def __init__(self, statement: str, what: str) -> None:
+        super().__init__(f"preloading `{statement}` {what}")
+
+
 class _ForkServer:
     """Forks model processes from one warm server; learns pids and exits from its messages."""
 
     spawn_reason: str | None = None
 
-    def __init__(self, context: Any, settings: SweepSettings, log_dir: Path, units: list[Unit]) -> None:
+    def __init__(
+        self, context: Any, settings: SweepSettings, log_dir: Path, units: list[Unit], *, preload: bool = True
+    ) -> None:
         self.log_path = log_dir / "fork-server.log"
         self.conn, child_conn = context.Pipe()
         targets = list(dict.fromkeys(t for u in units for t in u.targets))
-        preload = plan_preload(
+        statements = plan_preload(
             [u.spec for u in units], manifest_root=settings.manifest_root, repo_root=settings.repo_root
         )
+        statements = statements if preload else []
         from exportwatch.sweep import forkserver
 
         self.process = context.Process(
             target=forkserver.serve,
-            args=(child_conn, settings, self.log_path, targets, preload),
+            args=(child_conn, settings, self.log_path, targets, statements),
             name="exportwatch-fork-server",
             daemon=True,
         )
@@ -136,6 +151,8 @@ class _ForkServer:
         self.pending: list[Started | Exited] = []
 
     def wait_ready(self, interrupted: Callable[[], bool]) -> ServerReady:
+        preloading: str | None = None
+        deadline = time.monotonic() + STARTUP_SECONDS
         while self.ready is None:
             if interrupted():
                 raise KeyboardInterrupt
@@ -147,9 +164,21 @@ class _ForkServer:
                 if isinstance(message, ServerReady):
                     self.ready = message
                     break
+                if isinstance(message, Preloading):
+                    preloading = message.statement
+                    deadline = time.monotonic() + PRELOAD_SECONDS
             if not self.process.is_alive():
                 self.process.join(1)
+                if preloading is not None:
+                    raise _PreloadFailed(
+                        preloading, f"killed the fork server ({processes.signal_name(self.process.exitcode)})"
+                    )
                 raise WorkerStartError("the sweep's fork server", self.process.exitcode, _tail(self.log_path))
+            if time.monotonic() > deadline:
+                self.close(hard=True)
+                if preloading is not None:
+                    raise _PreloadFailed(preloading, f"did not finish within {PRELOAD_SECONDS:g} s")
+                raise WorkerStartError("the sweep's fork server (stuck)", None, _tail(self.log_path))
         log.debug("fork server ready; preloaded %s", self.ready.preloaded)
         return self.ready
 
@@ -201,6 +230,17 @@ class _Spawner:
         self.context = context
         self.settings = settings
         self.processes: dict[int, Any] = {}
+        # What a model's process leaves behind is re-parented to the sweep, which ends it.
+        self.baseline = set(processes.children(os.getpid()))
+        self.subreaper = processes.become_subreaper()
+
+    def _end_orphans(self) -> None:
+        known = {p.pid for p in self.processes.values()}
+        for pid in processes.children(os.getpid()):
+            if pid not in known and pid not in self.baseline:
+                processes.kill_tree(pid, group=False)
+                with contextlib.suppress(ChildProcessError, OSError):
+                    os.waitpid(pid, 0)
 
     def waitables(self) -> list[Any]:
         return [p.sentinel for p in self.processes.values()]
@@ -225,6 +265,8 @@ class _Spawner:
                 process.join(1)
                 exited[token] = process.exitcode if process.exitcode is not None else -1
                 del self.processes[token]
+        if exited and self.subreaper:
+            self._end_orphans()
         return {}, exited, None
 
     def close(self, *, hard: bool = False, grace_s: float = 5.0) -> None:
@@ -232,6 +274,9 @@ class _Spawner:
             processes.kill_tree(process.pid)
             if not hard:
                 process.join(timeout=grace_s)
+        if self.subreaper:
+            self._end_orphans()
+            processes.become_subreaper(False)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -297,6 +342,9 @@ class WorkerPool:
         self._failed_starts = 0
         self.start_method = "fork"
         self._next_police = 0.0
+        self._preload = True
+        self._oom_kills_at_start = processes.oom_kills() or 0
+        self._server_deaths: dict[str, int] = {}  # model -> fork-server deaths while it ran
 
     # --- the loop -----------------------------------------------------------------------------
 
@@ -333,7 +381,9 @@ class WorkerPool:
         finally:
             if self._launcher is not None:
                 self._launcher.close()
-            if previous is not None:
+            # After an interrupt our handler stays: a second Ctrl-C, while the partial report
+            # is written, still ends the sweep at once, with 130.
+            if previous is not None and not self._interrupts:
                 signal.signal(signal.SIGINT, previous)
             if self.settings.log_dir is None:
                 shutil.rmtree(self._log_dir, ignore_errors=True)
@@ -356,8 +406,19 @@ class WorkerPool:
         if forced == "spawn":
             self.start_method = "spawn"
             return _Spawner(self._context, self.settings)
-        server = _ForkServer(self._context, self.settings, self._log_dir, units)
-        ready = server.wait_ready(lambda: self._interrupts > 0)
+        server = _ForkServer(self._context, self.settings, self._log_dir, units, preload=self._preload)
+        try:
+            ready = server.wait_ready(lambda: self._interrupts > 0)
+        except _PreloadFailed as failed:  # the model that needs it will say so, in its own process
+            server.close(hard=True)
+            self._preload = False
+            self.on_event(
+                Event(kind="note", message=f"{failed}; each model's process imports its libraries itself")
+            )
+            return self._start_launcher(units)
+        except BaseException:  # Ctrl-C during its warm-up, or it died: it has no model to end
+            server.close(hard=True)
+            raise
         if ready.spawn_reason is None:
             return server
         server.close()
@@ -411,16 +472,32 @@ class WorkerPool:
             self._restart_server(queue, server_died)
 
     def _restart_server(self, queue: deque[Unit], returncode: int) -> None:
-        """The fork server itself died (the OOM killer, say): its models crash, a new one serves."""
-        message = f"the sweep's fork server died ({processes.signal_name(returncode)})"
-        log.warning(message)
+        """The fork server died (a model killed it, or the OOM killer did): a new one serves.
+
+        The models running then are retried; a model running at two such deaths is charged.
+        """
+        message = (
+            f"the sweep's fork server died ({processes.signal_name(returncode)}) twice while this model ran"
+        )
+        log.warning("the sweep's fork server died (%s); restarting it", processes.signal_name(returncode))
         for running in list(self._running.values()):
             if running.pid is not None:
                 processes.kill_tree(running.pid)
-            running.killed = running.killed or (Verdict.CRASH, message)
-            running.returncode = running.returncode if running.returncode is not None else -signal.SIGKILL
             self._drain(running)
-            self._finish(running, queue)
+            name = running.unit.spec.name
+            self._server_deaths[name] = self._server_deaths.get(name, 0) + 1
+            self._running.pop(running.token, None)
+            with contextlib.suppress(OSError):
+                running.conn.close()
+            if running.done:
+                continue
+            if self._server_deaths[name] >= 2:
+                running.returncode = -signal.SIGKILL
+                self._fail_current(running, queue, Verdict.CRASH, message)
+                continue
+            remaining = [t for t in running.unit.targets if t not in running.finished]
+            unit = running.unit
+            queue.appendleft(Unit(spec=unit.spec, targets=remaining, device=unit.device, order=unit.order))
         if queue:
             self._launcher = self._start_launcher(list(queue))
 
@@ -517,12 +594,7 @@ class WorkerPool:
         elif running.ended_itself is not None:
             verdict, message = Verdict.CRASH, running.ended_itself
         elif returncode == -signal.SIGKILL:
-            # Not killed by us (ours are handled above): the kernel's OOM killer.
-            verdict = Verdict.OOM
-            message = (
-                "the model's process was killed with SIGKILL, most likely by the kernel's OOM killer, "
-                + describe_phase(running.phase)
-            )
+            verdict, message = self._sigkill_verdict(running)
         elif returncode == INTERNAL_EXIT_CODE:
             verdict, message = Verdict.ERROR, "exportwatch failed in the model's process (its log is below)"
         else:
@@ -536,6 +608,20 @@ class WorkerPool:
                     f"{MAX_FAILED_STARTS} model processes in a row", returncode, _tail(running.log_path)
                 )
         self._fail_current(running, queue, verdict, message)
+
+    def _sigkill_verdict(self, running: _Running) -> tuple[Verdict, str]:
+        """SIGKILL, not sent by us: the OOM killer when the kernel counted one or memory was high."""
+        oom_kills = processes.oom_kills()
+        limit = processes.memory_limit_mb()
+        counted = oom_kills is not None and oom_kills > self._oom_kills_at_start
+        high = limit is not None and running.peak_mb >= OOM_SHARE * limit
+        phase = describe_phase(running.phase)
+        if counted or high:
+            return Verdict.OOM, f"the model's process was killed by the kernel's OOM killer {phase}"
+        return Verdict.CRASH, (
+            f"the model's process was killed with SIGKILL {phase}, not by exportwatch; its memory "
+            f"peaked at {running.peak_mb:.0f} MiB, so not likely by the OOM killer"
+        )
 
     def _fail_current(self, running: _Running, queue: deque[Unit], verdict: Verdict, message: str) -> None:
         unit = running.unit

@@ -185,9 +185,7 @@ def test_isolation__memory_is_measured_over_the_whole_tree(tmp_path):
 
 
 def test_isolation__a_normal_sweep_leaves_no_process_behind(tmp_path):
-    process, _ = start_sweep(
-        tmp_path, f"- name: fine\n  factory: models/sweep_cases.py:Fine\n  {SHAPE}\n"
-    )
+    process, _ = start_sweep(tmp_path, f"- name: fine\n  factory: models/sweep_cases.py:Fine\n  {SHAPE}\n")
     _, stderr = process.communicate(timeout=300)
     assert process.returncode == 0, stderr
     assert wait_until_gone(in_session(process.pid), 5) == []
@@ -353,4 +351,79 @@ def test_isolation__spawn_fallback_gives_the_same_verdicts(tmp_path, monkeypatch
     assert (
         report.job("sys_exit", "export", "cpu").reason
         == "model code called sys.exit(0) in `blocks.1.forward`"
+    )
+
+
+# --- found by review: groups left, a fork server killed, libraries that crash at import ---------
+
+
+def test_isolation__a_ci_timeout_signalling_the_sweeps_group_leaves_nothing(tmp_path):
+    """coreutils ``timeout`` (a CI step's limit) sends SIGTERM to the whole group: the fork
+    server dies too, and a grandchild that left the model's group must still be ended."""
+    pid_file = tmp_path / "pids"
+    process, _ = start_sweep(
+        tmp_path,
+        f"""\
+        - name: leaves
+          factory: models/sweep_cases.py:LeavesItsSession
+          kwargs: {{pid_file: {str(pid_file)!r}, hang: true}}
+          timeout: 600
+          {SHAPE}
+        """,
+    )
+    wait_for_file(pid_file, process)
+    os.killpg(process.pid, signal.SIGTERM)
+    process.communicate(timeout=30)
+    assert wait_until_gone([int(p) for p in pid_file.read_text().split()]) == []
+    assert wait_until_gone(in_session(process.pid)) == []
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_isolation__a_process_that_left_the_group_is_ended_with_its_model(tmp_path, monkeypatch, method):
+    if method == "spawn":
+        monkeypatch.setenv("EXPORTWATCH_START_METHOD", "spawn")
+    pid_file = tmp_path / "pids"
+    report = sweep(
+        tmp_path,
+        f"""\
+        - name: leaves
+          factory: models/sweep_cases.py:LeavesItsSession
+          kwargs: {{pid_file: {str(pid_file)!r}}}
+          {SHAPE}
+        """,
+        workers=1,
+    )
+    assert report.jobs[0].verdict == Verdict.OK
+    assert wait_until_gone([int(p) for p in pid_file.read_text().split()], 5) == []
+
+
+def test_isolation__a_library_that_kills_the_fork_server_at_import_costs_only_its_model(
+    tmp_path, monkeypatch
+):
+    site = tmp_path / "site-packages"
+    (site / "crashing_lib").mkdir(parents=True)
+    (site / "crashing_lib" / "__init__.py").write_text("import os\nos.abort()\n")
+    monkeypatch.syspath_prepend(str(site))
+    events: list[str] = []
+    manifest = make_project(
+        tmp_path,
+        "version: 1\nmodels:\n"
+        f"  - name: fine\n    factory: models/sweep_cases.py:Fine\n    {SHAPE}\n"
+        f"  - name: needs_it\n    factory: models/sweep_cases.py:needs_crashing_library\n    {SHAPE}\n",
+    )
+    from exportwatch.sweep.progress import Progress
+
+    class Recording(Progress):
+        def message(self, text: str) -> None:
+            events.append(text)
+
+    request = SweepRequest.of(
+        load_manifest(manifest), output=tmp_path / "r.json", options=SweepOptions(workers=1)
+    )
+    report = run_sweep(request, progress=Recording(total=2, quiet=True)).report
+    assert report.job("fine", "export", "cpu").verdict == Verdict.OK
+    needs_it = report.job("needs_it", "export", "cpu")
+    assert needs_it.verdict == Verdict.CRASH and "SIGABRT" in needs_it.reason
+    assert any(
+        "preloading `import crashing_lib` killed the fork server (signal SIGABRT)" in e for e in events
     )

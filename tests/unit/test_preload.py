@@ -33,19 +33,19 @@ def test_plan_preload__keeps_installed_libraries_and_leaves_the_repository_to_ea
     (tmp_path / "helpers.py").write_text("X = 1\n")
     (tmp_path / "models.py").write_text(
         "import json\nimport helpers\nimport torch\nimport yaml\n"
-        "def build():\n    from jsonschema import Draft202012Validator\n    import exportwatch\n"
+        "def build():\n    from yaml.nodes import ScalarNode\n    import exportwatch\n"
     )
     (tmp_path / "m.yml").write_text(
         "version: 1\nmodels:\n  - name: a\n    factory: models.py:build\n    inputs: {args: [{shape: [1]}]}\n"
-        "  - name: b\n    factory: torchvision.models:resnet18\n    inputs: {args: [{shape: [1]}]}\n"
+        "  - name: b\n    factory: yaml.constructor:SafeConstructor\n    inputs: {args: [{shape: [1]}]}\n"
     )
     manifest = load_manifest(tmp_path / "m.yml")
     planned = plan_preload(manifest.models, manifest_root=tmp_path, repo_root=tmp_path)
     # Not the stdlib (json), not the repository (helpers), not torch or exportwatch (loaded already).
     assert planned == [
         ImportStatement("yaml"),
-        ImportStatement("jsonschema", ("Draft202012Validator",)),
-        ImportStatement("torchvision.models"),
+        ImportStatement("yaml.nodes", ("ScalarNode",)),
+        ImportStatement("yaml.constructor"),
     ]
 
 
