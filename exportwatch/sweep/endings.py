@@ -10,9 +10,54 @@ from __future__ import annotations
 import traceback
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from exportwatch.manifest import ModelSpec
 from exportwatch.report import MAX_DETAIL_CHARS, JobResult, SubmoduleResult, Verdict, cap
+
+if TYPE_CHECKING:
+    from exportwatch.diagnose import Diagnosis
+
+
+def _root_only_job(
+    spec: ModelSpec,
+    target: str,
+    device: str,
+    verdict: Verdict,
+    found: Diagnosis,
+    *,
+    reason: str,
+    message: str,
+    detail: str | None,
+    origin: bool = True,
+    peak_rss_mb: float | None = None,
+    duration_s: float = 0.0,
+) -> JobResult:
+    """A job with one result, its root's: what every ending here comes to."""
+    root = SubmoduleResult(
+        path="",
+        module_type="",
+        verdict=verdict,
+        origin=origin,
+        category=found.category,
+        fingerprint=found.fingerprint,
+        exception_type=found.exception_type,
+        message=message,
+        detail=detail,
+        user_frame=found.user_frame,
+        hint=found.hint,
+    )
+    return JobResult(
+        model=spec.name,
+        target=target,
+        device=device,
+        verdict=verdict,
+        reason=reason,
+        submodules=[root],
+        xfail=spec.xfail,
+        peak_rss_mb=round(peak_rss_mb, 1) if peak_rss_mb else None,
+        duration_s=duration_s,
+    )
 
 
 def infrastructure_job(
@@ -30,27 +75,20 @@ def infrastructure_job(
     from exportwatch.diagnose import diagnose_infrastructure
 
     found = diagnose_infrastructure(verdict.value, target=target, message=message)
+    if verdict == Verdict.ERROR:
+        found.category = "internal-error"
     detail = message + (f"\n\nLast output of the model's process:\n{log_tail}" if log_tail.strip() else "")
-    root = SubmoduleResult(
-        path="",
-        module_type="",
-        verdict=verdict,
-        category="internal-error" if verdict == Verdict.ERROR else found.category,
-        fingerprint=found.fingerprint,
-        exception_type=found.exception_type,
+    return _root_only_job(
+        spec,
+        target,
+        device,
+        verdict,
+        found,
+        reason=message,
         message=message,
         detail=cap(detail, MAX_DETAIL_CHARS),
-        hint=found.hint,
-    )
-    return JobResult(
-        model=spec.name,
-        target=target,
-        device=device,
-        verdict=verdict,
-        reason=message,
-        submodules=[root],
-        xfail=spec.xfail,
-        peak_rss_mb=round(peak_rss_mb, 1) if peak_rss_mb else None,
+        origin=False,
+        peak_rss_mb=peak_rss_mb,
         duration_s=duration_s,
     )
 
@@ -60,26 +98,15 @@ def internal_error_job(spec: ModelSpec, target: str, device: str, exc: BaseExcep
     from exportwatch.diagnose import internal_error_diagnosis
 
     found = internal_error_diagnosis(exc, target=target)
-    root = SubmoduleResult(
-        path="",
-        module_type="",
-        verdict=Verdict.ERROR,
-        origin=True,
-        category=found.category,
-        fingerprint=found.fingerprint,
-        exception_type=found.exception_type,
+    return _root_only_job(
+        spec,
+        target,
+        device,
+        Verdict.ERROR,
+        found,
+        reason="exportwatch internal error",
         message=found.message,
         detail=found.detail,
-        hint=found.hint,
-    )
-    return JobResult(
-        model=spec.name,
-        target=target,
-        device=device,
-        verdict=Verdict.ERROR,
-        reason="exportwatch internal error",
-        submodules=[root],
-        xfail=spec.xfail,
     )
 
 
@@ -119,25 +146,6 @@ def ending_job(
     from exportwatch.diagnose import diagnose_ending
 
     found = diagnose_ending(exc, target=target, message=message, repo_root=repo_root)
-    root = SubmoduleResult(
-        path="",
-        module_type="",
-        verdict=Verdict.CRASH,
-        origin=True,
-        category=found.category,
-        fingerprint=found.fingerprint,
-        exception_type=found.exception_type,
-        message=message,
-        detail=found.detail,
-        user_frame=found.user_frame,
-        hint=found.hint,
-    )
-    return JobResult(
-        model=spec.name,
-        target=target,
-        device=device,
-        verdict=Verdict.CRASH,
-        reason=message,
-        submodules=[root],
-        xfail=spec.xfail,
+    return _root_only_job(
+        spec, target, device, Verdict.CRASH, found, reason=message, message=message, detail=found.detail
     )
