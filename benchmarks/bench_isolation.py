@@ -58,7 +58,9 @@ def wall(directory: Path, count: int, *, method: str, code: Path | None) -> floa
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--models", type=int, default=22)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--methods", default="fork,spawn")

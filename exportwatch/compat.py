@@ -1,5 +1,10 @@
 """Compatibility with the environments users really have: one small home for workarounds.
 
+Everything that depends on the torch version lives here, not in ``if`` checks across the
+package: where torch keeps the ONNX exporter's private modules, what marks an axis static,
+what the exporter records about how it captured the graph. Each answer is checked on every
+torch version CI runs (tests/integration/test_compat_versions.py has a row per version).
+
 Imported by the worker (it imports torch); the publish half never needs it.
 """
 
@@ -10,8 +15,63 @@ import importlib.machinery
 import importlib.util
 import sys
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import torch
+import torch.export
+
+#: The torch releases (major.minor) CI tests; ``pyproject.toml``'s torch range is exactly these.
+TESTED_TORCH = ("2.13", "2.14", "2.15")
+
+
+def torch_release() -> str:
+    """``2.14.1+cu130`` → ``2.14``."""
+    return ".".join(torch.__version__.split("+")[0].split(".")[:2])
+
+
+def static_dim() -> Any:
+    """What marks an axis static in ``dynamic_shapes``: ``Dim.STATIC`` where torch has it (a
+    plain ``None`` per axis is deprecated there), else ``None``."""
+    return getattr(torch.export.Dim, "STATIC", None)
+
+
+def onnx_exporter_errors() -> ModuleType:
+    """The dynamo ONNX exporter's error classes: its private ``_errors`` module (which tells the
+    stages apart), or the public ``torch.onnx.errors`` where torch moved it."""
+    try:
+        from torch.onnx._internal.exporter import _errors
+    except ImportError:
+        import torch.onnx.errors as public_errors
+
+        return public_errors
+    return _errors
+
+
+def onnx_registration() -> ModuleType | None:
+    """The exporter's torchlib registry module (cached per opset by the ``onnx`` target), or
+    None where torch moved it: the exporter then builds its registry itself, every time."""
+    try:
+        from torch.onnx._internal.exporter import _registration
+    except ImportError:
+        return None
+    return _registration
+
+
+def onnx_capture_strategy(program: object) -> str | None:
+    """How the dynamo exporter captured the graph (``TorchExportNonStrictStrategy``, ...), which
+    it records on the ``ONNXProgram``; None where it does not."""
+    strategy = getattr(program, "_capture_strategy", None)
+    return strategy if isinstance(strategy, str) else None
+
+
+def silence_torchscript_onnx_log() -> None:
+    """Turn the TorchScript exporter's C++ log off again after an export (torch keeps it global)."""
+    setter = getattr(torch._C, "_jit_set_onnx_log_enabled", None)
+    if setter is not None:
+        with contextlib.suppress(Exception):
+            setter(False)
+
 
 #: Said in each job's warnings when :func:`allow_torchvision_without_its_extension` acted.
 TORCHVISION_NOTE = (

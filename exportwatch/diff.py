@@ -188,6 +188,42 @@ class VersionNote:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Upgrade:
+    """Base and head ran on different library versions: the regressions and fixes of jobs whose
+    code did not change (the same files, byte for byte, on both sides) are the upgrade's."""
+
+    versions: tuple[VersionNote, ...]
+    regressions: tuple[CellKey, ...] = ()  # top-level, not expected
+    fixes: tuple[CellKey, ...] = ()
+
+    @property
+    def models(self) -> tuple[str, ...]:
+        """Models the upgrade changed, regressions first, in report order."""
+        return tuple(dict.fromkeys(key[0] for key in (*self.regressions, *self.fixes)))
+
+    @property
+    def regressed_models(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(key[0] for key in self.regressions))
+
+    def summary(self) -> str:
+        """``torch 2.13.0 → 2.14.1: 3 regressions in 2 models, 1 fix``: what the headline leads with."""
+        versions = ", ".join(
+            f"{v.package} {v.base or '(none)'} → {v.head or '(none)'}" for v in self.versions
+        )
+        parts = []
+        if self.regressions:
+            models = len(self.regressed_models)
+            parts.append(f"{_plural(len(self.regressions), 'regression')} in {_plural(models, 'model')}")
+        if self.fixes:
+            parts.append(_plural(len(self.fixes), "fix", "fixes"))
+        return f"{versions}: {', '.join(parts) if parts else 'no change in export status'}"
+
+
+def _plural(n: int, word: str, many: str | None = None) -> str:
+    return f"{n} {word if n == 1 else (many or word + 's')}"
+
+
+@dataclass(frozen=True, kw_only=True)
 class Cell:
     """One (model, target, device, submodule path) compared across base and head."""
 
@@ -297,6 +333,10 @@ class Changes:
     counts: Mapping[ChangeKind, int]  # top-level (unfolded) cells per kind
     base: ReportMeta | None
     head: ReportMeta
+    upgrade: Upgrade | None = None  # when library versions differ between base and head
+    #: Jobs whose code (dependency files) differs between base and head; the rest ran the same
+    #: code on both sides, so their changes come from the environment.
+    code_changed: frozenset[JobKey] = frozenset()
 
     @property
     def has_base(self) -> bool:
@@ -353,17 +393,48 @@ def diff_reports(base: Report | None, head: Report, *, xfail: XfailIndex | None 
     targets = tuple(dict.fromkeys(k[1] for k in job_keys))
     devices = tuple(dict.fromkeys(k[2] for k in job_keys))
     counts = Counter(c.kind for c in cells.values() if c.folded_under is None)
+    version_notes = tuple(_version_notes(base, head))
+    code_changed = frozenset(
+        key
+        for key in job_keys
+        if key in base_jobs and key in head_jobs and _code_differs(base_jobs[key], head_jobs[key])
+    )
     return Changes(
         cells=cells,
         models=tuple(_model_rows(cells, job_keys)),
         targets=targets,
         devices=devices,
-        version_notes=tuple(_version_notes(base, head)),
+        version_notes=version_notes,
         notes=tuple(_report_notes(base, head)),
         counts={kind: counts.get(kind, 0) for kind in ChangeKind},
         base=ReportMeta.of(base) if base is not None else None,
         head=ReportMeta.of(head),
+        upgrade=_upgrade(cells, version_notes, code_changed) if version_notes else None,
+        code_changed=code_changed,
     )
+
+
+def _code_differs(base: JobResult, head: JobResult) -> bool:
+    """The job's dependency files differ (or one side could not list them: then nothing can be
+    said to be the environment's doing)."""
+    if base.content_hash is None or head.content_hash is None:
+        return True
+    return dict(base.dependencies) != dict(head.dependencies)
+
+
+def _upgrade(
+    cells: Mapping[CellKey, Cell], versions: tuple[VersionNote, ...], code_changed: frozenset[JobKey]
+) -> Upgrade:
+    regressions: list[CellKey] = []
+    fixes: list[CellKey] = []
+    for cell in cells.values():
+        if cell.folded_under is not None or cell.job_key in code_changed:
+            continue
+        if cell.kind is ChangeKind.REGRESSION and not cell.expected:
+            regressions.append(cell.key)
+        elif cell.kind is ChangeKind.FIX:
+            fixes.append(cell.key)
+    return Upgrade(versions=versions, regressions=tuple(regressions), fixes=tuple(fixes))
 
 
 _VERSIONED = ("torch", "onnx", "onnxscript", "onnxruntime")
@@ -377,13 +448,24 @@ def _version_notes(base: Report | None, head: Report) -> Iterable[VersionNote]:
         new = getattr(head.environment, package)
         if (old or None) != (new or None):
             yield VersionNote(package=package, base=old or None, head=new or None)
+    # The models' own libraries (transformers, timm, ...), where both sides recorded them (an
+    # older report has none: that is not a removal).
+    old_packages, new_packages = base.environment.packages, head.environment.packages
+    if old_packages and new_packages:
+        for package in sorted(set(old_packages) | set(new_packages)):
+            old, new = old_packages.get(package), new_packages.get(package)
+            if old != new:
+                yield VersionNote(package=package, base=old, head=new)
 
 
 def _report_notes(base: Report | None, head: Report) -> Iterable[str]:
     if base is None:
         yield "No base report: every result is new, and nothing can be a regression."
     elif not base.complete:
-        yield "The base report is partial (its sweep did not finish): some results show as new."
+        yield (
+            "The base report is partial (its sweep did not finish, or part of the base could not be "
+            "reproduced): some results show as new."
+        )
     if not head.complete:
         yield "The head report is partial (its sweep did not finish): some results show as removed."
     if base is not None:

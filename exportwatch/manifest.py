@@ -206,7 +206,8 @@ class ModelSpec:
     location: Location | None = None
     raw: dict[str, Any] = field(default_factory=dict)  # the entry as written, defaults merged
     #: Where each field present in ``raw`` was written (in the model entry or in ``defaults``),
-    #: so later stages (factory import, dynamic shapes) can point at the exact line.
+    #: so later stages (factory import, dynamic shapes) can point at the exact line; also
+    #: ``xfail:PATH`` for each submodule path under ``expect.xfail``.
     field_locations: dict[str, Location] = field(default_factory=dict)
 
     def where(self, key: str) -> Location | None:
@@ -299,7 +300,17 @@ _SEQ_TAG = "tag:yaml.org,2002:seq"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
+#: Values a manifest may expand to once its aliases are followed. A real manifest has hundreds;
+#: nine nested aliases of nine items each (436 bytes, an "alias bomb") would expand to 387 million.
+MAX_EXPANDED_VALUES = 100_000
+#: Nesting depth of lists and mappings (PyYAML composes recursively; Python's stack is ~1,000).
+MAX_NESTING = 100
+
+
 def _compose(text: str, *, file: str) -> yaml.Node:
+    depth = _nesting_depth(text)
+    if depth > MAX_NESTING:
+        raise ConfigError(f"YAML nested {depth} levels deep (at most {MAX_NESTING} are allowed)", file=file)
     try:
         node = yaml.compose(text, Loader=ManifestYamlLoader)
     except yaml.MarkedYAMLError as exc:
@@ -317,7 +328,61 @@ def _compose(text: str, *, file: str) -> yaml.Node:
         raise ConfigError(
             "manifest is empty: expected 'version: 1' and 'models'", file=file, line=1, column=1
         )
+    expanded = _expanded_size(node)
+    if expanded > MAX_EXPANDED_VALUES:
+        raise ConfigError(
+            f"YAML aliases expand to more than {MAX_EXPANDED_VALUES:,} values (an alias bomb?): "
+            "write the repeated values out, or use fewer nested aliases",
+            file=file,
+        )
     return node
+
+
+def _nesting_depth(text: str) -> int:
+    """The deepest flow (``[``/``{``) nesting, an upper bound checked before PyYAML recurses.
+
+    Brackets inside quoted scalars count too: over-counting refuses only absurd manifests."""
+    depth = deepest = 0
+    for char in text:
+        if char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}" and depth:
+            depth -= 1
+    # Block-style nesting shows as indentation: two columns per level is the tightest style.
+    indents = (len(line) - len(line.lstrip(" ")) for line in text.splitlines())
+    return max(deepest, max(indents, default=0) // 2)
+
+
+def _expanded_size(root: yaml.Node) -> int:
+    """How many nodes reading ``root`` visits, aliases followed, counted without expanding them
+    (a node's size is memoised: an alias costs its target's size). Stops counting past the cap;
+    a recursive alias is left for the reader, which names it."""
+    sizes: dict[int, int] = {}
+    on_path: set[int] = set()
+
+    def size(node: yaml.Node) -> int:
+        known = sizes.get(id(node))
+        if known is not None:
+            return known
+        if id(node) in on_path or isinstance(node, yaml.ScalarNode):
+            return 1
+        on_path.add(id(node))
+        total = 1
+        children = (
+            [n for pair in node.value for n in pair]
+            if isinstance(node, yaml.MappingNode)
+            else list(node.value)
+        )
+        for child in children:
+            total += size(child)
+            if total > MAX_EXPANDED_VALUES:
+                break
+        on_path.discard(id(node))
+        sizes[id(node)] = total
+        return total
+
+    return size(root)
 
 
 def format_path(path: FieldPath) -> str:
@@ -640,6 +705,10 @@ class _Parser:
             spec.opset = self.integer(merged["opset"], source["opset"], minimum=1)
         if merged.get("expect") is not None:
             spec.xfail, spec.xfail_submodules = self.expect(merged["expect"], source["expect"])
+            for submodule in spec.xfail_submodules:  # where each path was written: a typo is warned
+                spec.field_locations[f"xfail:{submodule}"] = self.r.location(
+                    (*source["expect"], "xfail", submodule)
+                )
         if merged.get("depends_on") is not None:
             globs = self.listing(merged["depends_on"], source["depends_on"], what="a list of glob patterns")
             spec.depends_on = [

@@ -20,7 +20,7 @@ FIXTURES = TESTS / "fixtures"
 EXAMPLE_MANIFEST = REPO_ROOT / "config" / "example.exportwatch.yml"
 
 #: Tiers whose tests are ``slow`` unless marked ``quick`` (tests/unit is always in the quick lane).
-SLOW_TIERS = ("integration", "end_to_end", "zoo")
+SLOW_TIERS = ("integration", "end_to_end", "zoo", "browser")
 
 # Fixture model files import as `models.sweep_cases` etc. (strict export wants them in sys.modules).
 if str(FIXTURES) not in sys.path:

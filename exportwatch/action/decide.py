@@ -15,6 +15,7 @@ from exportwatch.github.config import ActionConfig
 from exportwatch.github.event import Event
 from exportwatch.github.publish import (
     Annotation,
+    repository_path,
 )
 from exportwatch.report import FAILING
 
@@ -103,7 +104,10 @@ def check_conclusion(result: GateResult) -> str:
 
 
 def annotations_for(changes: Changes, result: GateResult) -> list[Annotation]:
-    """Annotations on the user's lines for what fails on head: gating cells first. Pure."""
+    """Annotations on the user's lines for what fails on head: gating cells first. Pure.
+
+    The path comes from a report (a fork's run writes it): one that is not a relative path
+    inside the repository becomes None (no file annotation; the log shows it without a file)."""
     failing_keys = set(result.failing)
     cells = [c for c in changes.top_level() if c.head in FAILING and c.head_result is not None]
     cells.sort(key=lambda c: (c.key not in failing_keys, c.kind is ChangeKind.STILL_FAILING))
@@ -121,7 +125,7 @@ def annotations_for(changes: Changes, result: GateResult) -> list[Annotation]:
             message += f"\nHint: {sub.hint}"
         out.append(
             Annotation(
-                path=frame.path,
+                path=repository_path(frame.path),  # a report's path: None if not in the repository
                 start_line=frame.line,
                 level="failure" if cell.key in failing_keys else "warning",
                 title=f"{cell.kind.value}: {where}"[:255],

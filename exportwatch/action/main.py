@@ -13,9 +13,12 @@ the composite variant alike). Modes:
   size-capped, schema-validated), find the PR through the API, render and publish. Never runs
   the PR's code and never imports torch.
 
+Every mode with a head report also writes the HTML report beside it (``exportwatch-report.html``,
+output ``html-report``), for the workflow to upload.
+
 Exit codes: 0 gate passed (or nothing to gate), 1 gate failed, 2 configuration error,
-3 internal error. A failure to comment or to create the check run is a warning: it never
-changes the exit code.
+3 internal error. A failure to comment, to create the check run or to write the HTML report
+is a warning: it never changes the exit code.
 
 The sweep runs as a subprocess (``python -m exportwatch sweep``), so this module never
 imports torch.
@@ -23,6 +26,7 @@ imports torch.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import shutil
@@ -62,22 +66,28 @@ from exportwatch.github.client import (
     NoArtifact,
     build_github,
     describe,
+    describe_failure,
     my_login,
 )
-from exportwatch.github.config import ActionConfig, ActionConfigError, CommentMode, Mode
+from exportwatch.github.config import ActionConfig, ActionConfigError, CommentMode, Mode, Secret
 from exportwatch.github.event import Event, load_event
 from exportwatch.github.publish import (
     Annotation,
+    annotation_text,
     append_summary,
     create_check_run,
     find_pull_request,
+    repository_path,
     upsert_comment,
     write_outputs,
 )
 from exportwatch.manifest import ConfigError
-from exportwatch.render import RenderContext, comment_marker, headline, render
-from exportwatch.render.escape import term_text
+from exportwatch.render import RenderContext, comment_marker, headline
+from exportwatch.render.escape import one_line, term_text
+from exportwatch.render.html import render_html
+from exportwatch.render.markdown import render_comment, render_summary
 from exportwatch.report import Report, ReportError, base_report_path, load_report, write_report
+from exportwatch.report.io import write_text_atomically
 from exportwatch.report.merge import Shard, find_report_files, merge_reports
 from exportwatch.sweep.options import SweepOptions
 
@@ -297,7 +307,7 @@ def stored_baseline(
     """
     if not config.baseline_artifact:
         return None
-    if config.github_token is None or not config.repository:
+    if not config.github_token or not config.repository:  # the token's first read, in mode full
         log.info("exportwatch: no github-token: the stored baseline is not looked up")
         return None
     from exportwatch.baseline.compare import find_merge_base
@@ -311,7 +321,7 @@ def stored_baseline(
     settings = replace(settings, retries=min(settings.retries, 2))  # optional: do not hold the run
     try:
         with group("exportwatch: stored baseline", out):
-            repo = build_github(config.github_token, settings).get_repo(config.repository)
+            repo = build_github(config.github_token, settings).get_repo(config.repository, lazy=True)
             path, origin = fetch_stored_baseline(
                 repo, name=name, sha=merge_base, token=config.github_token, dest=dest, settings=settings
             )
@@ -352,7 +362,23 @@ class Result:
     regressions: int = 0
     fixes: int = 0
     report_path: str = ""
+    html_report: str = ""  # "" when it could not be written
     exit_code: int = EXIT_OK
+    environment_change: str = ""  # "torch 2.13.0 → 2.14.1: 3 regressions in 2 models"
+    upgrade_regressions: int = 0  # regressions of models whose code did not change
+
+    @classmethod
+    def of(cls, verdict: str, changes: Changes, **fields: Any) -> Result:
+        """The counts from ``changes``, and what the library upgrade did, if versions differ."""
+        upgrade = changes.upgrade
+        return cls(
+            verdict=verdict,
+            regressions=changes.counts.get(ChangeKind.REGRESSION, 0),
+            fixes=changes.counts.get(ChangeKind.FIX, 0),
+            environment_change=upgrade.summary() if upgrade is not None else "",
+            upgrade_regressions=len(upgrade.regressions) if upgrade is not None else 0,
+            **fields,
+        )
 
     def outputs(self) -> dict[str, object]:
         return {
@@ -360,7 +386,35 @@ class Result:
             "regressions": self.regressions,
             "fixes": self.fixes,
             "report-path": self.report_path,
+            "html-report": self.html_report,
+            "environment-change": self.environment_change,
+            "upgrade-regressions": self.upgrade_regressions,
         }
+
+
+def html_report_path(config: ActionConfig) -> Path:
+    """``report-path`` with ``.html`` for its suffix: the page lies beside the report."""
+    path = config.report_path
+    return path.with_suffix(".html") if path.suffix != ".html" else path.with_name(f"{path.name}.html")
+
+
+def write_html_report(config: ActionConfig, head: Report, base: Report | None, *, out: TextIO) -> str:
+    """Write the HTML report beside the head report; its path as an output (workspace-relative
+    like ``report-path``), or "" after a one-line warning: the page is a picture of the result,
+    so a failure here never changes the verdict or the exit code."""
+    relative = html_report_path(config)
+    path = config.workspace / relative
+    try:
+        write_text_atomically(path, render_html(head, base=base, title=config.manifest.as_posix()))
+    except Exception as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+        print(
+            wc.warning(f"exportwatch: {relative.as_posix()}: cannot write the HTML report: {reason}"),
+            file=out,
+        )
+        return ""
+    log.info("exportwatch: wrote the HTML report %s", relative.as_posix())
+    return relative.as_posix() if not relative.is_absolute() else str(path)
 
 
 def analyse(
@@ -393,16 +447,25 @@ def publish(
     sha: str | None,
     out: TextIO,
     settings: ClientSettings,
+    html_artifact: str | None = None,
 ) -> tuple[str, list[str]]:
-    """Comment and check run. Returns (comment URL or "", warnings). Never raises GitHubError."""
+    """Comment and check run. Returns (comment URL or "", warnings). Never raises GitHubError.
+
+    ``html_artifact``: the artifact this run uploads the HTML report in (the comment links it)."""
     warnings: list[str] = []
-    if config.github_token is None or not config.repository:
+    if not config.github_token or not config.repository:  # reads the token: user code is done
         warnings.append("no github-token or GITHUB_REPOSITORY: nothing published to GitHub")
         return "", warnings
     context = render_context(config, sha=sha)
-    comment_body = render(changes, result, "markdown", context=context)
-    gh = build_github(config.github_token, settings)
-    repo = gh.get_repo(config.repository)
+    comment_body = render_comment(changes, result, context=context, html_artifact=html_artifact)
+    annotations = annotations_for(changes, result)
+    try:  # an older PyGithub, a bad URL: the gate's verdict stands, the rest goes to the log
+        gh = build_github(config.github_token, settings)
+        repo = gh.get_repo(config.repository, lazy=True)
+    except Exception as exc:
+        warnings.append(f"cannot publish to GitHub: {describe_failure(exc)}: {one_line(exc, limit=200)}")
+        log_annotations(annotations, out=out)
+        return "", warnings
     comment_url = ""
     if pr_number is not None and config.comment != CommentMode.OFF:
         try:
@@ -415,6 +478,7 @@ def publish(
                 changed=changes.has_changes,
                 author_login=my_login(gh),
                 full_report_url=config.run_url,
+                settings=settings,
             )
             comment_url = outcome.url or ""
             log.info("comment: %s %s", outcome.action, comment_url)
@@ -422,11 +486,8 @@ def publish(
                 warnings.append("the comment was too long for GitHub: a shortened one was posted")
         except GitHubError as exc:
             warnings.append(str(exc))
-        except GithubException as exc:  # from my_login(): GET /user
-            warnings.append(f"cannot comment on PR #{pr_number}: {describe(exc)}")
-        except Exception as exc:  # the comment must never decide the exit code
-            warnings.append(f"cannot comment on PR #{pr_number}: {type(exc).__name__}")
-    annotations = annotations_for(changes, result)
+        except Exception as exc:  # GET /user, the network: the comment never decides the exit code
+            warnings.append(f"cannot comment on PR #{pr_number}: {describe_failure(exc)}")
     if sha:
         try:
             check = create_check_run(
@@ -438,6 +499,7 @@ def publish(
                 summary=comment_body,
                 annotations=annotations,
                 details_url=config.run_url,
+                settings=settings,
             )
             log.info(
                 "check run %s: %d annotation(s) in %d request(s)",
@@ -449,16 +511,28 @@ def publish(
             warnings.append(str(exc))
             log_annotations(annotations, out=out)
         except Exception as exc:
-            warnings.append(f"cannot create the check run: {type(exc).__name__}")
+            warnings.append(f"cannot create the check run: {describe_failure(exc)}")
             log_annotations(annotations, out=out)
     return comment_url, warnings
 
 
 def log_annotations(annotations: Sequence[Annotation], *, out: TextIO) -> None:
-    """Where check runs are unavailable: ``::error file=…,line=…::`` lines (GitHub shows 10)."""
+    """Where check runs are unavailable: ``::error file=…,line=…::`` lines (GitHub shows 10).
+
+    An annotation without a repository path is shown without a file (and without a line)."""
     for a in annotations[:MAX_LOG_ANNOTATIONS]:
         level = "error" if a.level == "failure" else "warning"
-        print(wc.annotation(level, a.message, file=a.path, line=a.start_line, title=a.title), file=out)
+        path = repository_path(a.path)
+        print(
+            wc.annotation(
+                level,
+                annotation_text(a.message),
+                file=path,
+                line=a.start_line if path else None,
+                title=annotation_text(a.title, one_line=True) if a.title else None,
+            ),
+            file=out,
+        )
 
 
 def render_context(config: ActionConfig, *, sha: str | None) -> RenderContext:
@@ -482,24 +556,27 @@ def finish(
     out: TextIO,
     settings: ClientSettings,
     report_path: str,
+    html_report: str = "",
+    html_artifact: str | None = None,
 ) -> int:
     """Outputs and job summary first (a GitHub failure must not lose them), then publish."""
     log_models(changes, out=out)
-    counts = changes.counts
-    res = Result(
-        verdict="passed" if result.passed else "failed",
-        regressions=counts.get(ChangeKind.REGRESSION, 0),
-        fixes=counts.get(ChangeKind.FIX, 0),
+    res = Result.of(
+        "passed" if result.passed else "failed",
+        changes,
         report_path=report_path,
+        html_report=html_report,
         exit_code=result.exit_code,
     )
     write_outputs(config.output_path, res.outputs())
+    context = render_context(config, sha=sha)
     append_summary(
-        config.summary_path, render(changes, result, "summary", context=render_context(config, sha=sha))
+        config.summary_path, render_summary(changes, result, context=context, html_artifact=html_artifact)
     )
     comment_url, warnings = publish(
-        config, changes=changes, result=result, pr_number=pr_number, sha=sha, out=out, settings=settings
-    )
+        config, changes=changes, result=result, pr_number=pr_number, sha=sha, out=out, settings=settings,
+        html_artifact=html_artifact,
+    )  # fmt: skip
     write_outputs(config.output_path, {"comment-url": comment_url})
     for warning in warnings:
         print(wc.warning(f"exportwatch: {warning}"), file=out)
@@ -534,6 +611,7 @@ def run_full(
     return finish(
         config, changes=changes, result=result, pr_number=event.pr_number, sha=head_commit(config, event),
         out=out, settings=settings, report_path=_workspace_relative(config, config.report_file),
+        html_report=write_html_report(config, head, base, out=out), html_artifact=config.html_artifact,
     )  # fmt: skip
 
 
@@ -547,15 +625,16 @@ def run_sweep_mode(
     head, base = run_sweeps(config, base_ref=ref, env=env, out=out)
     changes, result = analyse(head, base, config=config, xfail=xfail_index(config))
     log_models(changes, out=out)
-    outputs = Result(
-        verdict="swept",
-        regressions=changes.counts.get(ChangeKind.REGRESSION, 0),
-        fixes=changes.counts.get(ChangeKind.FIX, 0),
+    outputs = Result.of(
+        "swept",
+        changes,
         report_path=_workspace_relative(config, config.report_file),
+        html_report=write_html_report(config, head, base, out=out),
     ).outputs()
     write_outputs(config.output_path, outputs | {"comment-url": ""})
     context = render_context(config, sha=head_commit(config, event))
-    append_summary(config.summary_path, render(changes, result, "summary", context=context))
+    summary = render_summary(changes, result, context=context, html_artifact=config.html_artifact)
+    append_summary(config.summary_path, summary)
     return EXIT_OK
 
 
@@ -568,16 +647,21 @@ def run_publish(
     if run is None:
         raise ActionConfigError("mode", "mode 'publish' runs in a workflow_run workflow (see the examples)")
     assert config.github_token is not None and config.repository is not None
+    if not config.github_token:  # handed over empty
+        raise ActionConfigError("input 'github-token'", "is empty (pass github-token: ${{ github.token }})")
     gh = build_github(config.github_token, settings)
-    repo = gh.get_repo(config.repository)
+    repo = gh.get_repo(config.repository, lazy=True)
     with group("exportwatch: fetch the sweep's reports", out):
-        info = find_run_artifact(repo, run.id, config.artifact)
-        with tempfile.TemporaryDirectory(prefix="exportwatch-artifact-") as tmp:
-            archive = download_artifact(
-                info.artifact, Path(tmp) / "artifact.zip", token=config.github_token, settings=settings
-            )
-            files = safe_extract(archive, Path(tmp) / "files")
-            head, base = _reports_from(files, config=config)
+        try:
+            info = find_run_artifact(repo, run.id, config.artifact)
+            with tempfile.TemporaryDirectory(prefix="exportwatch-artifact-") as tmp:
+                archive = download_artifact(
+                    info.artifact, Path(tmp) / "artifact.zip", token=config.github_token, settings=settings
+                )
+                files = safe_extract(archive, Path(tmp) / "files")
+                head, base = _reports_from(files, config=config)
+        except GithubException as exc:  # a refusal or a rate limit over the cap, on the download
+            raise NoArtifact(f"artifact {config.artifact!r}: {describe(exc)}") from exc
     pr = None
     try:
         pr = find_pull_request(
@@ -598,6 +682,8 @@ def run_publish(
         out=out,
         settings=settings,
         report_path=_workspace_relative(config, config.report_file),
+        html_report=write_html_report(config, head, base, out=out),
+        html_artifact=config.html_artifact,
     )
 
 
@@ -608,14 +694,20 @@ def _reports_from(files: list[Path], *, config: ActionConfig) -> tuple[Report, R
     if head_name not in by_name:
         present = ", ".join(sorted(by_name)) or "nothing"
         raise GitHubError(f"artifact {config.artifact!r} has no {head_name} (it has: {present})")
-    head = load_untrusted_report(by_name[head_name])
-    base = load_untrusted_report(by_name[base_name]) if base_name in by_name else None
+    where = f"artifact {config.artifact!r}"
+    head = load_untrusted_report(by_name[head_name], shown_as=f"{where}: {head_name}")
+    base = (
+        load_untrusted_report(by_name[base_name], shown_as=f"{where}: {base_name}")
+        if base_name in by_name
+        else None
+    )
     return head, base
 
 
-def load_untrusted_report(path: Path) -> Report:
-    """A report from an untrusted run: size cap and JSON Schema first (``report.load_report``)."""
-    return load_report(path, untrusted=True)
+def load_untrusted_report(path: Path, *, shown_as: str | None = None) -> Report:
+    """A report from an untrusted run: size cap and JSON Schema first (``report.load_report``);
+    errors name it ``shown_as`` (the artifact and member), not a temporary path."""
+    return load_report(path, untrusted=True, shown_as=shown_as)
 
 
 def _checked_manifest(config: ActionConfig) -> Path:
@@ -670,6 +762,7 @@ def run_merge(
     return finish(
         config, changes=changes, result=result, pr_number=event.pr_number, sha=head_commit(config, event),
         out=out, settings=settings, report_path=_workspace_relative(config, config.report_file),
+        html_report=write_html_report(config, head, base, out=out), html_artifact=config.html_artifact,
     )  # fmt: skip
 
 
@@ -682,23 +775,61 @@ MODES = {Mode.FULL: run_full, Mode.SWEEP: run_sweep_mode, Mode.PUBLISH: run_publ
 
 #: The entrypoint hands the token over on this file descriptor instead of the environment.
 TOKEN_FD_VARIABLE = "EXPORTWATCH_TOKEN_FD"
+#: What the action imports only after user code ran (lazily, on some path) and so imports first:
+#: an ``install:`` step may rewrite any installed module, and a module first imported after
+#: that runs its new code in this process, next to the token. tests/integration/
+#: test_publish_token_isolation.py checks that publishing imports nothing beyond this list.
+PUBLISH_MODULES = (
+    "exportwatch.baseline.cache",  # warm_cache
+    "exportwatch.baseline.compare",  # stored_baseline (find_merge_base)
+    "exportwatch.manifest",  # xfail_index
+    "netrc",  # requests reads ~/.netrc on each request
+    "shlex",  # netrc's parser
+)
 
 
-def _with_handed_over_token(env: Mapping[str, str]) -> Mapping[str, str]:
-    """Read the token from the descriptor the entrypoint opened, close it, and keep it in this
-    process's memory only (a copy of the environment that no child receives as such)."""
+def preload_publish_modules() -> None:
+    """Import, before any user code runs, every module publishing needs later (see above)."""
+    for name in PUBLISH_MODULES:
+        importlib.import_module(name)
+
+
+def _not_dumpable() -> bool:
+    """``prctl(PR_SET_DUMPABLE, 0)``: processes of the same user (the install commands, the
+    sweep) cannot read this process's memory, descriptors (the token's) or environment through
+    ``/proc`` unless they hold ``CAP_SYS_PTRACE``. Linux only; best effort."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        return bool(ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0) == 0)  # 4: PR_SET_DUMPABLE
+    except (OSError, AttributeError):
+        return False
+
+
+def _handed_over_token(env: Mapping[str, str]) -> tuple[Mapping[str, str], Secret | None]:
+    """The token on the descriptor the entrypoint opened, *not yet read*: it is read (and the
+    descriptor closed) at its first use, after the install commands; publishing happens after
+    the sweep; ``mode: sweep`` never reads it. No child inherits the descriptor."""
     fd_text = env.get(TOKEN_FD_VARIABLE)
     if not fd_text:
-        return env
+        return env, None
+    rest = {k: v for k, v in env.items() if k != TOKEN_FD_VARIABLE}
     try:
-        with os.fdopen(int(fd_text), "r", encoding="utf-8") as handle:
-            token = handle.read().strip()
+        fd = int(fd_text)
+        os.set_inheritable(fd, False)
     except (OSError, ValueError):
-        return env
-    merged = {k: v for k, v in env.items() if k != TOKEN_FD_VARIABLE}
-    if token:
-        merged["INPUT_GITHUB-TOKEN"] = token
-    return merged
+        return rest, None
+
+    def read() -> str:
+        try:
+            with os.fdopen(fd, "r", encoding="utf-8") as handle:
+                return handle.read().strip()
+        except (OSError, ValueError):
+            return ""
+
+    return rest, Secret.handed_over(read)
 
 
 def main(
@@ -708,11 +839,17 @@ def main(
     out: TextIO | None = None,
     settings: ClientSettings | None = None,
 ) -> int:
-    env = _with_handed_over_token(os.environ if env is None else env)
+    preload_publish_modules()  # before any user code: see PUBLISH_MODULES
+    _not_dumpable()
+    env, handed_over = _handed_over_token(os.environ if env is None else env)
     out = out or sys.stdout
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    handler = logging.StreamHandler(sys.stderr)  # the Actions log: no line may be a command
+    handler.setFormatter(wc.InertFormatter("%(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
     try:
         config = ActionConfig.from_env(env)
+        if handed_over is not None and config.github_token is None:
+            config = replace(config, github_token=handed_over)
         event = load_event(config.event_name, config.event_path)
         settings = settings or ClientSettings(api_url=config.api_url)
         log.info("exportwatch: mode %s on %s", config.mode, event.name or "a local run")

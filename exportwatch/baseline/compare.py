@@ -18,6 +18,14 @@ For ``exportwatch compare MANIFEST --base REF``:
    * ``swept``: everything else is swept in a ``git worktree`` of the merge-base (same Python,
      same environment), removed afterwards whatever happens.
 
+4. **The base's environment.** When the dependency set (requirements files, ``pyproject.toml``'s
+   dependencies, lock files: :mod:`exportwatch.baseline.environment`) differs between the
+   merge-base and HEAD, nothing is reused and the cache is not asked (both hold results of
+   HEAD's packages); a stored baseline made on the merge-base is matched with the hashes of its
+   own environment; the rest is swept in a venv built from the base's requirements
+   (:mod:`exportwatch.baseline.base_env`); when that cannot be built, those jobs get no base
+   result and a note says so (``--base-env auto|venv|never|head``).
+
 Every base ``JobResult`` records its ``source``. Reuse comes before a stored baseline on
 purpose: an unchanged model then cannot show a (flaky) difference at all.
 
@@ -30,7 +38,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
-import os
+import shutil
 import sys
 import tempfile
 import time
@@ -39,7 +47,17 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from exportwatch import __version__, git
+from exportwatch.baseline import base_env
 from exportwatch.baseline.cache import ResultCache
+from exportwatch.baseline.environment import (
+    DependencySet,
+    InstallPlan,
+    changed_files,
+    dependency_set,
+    install_plan,
+    package_changes,
+    shown,
+)
 from exportwatch.baseline.provenance import (
     Fingerprinter,
     ModelFingerprint,
@@ -64,6 +82,10 @@ from exportwatch.sweep.progress import Progress
 from exportwatch.sweep.runner import SweepRequest, SweepResult, environment, new_report, run_sweep
 
 log = logging.getLogger(__name__)
+
+#: ``--base-env``: build the base's environment when its dependency set differs (``auto``),
+#: always (``venv``), never (stored baseline or no base result), or sweep with HEAD's (``head``).
+BASE_ENV_MODES = ("auto", "venv", "never", "head")
 
 #: History fetched per step while looking for the merge-base in a shallow checkout.
 DEEPEN_STEPS = (50, 200, 1000)
@@ -157,21 +179,8 @@ def _sys_path_into(repo_root: Path, tree: Path) -> Iterator[None]:
     not exist in the worktree (a ``.venv`` inside the repository) and the one exportwatch is
     imported from stay as they are."""
     saved = list(sys.path)
-    root = repo_root.resolve()
     # The entry exportwatch itself comes from stays: the workers must run this exportwatch.
-    own = Path(__file__).resolve().parents[2]  # the directory holding the exportwatch package
-
-    def remap(entry: str) -> str:
-        try:
-            path = Path(entry or os.getcwd()).resolve()
-        except OSError:
-            return entry
-        if not path.is_relative_to(root) or path == own:
-            return entry
-        moved = tree / path.relative_to(root)
-        return str(moved) if moved.exists() else entry
-
-    sys.path[:] = [remap(e) for e in sys.path]
+    sys.path[:] = [base_env.remap_entry(e, repo_root=repo_root, tree=tree) for e in sys.path]
     try:
         yield
     finally:
@@ -217,18 +226,22 @@ def _major(version: str) -> str:
     return (version or "").split(".", 1)[0]
 
 
-def baseline_incompatibility(stored: Report, *, tool_version: str, env: Environment) -> str | None:
+def baseline_incompatibility(
+    stored: Report, *, tool_version: str, env: Environment, same_torch: bool = True
+) -> str | None:
     """Why a stored report cannot stand in for the base, or None. Pure.
 
-    Report level: same exportwatch major version and torch version. Job level (elsewhere):
-    the job's content hash must equal the base's, which covers the manifest entry and files.
+    Report level: same exportwatch major version and (``same_torch``) torch version; when the
+    dependency set changed, the base's torch may rightly differ from this run's. Job level
+    (elsewhere): the job's content hash must equal the base's, which covers the manifest entry
+    and files.
     """
     if _major(stored.tool_version) != _major(tool_version):
         return (
             f"it was made by exportwatch {stored.tool_version or '(unknown)'} and this is "
             f"{tool_version} (the major versions differ)"
         )
-    if stored.environment.torch != env.torch:
+    if same_torch and stored.environment.torch != env.torch:
         return (
             f"it was made with torch {stored.environment.torch or '(unknown)'} and this run uses "
             f"torch {env.torch or '(none)'}"
@@ -237,7 +250,7 @@ def baseline_incompatibility(stored: Report, *, tool_version: str, env: Environm
 
 
 def load_stored_baseline(
-    path: Path, *, tool_version: str = __version__, env: Environment | None = None
+    path: Path, *, tool_version: str = __version__, env: Environment | None = None, same_torch: bool = True
 ) -> tuple[Report | None, str | None]:
     """(report, None) when ``path`` is usable, else (None, a message saying why not)."""
     env = env or environment()
@@ -245,7 +258,7 @@ def load_stored_baseline(
         stored = load_report(path, untrusted=True)
     except ReportError as exc:
         return None, f"stored baseline not used: {exc}; sweeping the base instead"
-    why = baseline_incompatibility(stored, tool_version=tool_version, env=env)
+    why = baseline_incompatibility(stored, tool_version=tool_version, env=env, same_torch=same_torch)
     if why:
         return None, f"stored baseline {path} not used: {why}; sweeping the base instead"
     return stored, None
@@ -267,6 +280,9 @@ class CompareRequest:
     fetch: bool = True
     quiet: bool = True
     manifest: Manifest | None = None  # the head manifest, when the caller has loaded it already
+    base_env: str = "auto"  # one of BASE_ENV_MODES
+    base_env_dir: Path | None = None  # venvs kept here (default: <cache_dir>/base-envs, else temporary)
+    dependency_files: tuple[Path, ...] = ()  # the files of the dependency set (default: conventional ones)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -289,6 +305,9 @@ class CompareResult:
     config_errors: list[str] = field(default_factory=list)  # head manifest problems (exit 2)
     head_swept: list[str] = field(default_factory=list)  # models swept on HEAD
     base_swept: list[str] = field(default_factory=list)  # models swept in the base worktree
+    dependency_changes: tuple[str, ...] = ()  # dependency files that differ between base and HEAD
+    #: packages whose version differs in the base environment: name -> (base, head)
+    package_changes: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
 
     def decision(self, model: str, target: str) -> BaseDecision | None:
         return next((d for d in self.decisions if (d.model, d.target) == (model, target)), None)
@@ -306,6 +325,8 @@ def run_compare(
     merge-base can be found (before anything is swept). Writes both reports.
     """
     say = say or (lambda text: log.info("%s", text))
+    if request.base_env not in BASE_ENV_MODES:
+        raise UsageError(f"--base-env {request.base_env}: expected one of {', '.join(BASE_ENV_MODES)}")
     manifest = request.manifest or load_manifest(request.manifest_path)
     options = request.options
     units = plan_units(manifest, models=None, targets=options.targets, device=options.device)
@@ -320,6 +341,7 @@ def run_compare(
         f" the merge-base of {request.base_ref} and HEAD"
     )
     manifest_dir = manifest_dir_in_repo(manifest, repo_root)
+    named = tuple(_repo_relative(path, repo_root) for path in request.dependency_files)
     run = _Comparison(
         request=request,
         sweeper=sweeper or run_sweep,
@@ -332,8 +354,9 @@ def run_compare(
         manifest_rel=Path(manifest_dir, manifest.path.name).as_posix()
         if manifest_dir
         else manifest.path.name,
-        env=environment(),
+        env=environment(manifest),
         cache=ResultCache(request.cache_dir) if request.cache_dir else None,
+        named_dependencies=named,
     )
     head = run.head()
     write_report(head, request.head_output)
@@ -348,7 +371,17 @@ def run_compare(
         config_errors=run.config_errors,
         head_swept=run.head_swept,
         base_swept=run.base_swept,
+        dependency_changes=run.deps_changed,
+        package_changes=run.package_changes,
     )
+
+
+def _repo_relative(path: Path, repo_root: Path) -> str:
+    """A dependency file named on the command line (relative to the working directory)."""
+    try:
+        return Path(path).resolve().relative_to(repo_root.resolve()).as_posix()
+    except ValueError:
+        raise UsageError(f"--dependency-file {path}: not inside the repository {repo_root}") from None
 
 
 @dataclass(kw_only=True)
@@ -372,6 +405,14 @@ class _Comparison:
     config_errors: list[str] = field(default_factory=list)
     head_swept: list[str] = field(default_factory=list)
     base_swept: list[str] = field(default_factory=list)
+    named_dependencies: tuple[str, ...] = ()
+    deps_changed: tuple[str, ...] = ()  # dependency files that differ: HEAD's packages are not the base's
+    install: InstallPlan | None = None  # what the base environment installs on top of HEAD's
+    stored_env: Environment | None = None  # the environment the stored baseline ran in, when accepted
+    base_environment: Environment | None = None  # the environment the base side ran in, if not this one
+    base_env_failure: str | None = None  # why the base could not be swept in its own environment
+    package_changes: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
+    base_deps: DependencySet | None = None
 
     def head(self) -> Report:
         """HEAD's report: cached jobs read back, the other models swept in the working tree."""
@@ -424,6 +465,7 @@ class _Comparison:
             self._no_base_for(head, reason="no manifest on the merge-base")
             return replace(report, duration_s=round(time.monotonic() - started, 3))
 
+        self._check_dependencies()
         stored_jobs = self._stored_jobs()
         units = plan_units(
             base_manifest,
@@ -439,6 +481,10 @@ class _Comparison:
         for unit in units:
             fp = prints[unit.spec.name] = printer.fingerprint(unit.spec, device=self.request.options.device)
             verdict = decide_reuse(self.head_prints.get(fp.model), fp)
+            if self.deps_changed and verdict.reuse:  # the head result ran with HEAD's packages
+                verdict = ReuseDecision(
+                    reuse=False, reason=f"the dependency set changed ({shown(self.deps_changed)})"
+                )
             for target in unit.targets:
                 key = (fp.model, target)
                 job = self._known_base_job(
@@ -453,8 +499,14 @@ class _Comparison:
                     pending[key] = verdict.reason
                     continue
                 jobs[key] = job
+                reason = verdict.reason
+                if job.source is ResultSource.BASELINE and self.stored_env is not None:
+                    reason += (
+                        "; from the stored baseline, made on the merge-base in its own environment"
+                        f" (torch {self.stored_env.torch or '(none)'})"
+                    )
                 self.decisions[key] = BaseDecision(
-                    model=fp.model, target=target, source=job.source, reason=verdict.reason
+                    model=fp.model, target=target, source=job.source, reason=reason
                 )
 
         self.base_swept = list(dict.fromkeys(model for model, _ in pending))
@@ -464,24 +516,42 @@ class _Comparison:
                 f"sweeping {len(self.base_swept)} of {len(units)} model(s) on the merge-base: "
                 + "; ".join(f"{m} ({why[m]})" for m in self.base_swept)
             )
+            own_env = self._in_base_env()
             for job in self._sweep_base(units):
                 key = (job.model, job.target)
                 if key in pending:
-                    jobs[key] = self._stamp(job, prints[job.model])
+                    jobs[key] = job if own_env else self._stamp(job, prints[job.model])
+                    where = f"; swept in the base environment ({self._env_origin()})" if own_env else ""
                     self.decisions[key] = BaseDecision(
-                        model=job.model, target=job.target, source=ResultSource.SWEPT, reason=pending[key]
+                        model=job.model,
+                        target=job.target,
+                        source=ResultSource.SWEPT,
+                        reason=pending[key] + where,
                     )
         else:
             self.say("no model to sweep on the merge-base: every base result is reused, stored or cached")
-        for key, reason in pending.items():
-            if key not in jobs:
-                self.decisions[key] = BaseDecision(
-                    model=key[0],
-                    target=key[1],
-                    source=None,
-                    reason=f"{reason}; the base sweep gave no result",
-                )
+        missing = [key for key in pending if key not in jobs]
+        for key in missing:
+            lacking = (
+                f"not reproduced in the base's own environment: {self.base_env_failure}"
+                if self.base_env_failure
+                else "the base sweep gave no result"
+            )
+            self.decisions[key] = BaseDecision(
+                model=key[0], target=key[1], source=None, reason=f"{pending[key]}; {lacking}"
+            )
+        if self.base_env_failure and missing:
+            models = list(dict.fromkeys(model for model, _ in missing))
+            self.notes.append(
+                "the merge-base could not be reproduced in its own environment"
+                f" ({self.base_env_failure}): {len(models)} model(s) have no base result and are"
+                f" compared as new rather than against results of HEAD's packages: {shown(models, 10)}"
+            )
         self._no_base_for(head, reason="new model (not in the base manifest)")
+        if self.base_environment is not None:
+            report = replace(report, environment=self.base_environment)
+        if self.base_env_failure and missing:  # the diff must not read "no regressions" as final
+            report = replace(report, complete=False)
         return replace(
             report,
             jobs=_in_order(list(jobs.values()), units),
@@ -520,17 +590,80 @@ class _Comparison:
         """The base result that needs no sweep, or None: reused, then stored, then cached."""
         if verdict.reuse and head_job is not None and head_job.content_hash == content_hash:
             return _copy(head_job, ResultSource.REUSED)
+        if self.stored_env is not None:  # hashed as the stored report ran: in its environment
+            content_hash = fp.content_hash(key[1], self.stored_env)
         if stored is not None and stored.content_hash == content_hash:
             return _copy(stored, ResultSource.BASELINE)
+        if self.deps_changed:
+            return None  # the cache is keyed on torch/onnx only: it may hold HEAD-package results
         return self._cached(fp, key[1], content_hash)
+
+    def _check_dependencies(self) -> None:
+        """Does the merge-base's dependency set differ from HEAD's? (Sets ``deps_changed``.)"""
+        mode = self.request.base_env
+        if mode == "head":
+            return
+        head_deps = dependency_set(WorkingTree(self.repo_root), self.named_dependencies)
+        self.base_deps = dependency_set(GitTree(self.repo_root, self.merge_base), self.named_dependencies)
+        self.deps_changed = changed_files(head_deps, self.base_deps)
+        self.install = install_plan(head_deps, self.base_deps, everything=mode == "venv")
+        if self.deps_changed:
+            self.notes.append(
+                f"the dependency set differs between the merge-base and HEAD ({shown(self.deps_changed)}):"
+                " the base is not swept with HEAD's packages"
+            )
+
+    def _in_base_env(self) -> bool:
+        return self.request.base_env == "venv" or bool(self.deps_changed)
+
+    def _env_origin(self) -> str:
+        plan = self.install or InstallPlan()
+        files = [*plan.requirement_files, *(["pyproject.toml"] if plan.requirements else [])]
+        return (
+            f"built from the merge-base's {shown(files)}"
+            if files
+            else "HEAD's packages, nothing pinned differently"
+        )
 
     def _stored_jobs(self) -> dict[JobKey, JobResult]:
         if self.request.baseline is None:
             return {}
-        stored, refusal = load_stored_baseline(self.request.baseline, env=self.env)
+        path = self.request.baseline
+        stored, refusal = load_stored_baseline(path, env=self.env, same_torch=not self.deps_changed)
+        if stored is not None and self.deps_changed:
+            refusal = self._stored_env_refusal(stored)
+            if refusal is None:
+                self.stored_env = stored.environment
+                self.base_environment = stored.environment
+                self.notes.append(
+                    f"stored baseline {path}: made on the merge-base in its own environment"
+                    f" (torch {stored.environment.torch or '(none)'};"
+                    f" this run: torch {self.env.torch or '(none)'});"
+                    " its jobs are matched by the hashes of that environment"
+                )
+            else:
+                stored = None
         if refusal:
             self.notes.append(refusal)
         return {(j.model, j.target): j for j in stored.jobs} if stored else {}
+
+    def _stored_env_refusal(self, stored: Report) -> str | None:
+        """When the dependency set changed, a stored report stands in for the base only if it
+        ran with the merge-base's dependency set: made on the merge-base, or on a commit whose
+        dependency files are the same."""
+        sha = stored.git_sha
+        if sha and (sha == self.merge_base or self.merge_base.startswith(sha)):
+            return None
+        commit = resolve_commit(self.repo_root, sha) if sha else None
+        if commit and self.base_deps is not None:
+            theirs = dependency_set(GitTree(self.repo_root, commit), self.named_dependencies)
+            if not changed_files(theirs, self.base_deps):
+                return None
+        made = f"on {sha[:12]}" if sha else "on an unknown commit"
+        return (
+            f"stored baseline {self.request.baseline} not used: it was made {made}, whose dependency set"
+            " may not be the merge-base's; sweeping the base instead"
+        )
 
     def _no_base_for(self, head: Report, *, reason: str) -> None:
         for job in head.jobs:
@@ -542,6 +675,8 @@ class _Comparison:
 
     def _sweep_base(self, units: list[Unit]) -> list[JobResult]:
         """Sweep ``self.base_swept`` in a worktree of the merge-base, removed afterwards."""
+        if self._in_base_env():
+            return self._sweep_base_env()
         with base_worktree(self.repo_root, self.merge_base) as tree:
             manifest = load_manifest(tree / self.manifest_rel)
             with _sys_path_into(self.repo_root, tree):
@@ -551,6 +686,62 @@ class _Comparison:
                 )
         self.notes += [f"on the merge-base: {error}" for error in result.config_errors]
         return [replace(job, source=ResultSource.SWEPT) for job in result.report.jobs]
+
+    def _sweep_base_env(self) -> list[JobResult]:
+        """Sweep ``self.base_swept`` in a venv built from the merge-base's requirements; [] and
+        ``base_env_failure`` set when it cannot be built or cannot sweep (never a crash)."""
+        plan = self.install or InstallPlan()
+        if self.request.base_env == "never":
+            self.base_env_failure = "--base-env never"
+            return []
+        if plan.unsupported:
+            self.base_env_failure = f"pip cannot install from {shown(plan.unsupported)}"
+            return []
+        directory = self.request.base_env_dir or (
+            self.request.cache_dir / "base-envs" if self.request.cache_dir else None
+        )
+        with (
+            base_worktree(self.repo_root, self.merge_base) as tree,
+            base_env.env_directory(directory) as where,
+        ):
+            try:
+                env = base_env.build(plan, worktree=tree, directory=where)
+                self.say(
+                    ("reusing" if env.reused else "built")
+                    + f" the base environment {env.root} ({self._env_origin()})"
+                )
+                report, errors = base_env.sweep_in(
+                    env,
+                    repo_root=self.repo_root,
+                    worktree=tree,
+                    manifest_rel=self.manifest_rel,
+                    models=self.base_swept,
+                    options=self.request.options,
+                    output=tree.parent / "base.json",
+                    quiet=self.request.quiet,
+                )
+                self.package_changes = package_changes(
+                    base_env.installed_packages(env.python), base_env.installed_packages()
+                )
+            except base_env.BaseEnvError as exc:
+                self.base_env_failure = str(exc)
+                if directory is None:  # a temporary directory, about to go: keep the logs it names
+                    for log_file in where.glob("*.install.log"):
+                        kept = Path(tempfile.gettempdir()) / f"exportwatch-base-env-{log_file.name}"
+                        shutil.copyfile(log_file, kept)
+                        self.base_env_failure = self.base_env_failure.replace(str(log_file), str(kept))
+                return []
+        self.base_environment = report.environment
+        if self.package_changes:
+            self.notes.append(
+                "the base was swept in its own environment: "
+                + ", ".join(
+                    f"{n} {b or '(absent)'} (HEAD: {h or '(absent)'})"
+                    for n, (b, h) in self.package_changes.items()
+                )
+            )
+        self.notes += [f"on the merge-base: {error}" for error in errors]
+        return [replace(job, source=ResultSource.SWEPT) for job in report.jobs]
 
     def _sweep_request(self, manifest: Manifest, *, output: Path, models: list[str]) -> SweepRequest:
         return SweepRequest.of(manifest, output=output, options=self.request.options, models=models)

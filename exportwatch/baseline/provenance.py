@@ -380,6 +380,8 @@ def decisive_versions(environment: Environment, target: str) -> dict[str, str | 
         versions.update(
             onnx=environment.onnx, onnxscript=environment.onnxscript, onnxruntime=environment.onnxruntime
         )
+    for package, version in sorted(environment.packages.items()):  # the models' own libraries
+        versions[f"package:{package}"] = version
     return versions
 
 

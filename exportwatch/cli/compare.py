@@ -19,10 +19,11 @@ from exportwatch.cli.options import (
     DEFAULT_REPORT,
     add_gate_options,
     add_sweep_options,
+    check_output_path,
     sweep_options,
     use_colour,
 )
-from exportwatch.errors import EXIT_GATE_FAILED, EXIT_OK, EXIT_USAGE
+from exportwatch.errors import EXIT_GATE_FAILED, EXIT_OK, EXIT_USAGE, UsageError
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -63,6 +64,30 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         metavar="DIR",
         help="reuse and keep results keyed by content hash (keep it with actions/cache)",
     )
+    parser.add_argument(
+        "--base-env",
+        choices=["auto", "venv", "never", "head"],
+        default="auto",
+        help="when the dependency set differs on the merge-base, sweep it in a venv built from its "
+        "requirements (auto, the default), always in such a venv (venv), never build one (never: "
+        "a stored baseline or no base result), or with HEAD's packages (head: as before)",
+    )
+    parser.add_argument(
+        "--base-env-dir",
+        type=Path,
+        metavar="DIR",
+        help="keep the base environments here, one per dependency set "
+        "(default: under --cache-dir, else temporary)",
+    )
+    parser.add_argument(
+        "--dependency-file",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="FILE",
+        help="a file of the dependency set (repeatable; default: requirements*.txt, constraints*.txt, "
+        "pyproject.toml, uv.lock, poetry.lock, Pipfile.lock at the repository root)",
+    )
     add_sweep_options(parser)
     parser.add_argument(
         "--no-fetch",
@@ -94,6 +119,7 @@ def run(args: argparse.Namespace) -> int:
     from exportwatch.diff import XfailIndex, diff_reports, gate
     from exportwatch.manifest import load_manifest
     from exportwatch.render import RenderContext, render
+    from exportwatch.render.escape import term_block, term_text
     from exportwatch.report import base_report_path
 
     err = sys.stderr
@@ -104,6 +130,13 @@ def run(args: argparse.Namespace) -> int:
 
     # A bad manifest or base is an ExportwatchError: cli.main reports it with its exit code.
     manifest = load_manifest(args.manifest)  # once: the comparison and the xfail index share it
+    check_output_path(args.output, flag="-o")
+    base_output = args.base_output or base_report_path(args.output)
+    check_output_path(base_output, flag="--base-output")
+    if base_output.resolve() == args.output.resolve():
+        raise UsageError(f"--base-output {base_output}: is the head report's path (-o): give it its own")
+    if args.rendered is not None:
+        check_output_path(args.rendered, flag="--rendered")
     request = CompareRequest(
         manifest_path=args.manifest,
         manifest=manifest,
@@ -114,12 +147,15 @@ def run(args: argparse.Namespace) -> int:
         cache_dir=args.cache_dir,
         options=sweep_options(args),
         fetch=not args.no_fetch,
+        base_env=args.base_env,
+        base_env_dir=args.base_env_dir,
+        dependency_files=tuple(args.dependency_file),
         quiet=args.quiet,
     )
     result = run_compare(request, say=say)
 
     for note in result.notes:
-        print(f"note: {note}", file=err)
+        print(term_text(f"note: {note}", limit=2000), file=err)
     sources = Counter(str(j.source) for j in result.base.jobs)
     say(
         "base results: "
@@ -139,6 +175,6 @@ def run(args: argparse.Namespace) -> int:
         args.rendered.write_text(text, encoding="utf-8")
     if result.config_errors:
         for error in result.config_errors:
-            print(f"error: {error}", file=err)
+            print(term_block(f"error: {error}"), file=err)
         return EXIT_USAGE
     return EXIT_OK if verdict.passed else EXIT_GATE_FAILED

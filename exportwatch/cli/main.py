@@ -13,8 +13,9 @@ import traceback
 from collections.abc import Sequence
 
 from exportwatch import __version__
-from exportwatch.cli import compare, diff, merge, sweep
+from exportwatch.cli import compare, diff, matrix, merge, report, sweep
 from exportwatch.errors import EXIT_INTERNAL, ExportwatchError
+from exportwatch.render.escape import term_text
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
         "-v", "--verbose", action="store_true", help="show debug logs and the exporters' own output"
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for command in (sweep, diff, merge, compare):  # one module per command
+    for command in (sweep, diff, merge, compare, matrix, report):  # one module per command
         command.add_parser(subparsers)
     for sub in subparsers.choices.values():  # ``exportwatch sweep -v`` as well as ``exportwatch -v sweep``
         sub.add_argument(
@@ -46,7 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.handler(args))
     except ExportwatchError as exc:  # the one mapping: an explained error carries its exit code
-        print(f"error: {exc}", file=sys.stderr)
+        print(term_text(f"error: {exc}", limit=4000), file=sys.stderr)  # quotes untrusted text
         return exc.exit_code
     except KeyboardInterrupt as exc:
         print(str(exc) or "interrupted", file=sys.stderr)

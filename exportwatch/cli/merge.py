@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TextIO
 
 from exportwatch.errors import EXIT_OK, EXIT_USAGE
+from exportwatch.render.escape import term_block, term_text
 from exportwatch.report import ReportError, load_report, write_report
 from exportwatch.report.merge import MergeError, Shard, find_report_files, merge_reports
 
@@ -66,14 +67,18 @@ def run(args: argparse.Namespace, *, out: TextIO | None = None, err: TextIO | No
         try:
             shards.append(Shard(name=str(path), report=load_report(path, untrusted=True)))
         except ReportError as exc:
-            print(f"error: {exc}", file=err)
+            print(term_block(f"error: {exc}"), file=err)
             return exc.exit_code
     try:
         merged = merge_reports(shards)
     except MergeError as exc:
-        print(f"error: {exc}", file=err)
+        print(term_block(f"error: {exc}"), file=err)
         return exc.exit_code
-    write_report(merged, output)
+    try:
+        write_report(merged, output)
+    except OSError as exc:
+        print(term_text(f"error: {output}: cannot write the merged report: {exc.strerror or exc}"), file=err)
+        return EXIT_USAGE
     if not getattr(args, "quiet", False):
         print(f"merged {len(shards)} shard report(s), {len(merged.jobs)} job(s) → {output}", file=out)
     return EXIT_OK

@@ -6,9 +6,11 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import tempfile
 from pathlib import Path
 from typing import TextIO
 
+from exportwatch.errors import UsageError
 from exportwatch.manifest import KNOWN_TARGETS
 from exportwatch.sweep.options import SweepOptions
 
@@ -49,6 +51,12 @@ def add_sweep_options(parser: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="write the exported files of failing or mismatching attempts here",
     )
+    parser.add_argument(
+        "--allow-skip",
+        action="store_true",
+        help="sweep even when a model's device is missing (e.g. --device cuda without a GPU): "
+        "its jobs are reported as skipped, never as passing",
+    )
 
 
 def sweep_options(args: argparse.Namespace) -> SweepOptions:
@@ -61,6 +69,7 @@ def sweep_options(args: argparse.Namespace) -> SweepOptions:
         max_memory_mb=args.max_memory,
         artifacts_dir=args.keep_artifacts,
         verbose=getattr(args, "verbose", False),
+        allow_skip=args.allow_skip,
     )
 
 
@@ -114,3 +123,20 @@ def use_colour(choice: str, *, stream: TextIO) -> bool:
     if os.environ.get("NO_COLOR"):
         return False
     return bool(getattr(stream, "isatty", lambda: False)())
+
+
+def check_output_path(path: Path, *, flag: str) -> None:
+    """Refuse, before any work, an output path the command could not write at the end: a
+    directory, a parent that cannot be made, a read-only place. Creates missing parents."""
+    if path.is_dir():
+        raise UsageError(f"{flag} {path}: is a directory; name a file in it (e.g. {path / DEFAULT_REPORT})")
+    parent = path.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=parent, prefix=".exportwatch-probe-"):
+            pass  # a real write: os.access says yes to root on a read-only mount
+    except FileExistsError:  # a file where a parent directory should be
+        raise UsageError(f"{flag} {path}: {parent} is not a directory") from None
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise UsageError(f"{flag} {path}: cannot write in {parent}: {reason}") from None

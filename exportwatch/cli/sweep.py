@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 
 from exportwatch import __version__
-from exportwatch.cli.options import DEFAULT_REPORT, add_sweep_options, sweep_options
-from exportwatch.errors import EXIT_GATE_FAILED, EXIT_OK, EXIT_USAGE
+from exportwatch.cli.options import DEFAULT_REPORT, add_sweep_options, check_output_path, sweep_options
+from exportwatch.errors import EXIT_GATE_FAILED, EXIT_OK, EXIT_USAGE, UsageError
 
 
 def _shard(text: str) -> tuple[int, int]:
@@ -62,7 +62,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from exportwatch.manifest import load_manifest
     from exportwatch.plan import build_plan, load_history
+    from exportwatch.render.escape import term_block
     from exportwatch.report import FAILING
+    from exportwatch.sweep.devices import require_devices
     from exportwatch.sweep.progress import Progress, sweep_table
     from exportwatch.sweep.runner import SweepRequest, run_sweep
 
@@ -71,6 +73,9 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)  # fmt: skip
         return EXIT_USAGE
     options = sweep_options(args)
+    check_output_path(args.output, flag="-o")
+    if options.artifacts_dir is not None and options.artifacts_dir.is_file():
+        raise UsageError(f"--keep-artifacts {options.artifacts_dir}: is a file, not a directory")
     # A bad manifest or history report is an ExportwatchError: cli.main reports it (exit 2).
     manifest = load_manifest(args.manifest)
     history = load_history(args.durations) if args.durations else None
@@ -82,6 +87,9 @@ def run(args: argparse.Namespace) -> int:
         shard=args.shard,
         history=history,
     )
+    require_devices(
+        ((u.spec.name, u.device or u.spec.device) for u in plan.units), allow_skip=options.allow_skip
+    )
     progress = Progress(total=plan.total, quiet=args.quiet)
     progress.message(f"exportwatch {__version__}: sweeping {plan.total} job(s) from {args.manifest}")
     request = SweepRequest(manifest=manifest, output=args.output, plan=plan, options=options)
@@ -91,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"\nreport: {args.output}  ({result.report.duration_s:.1f}s)")
     if result.config_errors:
         for error in result.config_errors:
-            print(f"error: {error}", file=sys.stderr)
+            print(term_block(f"error: {error}"), file=sys.stderr)  # the factory's exception text
         return EXIT_USAGE
     if args.strict and any(j.verdict in FAILING and not j.xfail for j in result.report.jobs):
         return EXIT_GATE_FAILED

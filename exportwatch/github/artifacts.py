@@ -8,8 +8,10 @@ extraction refuses absolute paths, ``..``, links, too many members and too many 
 from __future__ import annotations
 
 import logging
+import lzma
 import stat
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -26,7 +28,23 @@ log = logging.getLogger(__name__)
 MAX_ARTIFACT_BYTES = 20 * 1024 * 1024  # compressed archive
 MAX_EXTRACTED_BYTES = 50 * 1024 * 1024
 MAX_MEMBERS = 64
+#: A member's name, and each part of it: far beyond any report's, well within what a file system takes.
+MAX_NAME_CHARS = 1024
+MAX_NAME_PART_BYTES = 255
+#: What actions/upload-artifact writes; anything else is refused before it is decompressed.
+ALLOWED_METHODS = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflate"}
 _CHUNK = 64 * 1024
+#: What zipfile raises on archives it cannot read: bad headers, broken streams, unknown methods.
+_UNREADABLE = (
+    zipfile.BadZipFile,
+    zlib.error,
+    lzma.LZMAError,
+    EOFError,
+    NotImplementedError,
+    RuntimeError,
+    ValueError,
+    OSError,
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -173,6 +191,14 @@ def unsafe_member_reason(info: zipfile.ZipInfo) -> str | None:
     mode = info.external_attr >> 16
     if "\\" in name or "\x00" in name:
         return "backslash or NUL in the name"
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in name):
+        return "control character in the name"
+    if len(name) > MAX_NAME_CHARS or any(
+        len(part.encode("utf-8", "surrogatepass")) > MAX_NAME_PART_BYTES for part in path.parts
+    ):
+        return f"name longer than {MAX_NAME_CHARS} characters or {MAX_NAME_PART_BYTES} bytes a part"
+    if path.parts in ((), (".",)):
+        return "no file name"
     if path.is_absolute() or (len(name) > 1 and name[1] == ":"):
         return "absolute path"
     if any(part == ".." for part in path.parts):
@@ -181,6 +207,10 @@ def unsafe_member_reason(info: zipfile.ZipInfo) -> str | None:
         return "symbolic link"
     if mode and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)) and stat.S_IFMT(mode):
         return "not a regular file"
+    if info.flag_bits & 0x1:
+        return "encrypted"
+    if info.compress_type not in ALLOWED_METHODS:
+        return f"compression method {info.compress_type} (only stored or deflate)"
     return None
 
 
@@ -191,38 +221,78 @@ def safe_extract(
     max_bytes: int = MAX_EXTRACTED_BYTES,
     max_members: int = MAX_MEMBERS,
 ) -> list[Path]:
-    """Extract regular files only, refusing anything that could escape ``dest`` or blow up."""
+    """Extract regular files only, refusing anything that could escape ``dest`` or blow up.
+
+    Every refusal is a :class:`NoArtifact` of one line (a usage error, exit 2): the archive
+    came from an untrusted run, so a broken one is bad input, never an internal error.
+    """
     dest.mkdir(parents=True, exist_ok=True)
     root = dest.resolve()
-    written: list[Path] = []
     try:
-        with zipfile.ZipFile(archive) as zf:
-            members = zf.infolist()
-            if len(members) > max_members:
-                raise NoArtifact(f"artifact has {len(members)} files, over the limit of {max_members}")
-            declared = sum(m.file_size for m in members)
-            if declared > max_bytes:
-                raise NoArtifact(f"artifact unpacks to {declared} bytes, over the {max_bytes}-byte limit")
-            total = 0
-            for info in members:
-                reason = unsafe_member_reason(info)
-                if reason:
-                    raise NoArtifact(f"artifact member {info.filename!r} refused: {reason}")
-                if info.is_dir():
-                    continue
-                target = (root / info.filename).resolve()
-                if not target.is_relative_to(root):
-                    raise NoArtifact(f"artifact member {info.filename!r} refused: escapes the folder")
-                target.parent.mkdir(parents=True, exist_ok=True)
-                with zf.open(info) as src, target.open("xb") as out:
-                    while chunk := src.read(_CHUNK):
-                        total += len(chunk)  # the header's file_size can lie; count real bytes
-                        if total > max_bytes:
-                            raise NoArtifact(f"artifact unpacks to over {max_bytes} bytes")
-                        out.write(chunk)
-                written.append(target)
-    except zipfile.BadZipFile as exc:
-        raise NoArtifact(f"artifact is not a valid zip: {exc}") from exc
-    except FileExistsError as exc:
-        raise NoArtifact(f"artifact member repeated: {exc.filename}") from exc
+        zf = zipfile.ZipFile(archive)
+    except _UNREADABLE as exc:
+        raise NoArtifact(f"artifact is not a valid zip: {_one_line(exc)}") from exc
+    with zf:
+        members = zf.infolist()
+        if len(members) > max_members:
+            raise NoArtifact(f"artifact has {len(members)} files, over the limit of {max_members}")
+        declared = sum(m.file_size for m in members)
+        if declared > max_bytes:
+            raise NoArtifact(f"artifact unpacks to {declared} bytes, over the {max_bytes}-byte limit")
+        for info in members:  # every name checked before a byte is written
+            reason = unsafe_member_reason(info)
+            if reason:
+                raise NoArtifact(f"artifact member {_shown(info.filename)} refused: {reason}")
+        written: list[Path] = []
+        total = 0
+        for info in members:
+            if info.is_dir():
+                continue
+            target = (root / info.filename).resolve()
+            if not target.is_relative_to(root):
+                raise NoArtifact(f"artifact member {_shown(info.filename)} refused: escapes the folder")
+            total = _extract_member(zf, info, target, total=total, max_bytes=max_bytes)
+            written.append(target)
     return written
+
+
+def _extract_member(
+    zf: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, *, total: int, max_bytes: int
+) -> int:
+    """Copy one member, counting real bytes (the header's ``file_size`` can lie); the new total."""
+    name = _shown(info.filename)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError as exc:  # another member is a file where this one's folder goes
+        raise NoArtifact(f"artifact member {name} cannot be written: its folder is a file") from exc
+    except OSError as exc:
+        raise NoArtifact(f"artifact member {name} cannot be written: {exc.strerror}") from exc
+    try:
+        out = target.open("xb")
+    except FileExistsError as exc:
+        raise NoArtifact(f"artifact member {name} repeated") from exc
+    except OSError as exc:
+        raise NoArtifact(f"artifact member {name} cannot be written: {exc.strerror}") from exc
+    with out:
+        try:
+            with zf.open(info) as src:
+                while chunk := src.read(_CHUNK):
+                    total += len(chunk)
+                    if total > max_bytes:
+                        raise NoArtifact(f"artifact unpacks to over {max_bytes} bytes")
+                    out.write(chunk)
+        except _UNREADABLE as exc:
+            raise NoArtifact(f"artifact member {name} cannot be read: {_one_line(exc)}") from exc
+    return total
+
+
+def _shown(name: str) -> str:
+    """A member name for a one-line message: quoted, escaped, cut."""
+    text = repr(name)
+    return text if len(text) <= 120 else f"{text[:100]}…' ({len(name)} characters)"
+
+
+def _one_line(exc: BaseException) -> str:
+    """An exception from zipfile or a decompressor as one short line (its repr names a ZipInfo)."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 200 else text[:200] + "…"

@@ -30,14 +30,27 @@ class ActionConfigError(UsageError):
 
 
 class Secret:
-    """A string that never shows itself in ``repr``, ``str``, f-strings or logs."""
+    """A string that never shows itself in ``repr``, ``str``, f-strings or logs.
 
-    __slots__ = ("_value",)
+    :meth:`handed_over` makes one whose value is read only when first needed (``reveal``,
+    ``bool``, ``==``): the action's token stays on the entrypoint's descriptor until then."""
+
+    __slots__ = ("_read", "_value")
 
     def __init__(self, value: str) -> None:
         self._value = value
+        self._read: Callable[[], str] | None = None
+
+    @classmethod
+    def handed_over(cls, read: Callable[[], str]) -> Secret:
+        secret = cls("")
+        secret._read = read
+        return secret
 
     def reveal(self) -> str:
+        if self._read is not None:
+            read, self._read = self._read, None
+            self._value = read()
         return self._value
 
     def __repr__(self) -> str:
@@ -49,13 +62,13 @@ class Secret:
         return repr(self)
 
     def __bool__(self) -> bool:
-        return bool(self._value)
+        return bool(self.reveal())
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
+        return isinstance(other, Secret) and other.reveal() == self.reveal()
 
     def __hash__(self) -> int:
-        return hash(("Secret", self._value))
+        return hash(("Secret", self.reveal()))
 
     def __reduce__(self) -> Any:
         raise TypeError("a Secret cannot be pickled")
@@ -267,6 +280,7 @@ class ActionConfig:
     shards: Path = Path("exportwatch-shards")
     cache_dir: Path | None = None
     baseline_artifact: str | None = DEFAULT_BASELINE_ARTIFACT
+    html_artifact: str | None = None  # the artifact the HTML report is uploaded in: links to it
     # runner
     event_name: str | None = None
     event_path: Path | None = None
@@ -357,6 +371,7 @@ _SOURCES: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "shards": ("INPUT_SHARDS", _path),
     "cache_dir": ("INPUT_CACHE-DIR", _optional_path),
     "baseline_artifact": ("INPUT_BASELINE-ARTIFACT", _optional_text),
+    "html_artifact": ("INPUT_HTML-ARTIFACT", _optional_text),
     "event_name": ("GITHUB_EVENT_NAME", _optional_text),
     "event_path": ("GITHUB_EVENT_PATH", _optional_path),
     "repository": ("GITHUB_REPOSITORY", _repository),

@@ -10,29 +10,41 @@ from __future__ import annotations
 import logging
 import re
 import secrets
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
+import requests
 from github import GithubException
 
 from exportwatch.github.client import (
-    ANY_BOT,
+    ACTIONS_BOT,
     CannotCreateCheck,
     CannotPostComment,
+    ClientSettings,
     NoPullRequest,
     describe,
+    describe_failure,
+    write_once,
 )
 from exportwatch.github.config import CommentMode
+from exportwatch.render.escape import UNSAFE_CHARACTERS
 
 log = logging.getLogger(__name__)
 
-MAX_COMMENT_CHARS = 65_536  # GitHub rejects longer issue comments with 422
-MAX_CHECK_TEXT_CHARS = 65_535  # check run output.summary / output.text
+#: Issue comments: GitHub answers 422 "Body is too long (maximum is 65536 characters)".
+MAX_COMMENT_CHARS = 65_536
+#: Check-run ``output.summary`` / ``output.text``: documented as 65535 characters, enforced as
+#: UTF-8 bytes ("summary exceeds a maximum bytesize of 65535", github/docs#35252).
+MAX_CHECK_TEXT_BYTES = 65_535
 MAX_ANNOTATIONS_PER_REQUEST = 50
-MAX_ANNOTATION_MESSAGE_CHARS = 64 * 1024 - 1
+#: Annotation ``message`` and ``raw_details``: "64 KB"; 64,000 bytes is under it however counted.
+MAX_ANNOTATION_BYTES = 64_000
+MAX_ANNOTATION_TITLE_CHARS = 255
+#: GitHub refuses a whole check run for one annotation character above U+FFFF (an emoji).
+_ASTRAL = re.compile("[\U00010000-\U0010ffff]")
 
 
 # ============================================================================================
@@ -67,36 +79,65 @@ def decide_comment_action(
 
 
 def is_our_comment(*, body: str | None, author: str | None, marker: str, author_login: str) -> bool:
-    """Ours = carries the hidden marker *and* was written by the same login as this token
-    (or, when the token cannot say who it is, by a ``[bot]`` account: see ``client.ANY_BOT``)."""
-    if not body or marker not in body:
+    """Ours = carries the hidden marker *and* was written by exactly this login. Pure.
+
+    Any other account's comment is left alone, a bot's included: a comment quoting our marker,
+    or another app's, cannot be edited by this token (GitHub answers 403)."""
+    if not body or marker not in body or not author:
         return False
-    login = (author or "").lower()
-    if author_login == ANY_BOT:
-        return login.endswith(ANY_BOT)
-    return login == author_login.lower()
+    return author.lower() == author_login.lower()
 
 
 def with_marker(body: str, marker: str) -> str:
     return body if marker in body else f"{marker}\n{body}"
 
 
-def shorten_body(body: str, *, limit: int = MAX_COMMENT_CHARS, note: str) -> str:
-    """Cut ``body`` at a line boundary so that it plus ``note`` fits in ``limit`` characters.
+def utf8_size(text: str) -> int:
+    """Bytes of ``text`` in UTF-8: how GitHub measures check-run text and annotations."""
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def cap_utf8(text: str, max_bytes: int) -> str:
+    """The longest prefix of ``text`` within ``max_bytes`` UTF-8 bytes (never half a character)."""
+    data = text.encode("utf-8", "surrogatepass")
+    if len(data) <= max_bytes:
+        return text
+    return data[: max(max_bytes, 0)].decode("utf-8", "ignore")
+
+
+def shorten_body(
+    body: str, *, limit: int = MAX_COMMENT_CHARS, note: str, size: Callable[[str], int] = len
+) -> str:
+    """Cut ``body`` at a line boundary so that it, the closing tags and ``note`` fit in ``limit``
+    as ``size`` measures (``len``: characters, for comments; :func:`utf8_size`: bytes, for
+    check-run text). The result is always within ``limit``: the cut is measured after the
+    closers are added, and shrinks until it fits (down to the note alone, itself cut if need be).
 
     Closes what the cut left open (a code fence, ``<details>`` blocks) so the rest of the
     comment still renders. A safety net only: the renderer truncates by priority first.
     """
-    if len(body) <= limit:
+    if size(body) <= limit:
         return body
-    room = limit - len(note) - 200  # 200: closing tags and separators
-    kept = body[: max(room, 0)]
-    if "\n" in kept:
-        kept = kept[: kept.rfind("\n")]
-    fence, depth = _open_blocks(kept)
-    closers = [fence] if fence else []
-    closers.extend(["</details>"] * depth)
-    return "\n".join([kept, *closers, "", note])
+    cut = min(len(body), max(limit, 0))
+    while cut > 0:
+        kept = body[:cut]
+        if "\n" in kept:
+            kept = kept[: kept.rfind("\n")]
+        fence, depth = _open_blocks(kept)
+        closers = ([fence] if fence else []) + ["</details>"] * depth
+        short = "\n".join([kept, *closers, "", note])
+        over = size(short) - limit
+        if over <= 0:
+            return short
+        # each character dropped frees at least one unit; new closers may need more: loop
+        cut = min(cut - 1, len(kept) - over)
+    return note if size(note) <= limit else _cap(note, limit, size)
+
+
+def _cap(text: str, limit: int, size: Callable[[str], int]) -> str:
+    while text and size(text) > limit:
+        text = text[: len(text) - max(size(text) - limit, 1)]
+    return text
 
 
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
@@ -148,23 +189,32 @@ def upsert_comment(
     marker: str,
     mode: CommentMode,
     changed: bool,
-    author_login: str,
+    author_login: str | None,
     full_report_url: str | None = None,
+    settings: ClientSettings | None = None,
 ) -> CommentOutcome:
     """Create or update our one comment on the PR (found by marker and author, all pages).
 
     ``GET /repos/{o}/{r}/issues/{n}/comments`` (paginated), then
     ``POST /repos/{o}/{r}/issues/{n}/comments`` or ``PATCH /repos/{o}/{r}/issues/comments/{id}``.
 
-    A 422 "body too long" is retried once with a shortened body that says where the full
-    result is. Raises :class:`CannotPostComment`.
+    ``author_login`` None: the token cannot say who it is (``GET /user`` refused). Then only a
+    comment by :data:`~exportwatch.github.client.ACTIONS_BOT` (``GITHUB_TOKEN``'s account) is
+    taken as ours, and if GitHub refuses to let us edit it, we are someone else (an App's
+    token): a new comment is posted and theirs is left alone.
+
+    A write whose answer is lost (5xx, timeout) is followed by a re-read, never a blind resend
+    (:func:`~exportwatch.github.client.write_once`). A 422 "body too long" is retried once
+    with a shortened body that says where the full result is. Raises :class:`CannotPostComment`.
     """
+    settings = settings or ClientSettings()
     body = with_marker(body, marker)
+    login = author_login or ACTIONS_BOT
     try:
         issue = repo.get_issue(pr_number)
-        existing = None
-        if mode != CommentMode.OFF:
-            existing = next(
+
+        def ours() -> Any:
+            return next(
                 (
                     c
                     for c in issue.get_comments()
@@ -172,11 +222,13 @@ def upsert_comment(
                         body=c.body,
                         author=c.user.login if c.user else None,
                         marker=marker,
-                        author_login=author_login,
+                        author_login=login,
                     )
                 ),
                 None,
             )
+
+        existing = ours() if mode != CommentMode.OFF else None
         action = decide_comment_action(
             mode=mode, changed=changed, existing_body=existing.body if existing else None, body=body
         )
@@ -190,11 +242,30 @@ def upsert_comment(
             return CommentOutcome(action=action, url=existing.html_url, comment_id=existing.id)
 
         def write(text: str) -> Any:
-            if action == CommentAction.UPDATE:
-                assert existing is not None
-                existing.edit(text)
-                return existing
-            return issue.create_comment(text)
+            nonlocal existing, action
+
+            def landed() -> Any:
+                found = ours()
+                return found if found is not None and found.body == text else None
+
+            if existing is not None:
+                try:
+                    return write_once(
+                        lambda: _edited(existing, text),
+                        landed=landed,
+                        settings=settings,
+                        what="PATCH comment",
+                    )
+                except GithubException as exc:
+                    if author_login is not None or exc.status not in (403, 404):
+                        raise
+                    log.info(
+                        "the %s comment is not ours to edit (%s): posting our own", ACTIONS_BOT, exc.status
+                    )
+                    existing, action = None, CommentAction.CREATE
+            return write_once(
+                lambda: issue.create_comment(text), landed=landed, settings=settings, what="POST comment"
+            )
 
         shortened = False
         try:
@@ -212,22 +283,59 @@ def upsert_comment(
             comment = write(short)
             shortened = True
         return CommentOutcome(action=action, url=comment.html_url, comment_id=comment.id, shortened=shortened)
-    except GithubException as exc:
+    except (GithubException, requests.RequestException) as exc:
         hint = ""
-        if exc.status in (401, 403, 404):
+        if isinstance(exc, GithubException) and exc.status in (401, 403, 404):
             hint = " (does the workflow grant `pull-requests: write`?)"
-        raise CannotPostComment(f"cannot comment on PR #{pr_number}: {describe(exc)}{hint}") from exc
+        raise CannotPostComment(f"cannot comment on PR #{pr_number}: {describe_failure(exc)}{hint}") from exc
+
+
+def _edited(comment: Any, text: str) -> Any:
+    comment.edit(text)
+    return comment
 
 
 # ============================================================================================
 # The check run
 
 
+def repository_path(path: object) -> str | None:
+    """``path`` as a normalised, relative path inside the repository, or None. Pure.
+
+    Annotation paths come from reports, which a fork's run writes: an absolute path, a ``..``
+    step, a backslash, a drive letter or a control character is no file of this repository.
+    """
+    if not isinstance(path, str) or not path or "\\" in path:
+        return None
+    if UNSAFE_CHARACTERS.search(path) or any(ch in path for ch in "\t\n"):
+        return None
+    if path.startswith("/") or re.match(r"^[A-Za-z]:", path):
+        return None
+    parts = [p for p in PurePosixPath(path).parts if p not in ("", ".")]
+    if not parts or ".." in parts:
+        return None
+    return "/".join(parts)
+
+
+def annotation_text(text: str, *, one_line: bool = False) -> str:
+    """Text GitHub stores in an annotation: no control or invisible characters (tab and newline
+    kept unless ``one_line``), and no character above U+FFFF (GitHub refuses the whole check
+    run for one), each replaced by U+FFFD. Pure."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if one_line:
+        text = " ".join(text.split())
+    return _ASTRAL.sub("\ufffd", UNSAFE_CHARACTERS.sub("", text))
+
+
 @dataclass(frozen=True, kw_only=True)
 class Annotation:
-    """A check-run annotation on a line of the user's code (repository-relative path)."""
+    """A check-run annotation on a line of the user's code.
 
-    path: str
+    ``path`` is repository-relative (:func:`repository_path`); None when the report named no
+    file of the repository: such an annotation goes to the log without a file, never to the
+    check run (GitHub requires a path there)."""
+
+    path: str | None
     start_line: int
     message: str
     end_line: int | None = None
@@ -236,25 +344,30 @@ class Annotation:
     raw_details: str | None = None
 
     def to_api(self) -> dict[str, Any]:
+        """The API's shape, within GitHub's limits: message and raw_details in UTF-8 bytes."""
         data: dict[str, Any] = {
             "path": self.path,
             "start_line": self.start_line,
             "end_line": self.end_line or self.start_line,
             "annotation_level": self.level,
-            "message": self.message[:MAX_ANNOTATION_MESSAGE_CHARS],
+            "message": cap_utf8(annotation_text(self.message), MAX_ANNOTATION_BYTES) or "(no message)",
         }
-        if self.title:
-            data["title"] = self.title[:255]
-        if self.raw_details:
-            data["raw_details"] = self.raw_details[:MAX_ANNOTATION_MESSAGE_CHARS]
+        title = annotation_text(self.title or "", one_line=True)[:MAX_ANNOTATION_TITLE_CHARS]
+        if title:
+            data["title"] = title
+        details = cap_utf8(annotation_text(self.raw_details or ""), MAX_ANNOTATION_BYTES)
+        if details:
+            data["raw_details"] = details
         return data
 
 
 def annotation_batches(
     annotations: Sequence[Annotation], size: int = MAX_ANNOTATIONS_PER_REQUEST
 ) -> list[list[dict[str, Any]]]:
-    """Split into request-sized batches; always at least one (possibly empty) batch. Pure."""
-    payload = [a.to_api() for a in annotations]
+    """Split into request-sized batches; always at least one (possibly empty) batch. Pure.
+
+    Annotations without a repository path are left out (see :class:`Annotation`)."""
+    payload = [a.to_api() for a in annotations if repository_path(a.path) == a.path and a.path]
     return [payload[i : i + size] for i in range(0, len(payload), size)] or [[]]
 
 
@@ -276,33 +389,64 @@ def create_check_run(
     summary: str,
     annotations: Sequence[Annotation] = (),
     details_url: str | None = None,
+    settings: ClientSettings | None = None,
+    external_id: str | None = None,
 ) -> CheckOutcome:
     """Create a completed check run; annotations beyond the first 50 go in updates.
 
     ``POST /repos/{o}/{r}/check-runs``, then ``PATCH /repos/{o}/{r}/check-runs/{id}`` per batch.
+    A write whose answer is lost is read back before it is sent again: the check run by its
+    ``external_id`` among ``GET /repos/{o}/{r}/commits/{ref}/check-runs`` of this name, a batch
+    by the run's annotation count (``GET /repos/{o}/{r}/check-runs/{id}``; GitHub appends
+    annotations, so a resent batch would show twice).
     """
-    summary = shorten_body(summary, limit=MAX_CHECK_TEXT_CHARS, note="*(cut: see the job summary)*")
+    settings = settings or ClientSettings()
+    external_id = external_id or f"exportwatch-{secrets.token_hex(8)}"
+    summary = shorten_body(
+        summary, limit=MAX_CHECK_TEXT_BYTES, note="*(cut: see the job summary)*", size=utf8_size
+    )
     batches = annotation_batches(annotations)
-    output: dict[str, Any] = {"title": title[:255], "summary": summary}
+    output: dict[str, Any] = {"title": annotation_text(title, one_line=True)[:255], "summary": summary}
     extra = {"details_url": details_url} if details_url else {}
-    try:
-        check = repo.create_check_run(
+
+    def create() -> Any:
+        return repo.create_check_run(
             name=name,
             head_sha=sha,
+            external_id=external_id,
             status="completed",
             conclusion=conclusion,
             output={**output, **({"annotations": batches[0]} if batches[0] else {})},
             **extra,
         )
+
+    def created() -> Any:
+        runs = repo.get_commit(sha).get_check_runs(check_name=name)
+        return next((r for r in runs if r.external_id == external_id), None)
+
+    try:
+        check = write_once(create, landed=created, settings=settings, what=f"POST check run {name!r}")
+        sent = len(batches[0])
         for batch in batches[1:]:
-            check.edit(output={**output, "annotations": batch})
-    except GithubException as exc:
-        hint = " (does the workflow grant `checks: write`?)" if exc.status in (403, 404) else ""
-        raise CannotCreateCheck(f"cannot create check run {name!r}: {describe(exc)}{hint}") from exc
+            sent += len(batch)
+
+            def append(batch: list[dict[str, Any]] = batch) -> bool:
+                check.edit(output={**output, "annotations": batch})
+                return True
+
+            def appended(expected: int = sent) -> bool | None:
+                count = repo.get_check_run(check.id).output.annotations_count
+                return True if count >= expected else None
+
+            write_once(append, landed=appended, settings=settings, what=f"PATCH check run {check.id}")
+    except (GithubException, requests.RequestException) as exc:
+        status = exc.status if isinstance(exc, GithubException) else None
+        hint = " (does the workflow grant `checks: write`?)" if status in (403, 404) else ""
+        raise CannotCreateCheck(f"cannot create check run {name!r}: {describe_failure(exc)}{hint}") from exc
     return CheckOutcome(
         check_run_id=check.id,
         url=check.html_url,
-        annotations=len(annotations),
+        annotations=sum(len(b) for b in batches),
         requests=len(batches),
     )
 

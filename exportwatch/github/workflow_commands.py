@@ -2,16 +2,22 @@
 
 Only the edge (``exportwatch.action.main``) prints these; everything else logs through ``logging``.
 Escaping follows the runner's rules (actions/toolkit ``command.ts``): in the message ``%``,
-``\\r`` and ``\\n``; in property values also ``:`` and ``,``.
+``\\r`` and ``\\n``; in property values also ``:`` and ``,``. Control and invisible characters
+are dropped first (:func:`exportwatch.render.escape.clean`). Plain lines of untrusted text go
+through :func:`inert` (or, for ``logging``, :class:`InertFormatter`): no line the action prints
+can start a workflow command (``::name::`` at a line's start, ``##[name]`` anywhere).
 """
 
 from __future__ import annotations
 
+import logging
 import secrets
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TextIO
+
+from exportwatch.render.escape import clean, no_workflow_commands
 
 
 def escape_data(value: object) -> str:
@@ -22,10 +28,25 @@ def escape_property(value: object) -> str:
     return escape_data(value).replace(":", "%3A").replace(",", "%2C")
 
 
+def inert(text: object) -> str:
+    """Untrusted text as one plain log line: no control characters, no line break, and no
+    workflow command (a leading ``::`` or any ``##[`` is visibly broken)."""
+    return no_workflow_commands(" ".join(clean(text).split()))
+
+
+class InertFormatter(logging.Formatter):
+    """A ``logging`` formatter for the Actions log: every line of every record (tracebacks
+    included, which can quote untrusted text) made inert, controls dropped."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return no_workflow_commands(clean(super().format(record)))
+
+
 def command(name: str, message: object = "", **properties: object) -> str:
-    """``::name key=value,…::message`` (properties whose value is None are left out)."""
-    props = ",".join(f"{k}={escape_property(v)}" for k, v in properties.items() if v is not None)
-    return f"::{name}{' ' + props if props else ''}::{escape_data(message)}"
+    """``::name key=value,…::message`` (properties whose value is None are left out), with
+    control and invisible characters dropped from both."""
+    props = ",".join(f"{k}={escape_property(clean(v))}" for k, v in properties.items() if v is not None)
+    return f"::{name}{' ' + props if props else ''}::{escape_data(clean(message))}"
 
 
 def annotation(
@@ -57,7 +78,8 @@ def notice(message: str, **where: object) -> str:
 
 
 def group(title: str) -> str:
-    return command("group", title)
+    """``::group::title``, the title one line (a model's name may be anyone's text)."""
+    return command("group", inert(title))
 
 
 def endgroup() -> str:

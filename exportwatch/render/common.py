@@ -5,10 +5,12 @@ Kept apart from the markdown and terminal modules so both say the same thing in 
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from exportwatch.diff import SEVERITY, Cell, ChangeKind, Changes, GateResult, ModelRow, Policy
+from exportwatch.render.escape import one_line
 from exportwatch.report import FAILING, INFRASTRUCTURE, PASSING, Verdict
 
 
@@ -41,7 +43,30 @@ def plural(n: int, word: str, many: str | None = None) -> str:
 
 
 def headline(changes: Changes, gate: GateResult) -> Headline:
-    """The one line a reviewer reads: what the gate decided and the biggest reason."""
+    """The one line a reviewer reads: what the gate decided and the biggest reason. When the
+    library versions differ, it leads with the upgrade and what it changed ("torch 2.13.0 →
+    2.14.1: 3 regressions in 2 models"), and names what the code change did besides."""
+    line = _headline(changes, gate)
+    upgrade = changes.upgrade
+    if upgrade is None or not (upgrade.regressions or upgrade.fixes):
+        return line
+    top = changes.top_level()
+    regressions = sum(1 for c in top if c.kind is ChangeKind.REGRESSION and not c.expected)
+    fixes = sum(1 for c in top if c.kind is ChangeKind.FIX)
+    others = []
+    if regressions > len(upgrade.regressions):
+        others.append(plural(regressions - len(upgrade.regressions), "regression"))
+    if fixes > len(upgrade.fixes):
+        others.append(plural(fixes - len(upgrade.fixes), "fix", "fixes"))
+    text = upgrade.summary()
+    if others:
+        text += f"; and {', '.join(others)} where the code changed too"
+    if gate.passed and upgrade.regressions:
+        text += " (not gated)"
+    return Headline(status=line.status, text=text)
+
+
+def _headline(changes: Changes, gate: GateResult) -> Headline:
     top = changes.top_level()
     regressions = [c for c in top if c.kind is ChangeKind.REGRESSION and not c.expected]
     expected_regressions = [c for c in top if c.kind is ChangeKind.REGRESSION and c.expected]
@@ -71,12 +96,22 @@ def headline(changes: Changes, gate: GateResult) -> Headline:
             text += f", and {plural(len(unchecked), 'export')} exportwatch could not check"
         return Headline(status="fail", text=text)
 
+    skipped = [c for c in changes.cells.values() if c.is_root and c.head is Verdict.SKIPPED]
+    not_run = f"{plural(len(skipped), 'export')} not run ({_skip_reasons(skipped)})" if skipped else ""
     if not changes.has_base:
         roots = [c for c in changes.cells.values() if c.is_root]
         failing_roots = [c for c in roots if c.head in FAILING and not c.expected]
-        text = f"No base to compare with: {plural(len(roots), 'export')} checked"
+        checked = len(roots) - len(skipped)
+        if not checked:
+            return Headline(
+                status="warn", text=f"No base to compare with, and nothing was checked: {not_run}"
+            )
+        text = f"No base to compare with: {plural(checked, 'export')} checked"
         if failing_roots:
-            return Headline(status="warn", text=f"{text}, {len(failing_roots)} failing")
+            extra = f"; {not_run}" if skipped else ""
+            return Headline(status="warn", text=f"{text}, {len(failing_roots)} failing{extra}")
+        if skipped:  # a skipped export is never a passing one
+            return Headline(status="warn", text=f"{text}, all pass; {not_run}")
         return Headline(status="pass", text=f"{text}, all pass")
 
     extras: list[str] = []
@@ -105,9 +140,32 @@ def headline(changes: Changes, gate: GateResult) -> Headline:
             text=f"No export regressions found, but {plural(len(infra), 'export')} hit a crash, "
             f"timeout or out-of-memory: results incomplete{tail}",
         )
+    if skipped:
+        return Headline(
+            status="warn", text=f"No export regressions found, but {not_run}: results incomplete{tail}"
+        )
+    partial = [
+        side for side, meta in (("base", changes.base), ("head", changes.head)) if meta and not meta.complete
+    ]
+    if partial:  # what is missing may be a regression
+        return Headline(
+            status="warn",
+            text=f"No export regressions found, but the {' and '.join(partial)} report "
+            f"{'is' if len(partial) == 1 else 'are'} partial: results incomplete{tail}",
+        )
     if not changes.has_changes:
         return Headline(status="pass", text="No change in export status")
     return Headline(status="pass", text=f"No export regressions{tail}")
+
+
+def _skip_reasons(cells: Sequence[Cell]) -> str:
+    """``skipped: CUDA is not available``: the distinct reasons, the commonest first."""
+    reasons = Counter(
+        (c.head_result.reason if c.head_result is not None else None) or "no reason given" for c in cells
+    )
+    shown = [one_line(r, limit=120) for r, _ in reasons.most_common(2)]
+    more = f" and {len(reasons) - 2} more reasons" if len(reasons) > 2 else ""
+    return f"skipped: {'; '.join(shown)}{more}"
 
 
 KIND_LABEL: dict[ChangeKind, str] = {

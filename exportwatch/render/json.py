@@ -1,4 +1,9 @@
-"""Changes + gate → JSON, for ``--format json`` and for users who write their own gate."""
+"""Changes + gate → JSON, for ``--format json`` and for users who write their own gate.
+
+The values are the reports' own, unchanged; only their encoding is made inert: control, bidi
+and invisible characters and each ``##[`` are ``\\u`` escapes, because the JSON is printed to
+terminals and CI logs (see :func:`exportwatch.render.escape.json_text`).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ from typing import Any
 
 from exportwatch.diff import Cell, ChangeKind, Changes, GateResult
 from exportwatch.render.common import headline
+from exportwatch.render.escape import json_text
 
 #: Bumped when a field changes meaning or disappears (new fields do not bump it).
 DIFF_SCHEMA_VERSION = 1
@@ -36,6 +42,7 @@ def changes_to_dict(changes: Changes, gate: GateResult, *, include_unchanged: bo
         "targets": list(changes.targets),
         "devices": list(changes.devices),
         "version_notes": [asdict(v) for v in changes.version_notes],
+        "upgrade": _upgrade(changes),
         "notes": list(changes.notes),
         "xfail_passing": [_key(c.key) for c in changes.xfail_passing],
         "base": _plain(asdict(changes.base)) if changes.base else None,
@@ -63,7 +70,7 @@ def changes_to_dict(changes: Changes, gate: GateResult, *, include_unchanged: bo
 
 
 def render_json(changes: Changes, gate: GateResult) -> str:
-    return json.dumps(changes_to_dict(changes, gate), indent=2, ensure_ascii=False) + "\n"
+    return json_text(json.dumps(changes_to_dict(changes, gate), indent=2, ensure_ascii=False)) + "\n"
 
 
 def _key(key: tuple[str, str, str, str]) -> dict[str, str]:
@@ -105,3 +112,17 @@ def _plain(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
     return value
+
+
+def _upgrade(changes: Changes) -> dict[str, Any] | None:
+    """What the version change did, on jobs whose code is the same on both sides."""
+    upgrade = changes.upgrade
+    if upgrade is None:
+        return None
+    return {
+        "summary": upgrade.summary(),
+        "versions": [asdict(v) for v in upgrade.versions],
+        "models": list(upgrade.models),
+        "regressions": [_key(k) for k in upgrade.regressions],
+        "fixes": [_key(k) for k in upgrade.fixes],
+    }

@@ -2,8 +2,13 @@
 
 The comment is for a reviewer: verdict first, regressions with the user's line of code, then
 fixes, then the rest, cut by priority to fit GitHub's 65,536-character limit. The job summary
-is the complete picture, unchanged failures included. All untrusted text goes through
-:mod:`exportwatch.render.escape`.
+is the complete picture, unchanged failures included, and ends with a text tree of each failing
+job's failing branch (a cut drops it before any item, after most tracebacks). All untrusted
+text goes through :mod:`exportwatch.render.escape`. Links come from the :class:`RenderContext`
+(the trusted run and summary URLs), :func:`blob_url` and the documentation allow-list; a
+report's own ``run_url`` is shown as code, never linked (on a fork PR the report is a
+stranger's artifact). The markdown is printed to CI logs too (``exportwatch diff --format
+markdown``), so no line of it is a workflow command either.
 """
 
 from __future__ import annotations
@@ -31,7 +36,17 @@ from exportwatch.render.escape import (
     md_link,
     md_text,
     md_text_with_code,
+    no_workflow_commands,
+    one_line,
     safe_url,
+)
+from exportwatch.render.tree_view import (
+    TreeNode,
+    build_tree,
+    changes_by_job,
+    failing_branch,
+    head_jobs,
+    walk,
 )
 from exportwatch.report import BUG_REPORT_URL, PASSING, SubmoduleResult, Verdict
 
@@ -70,6 +85,12 @@ _KIND_TAG = {
     ChangeKind.ERROR: "**not checked**",
 }
 _MAX_FOLDED_NAMES = 12
+#: A failing branch in the job summary shows at most this many nodes (the HTML report has all).
+TREE_MAX_NODES = 150
+#: A tree's block is cut to this many characters (each of its lines is short: every field is capped).
+TREE_BLOCK_LIMIT = 40_000
+#: Deeper nodes are drawn at this indentation (a hostile report cannot widen every line).
+_TREE_MAX_INDENT = 24
 
 
 def comment_marker(key: str | None = None) -> str:
@@ -78,14 +99,21 @@ def comment_marker(key: str | None = None) -> str:
     return f"<!-- exportwatch:comment:{suffix} -->" if suffix else COMMENT_MARKER
 
 
-def render_comment(changes: Changes, gate: GateResult, *, context: RenderContext) -> str:
-    """The PR comment: short when nothing changed, cut by priority when long."""
+def render_comment(
+    changes: Changes, gate: GateResult, *, context: RenderContext, html_artifact: str | None = None
+) -> str:
+    """The PR comment: short when nothing changed, cut by priority when long.
+
+    ``html_artifact`` names the artifact this run uploads the HTML report in (None: no link).
+    """
     budget = context.max_chars or COMMENT_BUDGET
     marker = comment_marker(context.marker_key)
     title = _headline_md(changes, gate, context=context)
-    footer = _footer(changes, context=context)
+    footer = _join([html_report_line(html_artifact, context=context), _footer(changes, context=context)])
     if not changes.has_changes:
-        return _join([title, _no_change_body(changes), *_version_lines(changes), footer, marker])
+        return no_workflow_commands(
+            _join([title, _no_change_body(changes), *_version_lines(changes), footer, marker])
+        )
 
     sections = [
         Section(noun="notes", parts=[Part(text=t, priority=0) for t in _note_lines(changes, gate)]),
@@ -107,20 +135,16 @@ def render_comment(changes: Changes, gate: GateResult, *, context: RenderContext
         if still:
             line += f" ({still} of them still failing: see the job summary)"
         sections.insert(2, Section(noun="notes", parts=[Part(text=f"_{line}._", priority=4)]))
-    return _assemble(
-        marker,
-        title,
-        sections,
-        footer,
-        budget=budget,
-        context=context,
-        run_url=changes.head.run_url,
-        measure=len,
+    return no_workflow_commands(
+        _assemble(marker, title, sections, footer, budget=budget, context=context, measure=len)
     )
 
 
-def render_summary(changes: Changes, gate: GateResult, *, context: RenderContext) -> str:
-    """The job summary: every model, every change, unchanged failures included."""
+def render_summary(
+    changes: Changes, gate: GateResult, *, context: RenderContext, html_artifact: str | None = None
+) -> str:
+    """The job summary: every model, every change, unchanged failures included, then where each
+    failing job broke. ``html_artifact``: as for :func:`render_comment`."""
     budget = context.max_chars or SUMMARY_BUDGET
     title = _headline_md(changes, gate, context=context)
     gate_line = f"Gate `{gate.policy.value}`: **{'passed' if gate.passed else 'failed'}**"
@@ -139,17 +163,20 @@ def render_summary(changes: Changes, gate: GateResult, *, context: RenderContext
         _infra_section(changes, priority=3),
         _cells_section(changes, context, ChangeKind.STILL_FAILING, "🟥 Still failing", priority=4, extra=6),
         _other_section(changes, priority=4),
+        # The picture, last: a cut drops it after every item above but before their long
+        # tracebacks (except a regression's): a few lines per job say more than 8 kB of frames.
+        _tree_section(changes, priority=4),
     ]
-    return _assemble(
+    text = _assemble(
         "",
         title,
         sections,
-        _footer(changes, context=context),
+        _join([html_report_line(html_artifact, context=context), _footer(changes, context=context)]),
         budget=budget,
         context=context,
-        run_url=changes.head.run_url,
         measure=lambda s: len(s.encode("utf-8")),
     )
+    return no_workflow_commands(text)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -164,15 +191,12 @@ def _assemble(
     *,
     budget: int,
     context: RenderContext,
-    run_url: str | None,
     measure: Callable[[str], int],
 ) -> str:
     reserve = 700  # the cut note
     fixed = measure(_join([title, footer, marker])) + reserve
     fitted = fit(sections, budget=max(budget - fixed, 0), measure=measure)
-    cut_note = (
-        _cut_note(fitted.cut, context=context, run_url=run_url, is_comment=bool(marker)) if fitted.cut else ""
-    )
+    cut_note = _cut_note(fitted.cut, context=context, is_comment=bool(marker)) if fitted.cut else ""
     text = _join([title, *fitted.blocks, cut_note, footer, marker])
     if measure(text) > budget or (len(text) > GITHUB_COMMENT_LIMIT and marker):
         # Never expected: a last resort that is still valid markdown and says where to look.
@@ -182,7 +206,6 @@ def _assemble(
                 _cut_note(
                     {"everything but the verdict": 1},
                     context=context,
-                    run_url=run_url,
                     is_comment=bool(marker),
                 ),
                 marker,
@@ -210,11 +233,12 @@ def _no_change_body(changes: Changes) -> str:
     return text + "."
 
 
-def _cut_note(cut: dict[str, int], *, context: RenderContext, run_url: str | None, is_comment: bool) -> str:
+def _cut_note(cut: dict[str, int], *, context: RenderContext, is_comment: bool) -> str:
+    """Where the rest is; linked only through the context's trusted URLs, never the report's."""
     what = ", ".join(f"{n} {noun}" for noun, n in cut.items())
     where = []
     if is_comment:
-        summary = safe_url(context.summary_url) or safe_url(context.run_url or run_url)
+        summary = safe_url(context.summary_url) or safe_url(context.run_url)
         where.append(md_link("the job summary", summary) if summary else "the job summary")
     if context.artifact_name:
         where.append(f"the {md_code(context.artifact_name)} artifact")
@@ -240,10 +264,21 @@ def _footer(changes: Changes, *, context: RenderContext) -> str:
     head_sha = context.sha or head.git_sha
     if base_sha and head_sha:
         bits.append(f"{md_text(base_sha[:7], limit=12)} → {md_text(head_sha[:7], limit=12)}")
-    run = safe_url(context.run_url or head.run_url)
+    run = safe_url(context.run_url)
     if run:
         bits.append(md_link("workflow run", run))
+    if head.run_url and head.run_url != context.run_url:
+        bits.append(f"report from {md_code(head.run_url, limit=300)}")  # the report's word: text
     return f"<sub>{' · '.join(bits)}</sub>"
+
+
+def html_report_line(artifact: str | None, *, context: RenderContext) -> str:
+    """Where the HTML report is, or "": only when the workflow uploads it (``artifact``), and
+    linked only through the trusted run URL of the context, never a report's own ``run_url``."""
+    run = safe_url(context.run_url)
+    if not artifact or not run:
+        return ""
+    return f"🌳 HTML report: in the {md_code(artifact, limit=100)} artifact of {md_link('this run', run)}"
 
 
 def _version_lines(changes: Changes) -> list[str]:
@@ -254,10 +289,16 @@ def _version_lines(changes: Changes) -> list[str]:
         f"{md_text(v.head or 'none', limit=60)}"
         for v in changes.version_notes
     )
-    return [
+    lines = [
         f"ℹ️ **Versions differ between base and head**: {diffs}. "
         "Some changes may come from the upgrade rather than from this pull request."
     ]
+    upgrade = changes.upgrade
+    if upgrade is not None and upgrade.models:
+        models = ", ".join(md_code(m) for m in upgrade.models[:20])
+        more = f" and {len(upgrade.models) - 20} more" if len(upgrade.models) > 20 else ""
+        lines.append(f"⬆️ **Changed by the upgrade** (the same code on both sides): {models}{more}.")
+    return lines
 
 
 def _note_lines(changes: Changes, gate: GateResult) -> list[str]:
@@ -603,3 +644,55 @@ def _other_section(changes: Changes, *, priority: int) -> Section:
         joiner="\n",
         more=lambda n: f"_…and {n} more (cut to fit)._",
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Where it broke: each failing job's failing branch as a text tree
+
+
+def _tree_section(changes: Changes, *, priority: int) -> Section:
+    """One collapsed tree per failing job, worst first; a cut drops whole trees from the end."""
+    kinds = changes_by_job(changes)
+    several_devices = len(changes.devices) > 1
+    rank = {row.model: i for i, row in enumerate(sorted_rows(changes.models))}
+    jobs = sorted(head_jobs(changes), key=lambda j: rank.get(j.model, len(rank)))
+    parts = []
+    for job in jobs:
+        branch = failing_branch(build_tree(job, changes=kinds.get(job.key)))
+        if branch is None:
+            continue
+        label = f"{job.model} · {job.target}" + (f" · {job.device}" if several_devices else "")
+        block = md_code_block("\n".join(tree_lines(branch)), limit=TREE_BLOCK_LIMIT)
+        parts.append(Part(text=md_details(label, block), priority=priority))
+    return Section(
+        noun="failing-branch trees",
+        head=f"#### 🌳 Where it broke ({len(parts)})",
+        parts=parts,
+        more=lambda n: f"_…and {plural(n, 'more tree')} (cut to fit)._",
+    )
+
+
+def tree_lines(branch: TreeNode, *, max_nodes: int = TREE_MAX_NODES) -> list[str]:
+    """``branch`` drawn as indented plain text, one node a line: the verdict's emoji, the path
+    (the model at the root), the module type and category, and marks for the origin, a
+    ``same-as`` twin and a change since the base. Plain text for a fenced block: every field is
+    one line and capped, so untrusted names can neither add lines nor push the marks away."""
+    lines: list[str] = []
+    nodes = list(walk(branch))
+    for depth, node in nodes[:max_nodes]:
+        label = node.name if not node.path else node.path
+        line = f"{'  ' * min(depth, _TREE_MAX_INDENT)}{node.style.emoji} {one_line(label, limit=120)}"
+        if node.result.module_type:
+            line += f" ({one_line(node.result.module_type, limit=60)})"
+        if node.shown.category:
+            line += f" · {one_line(node.shown.category, limit=60)}"
+        if node.twin is not None:
+            line += f" = same as {one_line(node.twin, limit=120)}"
+        if node.origin:
+            line += "  ◀ origin"
+        if node.change is ChangeKind.REGRESSION:
+            line += " [regression]"
+        lines.append(line)
+    if len(nodes) > max_nodes:
+        lines.append(f"… and {plural(len(nodes) - max_nodes, 'more failing node')} (see the HTML report)")
+    return lines

@@ -1,13 +1,14 @@
 """Changes → aligned plain text for a terminal or a CI log; ANSI colour only when asked.
 
 The caller decides on colour (a TTY, ``NO_COLOR``, ``--color``): this module does no I/O.
-Untrusted text is stripped of escape sequences, so a message cannot move the cursor or
-rewrite earlier lines.
+Untrusted text goes through :func:`~exportwatch.render.escape.term_text`: control characters are
+shown as escapes, so a message cannot move the cursor, retitle the terminal or rewrite earlier
+lines, and no line of the result is a GitHub Actions workflow command (``exportwatch diff`` runs
+in CI jobs that read untrusted reports).
 """
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Sequence
 
 from exportwatch.diff import Cell, ChangeKind, Changes, GateResult
@@ -20,7 +21,7 @@ from exportwatch.render.common import (
     sorted_rows,
     verdict_word,
 )
-from exportwatch.render.escape import LABEL_LIMIT, term_block, term_text
+from exportwatch.render.escape import LABEL_LIMIT, no_workflow_commands, term_block, term_text, term_width
 
 _RESET = "\x1b[0m"
 _COLOURS = {"red": "\x1b[31m", "green": "\x1b[32m", "yellow": "\x1b[33m", "bold": "\x1b[1m", "dim": "\x1b[2m"}
@@ -41,7 +42,8 @@ def render_text(changes: Changes, gate: GateResult, *, context: RenderContext) -
     line = headline(changes, gate)
     word, colour = _STATUS[line.status]
     title = f"{term_text(context.title, limit=LABEL_LIMIT)}: " if context.title else ""
-    out = [f"{paint(word, colour, bold=True)}  {title}{line.text}   (gate: {gate.policy.value})"]
+    text = term_text(line.text, limit=2000)  # quotes report text (skip reasons)
+    out = [f"{paint(word, colour, bold=True)}  {title}{text}   (gate: {gate.policy.value})"]
     for note in gate.reasons:
         out.append(f"  {paint('✗', 'red')} {term_text(note, limit=2000)}")
     for note in (*_version_notes(changes), *changes.notes, *gate.notes):
@@ -75,7 +77,7 @@ def render_text(changes: Changes, gate: GateResult, *, context: RenderContext) -
         out.extend(f"  {_label(c)}  (xfail: {term_text(c.xfail, limit=200)})" for c in stale)
     out.append("")
     out.append(paint(_footer(changes), "dim"))
-    return "\n".join(out) + "\n"
+    return no_workflow_commands("\n".join(out)) + "\n"  # whatever lands at the start of a line
 
 
 class _Painter:
@@ -89,18 +91,8 @@ class _Painter:
         return f"{codes}{text}{_RESET}"
 
 
-def _width(text: str) -> int:
-    """Display columns: wide (CJK) characters take two, combining marks none."""
-    total = 0
-    for ch in text:
-        if unicodedata.combining(ch) or ch in "\u200b\u200c\u200d\u2060":
-            continue
-        total += 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
-    return total
-
-
 def _pad(text: str, width: int) -> str:
-    return text + " " * max(width - _width(text), 0)
+    return text + " " * max(width - term_width(text), 0)
 
 
 def _table(changes: Changes, *, paint: _Painter) -> list[str]:
@@ -129,7 +121,7 @@ def _table(changes: Changes, *, paint: _Painter) -> list[str]:
             texts.append(text)
             kinds.append(cell.kind)
         rows.append((texts, kinds))
-    widths = [max([_width(h)] + [_width(r[0][i]) for r in rows]) for i, h in enumerate(header)]
+    widths = [max([term_width(h)] + [term_width(r[0][i]) for r in rows]) for i, h in enumerate(header)]
     out = [_join_cols(header, widths)]
     for texts, kinds in rows:
         cols = [_pad(t, w) for t, w in zip(texts, widths, strict=True)]
@@ -188,11 +180,15 @@ def _cell_lines(changes: Changes, cell: Cell, *, paint: _Painter) -> list[str]:
 
 
 def _version_notes(changes: Changes) -> list[str]:
-    return [
+    notes = [
         f"versions differ: {v.package} {v.base or 'none'} → {v.head or 'none'} "
         "(changes may come from the upgrade)"
         for v in changes.version_notes
     ]
+    upgrade = changes.upgrade
+    if upgrade is not None and upgrade.models:
+        notes.append(f"changed by the upgrade (same code on both sides): {', '.join(upgrade.models)}")
+    return notes
 
 
 def _footer(changes: Changes) -> str:

@@ -141,8 +141,9 @@ def _check_same_run(named: Sequence[Shard], problems: list[str]) -> None:
 
 
 def _plan_difference(a: Shard, b: Shard) -> str:
-    only_a = [p for p in a.report.plan if p not in set(b.report.plan)]
-    only_b = [p for p in b.report.plan if p not in set(a.report.plan)]
+    in_a, in_b = set(a.report.plan), set(b.report.plan)  # once: a plan can be long (or hostile)
+    only_a = [p for p in a.report.plan if p not in in_b]
+    only_b = [p for p in b.report.plan if p not in in_a]
     parts = []
     if only_a:
         parts.append(f"only {a.name} plans {', '.join(only_a[:5])}{' …' if len(only_a) > 5 else ''}")

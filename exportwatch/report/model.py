@@ -7,9 +7,14 @@ This module must not import torch: the publish half of the fork-safe flow reads 
 
 from __future__ import annotations
 
+import functools
 import json
+import math
+import re
+import types
+import typing
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
 from enum import Enum
 from typing import Any
 
@@ -202,6 +207,9 @@ class Environment:
     onnxscript: str | None = None
     onnxruntime: str | None = None
     cuda: str | None = None
+    #: Versions of the installed distributions the models' code imports (``transformers``,
+    #: ``timm``): an upgrade of one of them can change a result as much as torch's.
+    packages: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(kw_only=True)
@@ -232,14 +240,38 @@ class Report:
         return json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n"
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Report:
-        version = data.get("schema_version")
-        if version != SCHEMA_VERSION:
-            raise ReportError(
-                f"report schema_version {version!r} is not supported (this exportwatch reads "
-                f"{SCHEMA_VERSION})"
-            )
-        return _build(cls, data)
+    def from_dict(cls, data: Any) -> Report:
+        """Build a report from parsed JSON, checking every field's type on the way.
+
+        A report may come from an untrusted run and the core install has no jsonschema, so this
+        is the check every reader gets: a wrong value is a :class:`ReportError` that names its
+        field (``jobs[3].verdict: missing``), never an ``AttributeError`` three stages later.
+        """
+        check_document(data)
+        report: Report = _build(cls, data, "")
+        first: dict[tuple[str, str, str], int] = {}
+        for index, job in enumerate(report.jobs):  # two results for one job: which would count?
+            earlier = first.setdefault(job.key, index)
+            if earlier != index:
+                raise ReportError(
+                    f"jobs[{index}]: a second result for {_short(job.model)} · {_short(job.target)} · "
+                    f"{_short(job.device)} (the first is jobs[{earlier}])"
+                )
+        return report
+
+
+def check_document(data: Any) -> None:
+    """Refuse parsed JSON that is not a report of the supported version, before anything else."""
+    if not isinstance(data, dict):
+        raise ReportError(f"not an exportwatch report: the file holds {_json_kind(data)}, not an object")
+    if "schema_version" not in data:
+        raise ReportError("not an exportwatch report: it has no schema_version field")
+    version = data["schema_version"]
+    if version != SCHEMA_VERSION or isinstance(version, bool):
+        raise ReportError(
+            f"report schema_version {_short(version)} is not supported (this exportwatch reads "
+            f"{SCHEMA_VERSION})"
+        )
 
 
 class ReportError(UsageError, ValueError):
@@ -256,44 +288,147 @@ def _to_jsonable(value: Any) -> Any:
     return value
 
 
-def _build(cls: type, data: dict[str, Any]) -> Any:
-    """Build dataclass ``cls`` from a dict, recursing into the nested report types."""
+#: Longest submodule path (and ``same_as``, ``covered_by``, alias) a report may hold: far beyond
+#: any model's, short enough that walking a path's ancestors stays cheap.
+MAX_PATH_CHARS = 1_000
+#: Integers a report may hold (counts, line numbers): anything larger is not a count.
+MAX_INT = 2**63 - 1
+_PATH_FIELDS = frozenset({"path", "same_as", "covered_by", "aliases"})
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _build(cls: type, data: Any, where: str) -> Any:
+    """Build dataclass ``cls`` from a dict, checking each field against its type hint.
+
+    ``where`` is the location for messages (``jobs[3]``). Fields without a default are
+    required; unknown fields are ignored (forward compatible: a newer minor version's
+    additions); ``null`` where the field has a default reads as the default.
+    """
     if not isinstance(data, dict):
-        raise ReportError(f"expected an object for {cls.__name__}, got {type(data).__name__}")
-    known = {f.name: f for f in fields(cls)}
+        raise ReportError(f"{where or '(top)'}: expected an object, got {_json_kind(data)}")
+    hints = _hints(cls)
     kwargs: dict[str, Any] = {}
-    for name, value in data.items():
-        if name not in known:
-            continue  # forward compatible: ignore fields added by newer minor versions
-        kwargs[name] = _convert(cls, name, value)
-    try:
-        return cls(**kwargs)
-    except TypeError as exc:
-        raise ReportError(f"invalid {cls.__name__}: {exc}") from exc
+    for spec in fields(cls):
+        name = spec.name
+        here = f"{where}.{name}" if where else name
+        has_default = spec.default is not MISSING or spec.default_factory is not MISSING
+        if name not in data:
+            if not has_default:
+                raise ReportError(f"{here}: missing")
+            continue
+        value = data[name]
+        if value is None and has_default and not _optional(hints[name]):
+            continue
+        kwargs[name] = _value(hints[name], value, here, path_like=name in _PATH_FIELDS)
+    return cls(**kwargs)
 
 
-def _convert(cls: type, name: str, value: Any) -> Any:
-    if value is None:
-        return None
-    if name == "verdict":
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _optional(hint: Any) -> bool:
+    return type(None) in typing.get_args(hint)
+
+
+def _value(hint: Any, value: Any, where: str, *, path_like: bool = False) -> Any:
+    """``value`` checked (and converted: enums, dataclasses) against ``hint``; or a ReportError."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (types.UnionType, typing.Union):
+        if value is None:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _value(inner, value, where, path_like=path_like)
+    if origin is list:
+        if not isinstance(value, list):
+            raise _wrong(where, "a list", value)
+        return [_value(args[0], v, f"{where}[{i}]", path_like=path_like) for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise _wrong(where, "an object", value)
+        return {
+            _text(k, f"{where} key {_short(k)}"): _value(args[1], v, f"{where}[{_short(k)}]")
+            for k, v in value.items()
+        }
+    if isinstance(hint, type) and issubclass(hint, Enum):
+        return _enum(hint, value, where)
+    if isinstance(hint, type) and is_dataclass(hint):
+        return _build(hint, value, where)
+    if hint is str:
+        text = _text(value, where)
+        if path_like and len(text) > MAX_PATH_CHARS:
+            raise ReportError(f"{where}: a path of {len(text)} characters, over the {MAX_PATH_CHARS} limit")
+        return text
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise _wrong(where, "true or false", value)
+        return value
+    if hint is int:
+        if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+            value = int(value)  # JSON Schema's integer: 3.0 is one
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise _wrong(where, "an integer", value)
+        if abs(value) > MAX_INT:
+            raise ReportError(f"{where}: integer out of range")
+        return value
+    if hint is float:
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            raise _wrong(where, "a number", value)
         try:
-            return Verdict(value)
-        except ValueError as exc:
-            raise ReportError(f"unknown verdict {value!r}") from exc
-    if (cls, name) == (JobResult, "source"):
-        try:
-            return ResultSource(value)
-        except ValueError as exc:
-            raise ReportError(f"unknown result source {value!r}") from exc
-    nested = {
-        (Report, "environment"): Environment,
-        (SubmoduleResult, "user_frame"): UserFrame,
-        (SubmoduleResult, "mismatch"): Mismatch,
-    }.get((cls, name))
-    if nested is not None:
-        return _build(nested, value)
-    if (cls, name) == (Report, "jobs"):
-        return [_build(JobResult, v) for v in value]
-    if (cls, name) == (JobResult, "submodules"):
-        return [_build(SubmoduleResult, v) for v in value]
+            number = float(value)
+        except OverflowError:
+            number = math.inf
+        if not math.isfinite(number):
+            raise ReportError(f"{where}: not a finite number")
+        return number
+    raise ReportError(f"{where}: cannot read a value of type {hint}")  # a field type added without a reader
+
+
+def _text(value: Any, where: str) -> str:
+    if not isinstance(value, str):
+        raise _wrong(where, "a string", value)
+    if _SURROGATE.search(value):
+        raise ReportError(f"{where}: not valid Unicode text (a lone surrogate such as \\ud800)")
     return value
+
+
+def _enum(kind: type[Enum], value: Any, where: str) -> Enum:
+    label = "verdict" if kind is Verdict else "result source" if kind is ResultSource else kind.__name__
+    known = ", ".join(str(member.value) for member in kind)
+    if not isinstance(value, str):
+        raise _wrong(where, f"a {label} ({known})", value)
+    try:
+        return kind(value)
+    except ValueError as exc:
+        raise ReportError(f"{where}: unknown {label} {_short(value)} (known: {known})") from exc
+
+
+def _wrong(where: str, expected: str, value: Any) -> ReportError:
+    return ReportError(f"{where}: expected {expected}, got {_json_kind(value)}")
+
+
+def _json_kind(value: Any) -> str:
+    """What a parsed JSON value is, in the words of JSON rather than Python."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true or false"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    """``repr(value)`` cut for a one-line message (a hostile value can be megabytes)."""
+    if isinstance(value, list | dict):
+        return f"({_json_kind(value)} of {len(value)})"
+    text = repr(value[: limit + 1] if isinstance(value, str) else value)
+    return text if len(text) <= limit else text[:limit] + "…"

@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 
+from exportwatch import compat
 from exportwatch.manifest import (
     ConfigError,
     InputsSpec,
@@ -465,7 +466,7 @@ class _ShapeConverter:
 
     def axis(self, name: Any) -> Any:
         if name is None:
-            return getattr(torch.export.Dim, "STATIC", None)  # None per axis is deprecated in torch
+            return compat.static_dim()
         return self.dims[name]
 
 

@@ -10,17 +10,18 @@ the program (``sys.exit``, ``KeyboardInterrupt``, ``os._exit``) is reported as w
 from __future__ import annotations
 
 import contextlib
+import difflib
 import logging
 import os
 import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from exportwatch.plan import Unit
 from exportwatch.sweep import endings, processes
@@ -32,9 +33,13 @@ from exportwatch.sweep.protocol import (
     TargetStarted,
     UnitConfigError,
     UnitDone,
+    UnitNote,
     describe_phase,
 )
 from exportwatch.sweep.settings import SweepSettings
+
+if TYPE_CHECKING:
+    from exportwatch.manifest import ModelSpec
 
 log = logging.getLogger(__name__)
 
@@ -181,6 +186,8 @@ def _run_unit(
         id(module): path
         for path, module in reversed(list(prepared.model.named_modules(remove_duplicate=False)))
     }
+    for note in unknown_xfail_notes(spec, paths.values()):
+        conn.send(UnitNote(note))
     for target in unit.targets:
         conn.send(TargetStarted(target))
         started = time.perf_counter()
@@ -211,3 +218,22 @@ def _run_unit(
             job = replace(job, submodules=[root if s.path == "" else s for s in job.submodules])
         conn.send(JobFinished(job))
         processes.reset_peak_rss()
+
+
+def unknown_xfail_notes(spec: ModelSpec, module_paths: Iterable[str]) -> list[str]:
+    """One warning per ``expect.xfail`` submodule path the built model does not have, with the
+    closest path it does have: a typo there would otherwise mark nothing, silently."""
+    known = set(module_paths)
+    notes = []
+    for path in spec.xfail_submodules:
+        if path == "" or path in known:
+            continue
+        close = difflib.get_close_matches(path, sorted(known - {""}), n=1, cutoff=0.6)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        where = spec.field_locations.get(f"xfail:{path}") or spec.where("expect")
+        at = f"{where.file}:{where.line}: " if where is not None else ""
+        notes.append(
+            f"{at}model '{spec.name}': expect.xfail names submodule '{path}', which the model "
+            f"does not have{hint}"
+        )
+    return notes

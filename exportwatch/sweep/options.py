@@ -16,6 +16,7 @@ class SweepOptions:
     max_memory_mb: float | None = None
     artifacts_dir: Path | None = None  # --keep-artifacts
     verbose: bool = False  # the exporters' own output reaches the log
+    allow_skip: bool = False  # jobs on a missing device are skipped, not a usage error
 
     def to_argv(self) -> list[str]:
         """The ``sweep`` / ``compare`` flags that reproduce these options (``-v`` is global)."""
@@ -32,4 +33,6 @@ class SweepOptions:
             args += ["--max-memory", f"{self.max_memory_mb:g}"]
         if self.artifacts_dir is not None:
             args += ["--keep-artifacts", str(self.artifacts_dir)]
+        if self.allow_skip:
+            args.append("--allow-skip")
         return args

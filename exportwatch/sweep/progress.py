@@ -1,4 +1,11 @@
-"""Progress output for long sweeps: a live line on a terminal, one line per job in CI logs."""
+"""Progress output for long sweeps: a live line on a terminal, one line per job in CI logs.
+
+Model names, module paths, reasons and messages come from the manifest and from the user's
+code (on a pull request, a stranger's): they go through the terminal helpers of
+:mod:`exportwatch.render.escape`, so the terminal receives no control character but the ones
+this module writes itself (``\\r`` and erase-line, for the live line on a terminal only) and
+no line printed is a GitHub Actions workflow command.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +13,7 @@ import sys
 import time
 from typing import TextIO
 
+from exportwatch.render.escape import no_workflow_commands, term_block, term_text, term_width
 from exportwatch.report import FAILING, JobResult, Report, Verdict
 
 _SYMBOLS = {
@@ -30,44 +38,46 @@ class Progress:
         self.quiet = quiet
         self.live = self.stream.isatty() and not quiet
         self.started = time.monotonic()
-        self._running: dict[str, float] = {}
+        self._running: dict[tuple[str, str], float] = {}
 
     def start(self, model: str, target: str) -> None:
-        self._running[f"{model} · {target}"] = time.monotonic()
+        self._running[(model, target)] = time.monotonic()
         self._live_line()
 
     def result(self, job: JobResult) -> None:
         self.done += 1
-        self._running.pop(f"{job.model} · {job.target}", None)
+        self._running.pop((job.model, job.target), None)
         if self.quiet:
             return
         failing = sum(1 for s in job.submodules if s.verdict in FAILING)
         verdict = _SYMBOLS.get(job.verdict, job.verdict.value)
         extra = f", {failing} failing submodule{'s' * (failing != 1)}" if failing else ""
         if job.reason and job.verdict not in FAILING:
-            extra += f" ({job.reason})"
+            extra += f" ({term_text(job.reason)})"
         line = (
-            f"[{self.done}/{self.total}] {job.model} · {job.target} · {job.device}: "
+            f"[{self.done}/{self.total}] {_name(job.model, job.target)} · {term_text(job.device, limit=40)}: "
             f"{verdict}{extra} in {job.duration_s:.1f}s"
         )
-        self._clear()
-        print(line, file=self.stream, flush=True)
-        self._live_line()
+        self._print(line)
 
     def message(self, text: str) -> None:
+        """A note or error for the log; its lines are kept, each one made safe."""
         if self.quiet:
             return
+        self._print(term_block(text))
+
+    def _print(self, text: str) -> None:
         self._clear()
-        print(text, file=self.stream, flush=True)
+        print(no_workflow_commands(text), file=self.stream, flush=True)
         self._live_line()
 
     def _live_line(self) -> None:
         if not self.live or not self._running:
             return
         now = time.monotonic()
-        running = ", ".join(f"{name} ({now - t:.0f}s)" for name, t in list(self._running.items())[:3])
-        text = f"  … {self.done}/{self.total} done; running {running}"
-        print(f"\r\x1b[2K{text[:160]}", end="", file=self.stream, flush=True)
+        running = ", ".join(f"{_name(*key)} ({now - t:.0f}s)" for key, t in list(self._running.items())[:3])
+        text = no_workflow_commands(f"  … {self.done}/{self.total} done; running {running}"[:160])
+        print(f"\r\x1b[2K{text}", end="", file=self.stream, flush=True)
 
     def _clear(self) -> None:
         if self.live:
@@ -77,18 +87,32 @@ class Progress:
         self._clear()
 
 
+def _name(model: str, target: str) -> str:
+    return f"{term_text(model, limit=60)} · {term_text(target, limit=40)}"
+
+
 def sweep_table(report: Report) -> str:
     """The final table of a sweep: model, target, device, verdict, failing submodules, time."""
     rows = [("model", "target", "device", "verdict", "failing submodules", "time")]
     for job in report.jobs:
         failing = [s for s in job.submodules if s.verdict in FAILING and s.path]
         origins = [s.path for s in failing if s.origin] or [s.path for s in failing]
-        shown = ", ".join(origins[:3]) + (f" (+{len(origins) - 3})" if len(origins) > 3 else "")
+        shown = ", ".join(term_text(p, limit=80) for p in origins[:3])
+        shown += f" (+{len(origins) - 3})" if len(origins) > 3 else ""
         if not shown and job.verdict in FAILING:
             shown = "(root)"  # the whole model fails while every child exports on its own
         verdict = job.verdict.value + (" (xfail)" if job.xfail and job.verdict in FAILING else "")
-        rows.append((job.model, job.target, job.device, verdict, shown or "-", f"{job.duration_s:.1f}s"))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+        names = (
+            term_text(job.model, limit=60),
+            term_text(job.target, limit=40),
+            term_text(job.device, limit=40),
+        )
+        rows.append((*names, verdict, shown or "-", f"{job.duration_s:.1f}s"))
+    widths = [max(term_width(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(_pad(cell, w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    return no_workflow_commands("\n".join(lines))
+
+
+def _pad(text: str, width: int) -> str:
+    return text + " " * max(width - term_width(text), 0)

@@ -5,10 +5,13 @@ Kept free of torch imports: the parent process only schedules, the workers expor
 
 from __future__ import annotations
 
+import fcntl
+import logging
 import os
 import platform
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from importlib import metadata
@@ -16,13 +19,18 @@ from pathlib import Path
 
 from exportwatch import __version__, git
 from exportwatch.baseline import provenance as deps
+from exportwatch.errors import UsageError
 from exportwatch.manifest import Manifest
-from exportwatch.plan import Plan, build_plan, format_shard
+from exportwatch.plan import Plan, Unit, build_plan, format_shard
 from exportwatch.report import Environment, JobResult, JsonlLog, Report, write_report
+from exportwatch.sweep.devices import require_devices
 from exportwatch.sweep.options import SweepOptions
+from exportwatch.sweep.preload import plan_preload
 from exportwatch.sweep.progress import Progress
 from exportwatch.sweep.settings import SweepSettings
 from exportwatch.sweep.workers import Event, WorkerPool
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -63,23 +71,52 @@ class SweepResult:
     partial_log: Path | None = None
 
 
-def environment() -> Environment:
-    """Library versions, read from package metadata so the parent need not import torch."""
+def _version(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
 
-    def version(name: str) -> str | None:
-        try:
-            return metadata.version(name)
-        except metadata.PackageNotFoundError:
-            return None
 
+#: Distributions the Environment names in fields of their own.
+_OWN_FIELDS = frozenset({"torch", "onnx", "onnxscript", "onnxruntime"})
+
+
+def environment(manifest: Manifest | None = None) -> Environment:
+    """Library versions, read from package metadata so the parent need not import torch; with
+    ``manifest``, also the versions of the libraries its models' code imports."""
     return Environment(
         python=platform.python_version(),
         platform=f"{platform.system()}-{platform.machine()}",
-        torch=version("torch"),
-        onnx=version("onnx"),
-        onnxscript=version("onnxscript"),
-        onnxruntime=version("onnxruntime"),
+        torch=_version("torch"),
+        onnx=_version("onnx"),
+        onnxscript=_version("onnxscript"),
+        onnxruntime=_version("onnxruntime"),
+        packages=model_packages(manifest) if manifest is not None else {},
     )
+
+
+def model_packages(manifest: Manifest) -> dict[str, str]:
+    """``{"transformers": "5.24.0", ...}``: the installed distributions whose modules the
+    factories' source imports (read as the fork server's preload reads it; nothing is run).
+    Never fails a sweep: an unreadable source just names fewer packages."""
+    try:
+        statements = plan_preload(
+            manifest.models, manifest_root=manifest.root, repo_root=repository_root(manifest)
+        )
+        tops = sorted({s.module.split(".")[0] for s in statements})
+        owners = metadata.packages_distributions() if tops else {}
+    except Exception:  # the versions are a courtesy to the diff; the sweep stands without them
+        log.debug("cannot list the models' packages", exc_info=True)
+        return {}
+    found: dict[str, str] = {}
+    for top in tops:
+        for dist in owners.get(top, []):
+            name = dist.lower().replace("_", "-")
+            version = _version(dist)
+            if name not in _OWN_FIELDS and version:
+                found[name] = version
+    return dict(sorted(found.items()))
 
 
 def repository_root(manifest: Manifest) -> Path:
@@ -99,7 +136,7 @@ def new_report(manifest: Manifest) -> Report:
         manifest=manifest_path,
         repository=os.environ.get("GITHUB_REPOSITORY") or None,
         git_sha=git.head_sha(manifest.root),
-        environment=environment(),
+        environment=environment(manifest),
     )
 
 
@@ -116,8 +153,17 @@ def run_sweep(request: SweepRequest, *, progress: Progress | None = None) -> Swe
         plan=list(plan.planned),  # the whole plan, in every shard
         shard=format_shard(plan.shard) if plan.shard is not None else None,
     )
+    require_devices(((u.spec.name, u.device or u.spec.device) for u in units), allow_skip=options.allow_skip)
     progress = progress or Progress(total=plan.total, quiet=True)
     log_path = partial_log_path(request.output)
+    with _sole_writer(log_path, report=request.output):
+        return _sweep(request, header, units, log_path, progress)
+
+
+def _sweep(
+    request: SweepRequest, header: Report, units: list[Unit], log_path: Path, progress: Progress
+) -> SweepResult:
+    manifest, plan, options = request.manifest, request.plan, request.options
     journal = JsonlLog(log_path, header)
     results: dict[tuple[int, int], JobResult] = {}
     order = {u.spec.name: (u.order, {t: i for i, t in enumerate(u.targets)}) for u in units}
@@ -137,6 +183,8 @@ def run_sweep(request: SweepRequest, *, progress: Progress | None = None) -> Swe
             progress.message(f"error: {event.message}")
         elif event.kind == "note" and event.message:
             progress.message(f"note: {event.message}")
+        elif event.kind == "warning" and event.message:
+            progress.message(f"warning: {event.message}")
 
     settings = SweepSettings(
         manifest_root=manifest.root,
@@ -173,6 +221,28 @@ def run_sweep(request: SweepRequest, *, progress: Progress | None = None) -> Swe
     )
     write_report(report, request.output)
     return SweepResult(report=report, config_errors=config_errors, partial_log=log_path)
+
+
+@contextmanager
+def _sole_writer(log_path: Path, *, report: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the sweep's ``.jsonl`` log while it runs: a second sweep to
+    the same ``-o`` is refused before it truncates the first one's log."""
+    try:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(log_path, os.O_WRONLY | os.O_CREAT, 0o666)
+    except OSError as exc:
+        raise UsageError(f"cannot write {log_path}: {exc.strerror or exc}") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UsageError(
+                f"{report}: another exportwatch sweep is writing this report (its log {log_path} "
+                "is locked): wait for it, or give this one another -o"
+            ) from None
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 class SweepInterrupted(KeyboardInterrupt):

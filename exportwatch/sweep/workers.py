@@ -56,6 +56,7 @@ from exportwatch.sweep.protocol import (
     TargetStarted,
     UnitConfigError,
     UnitDone,
+    UnitNote,
     describe_phase,
 )
 from exportwatch.sweep.settings import SweepSettings
@@ -94,7 +95,7 @@ class WorkerStartError(InternalError, RuntimeError):
 class Event:
     """Progress news for the caller's display."""
 
-    kind: str  # "start" | "result" | "config-error" | "note"
+    kind: str  # "start" | "result" | "config-error" | "note" | "warning"
     model: str = ""
     target: str | None = None
     job: Any = None  # JobResult
@@ -542,6 +543,8 @@ class WorkerPool:
             self.on_event(Event(kind="result", model=unit.spec.name, target=job.target, job=job))
         elif isinstance(message, UnitConfigError):
             self.on_event(Event(kind="config-error", model=unit.spec.name, message=message.message))
+        elif isinstance(message, UnitNote):
+            self.on_event(Event(kind="warning", model=unit.spec.name, message=message.message))
         elif isinstance(message, ModelExit):
             running.ended_itself = message.message
         elif isinstance(message, UnitDone):

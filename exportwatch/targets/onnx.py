@@ -26,6 +26,7 @@ from typing import Any
 import torch
 from torch.utils import _pytree as pytree
 
+from exportwatch import compat
 from exportwatch.report import Mismatch, Verdict
 from exportwatch.targets.base import Call, Outcome, Stage, Target, TargetOptions
 from exportwatch.targets.verify import (
@@ -58,7 +59,7 @@ _NOISY_LOG = re.compile(r"torchvision is not installed|Skipping constant argumen
 @dataclass(frozen=True)
 class OnnxModules:
     onnx: ModuleType
-    errors: ModuleType  # torch.onnx._internal.exporter._errors (None-safe: see _exporter_errors)
+    errors: ModuleType  # compat.onnx_exporter_errors()
     ort: ModuleType | None  # onnxruntime, optional
 
 
@@ -68,7 +69,7 @@ def onnx_modules() -> OnnxModules:
     import onnx
     import torch.onnx  # noqa: F401
 
-    return OnnxModules(onnx=onnx, errors=_exporter_errors(), ort=_import_onnxruntime())
+    return OnnxModules(onnx=onnx, errors=compat.onnx_exporter_errors(), ort=_import_onnxruntime())
 
 
 @functools.cache
@@ -77,16 +78,6 @@ def dynamo_exporter() -> ModuleType:
     import onnxscript
 
     return onnxscript
-
-
-def _exporter_errors() -> ModuleType:
-    try:
-        from torch.onnx._internal.exporter import _errors
-    except ImportError:  # a torch that moved the module: classify by torch.onnx.errors only
-        import torch.onnx.errors as public_errors
-
-        return public_errors
-    return _errors
 
 
 def _import_onnxruntime() -> ModuleType | None:
@@ -216,7 +207,7 @@ class OnnxDynamo(Target):
         # Typed ``ONNXProgram | None``: None is the legacy (dynamo=False) exporter's return only.
         assert program is not None
         notes.extend(captured.notes())
-        notes.extend(capture_fallback_notes(captured.stdout, getattr(program, "_capture_strategy", None)))
+        notes.extend(capture_fallback_notes(captured.stdout, compat.onnx_capture_strategy(program)))
 
         try:
             with capture_exporter_output("onnxscript") as captured:
@@ -645,9 +636,8 @@ def _reuse_torchlib_registry() -> Iterator[None]:
     translation table registered by one attempt never leaks into the next. Falls back to the
     exporter's own behaviour if the private class does not look as expected.
     """
-    try:
-        from torch.onnx._internal.exporter import _registration
-    except ImportError:
+    _registration = compat.onnx_registration()
+    if _registration is None:
         yield
         return
     cls = getattr(_registration, "ONNXRegistry", None)

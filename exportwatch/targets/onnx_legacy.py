@@ -22,6 +22,7 @@ import torch
 from torch.onnx import TrainingMode
 from torch.utils import _pytree as pytree
 
+from exportwatch import compat
 from exportwatch.report import Verdict
 from exportwatch.targets.base import Call, Outcome, Stage, Target, TargetOptions
 from exportwatch.targets.onnx import (
@@ -253,8 +254,7 @@ def _native_stdout_silenced() -> Iterator[None]:
                 os.dup2(saved, 1)
     finally:
         os.close(saved)
-        with contextlib.suppress(Exception):
-            torch._C._jit_set_onnx_log_enabled(False)
+        compat.silence_torchscript_onnx_log()
 
 
 def _parameter_bytes(module: Any) -> int:

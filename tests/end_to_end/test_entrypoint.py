@@ -166,13 +166,13 @@ def run_action(
         "GITHUB_OUTPUT": str(runner / "output"),
         "GITHUB_STEP_SUMMARY": str(runner / "summary.md"),
         "GITHUB_WORKSPACE": str(workspace),
-        **(extra_env or {}),
     }
     for name, spec in ACTION_INPUTS.items():  # the runner passes every input, defaults included
         value = inputs.get(name, str(spec.get("default", "")))
         if value == "${{ github.token }}":
             value = token or ""
         env[f"INPUT_{name.upper()}"] = value
+    env.update(extra_env or {})  # last: a test's own setting wins over an input's default
     done = subprocess.run(
         [str(ENTRYPOINT)], cwd=workspace, env=env, capture_output=True, text=True, timeout=600
     )
@@ -207,7 +207,11 @@ def test_entrypoint__full_run_comments_checks_and_fails_the_gate_then_updates_th
     checkout = make_checkout(tmp_path / "workspace")
     fake.add_pull(REPO, 7, head_sha=checkout.head, base_sha=checkout.base)
     # the install step's own environment and its parent's (the action process)
-    inputs = {"workers": "1", "install": "{ env; tr '\\0' '\\n' < /proc/$PPID/environ; } > install-env.txt"}
+    # (where the action is not dumpable without CAP_SYS_PTRACE, as under Docker, that read is refused)
+    inputs = {
+        "workers": "1",
+        "install": "{ env; tr '\\0' '\\n' < /proc/$PPID/environ 2>/dev/null || true; } > install-env.txt",
+    }
 
     first = run_action(
         checkout.path, fake, event_name="pull_request", payload=pr_payload(checkout), sha=checkout.head,
@@ -374,7 +378,7 @@ def test_entrypoint__fork_safe_pair_sweeps_without_a_token_and_publishes_without
     (check,) = fake.check_runs(REPO)
     assert check["head_sha"] == checkout.head and check["conclusion"] == "failure"
     assert (trusted / "exportwatch-report.json").exists()
-    assert sorted(p.name for p in trusted.iterdir()) == ["exportwatch-report.json"]
+    assert sorted(p.name for p in trusted.iterdir()) == ["exportwatch-report.html", "exportwatch-report.json"]
 
 
 def test_entrypoint__publish_refuses_an_artifact_that_is_not_a_report(tmp_path, fake):

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from tests.fakegithub.server import ACTIONS_TOKEN, DEFAULT_TOKEN, FakeGitHub, RecordedRequest
+from tests.fakegithub.server import ACTIONS_TOKEN, APP_TOKEN, DEFAULT_TOKEN, FakeGitHub, RecordedRequest
 
-__all__ = ["ACTIONS_TOKEN", "DEFAULT_TOKEN", "FakeGitHub", "RecordedRequest"]
+__all__ = ["ACTIONS_TOKEN", "APP_TOKEN", "DEFAULT_TOKEN", "FakeGitHub", "RecordedRequest"]

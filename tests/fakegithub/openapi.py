@@ -23,6 +23,8 @@ SUBSET = (
     / "octokit-openapi"
     / "api.github.com.subset.json"
 )
+#: The operations the publish half reads back after an ambiguous write (``vendor.RECHECK_OPERATIONS``).
+PUBLISH_SUBSET = SUBSET.with_name("api.github.com.publish-subset.json")
 
 
 @dataclass(frozen=True)
@@ -60,8 +62,14 @@ def _openapi30_to_jsonschema(node: Any) -> Any:
 
 
 class OpenAPISubset:
-    def __init__(self, path: Path = SUBSET) -> None:
+    def __init__(self, path: Path = SUBSET, *extra: Path) -> None:
         self.document = json.loads(path.read_text(encoding="utf-8"))
+        for more in extra or ((PUBLISH_SUBSET,) if path == SUBSET else ()):
+            document = json.loads(more.read_text(encoding="utf-8"))
+            for template, methods in document["paths"].items():
+                self.document["paths"].setdefault(template, {}).update(methods)
+            schemas = self.document.setdefault("components", {}).setdefault("schemas", {})
+            schemas.update(document.get("components", {}).get("schemas", {}))
         self.operations: list[Operation] = []
         for template, methods in self.document["paths"].items():
             pattern = "/".join(

@@ -2,9 +2,11 @@
 
 It serves only the operations exportwatch calls, checks every request against GitHub's
 published OpenAPI description (vendored subset) and answers like GitHub: pagination with
-``Link`` headers, ``422`` for bodies over 65,536 characters or invalid requests, ``302`` to a
-blob URL for artifact downloads. Faults are injected per method and path: N× 500, a 403
-secondary rate limit with ``Retry-After``, 429.
+``Link`` headers, ``422`` for bodies over 65,536 characters, check-run text over its byte
+limits, annotations GitHub refuses (characters above U+FFFF, over 64 KB) or invalid requests,
+``302`` to a blob URL for artifact downloads. Faults are injected per method and path: N× 500,
+rate limits (403 or 429, with or without ``Retry-After`` and ``x-ratelimit-*``), and writes
+that GitHub applies but whose answer is lost (a 502, a timeout, a dropped connection).
 
     with FakeGitHub() as gh:
         gh.add_pull("octo/repo", 7, head_sha=..., base_sha=...)
@@ -34,6 +36,9 @@ from tests.fakegithub.openapi import OpenAPISubset
 MAX_COMMENT_CHARS = 65_536
 DEFAULT_TOKEN = "ghp_fAkEtOkEn0123456789abcdefABCDEF0123"
 ACTIONS_TOKEN = "ghs_aCtIoNsToKeN0123456789abcdefABCDEF01"
+APP_TOKEN = "ghs_aPpInStAlLaTiOnToKeN0123456789abcdef"
+MAX_CHECK_TEXT_BYTES = 65_535  # GitHub: "summary exceeds a maximum bytesize of 65535"
+MAX_ANNOTATION_BYTES = 64 * 1024
 SECONDARY_RATE_LIMIT_MESSAGE = (
     "You have exceeded a secondary rate limit. Please wait a few minutes before you try again. "
     "If you reach out to GitHub Support for help, please include the request ID ABCD:1234."
@@ -50,6 +55,9 @@ class Fault:
     headers: dict[str, str] = field(default_factory=dict)
     body: dict[str, Any] = field(default_factory=dict)
     used: int = 0
+    apply: bool = False  # carry the request out, then answer with the fault (a lost answer)
+    delay: float = 0.0  # seconds before answering (longer than the client's timeout: a timeout)
+    drop: bool = False  # close the connection without any answer
 
 
 @dataclass(frozen=True)
@@ -90,6 +98,7 @@ class FakeGitHub:
         self.users: dict[str, tuple[str, bool]] = {
             DEFAULT_TOKEN: ("exportwatch-bot", True),
             ACTIONS_TOKEN: ("github-actions[bot]", False),
+            APP_TOKEN: ("exportwatch-app[bot]", False),  # a GitHub App installation token
         }
         self.repos: dict[str, Repo] = {}
         self.requests: list[RecordedRequest] = []
@@ -244,9 +253,13 @@ class FakeGitHub:
         times: int = 1,
         headers: dict[str, str] | None = None,
         body: dict[str, Any] | None = None,
+        apply: bool = False,
+        delay: float = 0.0,
+        drop: bool = False,
     ) -> Fault:
         """Answer the next ``times`` requests matching ``method`` and ``path`` (a regex
-        searched in the path without prefix) with ``status``."""
+        searched in the path without prefix) with ``status``; with ``apply``, after carrying
+        the request out (GitHub did the write, the answer was lost)."""
         fault = Fault(
             method=method.upper(),
             path=re.compile(path),
@@ -254,6 +267,9 @@ class FakeGitHub:
             times=times,
             headers=headers or {},
             body=body or {"message": HTTPStatus(status).phrase},
+            apply=apply,
+            delay=delay,
+            drop=drop,
         )
         with self.lock:
             self.faults.append(fault)
@@ -275,15 +291,54 @@ class FakeGitHub:
             },
         )
 
-    def too_many_requests(self, method: str, path: str, *, retry_after: int = 1, times: int = 1) -> Fault:
+    def too_many_requests(
+        self, method: str, path: str, *, retry_after: int | None = 1, times: int = 1
+    ) -> Fault:
         return self.inject(
             method,
             path,
             429,
             times=times,
-            headers={"Retry-After": str(retry_after)},
+            headers={"Retry-After": str(retry_after)} if retry_after is not None else {},
             body={"message": "Too Many Requests"},
         )
+
+    def primary_rate_limit(
+        self, method: str, path: str, *, reset: int, status: int = 403, times: int = 1
+    ) -> Fault:
+        """The hourly limit spent: ``x-ratelimit-remaining: 0`` and when it resets (epoch seconds)."""
+        return self.inject(
+            method,
+            path,
+            status,
+            times=times,
+            headers={
+                "x-ratelimit-limit": "5000",
+                "x-ratelimit-remaining": "0",
+                "x-ratelimit-reset": str(reset),
+            },
+            body={
+                "message": "API rate limit exceeded for installation ID 1.",
+                "documentation_url": "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api",
+            },
+        )
+
+    def lost_answer(
+        self,
+        method: str,
+        path: str,
+        *,
+        status: int = 502,
+        delay: float = 0.0,
+        drop: bool = False,
+        times: int = 1,
+    ) -> Fault:
+        """The write is carried out, but the client gets a ``status`` (or, with ``delay``, a
+        timeout; with ``drop``, a closed connection) instead of the answer."""
+        return self.inject(
+            method, path, status, times=times, apply=True, delay=delay, drop=drop,
+            body={"message": "Server Error"} if status >= 500 else None,
+        )  # fmt: skip
 
     def _take_fault(self, method: str, path: str) -> Fault | None:
         with self.lock:
@@ -387,6 +442,7 @@ class FakeGitHub:
         out.update(
             id=c["id"],
             name=c["name"],
+            external_id=c.get("external_id"),
             head_sha=c["head_sha"],
             status=c["status"],
             conclusion=c["conclusion"],
@@ -463,6 +519,29 @@ def _validation_failed(resource: str, field_name: str, message: str) -> _HTTPErr
     )
 
 
+def _check_output(output: dict[str, Any]) -> None:
+    """Refuse a check-run output as GitHub does: text over its byte limit, a bad annotation."""
+    for key in ("summary", "text"):
+        value = output.get(key)
+        if isinstance(value, str) and len(value.encode("utf-8")) > MAX_CHECK_TEXT_BYTES:
+            raise _validation_failed(
+                "CheckRun", key, f"{key} exceeds a maximum bytesize of {MAX_CHECK_TEXT_BYTES}"
+            )
+    for annotation in output.get("annotations") or []:
+        for key in ("message", "title", "raw_details", "path"):
+            value = annotation.get(key)
+            if not isinstance(value, str):
+                continue
+            if any(ord(ch) > 0xFFFF for ch in value):
+                raise _validation_failed(
+                    "CheckRun", "annotations", f"{key} has characters GitHub cannot store"
+                )
+            if key in ("message", "raw_details") and len(value.encode("utf-8")) > MAX_ANNOTATION_BYTES:
+                raise _validation_failed("CheckRun", "annotations", f"{key} is over 64 KB")
+            if key == "title" and len(value) > 255:
+                raise _validation_failed("CheckRun", "annotations", "title is over 255 characters")
+
+
 Route = tuple[str, re.Pattern[str], Callable[..., tuple[int, Any, dict[str, str]]]]
 
 
@@ -523,7 +602,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
 
         fault = fake._take_fault(method, path)
-        if fault is not None:
+        if fault is not None and not fault.apply:
             self._send(fault.status, fault.body, fault.headers)
             return
 
@@ -531,6 +610,13 @@ class _Handler(BaseHTTPRequestHandler):
             status, payload, extra_headers = self._route(method, path, query, body, login, op.operation_id)
         except _HTTPError as exc:
             self._send(exc.status, exc.payload)
+            return
+        if fault is not None:  # applied: now lose the answer
+            time.sleep(fault.delay)
+            if fault.drop:
+                self.close_connection = True
+                return
+            self._send(fault.status, fault.body, fault.headers)
             return
         self._send(status, payload, extra_headers)
 
@@ -677,11 +763,13 @@ class _Handler(BaseHTTPRequestHandler):
         return 200, chunk, headers
 
     def _op_checks_create(self, repo, parts, query, payload, login):  # type: ignore[no-untyped-def]
-        cid = self.fake.next_id()
         output = payload.get("output") or {}
+        _check_output(output)
+        cid = self.fake.next_id()
         repo.check_runs[cid] = {
             "id": cid,
             "name": payload["name"],
+            "external_id": payload.get("external_id"),
             "head_sha": payload["head_sha"],
             "status": "completed" if payload.get("conclusion") else payload.get("status", "queued"),
             "conclusion": payload.get("conclusion"),
@@ -697,6 +785,7 @@ class _Handler(BaseHTTPRequestHandler):
         if check is None:
             raise _HTTPError(404, "Not Found")
         output = payload.get("output") or {}
+        _check_output(output)
         check["output"].update({k: v for k, v in output.items() if k != "annotations"})
         check["annotations"].extend(output.get("annotations") or [])  # GitHub appends
         for key in ("name", "status", "conclusion", "details_url"):
@@ -706,6 +795,23 @@ class _Handler(BaseHTTPRequestHandler):
             check["status"] = "completed"
         check["requests"] += 1
         return 200, self.fake._check_json(repo, check), {}
+
+    def _op_checks_get(self, repo, parts, query, payload, login):  # type: ignore[no-untyped-def]
+        check = repo.check_runs.get(int(parts[4]))
+        if check is None:
+            raise _HTTPError(404, "Not Found")
+        return 200, self.fake._check_json(repo, check), {}
+
+    def _op_checks_list_for_ref(self, repo, parts, query, payload, login):  # type: ignore[no-untyped-def]
+        ref = parts[4]
+        name = query.get("check_name", [None])[0]
+        items = [
+            self.fake._check_json(repo, c)
+            for c in sorted(repo.check_runs.values(), key=lambda c: -c["id"])
+            if c["head_sha"] == ref and (name is None or c["name"] == name)
+        ]
+        chunk, headers = self._paginate(items, query, "/" + "/".join(parts))
+        return 200, {"total_count": len(items), "check_runs": chunk}, headers
 
     def _op_actions_get_workflow_run(self, repo, parts, query, payload, login):  # type: ignore[no-untyped-def]
         run = repo.runs.get(int(parts[5]))

@@ -42,6 +42,14 @@ OPERATIONS: tuple[tuple[str, str], ...] = (
     ("get", "/repos/{owner}/{repo}/actions/artifacts/{artifact_id}/{archive_format}"),
 )
 
+#: Operations the publish half calls only to re-read after an ambiguous write (a 5xx or a timeout
+#: on a POST/PATCH that GitHub may have applied): vendored to a second file beside the first,
+#: ``api.github.com.publish-subset.json``, that the fake server loads as well.
+RECHECK_OPERATIONS: tuple[tuple[str, str], ...] = (
+    ("get", "/repos/{owner}/{repo}/commits/{ref}/check-runs"),
+    ("get", "/repos/{owner}/{repo}/check-runs/{check_run_id}"),
+)
+
 #: Operations whose success-response example the fake server uses as a response template
 #: (the first example of each); other operations' examples are left out to keep the file small.
 TEMPLATE_OPERATIONS = frozenset(
@@ -96,9 +104,11 @@ def _schema_refs(node: Any, found: set[str]) -> None:
             _schema_refs(value, found)
 
 
-def openapi_subset(spec: dict[str, Any]) -> dict[str, Any]:
+def openapi_subset(
+    spec: dict[str, Any], operations: tuple[tuple[str, str], ...] = OPERATIONS
+) -> dict[str, Any]:
     paths: dict[str, Any] = {}
-    for method, template in OPERATIONS:
+    for method, template in operations:
         op = spec["paths"][template][method]
         success = next(code for code in op["responses"] if code.startswith(("2", "3")))
         response = _inline(spec, op["responses"][success], ("responses", "examples", "headers"))
@@ -158,6 +168,9 @@ def main(argv: list[str] | None = None) -> int:
         subset = openapi_subset(spec)
         subset["info"]["x-npm-package"] = f"{package['name']}@{package['version']}"
         (out / "api.github.com.subset.json").write_text(json.dumps(subset, indent=1) + "\n")
+        recheck = openapi_subset(spec, RECHECK_OPERATIONS)
+        recheck["info"]["x-npm-package"] = subset["info"]["x-npm-package"]
+        (out / "api.github.com.publish-subset.json").write_text(json.dumps(recheck, indent=1) + "\n")
         shutil.copy(args.openapi / "LICENSE", out / "LICENSE")
     if args.webhooks:
         package = json.loads((args.webhooks / "package.json").read_text())

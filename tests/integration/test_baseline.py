@@ -10,10 +10,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from exportwatch import __version__
 from exportwatch.baseline import compare as baseline
 from exportwatch.baseline.compare import (
     BaselineError,
@@ -25,9 +27,10 @@ from exportwatch.baseline.compare import (
 )
 from exportwatch.baseline.provenance import Fingerprinter, WorkingTree
 from exportwatch.diff import ChangeKind, diff_reports
-from exportwatch.report import JobResult, SubmoduleResult, Verdict, load_report, write_report
+from exportwatch.git import GitTree
+from exportwatch.report import JobResult, Report, SubmoduleResult, Verdict, load_report, write_report
 from exportwatch.sweep.options import SweepOptions
-from exportwatch.sweep.runner import SweepResult, new_report
+from exportwatch.sweep.runner import SweepResult, environment, new_report
 
 pytestmark = pytest.mark.quick  # each test < 0.5 s: in the quick lane (tests/README.md)
 
@@ -122,11 +125,19 @@ class FakeSweeper:
             broken = any("BROKEN" in (manifest.root / f).read_text() for f in files)
             verdict = Verdict.FAIL if broken else Verdict.OK
             for target in unit.targets:
-                report.jobs.append(JobResult(
-                    model=unit.spec.name, target=target, device="cpu", verdict=verdict,
-                    submodules=[SubmoduleResult(path="", module_type="M", verdict=verdict,
-                                                fingerprint="f" if broken else None)],
-                ))
+                report.jobs.append(
+                    JobResult(
+                        model=unit.spec.name,
+                        target=target,
+                        device="cpu",
+                        verdict=verdict,
+                        submodules=[
+                            SubmoduleResult(
+                                path="", module_type="M", verdict=verdict, fingerprint="f" if broken else None
+                            )
+                        ],
+                    )
+                )
         return SweepResult(report=report)
 
     def swept(self, side: str) -> list[str]:
@@ -136,9 +147,12 @@ class FakeSweeper:
 def compare(repo: Repo, sweeper=None, **fields) -> baseline.CompareResult:
     out = repo.root.parent / "out"
     request = CompareRequest(
-        manifest_path=repo.root / "exportwatch.yml", base_ref=fields.pop("base_ref", "main"),
-        head_output=out / "head.json", base_output=out / "base.json",
-        options=SweepOptions(workers=1), **fields,
+        manifest_path=repo.root / "exportwatch.yml",
+        base_ref=fields.pop("base_ref", "main"),
+        head_output=out / "head.json",
+        base_output=out / "base.json",
+        options=SweepOptions(workers=1),
+        **fields,
     )
     return run_compare(request, sweeper=sweeper)
 
@@ -178,10 +192,15 @@ def test_compare__resweeps_nothing_when_only_an_unrelated_file_changed(repo, cha
 
 
 def test_compare__resweeps_a_model_whose_manifest_entry_changed(repo):
-    repo.commit("bigger input", {"exportwatch.yml": MANIFEST.replace(
-        "factory: models/beta.py:make\n    inputs: {args: [{shape: [2, 4]}]}",
-        "factory: models/beta.py:make\n    inputs: {args: [{shape: [8, 4]}]}",
-    )})
+    repo.commit(
+        "bigger input",
+        {
+            "exportwatch.yml": MANIFEST.replace(
+                "factory: models/beta.py:make\n    inputs: {args: [{shape: [2, 4]}]}",
+                "factory: models/beta.py:make\n    inputs: {args: [{shape: [8, 4]}]}",
+            )
+        },
+    )
     sweeper = FakeSweeper()
     result = compare(repo, sweeper)
     assert sweeper.swept("base") == ["beta"]
@@ -190,11 +209,14 @@ def test_compare__resweeps_a_model_whose_manifest_entry_changed(repo):
 
 
 def test_compare__gives_a_new_model_no_base_result_and_the_diff_calls_it_new(repo):
-    repo.commit("add delta", {
-        "models/delta.py": "def make():\n    return 1\n",
-        "exportwatch.yml": MANIFEST + "  - name: delta\n    factory: models.delta:make\n"
-                                      "    inputs: {args: [{shape: [1]}]}\n",
-    })
+    repo.commit(
+        "add delta",
+        {
+            "models/delta.py": "def make():\n    return 1\n",
+            "exportwatch.yml": MANIFEST + "  - name: delta\n    factory: models.delta:make\n"
+            "    inputs: {args: [{shape: [1]}]}\n",
+        },
+    )
     sweeper = FakeSweeper()
     result = compare(repo, sweeper)
     assert "delta" not in sources(result.base)
@@ -297,7 +319,10 @@ def test_compare__records_dependencies_and_the_content_hash_of_every_job_in_both
     base = load_report(repo.root.parent / "out" / "base.json")
     alpha = head.job("alpha", "export", "cpu")
     assert sorted(alpha.dependencies) == [
-        "helpers/__init__.py", "helpers/shared.py", "models/__init__.py", "models/alpha.py",
+        "helpers/__init__.py",
+        "helpers/shared.py",
+        "models/__init__.py",
+        "models/alpha.py",
     ]
     assert base.job("alpha", "export", "cpu").content_hash == alpha.content_hash
     assert base.job("gamma", "export", "cpu").content_hash != head.job("gamma", "export", "cpu").content_hash
@@ -306,8 +331,9 @@ def test_compare__records_dependencies_and_the_content_hash_of_every_job_in_both
 
 
 def test_compare__a_depends_on_data_file_change_resweeps_that_model(repo):
-    manifest = MANIFEST.replace("factory: models.gamma:make\n",
-                                "factory: models.gamma:make\n    depends_on: [data/*.txt]\n")
+    manifest = MANIFEST.replace(
+        "factory: models.gamma:make\n", "factory: models.gamma:make\n    depends_on: [data/*.txt]\n"
+    )
     repo.git("checkout", "-q", "main")
     repo.commit("declare data", {"exportwatch.yml": manifest, "data/vocab.txt": "a b\n"})
     repo.git("checkout", "-q", "-B", "feature")
@@ -323,8 +349,11 @@ def test_compare__a_depends_on_data_file_change_resweeps_that_model(repo):
 
 def shallow_clone(source: Repo, dest: Path, branch: str = "feature") -> Repo:
     url = f"file://{source.root}"
-    subprocess.run(["git", "clone", "-q", "--depth", "1", "--branch", branch, url, str(dest)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        ["git", "clone", "-q", "--depth", "1", "--branch", branch, url, str(dest)],
+        check=True,
+        capture_output=True,
+    )
     return Repo(dest)
 
 
@@ -359,8 +388,17 @@ def test_compare__says_the_checkout_is_too_shallow_when_the_history_cannot_be_fe
 
     clone = shallow_clone(history, tmp_path / "clone")
     clone.git("remote", "remove", "origin")  # no network: nothing can be fetched
-    code = main(["compare", str(clone.root / "exportwatch.yml"), "--base", history.git("rev-parse", "main"),
-                 "-o", str(tmp_path / "head.json"), "-q"])
+    code = main(
+        [
+            "compare",
+            str(clone.root / "exportwatch.yml"),
+            "--base",
+            history.git("rev-parse", "main"),
+            "-o",
+            str(tmp_path / "head.json"),
+            "-q",
+        ]
+    )
     assert code == 2
     err = capsys.readouterr().err
     assert "the checkout is too shallow to find the merge-base of" in err
@@ -384,3 +422,112 @@ def test_load_manifest_at__reads_the_manifest_of_a_commit_without_checkout(repo)
     at_main = load_manifest_at(repo.root, repo.git("rev-parse", "main"), "exportwatch.yml")
     assert [m.name for m in at_main.models] == ["alpha", "beta", "gamma"]
     assert load_manifest_at(repo.root, repo.git("rev-parse", "main"), "missing.yml") is None
+
+
+# --- the base's own environment (the dependency set changed) ------------------------------------
+
+
+@pytest.fixture
+def bump(tmp_path) -> Repo:
+    """main pins shapelib 1.0; feature bumps it to 2.0 and touches no model."""
+    repo = make_repo(tmp_path / "repo", {**FILES, "requirements.txt": "shapelib==1.0\n"})
+    repo.commit("bump shapelib", {"requirements.txt": "shapelib==2.0\n"})
+    return repo
+
+
+def stored_report_of(repo: Repo, commit: str, env) -> Report:
+    """A report as a run on ``commit`` in environment ``env`` would have stored it."""
+    manifest = load_manifest_at(repo.root, commit, "exportwatch.yml")
+    printer = Fingerprinter(GitTree(repo.root, commit), manifest_dir="")
+    jobs = []
+    for spec in manifest.models:
+        fp = printer.fingerprint(spec, device="cpu")
+        jobs.append(
+            JobResult(
+                model=spec.name,
+                target="export",
+                device="cpu",
+                verdict=Verdict.OK,
+                dependencies=dict(fp.dependencies),
+                content_hash=fp.content_hash("export", env),
+            )
+        )
+    return Report(tool_version=__version__, git_sha=commit, environment=env, jobs=jobs)
+
+
+def test_compare__with_a_changed_dependency_set_gives_head_only_results_not_head_packages_as_base(
+    bump, tmp_path
+):
+    cache = tmp_path / "cache"
+    compare(bump, FakeSweeper(), cache_dir=cache, base_env="head")  # fills the cache with HEAD's results
+    sweeper = FakeSweeper()
+    result = compare(bump, sweeper, cache_dir=cache, base_env="never")
+    assert sweeper.swept("base") == []
+    assert result.base.jobs == []  # neither reused nor cached: both are results of HEAD's packages
+    assert result.dependency_changes == ("requirements.txt",)
+    gamma = result.decision("gamma", "export")
+    assert gamma.source is None
+    assert gamma.reason == (
+        "the dependency set changed (requirements.txt); not reproduced in the base's own environment:"
+        " --base-env never"
+    )
+    assert any("differs between the merge-base and HEAD (requirements.txt)" in n for n in result.notes)
+    assert any(
+        n.startswith(
+            "the merge-base could not be reproduced in its own environment (--base-env never):"
+            " 3 model(s) have no base result and are compared as new"
+        )
+        for n in result.notes
+    )
+    changes = diff_reports(result.base, result.head)
+    assert sorted(c.model for c in changes.top_level(ChangeKind.NEW)) == ["alpha", "beta", "gamma"]
+
+
+def test_compare__base_env_head_sweeps_the_base_with_heads_packages_as_before(bump):
+    result = compare(bump, FakeSweeper(), base_env="head")
+    assert set(sources(result.base).values()) == {"reused"}
+    assert result.dependency_changes == ()
+
+
+def test_compare__a_tool_config_edit_in_pyproject_is_not_a_dependency_change(tmp_path):
+    pyproject = (
+        '[project]\nname = "demo"\ndependencies = ["shapelib==1.0"]\n\n[tool.ruff]\nline-length = 100\n'
+    )
+    repo = make_repo(tmp_path / "repo", {**FILES, "pyproject.toml": pyproject})
+    repo.commit("ruff", {"pyproject.toml": pyproject.replace("100", "88")})
+    result = compare(repo, FakeSweeper(), base_env="never")
+    assert set(sources(result.base).values()) == {"reused"} and result.notes == []
+
+
+def test_compare__accepts_a_merge_base_baseline_of_another_torch_when_the_dependency_set_changed(
+    bump, tmp_path
+):
+    main = bump.git("rev-parse", "main")
+    old = replace(environment(), torch="2.5.0")  # the torch main ran with, before the bump
+    write_report(stored_report_of(bump, main, old), tmp_path / "stored.json")
+    sweeper = FakeSweeper()
+    result = compare(bump, sweeper, baseline=tmp_path / "stored.json", base_env="never")
+    assert sweeper.swept("base") == []
+    assert sources(result.base) == {"alpha": "baseline", "beta": "baseline", "gamma": "baseline"}
+    assert result.base.environment.torch == "2.5.0"  # so the diff says the versions differ
+    assert result.decision("alpha", "export").reason == (
+        "the dependency set changed (requirements.txt); from the stored baseline, made on the merge-base"
+        " in its own environment (torch 2.5.0)"
+    )
+    assert any(
+        f"stored baseline {tmp_path / 'stored.json'}: made on the merge-base in its own environment"
+        " (torch 2.5.0;" in n
+        for n in result.notes
+    )
+    assert not any("not used" in n for n in result.notes)
+
+
+def test_compare__refuses_a_stored_baseline_made_on_a_commit_with_another_dependency_set(bump, tmp_path):
+    head = bump.git("rev-parse", "HEAD")  # requirements.txt pins 2.0 there, not the merge-base's 1.0
+    write_report(stored_report_of(bump, head, environment()), tmp_path / "stored.json")
+    result = compare(bump, FakeSweeper(), baseline=tmp_path / "stored.json", base_env="never")
+    assert result.base.jobs == []
+    assert any(
+        f"stored baseline {tmp_path / 'stored.json'} not used: it was made on {head[:12]}" in n
+        for n in result.notes
+    )

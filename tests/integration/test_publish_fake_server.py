@@ -19,7 +19,7 @@ from exportwatch.action import main as action
 from exportwatch.diff import diff_reports, gate
 from exportwatch.github.artifacts import download_artifact, find_run_artifact, safe_extract
 from exportwatch.github.client import (
-    ANY_BOT,
+    ACTIONS_BOT,
     CannotCreateCheck,
     CannotPostComment,
     ClientSettings,
@@ -37,7 +37,7 @@ from exportwatch.github.publish import (
     upsert_comment,
 )
 from tests.factories import base_report, failing, ok, report
-from tests.fakegithub import FakeGitHub
+from tests.fakegithub import APP_TOKEN, FakeGitHub
 
 pytestmark = pytest.mark.quick  # each test < 0.5 s: in the quick lane (tests/README.md)
 
@@ -48,11 +48,16 @@ FAST = ClientSettings(
     retries=3,
     backoff_factor=0.01,
     backoff_max=0.05,
-    secondary_rate_wait=0.1,
-    retry_after_max=5,
     seconds_between_writes=0,
     timeout=10,
 )
+
+
+class Sleeps(list):
+    """Records the waits the client asks for instead of sleeping (``ClientSettings.sleep``)."""
+
+    def __call__(self, seconds: float) -> None:
+        self.append(seconds)
 
 
 @pytest.fixture
@@ -64,13 +69,18 @@ def fake():
 
 
 @pytest.fixture
-def settings(fake):
-    return replace(FAST, api_url=fake.api_url)
+def sleeps():
+    return Sleeps()
+
+
+@pytest.fixture
+def settings(fake, sleeps):
+    return replace(FAST, api_url=fake.api_url, sleep=sleeps, clock=lambda: 1_700_000_000.0)
 
 
 @pytest.fixture
 def repo(fake, settings):
-    return build_github(Secret(fake.token), settings).get_repo(REPO)
+    return build_github(Secret(fake.token), settings).get_repo(REPO, lazy=True)
 
 
 def upsert(repo, body: str, **kwargs):
@@ -166,12 +176,34 @@ def test_comment__shortened_body_keeps_a_marker_the_renderer_put_last(fake, repo
 def test_comment__actions_token_cannot_read_user_and_updates_its_bot_comment(fake, settings):
     gh = build_github(Secret(fake.actions_token), settings)
     login = my_login(gh)
-    assert login == ANY_BOT  # the Actions token (and an App token) cannot read /user
-    repo = gh.get_repo(REPO)
-    upsert(repo, "one", author_login=login)
-    upsert(repo, "two", author_login=login)
+    assert login is None  # the Actions token (and an App token) cannot read /user
+    repo = gh.get_repo(REPO, lazy=True)
+    upsert(repo, "one", author_login=login, settings=settings)
+    upsert(repo, "two", author_login=login, settings=settings)
     (comment,) = fake.comments(REPO, 7)
-    assert comment["user"] == "github-actions[bot]" and comment["body"].endswith("two")
+    assert comment["user"] == ACTIONS_BOT and comment["body"].endswith("two")
+
+
+def test_comment__actions_token_leaves_another_apps_marked_comment_alone(fake, settings):
+    theirs = fake.add_comment(REPO, 7, f"{MARKER}\nother app", user="other-app[bot]")
+    gh = build_github(Secret(fake.actions_token), settings)
+    outcome = upsert(gh.get_repo(REPO, lazy=True), "ours", author_login=my_login(gh), settings=settings)
+    assert outcome.action is CommentAction.CREATE and outcome.comment_id != theirs
+    bodies = {c["user"]: c["body"] for c in fake.comments(REPO, 7)}
+    assert bodies == {"other-app[bot]": f"{MARKER}\nother app", ACTIONS_BOT: f"{MARKER}\nours"}
+    assert not fake.requests_to("issues/update-comment"), "no edit of someone else's comment"
+
+
+def test_comment__app_token_that_cannot_name_itself_posts_its_own_instead_of_failing(fake, settings):
+    """An App's token writes as <slug>[bot]; an earlier GITHUB_TOKEN comment is not its to edit."""
+    older = fake.add_comment(REPO, 7, f"{MARKER}\nfrom GITHUB_TOKEN", user=ACTIONS_BOT)
+    gh = build_github(Secret(APP_TOKEN), settings)
+    assert my_login(gh) is None
+    outcome = upsert(gh.get_repo(REPO, lazy=True), "from the app", author_login=None, settings=settings)
+    assert outcome.action is CommentAction.CREATE and outcome.comment_id != older
+    users = sorted(c["user"] for c in fake.comments(REPO, 7))
+    assert users == ["exportwatch-app[bot]", ACTIONS_BOT]
+    assert fake.comments(REPO, 7)[0]["body"] == f"{MARKER}\nfrom GITHUB_TOKEN", "left as it was"
 
 
 def test_comment__refused_permission_is_a_domain_error_with_a_hint(fake, repo):
@@ -212,45 +244,130 @@ def test_check_run__without_checks_permission_is_a_domain_error_with_a_hint(fake
 # ------------------------------------------------------------------------------ faults and retries
 
 
-def test_faults__server_errors_are_retried_until_the_api_answers(fake, repo):
+def test_faults__server_errors_are_retried_for_reads_and_a_failed_write_is_read_back_first(
+    fake, repo, settings
+):
     fake.fail_with_500("GET", r"/issues/7/comments$", times=2)
     fake.fail_with_500("POST", r"/issues/7/comments$", times=1)
-    assert upsert(repo, "x").action is CommentAction.CREATE
-    assert [r.method for r in fake.requests] == ["GET", "GET", "GET", "POST", "POST"]
+    assert upsert(repo, "x", settings=settings).action is CommentAction.CREATE
+    # reads retried; the POST's 500 may have been applied: list again, then post again
+    assert [r.method for r in fake.requests] == ["GET", "GET", "GET", "POST", "GET", "POST"]
     assert len(fake.comments(REPO, 7)) == 1
 
 
-@pytest.mark.slow  # waits for Retry-After: 1 s
-def test_faults__a_secondary_rate_limit_waits_for_retry_after(fake, repo):
-    fake.secondary_rate_limit("POST", r"/issues/7/comments$", retry_after=1)
-    upsert(repo, "x")
-    posts = fake.requests_to("issues/create-comment")
-    assert len(posts) == 2
-    assert posts[1].at - posts[0].at >= 0.95, "Retry-After: 1 was not honoured"
+@pytest.mark.parametrize(
+    "lost",
+    [{"status": 502}, {"status": 504, "delay": 1.6}, {"status": 502, "drop": True}],
+    ids=["502", "timeout", "dropped-connection"],
+)
+def test_faults__a_comment_posted_whose_answer_was_lost_is_found_not_posted_twice(fake, settings, lost):
+    repo = build_github(Secret(fake.token), replace(settings, timeout=1)).get_repo(REPO, lazy=True)
+    fake.lost_answer("POST", r"/issues/7/comments$", **lost)
+    outcome = upsert(repo, "exactly once", settings=settings)
+    (comment,) = fake.comments(REPO, 7)
+    assert outcome.comment_id == comment["id"] and comment["body"].endswith("exactly once")
+    assert len(fake.requests_to("issues/create-comment")) == 1
 
 
-def test_faults__a_secondary_rate_limit_without_retry_after_is_recognised_by_its_message(fake, repo):
-    fault = fake.secondary_rate_limit("POST", r"/issues/7/comments$")
-    fault.headers.clear()  # GitHub sometimes sends only the message
-    assert upsert(repo, "x").action is CommentAction.CREATE
+def test_faults__an_update_whose_answer_was_lost_is_read_back_not_resent(fake, repo, settings):
+    upsert(repo, "first", settings=settings)
+    fake.lost_answer("PATCH", r"/issues/comments/\d+$")
+    outcome = upsert(repo, "second", settings=settings)
+    assert outcome.action is CommentAction.UPDATE
+    (comment,) = fake.comments(REPO, 7)
+    assert comment["body"].endswith("second") and len(fake.requests_to("issues/update-comment")) == 1
+
+
+@pytest.mark.parametrize("lost", [{"status": 502}, {"status": 502, "drop": True}], ids=["502", "dropped"])
+def test_faults__a_check_run_created_whose_answer_was_lost_exists_once(fake, repo, settings, lost):
+    fake.lost_answer("POST", "/check-runs$", **lost)
+    annotations = [Annotation(path="models/a.py", start_line=i + 1, message="x") for i in range(70)]
+    outcome = create_check_run(
+        repo, HEAD, name="exportwatch", conclusion="failure", title="t", summary="s",
+        annotations=annotations, settings=settings,
+    )  # fmt: skip
+    (check,) = fake.check_runs(REPO)
+    assert outcome.check_run_id == check["id"] and len(check["annotations"]) == 70
+    assert len(fake.requests_to("checks/create")) == 1
+    (lookup,) = fake.requests_to("checks/list-for-ref")
+    assert lookup.query["check_name"] == ["exportwatch"]
+
+
+def test_faults__an_annotation_batch_whose_answer_was_lost_is_not_appended_twice(fake, repo, settings):
+    fake.lost_answer("PATCH", r"/check-runs/\d+$")
+    annotations = [Annotation(path="models/a.py", start_line=i + 1, message="x") for i in range(120)]
+    create_check_run(
+        repo, HEAD, name="exportwatch", conclusion="failure", title="t", summary="s",
+        annotations=annotations, settings=settings,
+    )  # fmt: skip
+    (check,) = fake.check_runs(REPO)
+    assert [a["start_line"] for a in check["annotations"]] == list(range(1, 121))
+    assert len(fake.requests_to("checks/update")) == 2 and fake.requests_to("checks/get")
+
+
+def test_faults__a_secondary_rate_limit_waits_for_retry_after(fake, repo, settings, sleeps):
+    fake.secondary_rate_limit("POST", r"/issues/7/comments$", retry_after=7)
+    upsert(repo, "x", settings=settings)
     assert len(fake.requests_to("issues/create-comment")) == 2
+    assert sleeps == [7.0], "Retry-After: 7 was not honoured"
 
 
-@pytest.mark.slow  # waits for Retry-After: 1 s
-def test_faults__429_waits_for_retry_after(fake, repo):
-    fake.too_many_requests("GET", r"/issues/7/comments$", retry_after=1)
-    upsert(repo, "x")
-    lists = fake.requests_to("issues/list-comments")
-    assert lists[1].at - lists[0].at >= 0.95
+def test_faults__a_secondary_rate_limit_without_retry_after_waits_a_minute_then_doubles(
+    fake, repo, settings, sleeps
+):
+    fault = fake.secondary_rate_limit("POST", r"/issues/7/comments$", times=2)
+    fault.headers.clear()  # GitHub sometimes sends only the message
+    assert upsert(repo, "x", settings=settings).action is CommentAction.CREATE
+    assert len(fake.requests_to("issues/create-comment")) == 3
+    assert sleeps == [60.0, 120.0]
 
 
-def test_faults__a_persistent_outage_ends_in_a_domain_error_not_a_hang(fake, repo):
+def test_faults__429_waits_for_retry_after(fake, repo, settings, sleeps):
+    fake.too_many_requests("GET", r"/issues/7/comments$", retry_after=3)
+    upsert(repo, "x", settings=settings)
+    assert len(fake.requests_to("issues/list-comments")) == 2 and sleeps == [3.0]
+
+
+def test_faults__429_without_retry_after_waits_at_least_a_minute(fake, repo, settings, sleeps):
+    fake.too_many_requests("POST", r"/issues/7/comments$", retry_after=None)
+    upsert(repo, "x", settings=settings)
+    assert len(fake.requests_to("issues/create-comment")) == 2 and sleeps == [60.0]
+
+
+@pytest.mark.parametrize("status", [403, 429])
+def test_faults__a_spent_primary_limit_waits_until_its_reset(fake, repo, settings, sleeps, status):
+    now = settings.clock()
+    fake.primary_rate_limit("GET", r"/issues/7/comments$", reset=int(now) + 42, status=status)
+    upsert(repo, "x", settings=settings)
+    assert sleeps == [43.0]  # until x-ratelimit-reset, plus the second it may fall in
+
+
+@pytest.mark.parametrize(
+    "arm",
+    [
+        lambda fake: fake.too_many_requests("POST", r"/issues/7/comments$", retry_after=900),
+        lambda fake: fake.secondary_rate_limit("POST", r"/issues/7/comments$", retry_after=301),
+        lambda fake: fake.primary_rate_limit("POST", r"/issues/7/comments$", reset=1_700_000_000 + 3_600),
+    ],
+    ids=["429-retry-after", "403-retry-after", "403-reset"],
+)
+def test_faults__a_wait_over_the_cap_fails_cleanly_and_is_never_cut_short(fake, repo, settings, sleeps, arm):
+    arm(fake)
+    with pytest.raises(CannotPostComment, match=r"over the 300 s cap; not retried") as caught:
+        upsert(repo, "x", settings=replace(settings, retry_after_max=300))
+    assert "\n" not in str(caught.value)
+    assert sleeps == [] and len(fake.requests_to("issues/create-comment")) == 1
+    assert fake.comments(REPO, 7) == []
+
+
+def test_faults__a_persistent_outage_ends_in_a_domain_error_not_a_hang(fake, repo, settings, sleeps):
     fake.fail_with_500("GET", ".*", times=100)
     started = time.monotonic()
     with pytest.raises(CannotPostComment, match="500"):
-        upsert(repo, "x")
+        upsert(repo, "x", settings=settings)
     assert time.monotonic() - started < 10
     assert len(fake.requests) == FAST.retries + 1
+    assert sleeps == [0.01, 0.02, 0.04]  # exponential backoff (capped at backoff_max=0.05)
 
 
 # ------------------------------------------------------------------------------ the PR of a workflow run
@@ -380,6 +497,23 @@ def test_action__outputs_and_summary_are_written_even_when_the_api_is_down(fake,
     assert "::error file=models/cnn.py,line=42" in log, "annotations fall back to the log"
 
 
+def test_action__a_github_client_that_cannot_be_built_never_changes_the_exit_code(fake, tmp_path):
+    """An older PyGithub refusing a keyword, a URL it rejects: a warning, not exit 3."""
+    config = action_config(fake, tmp_path)
+    changes = diff_reports(base_report(ok("cnn")), report(ok("cnn")))
+    out = io.StringIO()
+    code = action.finish(
+        config, changes=changes, result=gate(changes, "regression"), pr_number=7, sha=HEAD, out=out,
+        settings=replace(FAST, api_url="ftp://example.test"), report_path="r.json",
+    )  # fmt: skip
+    assert code == 0
+    outputs = (tmp_path / "output").read_text()
+    assert "comment-url<<" in outputs and "\npassed\n" in outputs
+    assert (tmp_path / "summary.md").read_text()
+    assert "::warning::exportwatch: cannot publish to GitHub: AssertionError" in out.getvalue()
+    assert fake.requests == []
+
+
 def test_action__a_comment_failure_never_turns_a_passing_gate_red(fake, tmp_path):
     fake.inject(
         "POST", r"/comments$", 403, times=10, body={"message": "Resource not accessible by integration"}
@@ -394,10 +528,9 @@ def test_action__a_comment_failure_never_turns_a_passing_gate_red(fake, tmp_path
     assert len(fake.check_runs(REPO)) == 1
 
 
-@pytest.mark.slow  # about 1.3 s
 def test_action__token_never_reaches_logs_outputs_or_the_summary(fake, tmp_path, caplog, capsys):
     caplog.set_level(logging.DEBUG)  # PyGithub and urllib3 log requests at DEBUG
-    fake.secondary_rate_limit("POST", r"/issues/7/comments$", retry_after=1)
+    fake.secondary_rate_limit("POST", r"/issues/7/comments$", retry_after=0)
     fake.fail_with_500("POST", "/check-runs$", times=1)
     fake.add_workflow_run(REPO, 60, head_sha=HEAD)
     fake.add_artifact(REPO, 60, "exportwatch-report", zipped({"r.json": b"{}"}))
@@ -409,7 +542,7 @@ def test_action__token_never_reaches_logs_outputs_or_the_summary(fake, tmp_path,
         config, changes=changes, result=result, pr_number=7, sha=HEAD, out=out, settings=settings,
         report_path="r.json",
     )  # fmt: skip
-    repo = build_github(config.github_token, settings).get_repo(REPO)
+    repo = build_github(config.github_token, settings).get_repo(REPO, lazy=True)
     info = find_run_artifact(repo, 60, "exportwatch-report")
     download_artifact(info.artifact, tmp_path / "a.zip", token=config.github_token, settings=settings)
     logging.getLogger("test").info("config: %s / %r", config, config)

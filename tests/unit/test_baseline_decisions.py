@@ -121,3 +121,18 @@ def test_cache__never_answers_an_auto_device_key(tmp_path):
     assert cache.get(HASH, key=("m", "export", "cuda")) is not None
     assert cache.get(HASH, key=("m", "export", "auto")) is None
     assert cache.get(HASH, key=("m", "export", "cpu")) is None
+
+
+def test_baseline_incompatibility__accepts_another_torch_when_the_dependency_set_changed():
+    """The merge-base's own torch is exactly right for the base when the PR bumps it."""
+    stored = Report(tool_version="0.1.0", environment=Environment(torch="2.5.0"))
+    assert (
+        baseline_incompatibility(
+            stored, tool_version="0.1.3", env=Environment(torch="2.13.0"), same_torch=False
+        )
+        is None
+    )
+    other_major = Report(tool_version="1.0.0", environment=Environment(torch="2.5.0"))
+    assert "major versions differ" in baseline_incompatibility(
+        other_major, tool_version="0.1.3", env=Environment(torch="2.13.0"), same_torch=False
+    )

@@ -199,6 +199,19 @@ def test_content_hash__onnx_versions_matter_only_to_onnx_targets(tmp_path):
     assert fp.content_hash("onnx", ENV) != fp.content_hash("onnx", other_onnx)
 
 
+def test_content_hash__a_model_library_upgrade_is_a_new_result_not_a_cache_hit(tmp_path):
+    # A cached result of transformers 4.x must not stand for 5.x: the libraries the models
+    # import are part of the key (an environment that recorded none keeps its old hash).
+    write(tmp_path, {"m.py": ""})
+    fp = Fingerprinter(WorkingTree(tmp_path), manifest_dir="").fingerprint(spec("m:make"))
+    old = Environment(python="3.11.7", torch="2.13.0", packages={"transformers": "4.57.0"})
+    new = Environment(python="3.11.7", torch="2.13.0", packages={"transformers": "5.24.0"})
+    assert fp.content_hash("export", old) != fp.content_hash("export", new)
+    assert fp.content_hash("export", Environment(python="3.11.7", torch="2.13.0")) == fp.content_hash(
+        "export", Environment(python="3.11.7", torch="2.13.0", packages={})
+    )
+
+
 def test_entry_text__normalises_integer_axis_keys_mixed_with_names():
     raw = {"name": "m", "dynamic_shapes": {"x": {0: "batch", 1: "seq"}, "y": [{0: "batch"}, None]}}
     assert entry_text(raw) == entry_text(dict(reversed(list(raw.items()))))

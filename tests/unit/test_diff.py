@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from types import SimpleNamespace
 
 import pytest
@@ -15,7 +16,7 @@ from exportwatch.diff import (
     gate,
     parse_policy,
 )
-from exportwatch.report import Verdict
+from exportwatch.report import JobResult, Verdict
 from tests.factories import base_report, failing, job, ok, report, sub
 
 
@@ -411,3 +412,76 @@ def test_diff__notes_when_base_and_head_ran_on_different_devices():
     head = report(job("cnn", "export", sub("", "fail"), device="cpu"))
     changes = diff_reports(base, head)
     assert any("different devices for cnn · export (cuda → cpu)" in note for note in changes.notes)
+
+
+# --- attribution to an upgrade ------------------------------------------------------------------
+
+
+def _same_code(j: JobResult, files: dict[str, str] | None = None) -> JobResult:
+    """A job stamped the way a sweep stamps it: its dependency files and a content hash."""
+    return replace(j, dependencies=files or {"models/cnn.py": "aaa"}, content_hash="hash")
+
+
+def test_diff__upgrade_owns_the_regressions_of_models_whose_code_did_not_change():
+    base = base_report(
+        _same_code(ok("cnn")), _same_code(ok("vit")), _same_code(failing("rnn")), torch="2.13.0"
+    )
+    head = report(
+        _same_code(failing("cnn")),
+        _same_code(failing("vit", origin_path="blocks.1")),
+        _same_code(ok("rnn")),
+        torch="2.14.1",
+    )
+    upgrade = diff_reports(base, head).upgrade
+    assert upgrade is not None
+    assert [(v.package, v.base, v.head) for v in upgrade.versions] == [("torch", "2.13.0", "2.14.1")]
+    assert upgrade.regressed_models == ("cnn", "vit")
+    assert [k[0] for k in upgrade.fixes] == ["rnn"]
+    assert upgrade.summary() == "torch 2.13.0 → 2.14.1: 2 regressions in 2 models, 1 fix"
+
+
+def test_diff__a_model_whose_code_changed_is_not_blamed_on_the_upgrade():
+    base = base_report(_same_code(ok("cnn")), _same_code(ok("vit")), torch="2.13.0")
+    head = report(
+        _same_code(failing("cnn"), {"models/cnn.py": "bbb"}),  # the PR edited it
+        _same_code(failing("vit")),
+        torch="2.14.1",
+    )
+    changes = diff_reports(base, head)
+    assert changes.upgrade is not None
+    assert changes.upgrade.regressed_models == ("vit",)
+    assert changes.code_changed == frozenset({("cnn", "export", "cpu")})
+    assert changes.upgrade.summary() == "torch 2.13.0 → 2.14.1: 1 regression in 1 model"
+
+
+def test_diff__jobs_without_a_content_hash_are_never_attributed():
+    base = base_report(ok("cnn"), torch="2.13.0")  # no dependencies recorded: cannot tell
+    head = report(failing("cnn"), torch="2.14.1")
+    upgrade = diff_reports(base, head).upgrade
+    assert upgrade is not None and upgrade.regressions == ()
+    assert upgrade.summary() == "torch 2.13.0 → 2.14.1: no change in export status"
+
+
+def test_diff__no_upgrade_when_versions_match():
+    changes = diff_reports(base_report(_same_code(ok("cnn"))), report(_same_code(failing("cnn"))))
+    assert changes.upgrade is None
+
+
+def test_diff__a_model_library_upgrade_is_a_version_note_and_owns_its_regressions():
+    base = base_report(_same_code(ok("llama")), torch="2.13.0")
+    head = report(_same_code(failing("llama", origin_path="model.layers.0")), torch="2.13.0")
+    base.environment.packages = {"transformers": "4.57.0", "timm": "1.0.31"}
+    head.environment.packages = {"transformers": "5.24.0", "timm": "1.0.31"}
+    changes = diff_reports(base, head)
+    assert [(v.package, v.base, v.head) for v in changes.version_notes] == [
+        ("transformers", "4.57.0", "5.24.0")
+    ]
+    assert changes.upgrade is not None
+    assert changes.upgrade.summary() == "transformers 4.57.0 → 5.24.0: 1 regression in 1 model"
+
+
+def test_diff__a_report_without_package_versions_is_not_a_removal():
+    base = base_report(ok("llama"))  # an older report: no packages recorded
+    head = report(ok("llama"))
+    head.environment.packages = {"transformers": "5.24.0"}
+    assert diff_reports(base, head).version_notes == ()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -176,3 +177,149 @@ def test_cli__verbose_is_off_by_default():
     from exportwatch.cli.main import build_parser
 
     assert build_parser().parse_args(["sweep", "m.yml"]).verbose is False
+
+
+# ------------------------------------------------------------------ hostile and malformed reports (issue 15)
+
+
+@pytest.fixture(params=["with jsonschema", "without jsonschema"])
+def schema_checker(request, monkeypatch):
+    """The ``github`` extra checks the schema; the core install must refuse as cleanly without it."""
+    if request.param == "without jsonschema":
+        monkeypatch.setitem(sys.modules, "jsonschema", None)
+    return request.param
+
+
+def diff_main(*argv: str):
+    from exportwatch.cli.main import main
+    from tests.hostile_inputs import run_in_process
+
+    return run_in_process(main, ["diff", *argv])
+
+
+def a_report_with(tmp_path: Path, name: str, edit) -> Path:
+    data = report(failing("cnn"), ok("vit", "onnx")).to_dict()
+    edit(data)
+    path = tmp_path / name
+    path.write_text(json.dumps(data), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("edit", "says"),
+    [
+        (lambda d: d["jobs"][1].pop("verdict"), "jobs[1].verdict: missing"),
+        (lambda d: d["jobs"][0]["submodules"][2].pop("path"), "jobs[0].submodules[2].path: missing"),
+        (lambda d: d["jobs"][0].update(verdict=None), "jobs[0].verdict: "),
+        (lambda d: d["jobs"][0].update(model=["cnn"]), "jobs[0].model: expected a string, got a list"),
+        (
+            lambda d: d["jobs"][0]["submodules"][0].update(aliases=3),
+            "jobs[0].submodules[0].aliases: expected",
+        ),
+        (lambda d: d.update(environment=[]), "environment: expected an object, got a list"),
+        (lambda d: d.update(jobs={}), "jobs: expected"),
+    ],
+)
+def test_diff_cli__a_malformed_report_is_exit_2_naming_the_file_and_the_field(
+    tmp_path, reports, edit, says, schema_checker
+):
+    """These leaked AttributeError / ``JobResult.__init__()`` (exit 3 or an unreadable exit 2)."""
+    from tests.hostile_inputs import assert_clean_refusal
+
+    bad = a_report_with(tmp_path, "base.json", edit)
+    ran = diff_main(str(bad), str(reports["same"]))
+    assert_clean_refusal(ran, names=f"{bad}: ")
+    assert says in ran.err
+
+
+@pytest.mark.parametrize(
+    ("content", "says"),
+    [
+        ("[]", "not an exportwatch report: the file holds a list"),
+        ('[{"schema_version": 1}]', "not an exportwatch report"),
+        ('{"name": "left-pad", "version": "1.3.0"}', "not an exportwatch report"),
+        ("null", "not an exportwatch report"),
+    ],
+)
+def test_diff_cli__a_json_that_is_not_a_report_says_so(tmp_path, reports, content, says, schema_checker):
+    """Once "schema_version None is not supported", which named neither the file nor the problem."""
+    from tests.hostile_inputs import assert_clean_refusal
+
+    bad = tmp_path / "head.json"
+    bad.write_text(content, encoding="utf-8")
+    ran = diff_main(str(reports["base"]), str(bad))
+    assert_clean_refusal(ran, names=f"{bad}: {says}")
+
+
+def test_diff_cli__a_directory_is_exit_2_in_one_line(tmp_path, reports):
+    from tests.hostile_inputs import assert_clean_refusal
+
+    folder = tmp_path / "reports"
+    folder.mkdir()
+    assert_clean_refusal(diff_main(str(reports["base"]), str(folder)), names=f"{folder}: is a directory")
+    assert_clean_refusal(diff_main(str(folder)), names=f"{folder}: is a directory")
+
+
+WRONG_VALUES = [None, True, -1, 2.5, "x", "", [], [0], {}, {"a": 1}]
+
+
+def every_field(value, where=()):
+    """Every (path into the JSON, value) of a report, objects and lists included."""
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            yield (*where, key)
+            yield from every_field(inner, (*where, key))
+    elif isinstance(value, list):
+        for index, inner in enumerate(value):
+            yield (*where, index)
+            yield from every_field(inner, (*where, index))
+
+
+@pytest.mark.slow  # about 25 s: 2,000 diffs
+def test_diff_cli__no_wrong_typed_field_crashes_it(tmp_path, reports, schema_checker):
+    """Every field of a report set to every wrong type, or deleted: exit 0, 1 or 2, never a traceback.
+
+    Without jsonschema, 514 of these 1,3xx mutations ended as a traceback (exit 3) or a
+    two-stage ``AttributeError`` message.
+    """
+    import copy
+
+    from tests.factories import Mismatch
+
+    head = report(
+        failing("cnn"),
+        job(
+            "m",
+            "export",
+            sub("", "mismatch", mismatch=Mismatch(input_set="a", output="[0]")),
+            sub("a", "same-as", same_as=""),
+        ),
+    )
+    head.jobs[0].dependencies = {"models/cnn.py": "f00"}
+    head.jobs[0].submodules[0].aliases = ["alias"]
+    good = head.to_dict()
+    path = tmp_path / "head.json"
+    bad: list[str] = []
+    count = 0
+    for where in every_field(good):
+        for value in [*WRONG_VALUES, "delete"]:
+            data = copy.deepcopy(good)
+            parent = data
+            for key in where[:-1]:
+                parent = parent[key]
+            if value == "delete":
+                del parent[where[-1]]
+            else:
+                parent[where[-1]] = value
+            path.write_text(json.dumps(data), encoding="utf-8")
+            ran = diff_main(
+                str(reports["base"]), str(path), "--format", ["text", "markdown", "json"][count % 3]
+            )
+            count += 1
+            lines = [line for line in ran.err.splitlines() if line.strip()]
+            if ran.code not in (0, 1, 2) or "Traceback" in ran.err or len(lines) > 1:
+                bad.append(f"{'.'.join(map(str, where))} = {value!r}: exit {ran.code}: {lines[-1:]}")
+            elif ran.code == 2 and not lines[0].startswith(f"exportwatch diff: error: {path}: "):
+                bad.append(f"{'.'.join(map(str, where))} = {value!r}: does not name the file: {lines[0]}")
+    assert count > 1000
+    assert not bad, f"{len(bad)} of {count} mutations:\n" + "\n".join(bad[:30])

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from markdown_it import MarkdownIt
 
 from exportwatch.render.escape import (
     blob_url,
     clean,
+    documentation_url,
     html_text,
+    json_text,
     marker_key,
     md_code,
     md_code_block,
@@ -208,3 +212,32 @@ def test_md_text_with_code__links_only_documentation_hosts_and_leaves_other_urls
 def test_md_text__breaks_bare_urls_and_gh_references_in_untrusted_text():
     text = md_text("log in at https://evil.example/login, see GH-12")
     assert "https://" not in text and "GH-12" not in text
+
+
+def test_term_text__shows_control_and_bidi_characters_as_escapes_instead_of_sending_them():
+    assert term_text("a\x1b[2Jb\x9bc\u202ed\x08") == "a\\x1b[2Jb\\x9bc\\u202ed\\x08"
+    assert term_text("\U000e0041") == "\\U000e0041"
+
+
+@pytest.mark.parametrize(
+    ("url", "linked"),
+    [
+        ("https://docs.pytorch.org/docs/stable/cond.html", True),
+        ("https://huggingface.co/docs/transformers/serialization", True),
+        ("https://github.com/exportwatch/exportwatch/issues", True),
+        ("https://github.com/someone/else", False),
+        ("https://huggingface.co/someone/model", False),
+        ("https://huggingface.co/docs/%2e%2e/someone", False),
+        ("https://user@docs.pytorch.org/x", False),
+        ("http://docs.pytorch.org/x", False),
+    ],
+)
+def test_documentation_url__links_only_the_allow_list(url, linked):
+    assert (documentation_url(url) is not None) is linked
+
+
+def test_json_text__escapes_what_a_terminal_or_the_runner_would_act_on_and_stays_json():
+    value = {"m": "\x9b2J \u061c ##[error]x \ud800"}
+    text = json_text(json.dumps(value, ensure_ascii=False))
+    assert json.loads(text) == value
+    assert "##[" not in text and "\x9b" not in text and "\u061c" not in text

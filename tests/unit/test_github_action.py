@@ -219,3 +219,47 @@ def test_log_models__untrusted_text_cannot_issue_workflow_commands():
     # every report-derived line sits between stop and resume, and none spans two lines
     assert all(not line.lstrip().startswith("::") for line in lines[start + 1 : end])
     assert any("approved" in line for line in lines[start + 1 : end])
+
+
+def test_log_models__a_hostile_model_name_cannot_break_out_of_its_group_title():
+    import io
+
+    name = "m\n::error file=SECURITY.md::approved\x1b]0;t\x07 ##[warning]x"
+    changes = diff_reports(None, report(job(name, "cpu-model", sub("", "fail", message="x"))))
+    out = io.StringIO()
+    action.log_models(changes, out=out)
+    lines = out.getvalue().splitlines()
+    (title,) = [line for line in lines if line.startswith("::group::")]
+    assert title.startswith("::group::m ::error") and "\x1b" not in title and "##[" not in title
+    assert not any(line.startswith("::error") for line in lines), "no line of the name is a command"
+
+
+def test_annotations_for__a_path_outside_the_repository_is_dropped_not_annotated():
+    from dataclasses import replace
+
+    regressed = failing("cnn")
+    origin = regressed.submodules[-1]
+    regressed.submodules[-1] = replace(origin, user_frame=replace(origin.user_frame, path="../../etc/passwd"))
+    changes = diff_reports(base_report(ok("cnn")), report(regressed))
+    (annotation,) = action.annotations_for(changes, gate(changes, "regression"))
+    assert annotation.path is None
+    import io
+
+    out = io.StringIO()
+    action.log_annotations([annotation], out=out)
+    assert out.getvalue().startswith("::error title=") and "passwd" not in out.getvalue()
+
+
+def test_outputs__say_what_a_torch_upgrade_did(tmp_path):
+    from dataclasses import replace
+
+    def stamped(j):
+        return replace(j, dependencies={"models/net.py": "same"}, content_hash="h")
+
+    base = base_report(stamped(ok("cnn")), stamped(ok("vit")), torch="2.13.0")
+    head = report(stamped(failing("cnn")), stamped(ok("vit")), torch="2.14.1")
+    outputs = action.Result.of("failed", diff_reports(base, head)).outputs()
+    assert outputs["environment-change"] == "torch 2.13.0 → 2.14.1: 1 regression in 1 model"
+    assert outputs["upgrade-regressions"] == 1
+    same = action.Result.of("passed", diff_reports(base_report(ok("cnn")), report(ok("cnn")))).outputs()
+    assert (same["environment-change"], same["upgrade-regressions"]) == ("", 0)

@@ -107,3 +107,72 @@ def test_choose_artifact__takes_the_newest_unexpired_artifact_with_the_name():
     listed = [artifact(1), artifact(3), artifact(2), artifact(4, name="other")]
     assert choose_artifact(listed, "exportwatch-report", expired={3}).id == 2
     assert choose_artifact(listed, "missing", expired=set()) is None
+
+
+# ------------------------------------------------------------------- archives no upload-artifact writes
+
+GOOD = b'{"schema_version": 1}' * 50
+
+
+def hostile_archive(kind: str) -> bytes:
+    """An archive that zipfile cannot (or must not) read, the way a hostile run could upload it."""
+    from tests import hostile_inputs as h
+
+    plain = h.zip_bytes({h.REPORT_NAME: GOOD})
+    return {
+        "encrypted": lambda: h.encrypted(plain),
+        "compression method 99": lambda: h.with_method(plain, 99),
+        "bzip2": lambda: h.zip_bytes({h.REPORT_NAME: GOOD}, method=zipfile.ZIP_BZIP2),
+        "corrupt deflate": lambda: h.corrupt_member_data(plain),
+        "corrupt bzip2": lambda: h.corrupt_member_data(
+            h.zip_bytes({h.REPORT_NAME: GOOD}, method=zipfile.ZIP_BZIP2), start=8
+        ),
+        "corrupt lzma": lambda: h.corrupt_member_data(
+            h.zip_bytes({h.REPORT_NAME: GOOD}, method=zipfile.ZIP_LZMA), start=2
+        ),
+        "over-long member name": lambda: h.zip_bytes({"a" * 5_000 + ".json": GOOD}),
+        "over-long path": lambda: h.zip_bytes({("d" * 200 + "/") * 30 + "r.json": GOOD}),
+        "newline in the name": lambda: h.zip_bytes({"report\n::error::x.json": GOOD}),
+        "a file where a folder goes": lambda: h.zip_bytes({"r": GOOD, "r/x.json": GOOD}),
+        "a name that is the folder itself": lambda: h.zip_bytes({".": GOOD}),
+        "truncated": lambda: plain[: len(plain) // 2],
+    }[kind]()
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "encrypted",
+        "compression method 99",
+        "bzip2",
+        "corrupt deflate",
+        "corrupt bzip2",
+        "corrupt lzma",
+        "over-long member name",
+        "over-long path",
+        "newline in the name",
+        "a file where a folder goes",
+        "a name that is the folder itself",
+        "truncated",
+    ],
+)
+def test_safe_extract__refuses_an_archive_it_cannot_read_in_one_line(tmp_path, kind):
+    """Each of these once escaped as RuntimeError, NotImplementedError, zlib.error or OSError (exit 3)."""
+    archive = tmp_path / "artifact.zip"
+    archive.write_bytes(hostile_archive(kind))
+    with pytest.raises(NoArtifact) as caught:
+        safe_extract(archive, tmp_path / "out")
+    message = str(caught.value)
+    assert message.startswith("artifact") and "\n" not in message and len(message) < 400, message
+
+
+def test_safe_extract__names_the_member_it_refuses(tmp_path):
+    from tests import hostile_inputs as h
+
+    archive = tmp_path / "artifact.zip"
+    archive.write_bytes(h.encrypted(h.zip_bytes({h.REPORT_NAME: GOOD})))
+    with pytest.raises(NoArtifact, match=rf"member '{h.REPORT_NAME}'.*encrypted"):
+        safe_extract(archive, tmp_path / "out")
+    archive.write_bytes(h.with_method(h.zip_bytes({h.REPORT_NAME: GOOD}), 99))
+    with pytest.raises(NoArtifact, match=rf"member '{h.REPORT_NAME}'.*compression method 99"):
+        safe_extract(archive, tmp_path / "out2")

@@ -196,6 +196,7 @@ def test_config__input_names_are_the_documented_action_inputs():
         "shards",
         "cache-dir",
         "baseline-artifact",
+        "html-artifact",
     )
 
 
@@ -226,3 +227,27 @@ def test_config__allow_errors_reads_a_boolean(raw, expected):
 def test_config__allow_errors_refuses_anything_else():
     with pytest.raises(ActionConfigError, match="input 'allow-errors'"):
         ActionConfig.from_env({"INPUT_ALLOW-ERRORS": "sometimes"})
+
+
+def test_secret__handed_over_is_read_only_at_first_use_and_only_once():
+    reads: list[int] = []
+
+    def read() -> str:
+        reads.append(1)
+        return TOKEN
+
+    secret = Secret.handed_over(read)
+    config = ActionConfig(github_token=secret)
+    config.require("github_token")  # a presence check reads nothing
+    assert reads == [] and repr(secret) == "Secret('***')"
+    assert secret.reveal() == TOKEN and bool(secret) and reads == [1]
+
+
+def test_client__keywords_an_older_pygithub_lacks_are_left_out():
+    from exportwatch.github.client import supported_keywords
+
+    def older_github(auth=None, base_url=None, retry=None):  # no lazy, no seconds_between_writes
+        return None
+
+    options = {"auth": 1, "base_url": 2, "retry": 3, "lazy": True, "seconds_between_writes": 1.0}
+    assert supported_keywords(older_github, options) == {"auth": 1, "base_url": 2, "retry": 3}

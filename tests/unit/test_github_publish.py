@@ -5,9 +5,13 @@ from __future__ import annotations
 import re
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from exportwatch.github.config import CommentMode
 from exportwatch.github.publish import (
+    MAX_ANNOTATION_BYTES,
+    MAX_CHECK_TEXT_BYTES,
     MAX_COMMENT_CHARS,
     Annotation,
     CommentAction,
@@ -18,7 +22,9 @@ from exportwatch.github.publish import (
     decide_comment_action,
     format_outputs,
     is_our_comment,
+    repository_path,
     shorten_body,
+    utf8_size,
     with_marker,
     write_outputs,
 )
@@ -177,12 +183,117 @@ def test_choose_pull_request__ignores_a_pr_whose_head_moved_on():
     assert choose_pull_request([pr(1, sha="newer")], head_repo="fork/r", head_sha="older") is None
 
 
-def test_is_our_comment__when_the_token_cannot_name_itself_any_bot_account_counts_but_no_person():
-    from exportwatch.github.client import ANY_BOT
+def test_is_our_comment__only_the_exact_login_counts_never_another_bot():
+    def ours(author: str, login: str = "github-actions[bot]") -> bool:
+        return is_our_comment(body=f"{MARKER}\nx", author=author, marker=MARKER, author_login=login)
 
-    def ours(author: str) -> bool:
-        return is_our_comment(body=f"{MARKER}\nx", author=author, marker=MARKER, author_login=ANY_BOT)
+    assert ours("github-actions[bot]") and ours("GitHub-Actions[bot]")
+    assert not ours("exportwatch-app[bot]"), "another app's comment is not ours to edit"
+    assert not ours("octocat") and not ours("[bot]")
+    assert ours("exportwatch-app[bot]", login="exportwatch-app[bot]")
 
-    assert ours("github-actions[bot]") and ours("exportwatch-app[bot]")
-    assert not ours("octocat") and not ours("bot")
-    assert not is_our_comment(body="no marker", author="my-app[bot]", marker=MARKER, author_login=ANY_BOT)
+
+# ------------------------------------------------------------------------------ annotations: limits, paths
+
+
+def test_annotation__message_and_raw_details_are_capped_in_utf8_bytes_not_characters():
+    """GitHub's 64 KB is bytes: 40,000 x "é" is 80,000 bytes in 40,000 characters."""
+    data = Annotation(path="a.py", start_line=1, message="é" * 40_000, raw_details="ß" * 40_000).to_api()
+    for key in ("message", "raw_details"):
+        assert len(data[key].encode("utf-8")) <= MAX_ANNOTATION_BYTES <= 64 * 1024
+        assert set(data[key]) <= {"é", "ß"}, "never half a character"
+
+
+def test_annotation__characters_above_u_ffff_are_replaced_github_refuses_them():
+    data = Annotation(
+        path="a.py", start_line=1, message="fails 🔥 here", title="x 𝔸", raw_details="trace 😀"
+    ).to_api()
+    assert data["message"] == "fails \ufffd here" and data["title"] == "x \ufffd"
+    assert data["raw_details"] == "trace \ufffd"
+
+
+def test_annotation__control_characters_are_stripped_from_title_message_and_details():
+    data = Annotation(
+        path="a.py",
+        start_line=1,
+        message="boom\x1b[31m red\x00\x07\u202e\r\nsecond\tline",
+        title="reg\nression:\x1b]0;pwned\x07 cnn",
+        raw_details="a\x08b\x9bc",
+    ).to_api()
+    assert data["message"] == "boom[31m red\nsecond\tline"
+    assert data["title"] == "reg ression:]0;pwned cnn", "one line, no controls"
+    assert data["raw_details"] == "abc"
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("models/cnn.py", "models/cnn.py"),
+        ("./models//cnn.py", "models/cnn.py"),
+        ("../../etc/passwd", None),
+        ("models/../../etc/passwd", None),
+        ("/etc/passwd", None),
+        ("C:/Windows/x.py", None),
+        ("models\\cnn.py", None),
+        ("models/cnn\n.py", None),
+        ("models/\x1b[2Jcnn.py", None),
+        ("", None),
+        (".", None),
+        (None, None),
+    ],
+)
+def test_repository_path__keeps_only_relative_normalised_paths_inside_the_repository(raw, expected):
+    assert repository_path(raw) == expected
+
+
+def test_annotation_batches__leave_out_annotations_without_a_repository_path():
+    annotations = [
+        Annotation(path="models/a.py", start_line=1, message="ok"),
+        Annotation(path=None, start_line=1, message="no file"),
+        Annotation(path="../../etc/passwd", start_line=1, message="escapes"),
+    ]
+    (batch,) = annotation_batches(annotations)
+    assert [a["path"] for a in batch] == ["models/a.py"]
+
+
+# ------------------------------------------------------------------------------ shorten_body: the cap holds
+
+_PIECES = st.sampled_from(
+    ["\n", "```", "````", "~~~", "<details>", "</details>", "<DETAILS open>", "x", "é", "😀", " ", "|"]
+)
+_BODIES = st.lists(_PIECES, max_size=200).map("".join)
+_NOTES = st.sampled_from(["", "cut", "**😀 see the job summary**"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(body=_BODIES, limit=st.integers(min_value=0, max_value=400), note=_NOTES)
+def test_shorten_body__is_always_within_its_cap_in_characters_and_in_bytes(body, limit, note):
+    for size in (len, utf8_size):
+        short = shorten_body(body, limit=limit, note=note, size=size)
+        assert size(short) <= limit
+
+
+@settings(max_examples=200, deadline=None)
+@given(body=_BODIES, limit=st.integers(min_value=60, max_value=400))
+def test_shorten_body__closes_every_fence_and_details_block_it_cut_open(body, limit):
+    from exportwatch.github.publish import _open_blocks
+
+    short = shorten_body(body, limit=limit, note="cut", size=utf8_size)
+    if short not in (body, "cut"):
+        assert short.endswith("\n\ncut")
+        assert _open_blocks(short[: -len("\n\ncut")]) == (None, 0)
+
+
+def test_shorten_body__many_open_details_blocks_still_fit_a_check_summary():
+    """The closers once overran a fixed 200-character allowance (a 65,659-character summary)."""
+    body = "<details><summary>m</summary>\n\n" * 300 + "row\n" * 20_000
+    short = shorten_body(body, limit=MAX_CHECK_TEXT_BYTES, note="*(cut)*", size=utf8_size)
+    assert utf8_size(short) <= MAX_CHECK_TEXT_BYTES
+    assert short.count("</details>") == 300
+
+
+def test_shorten_body__check_summary_cap_counts_bytes_as_github_does():
+    body = "\n".join("| 😀 model | ❌ fail |" for _ in range(3_000))
+    assert len(body) < MAX_CHECK_TEXT_BYTES < utf8_size(body)
+    short = shorten_body(body, limit=MAX_CHECK_TEXT_BYTES, note="cut", size=utf8_size)
+    assert short != body and utf8_size(short) <= MAX_CHECK_TEXT_BYTES

@@ -40,3 +40,58 @@ def test_grouped__closes_the_group_even_when_the_block_raises():
         print("inside", file=out)
         raise RuntimeError
     assert out.getvalue() == "::group::model a\ninside\n::endgroup::\n"
+
+
+def test_group__a_hostile_title_stays_one_line_without_controls():
+    title = "evil\n::error file=SECURITY.md::approved\r\x1b]0;pwned\x07 %0A ##[warning]x"
+    line = wc.group(title)
+    assert "\n" not in line and "\r" not in line and "\x1b" not in line and "\x07" not in line
+    assert line.startswith("::group::evil ::error"), "inside the data, a '::' is only text"
+    assert "%250A" in line, "a literal %0A is escaped, so the runner cannot unescape it to a newline"
+    assert "##[" not in line
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "::error::pwned",
+        "  ::add-mask::x",
+        "\x1b[31m::warning::x",
+        "ok ##[error]x",
+        "a\n::error::b",
+        "a\r::set-output::b",
+    ],
+)
+def test_inert__no_line_of_untrusted_text_can_start_a_workflow_command(text):
+    line = wc.inert(text)
+    assert "\n" not in line and "\r" not in line
+    assert not line.lstrip().startswith("::") and "##[" not in line
+
+
+def test_inert_formatter__every_logged_line_is_inert_tracebacks_included():
+    import logging
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(wc.InertFormatter("%(message)s"))
+    logger = logging.getLogger("test.inert")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        logger.warning("model %s", "m\n::error file=a.py::pwned\x1b[2J")
+        try:
+            raise ValueError("boom\n::add-mask::secret ##[error]x")
+        except ValueError:
+            logger.exception("failed")
+    finally:
+        logger.removeHandler(handler)
+    lines = stream.getvalue().splitlines()
+    assert any("pwned" in line for line in lines) and any("add-mask" in line for line in lines)
+    assert all(not line.lstrip().startswith("::") for line in lines)
+    assert "##[" not in stream.getvalue() and "\x1b" not in stream.getvalue()
+
+
+def test_annotation__control_characters_are_dropped_from_message_and_properties():
+    line = wc.error("bad\x1b[2J\x00 thing", file="a\x07.py", title="t\x1b]0;x\x07")
+    assert "\x1b" not in line and "\x00" not in line and "\x07" not in line
+    assert line == "::error file=a.py,title=t::bad thing"

@@ -713,3 +713,53 @@ def test_manifest__refuses_a_seed_torch_cannot_take(tmp_path):
     )
     with pytest.raises(ConfigError, match=r"models\[0\]\.inputs\.seed: must be at most 9223372036854775807"):
         load_manifest(path)
+
+
+# --- hostile YAML: bounded before anything is built -----------------------------------------------
+
+
+def _alias_bomb(levels: int, width: int) -> str:
+    lines = ["version: 1", f"a0: &a0 [{', '.join(['x'] * width)}]"]
+    for i in range(1, levels):
+        lines.append(f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * width)}]")
+    return "\n".join([*lines, "models: []", ""])
+
+
+def test_manifest__alias_bomb_is_refused_before_it_expands(tmp_path: Path) -> None:
+    # 9 levels of 9 aliases: 436 bytes that expand to 9**9 (387 million) strings.
+    path = tmp_path / "bomb.yml"
+    path.write_text(_alias_bomb(9, 9), encoding="utf-8")
+    assert path.stat().st_size < 500
+    error = error_of(path)
+    assert error.file == str(path)
+    assert "aliases expand to more than 100,000 values" in error.message
+
+
+def test_manifest__merge_key_bomb_is_refused(write_manifest: WriteManifest) -> None:
+    lines = ["version: 1", "b0: &b0 {k: v}"]
+    for i in range(1, 30):
+        lines.append(f"b{i}: &b{i} {{<<: [*b{i - 1}], x{i}: [*b{i - 1}, *b{i - 1}]}}")
+    path = write_manifest("\n".join([*lines, "models: []", ""]))
+    assert "aliases expand" in error_of(path).message
+
+
+def test_manifest__a_few_aliases_are_still_read(write_manifest: WriteManifest) -> None:
+    # 3 levels of 3: 27 values, the kind of reuse real manifests have; the bomb check must not
+    # refuse it (the schema then complains about the unknown top-level keys, not the aliases).
+    error = error_of(write_manifest(_alias_bomb(3, 3)))
+    assert "aliases" not in error.message
+    assert "a0" in str(error)
+
+
+@pytest.mark.parametrize(("opening", "closing"), [("[", "]"), ("{a: ", "}")])
+def test_manifest__deep_nesting_is_refused_without_a_recursion_error(
+    write_manifest: WriteManifest, opening: str, closing: str
+) -> None:
+    path = write_manifest(f"version: 1\nmodels: {opening * 100_000}1{closing * 100_000}\n")
+    error = error_of(path)
+    assert error.message == "YAML nested 100000 levels deep (at most 100 are allowed)"
+
+
+def test_manifest__deep_block_nesting_is_refused(write_manifest: WriteManifest) -> None:
+    text = "version: 1\nmodels:\n" + "".join(f"{'  ' * (i + 1)}k{i}:\n" for i in range(2000))
+    assert "levels deep" in error_of(write_manifest(text)).message

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from dataclasses import replace
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -22,7 +23,10 @@ from exportwatch.render import (
     comment_marker,
     render,
 )
-from exportwatch.report import Mismatch
+from exportwatch.render.common import headline
+from exportwatch.render.markdown import TREE_MAX_NODES, render_comment, render_summary
+from exportwatch.render.tree_view import build_tree, changes_by_job, head_jobs
+from exportwatch.report import JobResult, Mismatch
 from tests.factories import (
     HEAD_SHA,
     RUN_URL,
@@ -235,7 +239,7 @@ def test_comment__puts_tracebacks_in_balanced_details_blocks():
 
 
 def test_comment__has_a_footer_with_versions_run_link_and_duration():
-    text = rendered(*example_pair())
+    text = rendered(*example_pair(), run_url=RUN_URL)  # the trusted run, from the context
     footer = next(line for line in text.splitlines() if line.startswith("<sub>"))
     assert "torch 2.6.0" in footer and "python 3.11.7" in footer
     assert "swept in 1 min 23 s" in footer
@@ -352,7 +356,7 @@ def big_pair(*, models: int = 200, regressions: int = 20, fixes: int = 30):
 
 
 def test_comment__a_200_model_report_fits_in_a_github_comment():
-    text = rendered(*big_pair())
+    text = rendered(*big_pair(), run_url=RUN_URL)
     assert len(text) <= 60_000 < GITHUB_COMMENT_LIMIT
     assert text.splitlines()[0] == "### ❌ 20 export regressions in 20 models"
     assert "✂️ **Shortened to fit GitHub's comment limit**" in text
@@ -547,13 +551,17 @@ def test_golden__terminal_text():
 
 def test_comment__groups_submodules_that_fail_for_the_same_reason():
     base = report(job("enc", "export", sub(""), sub("a"), sub("b"), sub("c"), sub("d")))
-    head = report(job(
-        "enc", "export", sub("", "fail", fp="root"),
-        sub("a", "fail", fp="same", origin=True, message="guard on u0"),
-        sub("b", "fail", fp="same", origin=True, message="guard on u0"),
-        sub("c", "fail", fp="same", origin=True, message="guard on u0"),
-        sub("d", "fail", fp="other", origin=True, message="no fake kernel"),
-    ))
+    head = report(
+        job(
+            "enc",
+            "export",
+            sub("", "fail", fp="root"),
+            sub("a", "fail", fp="same", origin=True, message="guard on u0"),
+            sub("b", "fail", fp="same", origin=True, message="guard on u0"),
+            sub("c", "fail", fp="same", origin=True, message="guard on u0"),
+            sub("d", "fail", fp="other", origin=True, message="no fake kernel"),
+        )
+    )
     changes = diff_reports(base, head)
     text = render(changes, gate(changes, "regression"), "markdown")
     assert "3 submodules fail for the same reason; also: `b` (Block), `c` (Block)" in text
@@ -586,3 +594,228 @@ def test_comment__names_the_ancestors_of_every_origin_that_fails_for_the_same_re
     assert "2 submodules fail for the same reason" in text
     also = next(line for line in text.splitlines() if "Also failing because of this" in line)
     assert "layers.0" in also and "layers.1" in also and "model root" in also
+
+
+# --- skipped exports are never passing ---------------------------------------------------------
+
+
+def _skipped(model: str) -> JobResult:
+    return job(model, "export", sub("", "skipped", reason="CUDA is not available"), device="cuda")
+
+
+def test_headline__all_skipped_without_a_base_is_a_warning_not_all_pass():
+    changes = diff_reports(None, report(_skipped("cnn"), _skipped("vit")))
+    line = headline(changes, gate(changes, "regression"))
+    assert line.status == "warn"
+    assert line.text == (
+        "No base to compare with, and nothing was checked: 2 exports not run (skipped: CUDA is not available)"
+    )
+
+
+def test_headline__skipped_on_both_sides_is_not_no_change():
+    changes = diff_reports(base_report(_skipped("cnn"), ok("vit")), report(_skipped("cnn"), ok("vit")))
+    line = headline(changes, gate(changes, "regression"))
+    assert line.status == "warn"
+    assert "1 export not run (skipped: CUDA is not available): results incomplete" in line.text
+
+
+def test_headline__some_skipped_without_a_base_still_says_so():
+    changes = diff_reports(None, report(_skipped("cnn"), ok("vit")))
+    line = headline(changes, gate(changes, "regression"))
+    assert (line.status, line.text) == (
+        "warn",
+        "No base to compare with: 1 export checked, all pass; "
+        "1 export not run (skipped: CUDA is not available)",
+    )
+
+
+# --- the torch upgrade: the comment leads with it -------------------------------------------------
+
+
+def _stamped(j: JobResult, code: str = "aaa") -> JobResult:
+    return replace(j, dependencies={"models/net.py": code}, content_hash="hash")
+
+
+def _upgrade_changes():
+    base = base_report(_stamped(ok("cnn")), _stamped(ok("vit")), _stamped(ok("rnn")), torch="2.13.0")
+    head = report(
+        _stamped(failing("cnn")),
+        _stamped(failing("vit", origin_path="blocks.2")),
+        _stamped(failing("rnn", origin_path="cell"), code="bbb"),  # this PR edited its code
+        torch="2.14.1",
+    )
+    changes = diff_reports(base, head)
+    return changes, gate(changes, "regression")
+
+
+def test_upgrade__every_view_leads_with_the_environment_change():
+    changes, verdict = _upgrade_changes()
+    assert not verdict.passed
+    line = headline(changes, verdict)
+    assert (line.status, line.text) == (
+        "fail",
+        "torch 2.13.0 → 2.14.1: 2 regressions in 2 models; and 1 regression where the code changed too",
+    )
+    comment = render(changes, verdict, "markdown")
+    assert (
+        "torch 2.13.0 → 2.14.1: 2 regressions in 2 models"
+        in comment.splitlines()[0] + comment.splitlines()[1]
+    )
+    assert "**Changed by the upgrade** (the same code on both sides): `cnn`, `vit`." in comment
+    text = render(changes, verdict, "text")
+    assert text.startswith("FAIL  torch 2.13.0 → 2.14.1: 2 regressions in 2 models")
+    assert "changed by the upgrade (same code on both sides): cnn, vit" in text
+    data = json.loads(render(changes, verdict, "json"))
+    assert data["upgrade"]["models"] == ["cnn", "vit"]
+    assert data["upgrade"]["summary"] == "torch 2.13.0 → 2.14.1: 2 regressions in 2 models"
+
+
+# --- where it broke: the job summary's failing-branch trees (issue 18, part 3) --------------------
+
+
+def _tree_of(text: str, label: str) -> str:
+    """The fenced block inside ``<details><summary>LABEL</summary>``."""
+    body = text.split(f"<details><summary>{label}</summary>", 1)[1].split("</details>", 1)[0]
+    return body.strip()
+
+
+def _encoder_pair():
+    """A real-looking failing job: the sweep went down root → encoder → encoder.5, and the
+    siblings it tried on the way exported."""
+    broken = failing("stacked_encoder", origin_path="encoder.5")
+    broken.submodules[1:1] = [sub("embed", "ok", module_type="Embedding")]
+    broken.submodules += [
+        sub("encoder.4", "ok"),
+        sub("encoder.5.attn", "ok", module_type="Attention"),
+        sub("head", "covered", module_type="Linear"),
+    ]
+    base = base_report(ok("stacked_encoder"), ok("mlp"))
+    return base, report(broken, ok("mlp"))
+
+
+def test_summary_tree__shows_each_failing_jobs_failing_branch_and_not_its_passing_siblings():
+    text = rendered(*_encoder_pair(), fmt="summary")
+    assert "#### 🌳 Where it broke (1)" in text
+    assert _tree_of(text, "stacked_encoder · export").splitlines() == [
+        "```",
+        "❌ stacked_encoder (Net) · fail [regression]",
+        "  ❌ encoder (Block) · fail [regression]",
+        "    ❌ encoder.5 (Block) · data-dependent-control-flow  ◀ origin [regression]",
+        "```",
+    ]
+    assert "mlp · export</summary>" not in text, "an exporting job has no tree"
+    checked = audit(text)
+    assert checked.details_depth == 0 and not checked.details_underflow
+
+
+def test_summary_tree__marks_same_as_twins_and_has_no_tree_without_a_failure():
+    head = report(
+        job(
+            "twins",
+            "export",
+            sub("", "fail", fp="f"),
+            sub("a", "fail", fp="f", origin=True, category="graph-break"),
+            sub("b", "same-as", same_as="a"),
+        ),
+        ok("fine"),
+    )
+    text = rendered(None, head, fmt="summary")
+    tree = _tree_of(text, "twins · export")
+    assert "  ❌ a (Block) · graph-break  ◀ origin" in tree
+    assert "  ❌ b (Block) · graph-break = same as a" in tree  # drawn as the failure it shares
+    assert "#### 🌳 Where it broke (1)" in text
+    assert "#### 🌳" not in rendered(None, report(ok("fine")), fmt="summary")
+
+
+def test_summary_tree__hostile_names_stay_text_inside_one_fenced_block():
+    base, head = hostile_pair()
+    head.jobs[0].submodules[1].module_type = "x\n::error::pwned\n```\n</details>@octocat"
+    text = rendered(base, head, fmt="summary")
+    checked = audit(text)
+    assert checked.details_depth == 0 and not checked.details_underflow and checked.max_details_depth == 1
+    code = "".join(checked.code)
+    assert "◀ origin" in code and "::error::pwned" in code  # in the block, folded onto its line
+    assert not any(line.lstrip().startswith("::") for line in text.splitlines())
+    assert "@octocat" not in "".join(checked.prose)
+    tree = next(block for block in MD.parse(text) if block.type == "fence" and "◀ origin" in block.content)
+    assert len(tree.content.splitlines()) == 2  # root and origin: no name added a line
+
+
+def test_summary_tree__a_long_branch_shows_its_first_nodes_and_says_how_many_more():
+    chain = [sub("", "fail", fp="deep")]
+    path = ""
+    for i in range(400):
+        path = f"{path}.l{i}" if path else f"l{i}"
+        chain.append(sub(path, "fail", fp="deep", origin=i == 399))
+    text = rendered(None, report(job("deep", "export", *chain)), fmt="summary")
+    lines = _tree_of(text, "deep · export").splitlines()[1:-1]
+    assert len(lines) == TREE_MAX_NODES + 1
+    assert lines[-1] == f"… and {401 - TREE_MAX_NODES} more failing nodes (see the HTML report)"
+    assert max(len(line) for line in lines) < 600  # deep paths do not widen without end
+
+
+def test_summary_tree__is_cut_before_any_item_of_the_summary_and_says_so():
+    base, head = big_pair(models=60, regressions=60, fixes=0)  # 60 regressions, 8 kB tracebacks each
+    full = rendered(base, head, fmt="summary")
+    trees = full.split("#### 🌳 Where it broke (60)", 1)[1]
+    text = rendered(base, head, fmt="summary", max_chars=len(full.encode()) - len(trees.encode()) // 2)
+
+    cut_note = next(line for line in text.splitlines() if line.startswith("✂️"))
+    assert re.search(r"left out (\d+) failing-branch trees\. ", cut_note), cut_note
+    kept = text.count("<details><summary>model_")
+    assert 0 < kept < 60 and f"_…and {60 - kept} more trees (cut to fit)._" in text
+    before = text.split("#### 🌳", 1)[0]
+    assert before == full.split("#### 🌳", 1)[0], "every row, item and traceback above stays"
+
+
+def test_summary_tree__head_jobs_rebuilt_from_the_diff_draw_the_same_tree_as_the_report():
+    base, head = _encoder_pair()
+    changes = diff_reports(base, head)
+    (rebuilt,) = [j for j in head_jobs(changes) if j.model == "stacked_encoder"]
+    kinds = changes_by_job(changes)[rebuilt.key]
+    assert build_tree(rebuilt, changes=kinds) == build_tree(head.jobs[0], changes=kinds)
+
+
+# --- the HTML report's artifact: linked only when uploaded, only through the trusted run ---------
+
+TRUSTED_RUN = "https://github.com/acme/vision/actions/runs/777"
+
+
+@pytest.mark.parametrize("fmt", ["markdown", "summary"])
+def test_html_action__links_the_artifact_through_the_trusted_run_only_when_it_is_uploaded(fmt):
+    changes = diff_reports(*example_pair())
+    verdict = gate(changes, "regression")
+    view = render_comment if fmt == "markdown" else render_summary
+    line = f"🌳 HTML report: in the `exportwatch-html` artifact of [this run]({TRUSTED_RUN})"
+
+    linked = view(
+        changes, verdict, context=RenderContext(run_url=TRUSTED_RUN), html_artifact="exportwatch-html"
+    )
+    assert line in linked
+    assert f"]({RUN_URL})" not in linked, "a report's own run_url is never a link"
+    assert "HTML report" not in view(changes, verdict, context=RenderContext(run_url=TRUSTED_RUN))
+    # no trusted run to point into: no link (the report's own run_url does not stand in)
+    assert "HTML report" not in view(
+        changes, verdict, context=RenderContext(), html_artifact="exportwatch-html"
+    )
+
+
+def test_html_action__a_quiet_comment_links_the_artifact_too():
+    base, _ = example_pair()
+    changes = diff_reports(base, report(*base.jobs))
+    text = render_comment(
+        changes, gate(changes, "regression"), context=RenderContext(run_url=TRUSTED_RUN), html_artifact="x`y"
+    )
+    assert not changes.has_changes
+    assert f"of [this run]({TRUSTED_RUN})" in text and "``x`y``" in text
+    assert text.rstrip().endswith(COMMENT_MARKER)
+
+
+def test_headline__a_partial_base_is_never_a_plain_pass():
+    base = base_report(ok("cnn"), complete=False)  # e.g. the base could not be reproduced
+    changes = diff_reports(base, report(ok("cnn"), ok("vit")))
+    line = headline(changes, gate(changes, "regression"))
+    assert (line.status, line.text) == (
+        "warn",
+        "No export regressions found, but the base report is partial: results incomplete",
+    )

@@ -4,11 +4,14 @@ the schema checked, and a hostile file refused in bounded memory."""
 from __future__ import annotations
 
 import json
+import sys
 import tracemalloc
+from pathlib import Path
 
 import pytest
 
 from exportwatch.report import MAX_REPORT_BYTES, Report, ReportError, load_report
+from tests.hostile_inputs import deep_json
 
 
 def test_load_report__untrusted_refuses_a_file_over_the_cap_before_reading_it(tmp_path):
@@ -24,7 +27,7 @@ def test_load_report__untrusted_checks_the_schema_and_names_the_place(tmp_path):
     data["jobs"] = [{"model": "m", "target": "export", "device": "cpu", "verdict": 7, "submodules": []}]
     path = tmp_path / "r.json"
     path.write_text(json.dumps(data))
-    with pytest.raises(ReportError, match=r"does not match the report schema at jobs/0/verdict"):
+    with pytest.raises(ReportError, match=r"jobs\[0\]\.verdict: .*\(does not match the report schema\)"):
         load_report(path, untrusted=True)
 
 
@@ -36,7 +39,10 @@ def test_load_report__a_huge_wrong_typed_list_is_refused_in_bounded_memory(tmp_p
     path.write_text(json.dumps(data))
     tracemalloc.start()
     try:
-        with pytest.raises(ReportError, match="does not match the report schema at plan/"):
+        with pytest.raises(
+            ReportError,
+            match=r"plan\[\d+\]: expected a string, got a number \(does not match the report schema\)",
+        ):
             load_report(path, untrusted=True)
         _, peak = tracemalloc.get_traced_memory()
     finally:
@@ -64,3 +70,174 @@ def test_write_report__gives_the_mode_a_plain_open_would(tmp_path):
     assert (tmp_path / "r.json").stat().st_mode & 0o777 == 0o644
     (entry,) = (tmp_path / "cache").iterdir()
     assert entry.stat().st_mode & 0o777 == 0o644
+
+
+# ------------------------------------------------------------- documents no exportwatch writer produces
+
+
+@pytest.fixture(params=["with jsonschema", "without jsonschema"])
+def schema_checker(request, monkeypatch):
+    """Both installs: the ``github`` extra (jsonschema) and the core one, which must refuse alike."""
+    if request.param == "without jsonschema":
+        monkeypatch.setitem(sys.modules, "jsonschema", None)  # `import jsonschema` raises ImportError
+    return request.param
+
+
+def valid_text() -> str:
+    from tests.factories import failing, ok, report
+
+    return report(failing("cnn"), ok("vit", "onnx")).to_json()
+
+
+HOSTILE_JSON = {
+    "100,000-level array nesting": lambda: deep_json(100_000),
+    "100,000-level object nesting": lambda: deep_json(100_000, opener='{"a": ', closer="}"),
+    "duration_s: 1e400": lambda: valid_text().replace('"duration_s": 83.0', '"duration_s": 1e400'),
+    "duration_s: NaN": lambda: valid_text().replace('"duration_s": 83.0', '"duration_s": NaN'),
+    "duration_s: Infinity": lambda: valid_text().replace('"duration_s": 83.0', '"duration_s": Infinity'),
+    "duration_s: -Infinity": lambda: valid_text().replace('"duration_s": 83.0', '"duration_s": -Infinity'),
+    "parameters: 1e999": lambda: valid_text().replace('"parameters": null', '"parameters": 1e999'),
+    "a 5,000-digit integer": lambda: valid_text().replace('"attempts": 0', '"attempts": ' + "9" * 5000),
+    "a 30-digit integer": lambda: valid_text().replace('"attempts": 0', '"attempts": ' + "9" * 30),
+    "a lone surrogate in tool_version": lambda: valid_text().replace('"0.1.0"', '"\\ud800"'),
+    "a lone surrogate in a model name": lambda: valid_text().replace('"cnn"', '"x\\udfff"'),
+    "a lone surrogate in a dependency path": lambda: valid_text().replace(
+        '"dependencies": {}', '"dependencies": {"\\ud800.py": "f00"}', 1
+    ),
+    "a lone surrogate in a message": lambda: valid_text().replace(
+        '"Could not guard', '"\\udbff Could not guard'
+    ),
+    "a JSON list": lambda: "[]",
+    "a JSON string": lambda: '"exportwatch"',
+    "an object that is not a report": lambda: '{"name": "package.json", "version": "1.0.0"}',
+    "an empty object": lambda: "{}",
+    "a submodule path of a million parts": lambda: valid_text().replace(
+        '"path": "blocks.4"', '"path": "' + "a." * 1_000_000 + 'a"', 1
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(HOSTILE_JSON))
+def test_load_report__refuses_a_hostile_document_in_one_line_naming_the_file(tmp_path, case, schema_checker):
+    """Deep nesting, 1e400, NaN, lone surrogates: once RecursionError, ValueError or a crash later."""
+    path = tmp_path / "head.json"
+    path.write_text(HOSTILE_JSON[case](), encoding="utf-8")
+    with pytest.raises(ReportError) as caught:
+        load_report(path, untrusted=True)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: "), message
+    assert "\n" not in message and len(message) < 600, message
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("[]", "not an exportwatch report"),
+        ('{"name": "package.json"}', "not an exportwatch report"),
+        ('{"schema_version": 99, "jobs": []}', "schema_version 99 is not supported"),
+        (
+            '{"schema_version": 1, "tool_version": "1", "environment": {}, "jobs": [{"model": "m"}]}',
+            "jobs[0].target: missing",
+        ),
+        (
+            '{"schema_version": 1, "tool_version": "1", "environment": {}, "jobs": [{"model": "m", '
+            '"target": "t", "device": "cpu", "submodules": []}]}',
+            "jobs[0].verdict: missing",
+        ),
+        (
+            '{"schema_version": 1, "tool_version": "1", "environment": {}, "jobs": [], "duration_s": "x"}',
+            "duration_s: expected a number, got a string",
+        ),
+        (
+            '{"schema_version": 1, "tool_version": "1", "environment": {}, "jobs": [], "plan": [0]}',
+            "plan[0]: expected a string, got a number",
+        ),
+    ],
+)
+def test_load_report__names_the_field_that_is_wrong(tmp_path, text, says, schema_checker):
+    path = tmp_path / "base.json"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ReportError) as caught:
+        load_report(path, untrusted=True)
+    assert str(caught.value).startswith(f"{path}: ") and says in str(caught.value), str(caught.value)
+
+
+def test_load_report__refuses_a_directory_in_one_line(tmp_path):
+    with pytest.raises(ReportError, match=r"is a directory, not a report file$"):
+        load_report(tmp_path, untrusted=True)
+
+
+def test_load_report__reads_an_endless_file_only_up_to_the_cap(tmp_path):
+    """``/dev/zero`` reports size 0 and never ends: the read itself is bounded."""
+    with pytest.raises(ReportError, match="over the 1000-byte limit"):
+        load_report(Path("/dev/zero"), max_bytes=1000)
+
+
+@pytest.mark.parametrize(
+    ("lines", "says"),
+    [
+        (["5"], "line 1: not a JSON object"),
+        (['{"header": []}'], "line 1: the header is not a JSON object"),
+        (
+            ['{"header": {"schema_version": 1, "tool_version": "1", "environment": {}}}', '{"job": 7}'],
+            "jobs[0]: expected an object",
+        ),
+        ([deep_json(100_000)], "nested"),
+        (['{"header": {"schema_version": 1, "duration_s": NaN}}'], "NaN"),
+    ],
+)
+def test_load_report__refuses_a_hostile_partial_log(tmp_path, lines, says, schema_checker):
+    path = tmp_path / "head.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(ReportError) as caught:
+        load_report(path, untrusted=True)
+    assert str(caught.value).startswith(f"{path}: ") and says in str(caught.value), str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_load_report__the_partial_log_of_an_untrusted_run_is_checked_against_the_schema(tmp_path):
+    path = tmp_path / "head.jsonl"
+    header = json.dumps({"header": {"schema_version": 1, "tool_version": "1", "environment": {}}})
+    job = json.dumps({"job": {"model": "m", "target": "t", "device": "cpu", "verdict": "ok",
+                              "submodules": [], "attempts": -1}})  # fmt: skip
+    path.write_text(header + "\n" + job + "\n", encoding="utf-8")
+    assert load_report(path).jobs[0].attempts == -1  # trusted: our own sweep's log
+    with pytest.raises(ReportError, match=r"jobs\[0\]\.attempts.*does not match the report schema"):
+        load_report(path, untrusted=True)
+
+
+def test_load_report__names_the_file_as_the_user_knows_it(tmp_path):
+    """An artifact is unpacked into a temporary folder: its path there means nothing to the user."""
+    path = tmp_path / "exportwatch-report.json"
+    path.write_text("[]", encoding="utf-8")
+    shown = "artifact 'exportwatch-report': exportwatch-report.json"
+    with pytest.raises(ReportError) as caught:
+        load_report(path, untrusted=True, shown_as=shown)
+    assert str(caught.value) == f"{shown}: not an exportwatch report: the file holds a list, not an object"
+
+
+def test_load_report__refuses_two_results_for_one_job(tmp_path):
+    """A failing copy hidden before a passing one would decide the diff by order: refused."""
+    from exportwatch.report import write_report
+    from tests.factories import failing, ok, report
+
+    write_report(report(failing("tiny"), ok("other"), ok("tiny")), tmp_path / "dup.json")
+    with pytest.raises(
+        ReportError,
+        match=r"jobs\[2\]: a second result for 'tiny' · 'export' · 'cpu' \(the first is jobs\[0\]\)",
+    ):
+        load_report(tmp_path / "dup.json", untrusted=True)
+
+
+def test_load_report__a_partial_log_counts_a_job_logged_twice_by_its_last_result(tmp_path):
+    from exportwatch.report import write_report
+    from tests.factories import failing, ok, report
+
+    write_report(report(ok("tiny")), tmp_path / "r.json")
+    data = json.loads((tmp_path / "r.json").read_text())
+    jobs = data.pop("jobs")
+    retried = json.loads(report(failing("tiny")).to_json())["jobs"][0]
+    lines = [{"header": data}, {"job": retried}, {"job": jobs[0]}]
+    (tmp_path / "r.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    loaded = load_report(tmp_path / "r.jsonl", untrusted=True)
+    assert [(j.model, j.verdict.value) for j in loaded.jobs] == [("tiny", "ok")]

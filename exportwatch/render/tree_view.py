@@ -1,0 +1,250 @@
+"""One job's submodules as a tree of display nodes: the picture every tree view draws.
+
+Pure and torch-free. The HTML report draws it with colours and ``<details>``; a text tree (the
+job summary's) can draw the same nodes with :attr:`VerdictStyle.emoji` and indentation, using
+:func:`failing_branch` to keep only what broke. Deciding what a node *is* (its verdict after
+``same-as`` links, whether its branch fails, which origin explains it, how it changed since
+the base) happens here once, so the views cannot disagree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, replace
+
+from exportwatch.diff import ChangeKind, Changes
+from exportwatch.report import (
+    FAILING,
+    INFRASTRUCTURE,
+    PASSING,
+    JobResult,
+    SubmoduleResult,
+    Verdict,
+    follow_same_as,
+)
+from exportwatch.report.tree import failure_identity, is_descendant, origin_paths
+
+#: Deeper paths hang from their ancestor at this depth (a hostile report cannot exhaust the stack
+#: of a recursive renderer; real module trees are a few dozen levels at most).
+MAX_DEPTH = 48
+
+
+@dataclass(frozen=True, kw_only=True)
+class VerdictStyle:
+    """How every view shows one verdict: an emoji (markdown, text), a glyph any font has (HTML),
+    a short label, and a tone that picks the colour."""
+
+    emoji: str
+    glyph: str
+    label: str
+    tone: str  # pass | fail | infra | error | neutral
+
+
+STYLES: Mapping[Verdict, VerdictStyle] = {
+    Verdict.OK: VerdictStyle(emoji="✅", glyph="✓", label="ok", tone="pass"),
+    Verdict.COVERED: VerdictStyle(emoji="☑️", glyph="✓", label="covered", tone="pass"),
+    Verdict.SAME_AS: VerdictStyle(emoji="🔗", glyph="=", label="same as", tone="neutral"),
+    Verdict.NOT_CALLED: VerdictStyle(emoji="➖", glyph="–", label="not called", tone="neutral"),
+    Verdict.SKIPPED: VerdictStyle(emoji="⏭️", glyph="»", label="skipped", tone="neutral"),
+    Verdict.FAIL: VerdictStyle(emoji="❌", glyph="✗", label="fail", tone="fail"),
+    Verdict.MISMATCH: VerdictStyle(emoji="❗", glyph="≠", label="mismatch", tone="fail"),
+    Verdict.ERROR: VerdictStyle(emoji="🐞", glyph="!", label="error", tone="error"),
+    Verdict.CRASH: VerdictStyle(emoji="💥", glyph="✸", label="crash", tone="infra"),
+    Verdict.TIMEOUT: VerdictStyle(emoji="⏱️", glyph="◷", label="timeout", tone="infra"),
+    Verdict.OOM: VerdictStyle(emoji="🪫", glyph="▣", label="oom", tone="infra"),
+}
+
+
+def style(verdict: Verdict) -> VerdictStyle:
+    return STYLES[verdict]
+
+
+@dataclass(frozen=True, kw_only=True)
+class TreeNode:
+    """One submodule as drawn: its listed result, the result it shares, and its place."""
+
+    path: str  # "" is the root
+    name: str  # the path relative to the parent node (the model's name at the root)
+    result: SubmoduleResult  # as listed in the report
+    shown: SubmoduleResult  # what it stands for: ``same-as`` links followed
+    failing: bool  # ``shown`` fails (infrastructure and exportwatch errors included)
+    branch_fails: bool  # this node or a node below it fails: drawn expanded
+    origin: bool  # fails for its own reason (report.tree.origin_paths)
+    caused_by: str | None  # a failing non-origin: the origin below it that fails for the same reason
+    twin: str | None  # a ``same-as`` node: the listed path it shares its result with
+    change: ChangeKind | None  # with a base: how this path changed (exportwatch.diff)
+    children: tuple[TreeNode, ...] = ()
+
+    @property
+    def verdict(self) -> Verdict:
+        return self.result.verdict
+
+    @property
+    def style(self) -> VerdictStyle:
+        """The listed verdict's style, except that a ``same-as`` of a failure looks like one."""
+        if self.result.verdict == Verdict.SAME_AS and self.shown.verdict in FAILING:
+            return STYLES[self.shown.verdict]
+        return STYLES[self.result.verdict]
+
+    @property
+    def passing(self) -> bool:
+        return self.shown.verdict in PASSING
+
+    @property
+    def infrastructure(self) -> bool:
+        return self.shown.verdict in INFRASTRUCTURE
+
+    def count(self) -> int:
+        """Nodes in this subtree, itself included."""
+        return sum(1 for _ in walk(self))
+
+
+def walk(node: TreeNode, depth: int = 0) -> Iterator[tuple[int, TreeNode]]:
+    """Every node of the subtree, pre-order, with its depth (the root at ``depth``)."""
+    stack = [(depth, node)]
+    while stack:
+        level, current = stack.pop()
+        yield level, current
+        stack.extend((level + 1, child) for child in reversed(current.children))
+
+
+def failing_branch(node: TreeNode) -> TreeNode | None:
+    """The subtree cut down to the branches that fail (None when nothing in it fails).
+
+    A failing node keeps its failing children only; what passes below it is left out, so a
+    text view can show "where it broke" within a size budget.
+    """
+    if not node.branch_fails:
+        return None
+    kept = tuple(child for child in (failing_branch(c) for c in node.children) if child is not None)
+    return replace(node, children=kept)
+
+
+def changes_by_job(changes: Changes) -> dict[tuple[str, str, str], dict[str, ChangeKind]]:
+    """Each job's change kind per path, keyed like :attr:`JobResult.key`: the ``changes`` that
+    :func:`build_tree` marks nodes with. Empty without a base (nothing changed *from* anything)."""
+    if not changes.has_base:
+        return {}
+    out: dict[tuple[str, str, str], dict[str, ChangeKind]] = {}
+    for (model, target, device, path), cell in changes.cells.items():
+        out.setdefault((model, target, device), {})[path] = cell.kind
+    return out
+
+
+def head_jobs(changes: Changes) -> list[JobResult]:
+    """The head side's jobs, rebuilt from ``changes`` for views that get only a diff (the job
+    summary): each listed path with its head result, a ``same-as`` cell as the link it was."""
+    by_job: dict[tuple[str, str, str], list[SubmoduleResult]] = {}
+    for cell in changes.cells.values():
+        if cell.head is None or cell.head_result is None:
+            continue  # removed, or no result on head
+        if cell.same_as is not None:
+            listed = SubmoduleResult(
+                path=cell.path, module_type=cell.module_type, verdict=Verdict.SAME_AS, same_as=cell.same_as
+            )
+        else:
+            listed = replace(cell.head_result, path=cell.path)
+        by_job.setdefault(cell.job_key, []).append(listed)
+    jobs = []
+    for (model, target, device), subs in by_job.items():
+        root = next((s for s in subs if s.path == ""), None)
+        verdict = follow_same_as(root, {s.path: s for s in subs}.get).verdict if root else Verdict.OK
+        jobs.append(
+            JobResult(
+                model=model,
+                target=target,
+                device=device,
+                verdict=verdict,
+                reason=root.reason if root else None,
+                submodules=subs,
+            )
+        )
+    return jobs
+
+
+def build_tree(job: JobResult, *, changes: Mapping[str, ChangeKind] | None = None) -> TreeNode:
+    """``job``'s submodules as a tree under its root.
+
+    A node hangs from the nearest *listed* ancestor (a sweep need not list the children of a
+    module that exported), in report order; a repeated path is drawn once. ``changes`` maps a
+    path to its change kind from :func:`exportwatch.diff.diff_reports`, when there is a base.
+    """
+    index: dict[str, SubmoduleResult] = {}
+    for sub in job.submodules:
+        index.setdefault(sub.path, sub)
+    root = index.get("") or SubmoduleResult(path="", module_type="", verdict=job.verdict, reason=job.reason)
+    index[""] = root
+    shown = {path: follow_same_as(sub, index.get) for path, sub in index.items()}
+    origin_set = origin_paths(job)
+    origins = [path for path in index if path in origin_set]  # report order: deterministic
+    failing = {path for path, result in shown.items() if result.verdict in FAILING}
+
+    children: dict[str, list[str]] = {path: [] for path in index}
+    for path in index:
+        if path:
+            children[_parent(path, index)].append(path)
+
+    # Which branches fail, bottom-up over an explicit order (no recursion on untrusted depth).
+    order = _preorder(children)
+    branch_fails: dict[str, bool] = {}
+    for path in reversed(order):
+        branch_fails[path] = path in failing or any(branch_fails[c] for c in children[path])
+
+    built: dict[str, TreeNode] = {}
+    for path in reversed(order):
+        sub = index[path]
+        twin = sub.same_as if sub.verdict == Verdict.SAME_AS and sub.same_as in index else None
+        built[path] = TreeNode(
+            path=path,
+            name=_name(path, index, job),
+            result=sub,
+            shown=shown[path],
+            failing=path in failing,
+            branch_fails=branch_fails[path],
+            origin=path in origin_set and path in failing,
+            caused_by=_caused_by(path, shown, origins, failing),
+            twin=twin,
+            change=(changes or {}).get(path),
+            children=tuple(built[c] for c in children[path]),
+        )
+    return built[""]
+
+
+def _parent(path: str, index: Mapping[str, SubmoduleResult]) -> str:
+    """The nearest listed ancestor, at most :data:`MAX_DEPTH` levels below the root."""
+    parts = path.split(".")
+    for end in range(min(len(parts) - 1, MAX_DEPTH), 0, -1):
+        candidate = ".".join(parts[:end])
+        if candidate in index:
+            return candidate
+    return ""
+
+
+def _preorder(children: Mapping[str, list[str]]) -> list[str]:
+    order: list[str] = []
+    stack = [""]
+    while stack:
+        path = stack.pop()
+        order.append(path)
+        stack.extend(reversed(children[path]))
+    return order
+
+
+def _name(path: str, index: Mapping[str, SubmoduleResult], job: JobResult) -> str:
+    if not path:
+        return job.model
+    parent = _parent(path, index)
+    return path[len(parent) + 1 :] if parent else path
+
+
+def _caused_by(
+    path: str, shown: Mapping[str, SubmoduleResult], origins: list[str], failing: set[str]
+) -> str | None:
+    """The first origin below ``path`` that fails for the same reason, for a failing non-origin."""
+    if path not in failing or path in origins:  # a short list: origins are few
+        return None
+    mine = failure_identity(shown[path])
+    for other in origins:
+        if other in failing and is_descendant(other, path) and failure_identity(shown[other]) == mine:
+            return other
+    return None
