@@ -194,6 +194,10 @@ def compare_command(
         cmd += ["--baseline", str(baseline)]
     if config.cache_path is not None:
         cmd += ["--cache-dir", str(config.cache_path)]
+    if config.base_env != "auto":
+        cmd += ["--base-env", config.base_env]
+    for path in config.dependency_files:
+        cmd += ["--dependency-file", path]
     return cmd
 
 
@@ -321,7 +325,7 @@ def stored_baseline(
     settings = replace(settings, retries=min(settings.retries, 2))  # optional: do not hold the run
     try:
         with group("exportwatch: stored baseline", out):
-            repo = build_github(config.github_token, settings).get_repo(config.repository, lazy=True)
+            repo = build_github(config.github_token, settings).get_repo(config.repository)
             path, origin = fetch_stored_baseline(
                 repo, name=name, sha=merge_base, token=config.github_token, dest=dest, settings=settings
             )
@@ -461,7 +465,7 @@ def publish(
     annotations = annotations_for(changes, result)
     try:  # an older PyGithub, a bad URL: the gate's verdict stands, the rest goes to the log
         gh = build_github(config.github_token, settings)
-        repo = gh.get_repo(config.repository, lazy=True)
+        repo = gh.get_repo(config.repository)
     except Exception as exc:
         warnings.append(f"cannot publish to GitHub: {describe_failure(exc)}: {one_line(exc, limit=200)}")
         log_annotations(annotations, out=out)
@@ -650,7 +654,7 @@ def run_publish(
     if not config.github_token:  # handed over empty
         raise ActionConfigError("input 'github-token'", "is empty (pass github-token: ${{ github.token }})")
     gh = build_github(config.github_token, settings)
-    repo = gh.get_repo(config.repository, lazy=True)
+    repo = gh.get_repo(config.repository)
     with group("exportwatch: fetch the sweep's reports", out):
         try:
             info = find_run_artifact(repo, run.id, config.artifact)

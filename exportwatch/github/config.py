@@ -157,6 +157,16 @@ def _enum(cls: type[Enum]) -> Callable[[str, str], Any]:
     return parse
 
 
+def _base_env(raw: str, name: str) -> str:
+    """``compare --base-env``: empty is the default, ``auto``."""
+    return _choice(("auto", "venv", "never", "head"))(raw.strip() or "auto", name)
+
+
+def _file_list(raw: str, name: str) -> tuple[str, ...]:
+    """Paths separated by commas or whitespace, in order, without repeats."""
+    return tuple(dict.fromkeys(f for f in re.split(r"[\s,]+", raw.strip()) if f))
+
+
 def _targets(raw: str, name: str) -> tuple[str, ...]:
     items = tuple(t for t in re.split(r"[\s,]+", raw.strip()) if t)
     unknown = [t for t in items if t not in KNOWN_TARGETS]
@@ -281,6 +291,8 @@ class ActionConfig:
     cache_dir: Path | None = None
     baseline_artifact: str | None = DEFAULT_BASELINE_ARTIFACT
     html_artifact: str | None = None  # the artifact the HTML report is uploaded in: links to it
+    base_env: str = "auto"  # compare --base-env: where the base is swept when dependencies changed
+    dependency_files: tuple[str, ...] = ()  # compare --dependency-file: what defines the environment
     # runner
     event_name: str | None = None
     event_path: Path | None = None
@@ -371,6 +383,8 @@ _SOURCES: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "shards": ("INPUT_SHARDS", _path),
     "cache_dir": ("INPUT_CACHE-DIR", _optional_path),
     "baseline_artifact": ("INPUT_BASELINE-ARTIFACT", _optional_text),
+    "base_env": ("INPUT_BASE-ENV", _base_env),
+    "dependency_files": ("INPUT_DEPENDENCY-FILES", _file_list),
     "html_artifact": ("INPUT_HTML-ARTIFACT", _optional_text),
     "event_name": ("GITHUB_EVENT_NAME", _optional_text),
     "event_path": ("GITHUB_EVENT_PATH", _optional_path),

@@ -454,6 +454,9 @@ def _row(side: _Side, key: tuple[str, str, str], node: TreeNode) -> str:
         facts.append(f'<span class="category">{text(shown.category, limit=80)}</span>')
     if result.calls:
         facts.append(_number(result.calls, "{:d}× called"))
+    if result.inputs:  # how it was called: shapes and dtypes (text from the report: escaped)
+        shapes = " | ".join(text(s, limit=200) for s in result.inputs[:4])
+        facts.append(f'<span class="inputs">{shapes}</span>')
     if result.duration_s:
         facts.append(_number(result.duration_s, "{:.2f} s"))
     if facts:

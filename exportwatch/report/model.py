@@ -131,6 +131,8 @@ class SubmoduleResult:
     covered_by: str | None = None  # path of the ancestor whose export covered this one
     aliases: list[str] = field(default_factory=list)  # other names of the same module object
     calls: int = 0  # forward calls seen during input capture
+    #: The distinct inputs it was called with, ``(f32[2, 8, 32], mask=bool[2, 8])`` (at most 4).
+    inputs: list[str] = field(default_factory=list)
     attempts: int = 0  # export attempts spent on this submodule
     stage: str | None = None  # capture / translation / optimization / checker / runtime / accuracy
     category: str | None = None

@@ -98,6 +98,47 @@ def call_signature(call: Call) -> Any:
     return _signature((call.args, call.kwargs))
 
 
+#: Short dtype names for input descriptions (``f32[2, 8]``), the way torch.export prints them.
+_DTYPE_SHORT = {
+    torch.float32: "f32", torch.float16: "f16", torch.bfloat16: "bf16", torch.float64: "f64",
+    torch.int64: "i64", torch.int32: "i32", torch.int16: "i16", torch.int8: "i8", torch.uint8: "u8",
+    torch.bool: "bool", torch.complex64: "c64",
+}  # fmt: skip
+#: Longest description of one call, and most distinct calls described per submodule.
+_INPUT_TEXT_LIMIT = 200
+MAX_INPUT_SIGNATURES = 4
+
+
+def _describe_input(value: Any) -> str:
+    if isinstance(value, torch.Tensor):
+        dtype = _DTYPE_SHORT.get(value.dtype, str(value.dtype).removeprefix("torch."))
+        return f"{dtype}[{', '.join(str(d) for d in value.shape)}]"
+    if isinstance(value, list | tuple):
+        inner = ", ".join(_describe_input(v) for v in value)
+        return f"[{inner}]" if isinstance(value, list) else f"({inner})"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_describe_input(v)}" for k, v in value.items()) + "}"
+    if value is None or isinstance(value, bool | int | float | str):
+        return repr(value)[:40]
+    return type(value).__name__
+
+
+def describe_inputs(calls: Sequence[Call]) -> list[str]:
+    """``["(f32[2, 8, 32], mask=bool[2, 8])"]``: each distinct way the module was called, for
+    a reader (the HTML report); at most :data:`MAX_INPUT_SIGNATURES`, each capped."""
+    found: list[str] = []
+    for call in calls:
+        parts = [_describe_input(a) for a in call.args]
+        parts += [f"{name}={_describe_input(v)}" for name, v in call.kwargs.items()]
+        text = f"({', '.join(parts)})"
+        text = text if len(text) <= _INPUT_TEXT_LIMIT else text[: _INPUT_TEXT_LIMIT - 1] + "…"
+        if text not in found:
+            found.append(text)
+        if len(found) == MAX_INPUT_SIGNATURES:
+            break
+    return found
+
+
 _BY_REPR = (int, float, bool, str, bytes, type(None), torch.dtype, torch.device, torch.Size)
 #: How deep attribute containers are described before falling back to identity.
 _ATTRIBUTE_DEPTH = 3

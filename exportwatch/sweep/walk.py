@@ -25,7 +25,14 @@ from torch import nn
 from exportwatch import diagnose
 from exportwatch.manifest import ModelSpec
 from exportwatch.report import JobResult, SubmoduleResult, Verdict, tree
-from exportwatch.sweep.capture import EXAMPLE_SET, Capture, call_signature, capture_calls, dedup_key
+from exportwatch.sweep.capture import (
+    EXAMPLE_SET,
+    Capture,
+    call_signature,
+    capture_calls,
+    dedup_key,
+    describe_inputs,
+)
 from exportwatch.sweep.inputs import (
     build_dynamic_shapes,
     build_inputs,
@@ -95,6 +102,9 @@ class _Walk:
             verdict=verdict,
             aliases=aliases,
             calls=calls,
+            inputs=describe_inputs(
+                [c for set_calls in self.capture.calls.get(id(module), {}).values() for c in set_calls]
+            ),
             xfail=self.spec.xfail_submodules.get(path),
             **fields,
         )

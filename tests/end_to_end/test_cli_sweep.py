@@ -153,3 +153,13 @@ def test_cli_sweep__strict_mode_graph_dumps_stay_out_of_the_log_unless_verbose(t
     loud = exportwatch("-v", *args, "-o", str(tmp_path / "v.json"))
     assert loud.returncode == 0, loud.stderr
     assert "def forward(self" in loud.stdout + loud.stderr  # dynamo's partial graph, shown on -v
+
+
+def test_cli_sweep__each_submodule_says_how_it_was_called(example_run):
+    """The inputs every submodule saw (the HTML report shows them): shapes and dtypes."""
+    _, path = example_run
+    job = load_report(path).job("stacked_encoder", "export", "cpu")
+    by_path = {s.path: s for s in job.submodules}
+    assert by_path[""].inputs == ["(f32[2, 16])"]
+    assert by_path["encoder.5"].inputs == ["(f32[2, 16])"]
+    assert by_path["head"].inputs == ["(f32[2, 16])"]  # Linear(16, 1) gets the 16-wide features

@@ -80,7 +80,7 @@ def settings(fake, sleeps):
 
 @pytest.fixture
 def repo(fake, settings):
-    return build_github(Secret(fake.token), settings).get_repo(REPO, lazy=True)
+    return build_github(Secret(fake.token), settings).get_repo(REPO)
 
 
 def upsert(repo, body: str, **kwargs):
@@ -177,7 +177,7 @@ def test_comment__actions_token_cannot_read_user_and_updates_its_bot_comment(fak
     gh = build_github(Secret(fake.actions_token), settings)
     login = my_login(gh)
     assert login is None  # the Actions token (and an App token) cannot read /user
-    repo = gh.get_repo(REPO, lazy=True)
+    repo = gh.get_repo(REPO)
     upsert(repo, "one", author_login=login, settings=settings)
     upsert(repo, "two", author_login=login, settings=settings)
     (comment,) = fake.comments(REPO, 7)
@@ -187,7 +187,7 @@ def test_comment__actions_token_cannot_read_user_and_updates_its_bot_comment(fak
 def test_comment__actions_token_leaves_another_apps_marked_comment_alone(fake, settings):
     theirs = fake.add_comment(REPO, 7, f"{MARKER}\nother app", user="other-app[bot]")
     gh = build_github(Secret(fake.actions_token), settings)
-    outcome = upsert(gh.get_repo(REPO, lazy=True), "ours", author_login=my_login(gh), settings=settings)
+    outcome = upsert(gh.get_repo(REPO), "ours", author_login=my_login(gh), settings=settings)
     assert outcome.action is CommentAction.CREATE and outcome.comment_id != theirs
     bodies = {c["user"]: c["body"] for c in fake.comments(REPO, 7)}
     assert bodies == {"other-app[bot]": f"{MARKER}\nother app", ACTIONS_BOT: f"{MARKER}\nours"}
@@ -199,7 +199,7 @@ def test_comment__app_token_that_cannot_name_itself_posts_its_own_instead_of_fai
     older = fake.add_comment(REPO, 7, f"{MARKER}\nfrom GITHUB_TOKEN", user=ACTIONS_BOT)
     gh = build_github(Secret(APP_TOKEN), settings)
     assert my_login(gh) is None
-    outcome = upsert(gh.get_repo(REPO, lazy=True), "from the app", author_login=None, settings=settings)
+    outcome = upsert(gh.get_repo(REPO), "from the app", author_login=None, settings=settings)
     assert outcome.action is CommentAction.CREATE and outcome.comment_id != older
     users = sorted(c["user"] for c in fake.comments(REPO, 7))
     assert users == ["exportwatch-app[bot]", ACTIONS_BOT]
@@ -261,7 +261,7 @@ def test_faults__server_errors_are_retried_for_reads_and_a_failed_write_is_read_
     ids=["502", "timeout", "dropped-connection"],
 )
 def test_faults__a_comment_posted_whose_answer_was_lost_is_found_not_posted_twice(fake, settings, lost):
-    repo = build_github(Secret(fake.token), replace(settings, timeout=1)).get_repo(REPO, lazy=True)
+    repo = build_github(Secret(fake.token), replace(settings, timeout=1)).get_repo(REPO)
     fake.lost_answer("POST", r"/issues/7/comments$", **lost)
     outcome = upsert(repo, "exactly once", settings=settings)
     (comment,) = fake.comments(REPO, 7)
@@ -542,7 +542,7 @@ def test_action__token_never_reaches_logs_outputs_or_the_summary(fake, tmp_path,
         config, changes=changes, result=result, pr_number=7, sha=HEAD, out=out, settings=settings,
         report_path="r.json",
     )  # fmt: skip
-    repo = build_github(config.github_token, settings).get_repo(REPO, lazy=True)
+    repo = build_github(config.github_token, settings).get_repo(REPO)
     info = find_run_artifact(repo, 60, "exportwatch-report")
     download_artifact(info.artifact, tmp_path / "a.zip", token=config.github_token, settings=settings)
     logging.getLogger("test").info("config: %s / %r", config, config)

@@ -57,7 +57,7 @@ LATE_IMPORTS = textwrap.dedent(
         with zipfile.ZipFile(archive, "w") as zf:
             zf.writestr("exportwatch-report.json", report(ok("cnn")).to_json())
         fake.add_artifact("o/r", 5, "baseline", archive.getvalue())
-        repo = action.build_github(config.github_token, settings).get_repo("o/r", lazy=True)
+        repo = action.build_github(config.github_token, settings).get_repo("o/r")
         try:
             action.fetch_stored_baseline(
                 repo, name="baseline", sha="1" * 40, token=config.github_token, dest=tmp / "b",

@@ -150,7 +150,7 @@ def test_fetch_stored_baseline__refuses_a_report_about_another_commit(fake, sett
     base = "d" * 40
     fake.add_workflow_run(REPO, 503, head_sha=base, head_branch="main", event="push")
     fake.add_artifact(REPO, 503, "b", stored("e" * 40))
-    repo = build_github(Secret(fake.token), settings).get_repo(REPO, lazy=True)
+    repo = build_github(Secret(fake.token), settings).get_repo(REPO)
     with pytest.raises(NoArtifact, match=r"holds no report of dddddddddddd .*is about eeeeeeeeeeee"):
         action.fetch_stored_baseline(
             repo, name="b", sha=base, token=Secret(fake.token), dest=tmp_path, settings=settings

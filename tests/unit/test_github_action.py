@@ -263,3 +263,26 @@ def test_outputs__say_what_a_torch_upgrade_did(tmp_path):
     assert outputs["upgrade-regressions"] == 1
     same = action.Result.of("passed", diff_reports(base_report(ok("cnn")), report(ok("cnn")))).outputs()
     assert (same["environment-change"], same["upgrade-regressions"]) == ("", 0)
+
+
+def test_compare_command__passes_the_base_environment_inputs(tmp_path):
+    env = {
+        "GITHUB_WORKSPACE": str(tmp_path),
+        "INPUT_BASE-ENV": "never",
+        "INPUT_DEPENDENCY-FILES": "reqs/a.txt, uv.lock",
+    }
+    config = ActionConfig.from_env(env)
+    cmd = action.compare_command(
+        config, manifest=Path("m.yml"), base_ref="main", output=Path("h.json"), base_output=Path("b.json"),
+        rendered=Path("r.json"),
+    )  # fmt: skip
+    assert cmd[cmd.index("--base-env") + 1] == "never"
+    assert [cmd[i + 1] for i, a in enumerate(cmd) if a == "--dependency-file"] == ["reqs/a.txt", "uv.lock"]
+    default = action.compare_command(
+        ActionConfig.from_env({"GITHUB_WORKSPACE": str(tmp_path), "INPUT_BASE-ENV": ""}),
+        manifest=Path("m.yml"), base_ref="main", output=Path("h.json"), base_output=Path("b.json"),
+        rendered=Path("r.json"),
+    )  # fmt: skip
+    assert "--base-env" not in default and "--dependency-file" not in default
+    with pytest.raises(Exception, match="base-env"):
+        ActionConfig.from_env({"GITHUB_WORKSPACE": str(tmp_path), "INPUT_BASE-ENV": "sometimes"})

@@ -196,6 +196,8 @@ def test_config__input_names_are_the_documented_action_inputs():
         "shards",
         "cache-dir",
         "baseline-artifact",
+        "base-env",
+        "dependency-files",
         "html-artifact",
     )
 

@@ -385,3 +385,14 @@ def test_html__tracebacks_beyond_the_page_budget_are_left_to_the_json_report():
     assert "traceback left out to keep this page small" in source
     assert "tracebacks were left out to keep this page small" in source
     assert len(source) < TRACEBACK_BUDGET + 1_500_000
+
+
+def test_html__a_node_shows_the_inputs_it_was_called_with():
+    from exportwatch.render.html import render_html
+    from tests.factories import job, report, sub
+
+    root = sub("", "fail", origin=True, message="boom")
+    root.inputs = ["(f32[2, 16], mask=bool[2, 16])", "<script>x</script>"]
+    page = render_html(report(job("m", "export", root)))
+    assert "(f32[2, 16], mask=bool[2, 16])" in page
+    assert "&lt;script&gt;x&lt;/script&gt;" in page and "<script>x</script>" not in page
