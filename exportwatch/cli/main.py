@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 import traceback
 from collections.abc import Sequence
@@ -50,6 +51,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(term_text(f"error: {exc}", limit=4000), file=sys.stderr)  # quotes untrusted text
         return exc.exit_code
     except KeyboardInterrupt as exc:
+        # The partial report is written; from here on we only exit. Python resets a Python-level
+        # SIGINT handler to the default while it shuts down, so a second Ctrl-C in that window
+        # would kill the process by signal instead of exiting 130: ignore it instead.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         print(str(exc) or "interrupted", file=sys.stderr)
         return 130
     except Exception:  # a bug of ours: say so, with the trace, and a distinct exit code
