@@ -14,6 +14,7 @@ import contextlib
 import importlib.machinery
 import importlib.util
 import sys
+import traceback
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -129,4 +130,43 @@ def allow_torchvision_without_its_extension() -> bool:
     for op, schema in _TORCHVISION_UNCONDITIONAL_OPS.items():
         with contextlib.suppress(RuntimeError):  # already defined by someone else
             torch.library.define(f"torchvision::{op}", schema)
+    return True
+
+
+def _lazy_line_frames(tb: Any, skip: int) -> traceback.StackSummary:
+    """``torch.utils._traceback._extract_symbolized_tb``, reading each frame's source line only
+    when it is first asked for (``FrameSummary.line`` caches it) instead of at once."""
+    stack = traceback.StackSummary()
+    for frame in reversed(tb[skip:]):
+        stack.append(
+            traceback.FrameSummary(frame["filename"], frame["line"], frame["name"], lookup_line=False)
+        )
+    return stack
+
+
+def read_stack_lines_lazily() -> bool:
+    """Stop torch.export reading source lines of frames it then throws away; True if it acted.
+
+    Every FX node a trace creates records its Python stack: ``CapturedTraceback.summary()``
+    builds a ``FrameSummary`` per frame (about 70 of them), and each reads its source line from
+    ``linecache``, although the tracer keeps only the few ``forward`` frames. The profile of a
+    sweep puts this at about a tenth of export time. Lines read on first use are the same
+    lines, so ``node.stack_trace`` and every message are unchanged: this checks that on a real
+    captured stack before it replaces the function, and leaves torch alone where the function
+    is missing or answers differently.
+    """
+    from torch.utils import _traceback as torch_traceback
+
+    original = getattr(torch_traceback, "_extract_symbolized_tb", None)
+    captured = getattr(torch_traceback, "CapturedTraceback", None)
+    if original is None or captured is None or original is _lazy_line_frames:
+        return False
+    try:
+        symbolized = torch._C._profiler.symbolize_tracebacks([captured.extract().tb])[0]
+        same = _lazy_line_frames(symbolized, 0).format() == original(symbolized, 0).format()
+    except Exception:  # another torch: leave it as it is
+        return False
+    if not same:
+        return False
+    torch_traceback._extract_symbolized_tb = _lazy_line_frames
     return True

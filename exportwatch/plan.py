@@ -66,6 +66,14 @@ class Plan:
         return longest_first(self.units, self.costs)
 
 
+def execution_order(targets: Sequence[str]) -> list[str]:
+    """The order a model's process sweeps its targets: ``export`` before ``onnx``, which starts
+    from the capture ``export`` made (the report keeps the manifest's order)."""
+    if "onnx" not in targets or "export" not in targets:
+        return list(targets)
+    return ["export", *(t for t in targets if t != "export")]
+
+
 def plan_units(
     manifest: Manifest, *, models: Sequence[str] | None, targets: Sequence[str] | None, device: str | None
 ) -> list[Unit]:

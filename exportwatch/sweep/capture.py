@@ -281,6 +281,18 @@ def structural_key(module: nn.Module) -> tuple:
     )
 
 
+def module_state(module: nn.Module) -> tuple[str, tuple[tuple[int, int], ...]]:
+    """What a trace of ``module`` starts from: its structure (code, attributes, hooks,
+    children) and every tensor it holds, by identity and version counter (which each in-place
+    update bumps), so a state that changed, by a forward that mutates, never compares equal."""
+    tensors: list[tuple[int, int]] = []
+    for sub in module.modules():
+        held = [*sub._parameters.values(), *sub._buffers.values(), *vars(sub).values()]
+        tensors.extend((id(t), t._version) for t in held if isinstance(t, torch.Tensor))
+    structure = hashlib.sha256(repr(structural_key(module)).encode()).hexdigest()
+    return structure, tuple(tensors)
+
+
 def dedup_key(module: nn.Module, calls: Sequence[Call]) -> str:
     signatures = tuple(dict.fromkeys(call_signature(c) for c in calls))
     raw = repr((structural_key(module), signatures)).encode()

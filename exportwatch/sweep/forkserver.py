@@ -65,6 +65,7 @@ def warm_up(settings: SweepSettings, targets: list[str]) -> Warm:
 
     # Before any library imports torchvision (transformers and timm do).
     notes = [compat.TORCHVISION_NOTE] if compat.allow_torchvision_without_its_extension() else []
+    compat.read_stack_lines_lazily()  # about a tenth of every export (benchmarks/README.md)
     # What every model's process runs, imported (and compiled) once, here.
     import exportwatch.diagnose
     import exportwatch.sweep.walk  # noqa: F401

@@ -23,7 +23,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from exportwatch.plan import Unit
+from exportwatch.plan import Unit, execution_order
 from exportwatch.sweep import endings, processes
 from exportwatch.sweep.protocol import (
     DeviceResolved,
@@ -188,7 +188,7 @@ def _run_unit(
     }
     for note in unknown_xfail_notes(spec, paths.values()):
         conn.send(UnitNote(note))
-    for target in unit.targets:
+    for target in execution_order(unit.targets):
         conn.send(TargetStarted(target))
         started = time.perf_counter()
         try:

@@ -32,6 +32,7 @@ from exportwatch.sweep.capture import (
     capture_calls,
     dedup_key,
     describe_inputs,
+    module_state,
 )
 from exportwatch.sweep.inputs import (
     build_dynamic_shapes,
@@ -42,7 +43,7 @@ from exportwatch.sweep.inputs import (
 )
 from exportwatch.sweep.settings import SweepSettings
 from exportwatch.targets import get_target
-from exportwatch.targets.base import Call, Outcome, Stage, TargetOptions
+from exportwatch.targets.base import Call, Outcome, Stage, TargetOptions, TraceShelf
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,7 @@ class _Walk:
     settings: SweepSettings
     attempt_fn: Callable[[nn.Module, str, Call, list[tuple[str, Call]], TargetOptions], Outcome]
     root_dynamic_shapes: Any
+    traces: TraceShelf | None = None
     on_phase: Callable[[str, str], None] = field(default=lambda name, path: None)
     results: dict[str, SubmoduleResult] = field(default_factory=dict)
     seen: dict[str, str] = field(default_factory=dict)  # dedup key -> first path
@@ -258,6 +260,7 @@ class _Walk:
             artifacts_dir=self.settings.artifacts_dir,
             artifact_name=name,
             report_phase=lambda phase: self.on_phase(phase, path),
+            traces=self.traces,
         )
 
     def _fill_failure(self, module: nn.Module, result: SubmoduleResult, outcome: Outcome) -> None:
@@ -346,6 +349,8 @@ class PreparedModel:
     model: nn.Module
     capture: Capture
     dynamic_shapes: Any
+    #: One target's captures, for another (the ``onnx`` target starts from ``export``'s).
+    traces: TraceShelf = field(default_factory=lambda: TraceShelf(module_state))
 
 
 def prepare_model(
@@ -407,6 +412,7 @@ def sweep_target(
         settings=settings,
         attempt_fn=attempt,
         root_dynamic_shapes=prepared.dynamic_shapes,
+        traces=prepared.traces,
         on_phase=on_phase or (lambda name, path: None),
     )
     submodules = walk.run()

@@ -37,7 +37,7 @@ from types import FrameType
 from typing import Any
 
 from exportwatch.errors import InternalError
-from exportwatch.plan import Unit
+from exportwatch.plan import Unit, execution_order
 from exportwatch.report import Verdict
 from exportwatch.sweep import processes
 from exportwatch.sweep.endings import infrastructure_job
@@ -496,7 +496,7 @@ class WorkerPool:
                 running.returncode = -signal.SIGKILL
                 self._fail_current(running, queue, Verdict.CRASH, message)
                 continue
-            remaining = [t for t in running.unit.targets if t not in running.finished]
+            remaining = [t for t in execution_order(running.unit.targets) if t not in running.finished]
             unit = running.unit
             queue.appendleft(Unit(spec=unit.spec, targets=remaining, device=unit.device, order=unit.order))
         if queue:
@@ -628,7 +628,7 @@ class WorkerPool:
 
     def _fail_current(self, running: _Running, queue: deque[Unit], verdict: Verdict, message: str) -> None:
         unit = running.unit
-        remaining = [t for t in unit.targets if t not in running.finished]
+        remaining = [t for t in execution_order(unit.targets) if t not in running.finished]
         if running.current is None and not running.finished:
             # Died while building the model or capturing inputs: every target shares that fate.
             victims, requeue = remaining, []

@@ -9,7 +9,7 @@ decides *what* to try; a target only knows *how* to export.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -36,6 +36,49 @@ class Call:
     kwargs: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, kw_only=True)
+class SharedTrace:
+    """A non-strict ``torch.export`` capture of one module and call, and what it warned."""
+
+    program: Any  # torch.export.ExportedProgram
+    warnings: tuple[str, ...] = ()
+
+
+class TraceShelf:
+    """Captures one target made, kept for another target of the same model's process.
+
+    The ``onnx`` exporter's first capture strategy is non-strict ``torch.export`` of the same
+    module and call; where the ``export`` target has just made that capture, tracing again
+    would build the same program. A capture is handed on only while the module is in the state
+    it was traced from (``state_of``: the sweep's description of its code, attributes and
+    tensors' versions), so a forward that mutates its module is traced again.
+    """
+
+    def __init__(self, state_of: Callable[[Any], Hashable | None]) -> None:
+        self._state_of = state_of
+        self._kept: dict[tuple[int, int], tuple[Any, Any, Hashable, SharedTrace]] = {}
+
+    def state(self, module: Any) -> Hashable | None:
+        """The module's state now, or None when it cannot be told (then nothing is shared)."""
+        try:
+            return self._state_of(module)
+        except Exception:  # a description that fails costs the reuse, never the result
+            return None
+
+    def keep(self, module: Any, call: Call, state: Hashable | None, trace: SharedTrace) -> None:
+        """``trace`` was captured from ``module`` called as ``call``, in ``state``."""
+        if state is not None:  # module and call are held too, so their ids stay theirs
+            self._kept[(id(module), id(call))] = (module, call, state, trace)
+
+    def take(self, module: Any, call: Call) -> SharedTrace | None:
+        """The capture of ``module`` and ``call``, if one was kept and the module is unchanged."""
+        kept = self._kept.get((id(module), id(call)))
+        if kept is None:
+            return None
+        state = self.state(module)
+        return kept[3] if state is not None and state == kept[2] else None
+
+
 @dataclass(kw_only=True)
 class TargetOptions:
     """Per-attempt settings the sweep passes to a target."""
@@ -52,6 +95,8 @@ class TargetOptions:
     onnx_custom_translations: dict[Any, Any] | None = None
     #: Told when the attempt moves on (``"verification"``), so a timeout can name the phase.
     report_phase: Callable[[str], None] = field(default=lambda phase: None, repr=False)
+    #: Captures shared between this model's targets (None: every target captures its own).
+    traces: TraceShelf | None = field(default=None, repr=False)
 
 
 @dataclass(kw_only=True)

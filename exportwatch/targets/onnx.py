@@ -28,7 +28,7 @@ from torch.utils import _pytree as pytree
 
 from exportwatch import compat
 from exportwatch.report import Mismatch, Verdict
-from exportwatch.targets.base import Call, Outcome, Stage, Target, TargetOptions
+from exportwatch.targets.base import Call, Outcome, SharedTrace, Stage, Target, TargetOptions
 from exportwatch.targets.verify import (
     DynamicDim,
     NumericMismatchError,
@@ -180,10 +180,13 @@ class OnnxDynamo(Target):
     ) -> tuple[Outcome, Any]:
         notes: list[str] = []
         args, kwargs = clone_tree(tuple(example.args)), clone_tree(dict(example.kwargs))
+        shared = shared_capture(module, example, options)
         try:
             with capture_exporter_output("torch.onnx") as captured, _reuse_torchlib_registry():
+                if shared is not None:  # what the capture warned, where it would have warned it
+                    captured.warnings.extend(shared.warnings)
                 program = torch.onnx.export(
-                    module,
+                    shared.program if shared is not None else module,
                     args,
                     kwargs=kwargs,
                     dynamo=True,
@@ -235,6 +238,18 @@ class OnnxDynamo(Target):
             return verify_with_onnxruntime(
                 mods.ort, onnx_model, module, example, checks, options, feeder, notes
             ), program
+
+
+def shared_capture(module: Any, example: Call, options: TargetOptions) -> SharedTrace | None:
+    """The ``export`` target's capture of this module and call, where it is exactly what the
+    exporter's first strategy would capture: static shapes (with dynamic ones, the exporter
+    traces under its own size settings), and no trailing dict argument, which the exporter
+    would pass as keyword arguments instead."""
+    if options.traces is None or options.dynamic_shapes is not None:
+        return None
+    if not example.kwargs and example.args and isinstance(example.args[-1], dict):
+        return None
+    return options.traces.take(module, example)
 
 
 MISSING_ORT_NOTE = (

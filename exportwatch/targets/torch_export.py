@@ -17,7 +17,7 @@ import torch
 from torch.fx.experimental.symbolic_shapes import is_concrete_int
 
 from exportwatch.report import Mismatch, Verdict
-from exportwatch.targets.base import Call, Outcome, Stage, Target, TargetOptions
+from exportwatch.targets.base import Call, Outcome, SharedTrace, Stage, Target, TargetOptions
 from exportwatch.targets.verify import (
     NumericMismatchError,
     Tolerance,
@@ -55,6 +55,8 @@ class TorchExport(Target):
         options: TargetOptions,
     ) -> Outcome:
         notes: list[str] = []
+        shelf = options.traces if self._shareable(options) else None
+        state = shelf.state(module) if shelf is not None else None  # before the trace runs forward
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
@@ -68,11 +70,18 @@ class TorchExport(Target):
         except Exception as exc:
             return Outcome.failed(Stage.CAPTURE, exc, _warning_lines(caught))
         notes.extend(_warning_lines(caught))
+        if shelf is not None:
+            shelf.keep(module, example, state, SharedTrace(program=ep, warnings=tuple(notes)))
         notes.extend(specialised_dims_warnings(ep, module, options.dynamic_shapes))
         if not options.verify:
             return Outcome.ok(notes)
         options.report_phase("verification")
         return verify_exported_program(ep, module, example, checks=checks, options=options, notes=notes)
+
+
+    def _shareable(self, options: TargetOptions) -> bool:
+        """A static non-strict capture is what the ``onnx`` exporter's first strategy makes."""
+        return not self.strict and options.dynamic_shapes is None and options.traces is not None
 
 
 def verify_exported_program(

@@ -19,9 +19,27 @@ REPO = Path(__file__).resolve().parents[2]
 
 #: release → what compat answers there. Add a row when CI gains a torch leg.
 FACTS = {
-    "2.13": {"static_dim": "STATIC", "private_onnx_errors": True, "registry": True, "torchscript_log": True},
-    "2.14": {"static_dim": "STATIC", "private_onnx_errors": True, "registry": True, "torchscript_log": True},
-    "2.15": {"static_dim": "STATIC", "private_onnx_errors": True, "registry": True, "torchscript_log": True},
+    "2.13": {
+        "static_dim": "STATIC",
+        "private_onnx_errors": True,
+        "registry": True,
+        "torchscript_log": True,
+        "lazy_stack_lines": True,
+    },
+    "2.14": {
+        "static_dim": "STATIC",
+        "private_onnx_errors": True,
+        "registry": True,
+        "torchscript_log": True,
+        "lazy_stack_lines": True,
+    },
+    "2.15": {
+        "static_dim": "STATIC",
+        "private_onnx_errors": True,
+        "registry": True,
+        "torchscript_log": True,
+        "lazy_stack_lines": True,
+    },
 }
 RELEASE = compat.torch_release()
 
@@ -80,3 +98,68 @@ def test_compat__torchscript_onnx_log_can_be_silenced(facts):
     compat.silence_torchscript_onnx_log()  # no error, and the log is off
     if facts["torchscript_log"]:
         assert torch._C._jit_is_onnx_log_enabled() is False
+
+
+#: Run in a fresh interpreter: exports a model that passes and one that fails (a data-dependent
+#: branch), first with torch's own stack-frame reader, then with exportwatch's lazy one, and
+#: prints what each produced.
+_LAZY_LINES_SCRIPT = r"""
+import json, pathlib, torch
+from exportwatch import compat
+from exportwatch.diagnose import diagnose_exception
+
+class Passing(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(4, 4)
+
+    def forward(self, x):
+        return torch.relu(self.linear(x)) * 2
+
+class Failing(torch.nn.Module):
+    def forward(self, x):
+        if x.sum() > 0:  # data-dependent: torch.export cannot trace this
+            return x + 1
+        return x - 1
+
+def run():
+    ep = torch.export.export(Passing(), (torch.ones(2, 4),), strict=False)
+    traces = [n.meta.get("stack_trace") for n in ep.graph.nodes if n.op == "call_function"]
+    try:
+        torch.export.export(Failing(), (torch.ones(2, 4),), strict=False)
+    except Exception as exc:
+        found = diagnose_exception(
+            exc, target="export", stage="capture", repo_root=pathlib.Path.cwd(), module=None
+        )
+        frame = found.user_frame
+        return {"traces": traces, "error": str(exc), "fingerprint": found.fingerprint,
+                "frame": frame and [frame.path, frame.line, frame.source]}
+    raise SystemExit("the failing model exported")
+
+before = run()
+acted = compat.read_stack_lines_lazily()
+after = run()
+again = compat.read_stack_lines_lazily()
+print(json.dumps({"acted": acted, "again": again, "before": before, "after": after}))
+"""
+
+
+def test_compat__stack_lines_read_lazily_change_no_stack_trace_message_or_fingerprint(facts, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    script = tmp_path / "lazy_lines.py"  # a real file: frames need source lines to read
+    script.write_text(_LAZY_LINES_SCRIPT)
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["acted"] is facts["lazy_stack_lines"]
+    assert result["again"] is False  # installed once
+    before, after = result["before"], result["after"]
+    assert len(before["traces"]) == 3 and all(before["traces"])
+    assert "return torch.relu(self.linear(x)) * 2" in before["traces"][-1]
+    assert "if x.sum() > 0" in before["frame"][2]
+    assert after == before  # node stack traces, the error text, its fingerprint and frame
