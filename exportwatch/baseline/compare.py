@@ -30,7 +30,7 @@ Every base ``JobResult`` records its ``source``. Reuse comes before a stored bas
 purpose: an unchanged model then cannot show a (flaky) difference at all.
 
 This module runs no export itself: it hands :class:`~exportwatch.sweep.runner.SweepRequest`s to a
-sweeper (``run_sweep`` by default). Must not import torch.
+sweeper (``run_sweep`` on one warm fork server for both sides, by default). Must not import torch.
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ from exportwatch.report import (
 )
 from exportwatch.sweep.options import SweepOptions
 from exportwatch.sweep.progress import Progress
-from exportwatch.sweep.runner import SweepRequest, SweepResult, environment, new_report, run_sweep
+from exportwatch.sweep.runner import SweepRequest, SweepResult, SweepSession, environment, new_report
 
 log = logging.getLogger(__name__)
 
@@ -342,9 +342,35 @@ def run_compare(
     )
     manifest_dir = manifest_dir_in_repo(manifest, repo_root)
     named = tuple(_repo_relative(path, repo_root) for path in request.dependency_files)
+    # HEAD and the merge-base's worktree are swept on one warm fork server: one start-up.
+    with SweepSession() as session:
+        return _compare(
+            request,
+            sweeper or session.sweep,
+            say,
+            manifest,
+            units,
+            repo_root,
+            merge_base,
+            manifest_dir,
+            named,
+        )
+
+
+def _compare(
+    request: CompareRequest,
+    sweeper: Sweeper,
+    say: Callable[[str], None],
+    manifest: Manifest,
+    units: list[Unit],
+    repo_root: Path,
+    merge_base: str,
+    manifest_dir: str,
+    named: tuple[str, ...],
+) -> CompareResult:
     run = _Comparison(
         request=request,
-        sweeper=sweeper or run_sweep,
+        sweeper=sweeper,
         say=say,
         manifest=manifest,
         units=units,

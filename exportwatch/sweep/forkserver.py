@@ -168,7 +168,9 @@ def _become_model_process(
         own = Pipe(fd)
     except BaseException:
         os._exit(71)
-    run_model_process(own, start.unit, settings, notes=warm.notes, threads=warm.default_threads)
+    run_model_process(
+        own, start.unit, start.settings or settings, notes=warm.notes, threads=warm.default_threads
+    )
     os._exit(0)  # not reached
 
 

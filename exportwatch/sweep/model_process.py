@@ -113,6 +113,8 @@ def run_model_process(
         Path("/proc/self/oom_score_adj").write_text(str(OOM_SCORE_ADJ))
     phases = _Phases(conn)
     real_exit = _report_os_exit(conn, phases)
+    if settings.sys_path is not None:  # this sweep's (a base sweep's points into its worktree)
+        sys.path[:] = list(settings.sys_path)
     code = 0
     try:
         import torch

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from exportwatch.plan import Unit
 from exportwatch.report import JobResult
+from exportwatch.sweep.settings import SweepSettings
 
 # --- the sweep and its fork server -------------------------------------------------------------
 
@@ -25,6 +26,7 @@ class StartUnit:
     token: int  # the sweep's name for this model process
     unit: Unit
     log_path: Path | None  # where the process's stdout and stderr go
+    settings: SweepSettings | None = None  # this unit's sweep (compare's base side); None: the server's
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ import fcntl
 import logging
 import os
 import platform
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -144,8 +145,57 @@ def partial_log_path(output: Path) -> Path:
     return output.with_name(output.name + "l") if output.suffix == ".json" else output.with_suffix(".jsonl")
 
 
-def run_sweep(request: SweepRequest, *, progress: Progress | None = None) -> SweepResult:
-    """Sweep every selected job; each finished job is on disk before the next one starts."""
+class SweepSession:
+    """Sweeps run one after another on one warm fork server: ``compare`` sweeps HEAD, then the
+    merge-base's worktree, and pays torch's, the exporters' and the libraries' start-up once.
+
+    Use as a context manager; :meth:`sweep` has ``run_sweep``'s signature.
+    """
+
+    def __init__(self) -> None:
+        self.pool: WorkerPool | None = None
+        self.sweeps = 0
+
+    def sweep(self, request: SweepRequest, *, progress: Progress | None = None) -> SweepResult:
+        return run_sweep(request, progress=progress, session=self)
+
+    def pool_for(self, options: SweepOptions, settings: SweepSettings) -> WorkerPool:
+        """The session's pool, started by its first sweep with that sweep's options."""
+        self.sweeps += 1
+        if self.pool is None:
+            self.pool = _pool(options, settings, persistent=True)
+        return self.pool
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.close()
+            self.pool = None
+
+    def __enter__(self) -> SweepSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _pool(options: SweepOptions, settings: SweepSettings, *, persistent: bool = False) -> WorkerPool:
+    return WorkerPool(
+        size=options.workers or os.cpu_count() or 1,
+        settings=settings,
+        timeout_s=options.timeout_s,
+        max_memory_mb=options.max_memory_mb,
+        on_event=lambda event: None,
+        persistent=persistent,
+    )
+
+
+def run_sweep(
+    request: SweepRequest, *, progress: Progress | None = None, session: SweepSession | None = None
+) -> SweepResult:
+    """Sweep every selected job; each finished job is on disk before the next one starts.
+
+    With ``session``, on that session's warm fork server (which stays up for its next sweep).
+    """
     manifest, plan, options = request.manifest, request.plan, request.options
     units = list(plan.units)
     header = replace(
@@ -157,11 +207,16 @@ def run_sweep(request: SweepRequest, *, progress: Progress | None = None) -> Swe
     progress = progress or Progress(total=plan.total, quiet=True)
     log_path = partial_log_path(request.output)
     with _sole_writer(log_path, report=request.output):
-        return _sweep(request, header, units, log_path, progress)
+        return _sweep(request, header, units, log_path, progress, session)
 
 
 def _sweep(
-    request: SweepRequest, header: Report, units: list[Unit], log_path: Path, progress: Progress
+    request: SweepRequest,
+    header: Report,
+    units: list[Unit],
+    log_path: Path,
+    progress: Progress,
+    session: SweepSession | None,
 ) -> SweepResult:
     manifest, plan, options = request.manifest, request.plan, request.options
     journal = JsonlLog(log_path, header)
@@ -191,16 +246,11 @@ def _sweep(
         repo_root=repository_root(manifest),
         artifacts_dir=options.artifacts_dir,
         verbose=options.verbose,
+        sys_path=tuple(sys.path),  # as it is now: a base sweep's points into its worktree
     )
-    pool = WorkerPool(
-        size=options.workers or os.cpu_count() or 1,
-        settings=settings,
-        timeout_s=options.timeout_s,
-        max_memory_mb=options.max_memory_mb,
-        on_event=on_event,
-    )
+    pool = session.pool_for(options, settings) if session is not None else _pool(options, settings)
     try:
-        pool.run(plan.queue())
+        pool.run(plan.queue(), settings=settings, on_event=on_event)
     except KeyboardInterrupt:
         journal.close()
         progress.close()

@@ -15,3 +15,6 @@ class SweepSettings:
     verbose: bool = False  # the exporters' own output reaches the log
     log_dir: Path | None = None  # worker logs; None: a temporary directory, removed afterwards
     threads: int | None = None  # torch intra-op threads per worker; None: torch's default
+    #: The sweep's import path when it began; the model's process imports from it. A base
+    #: sweep's points into its worktree, so one fork server serves head and base alike.
+    sys_path: tuple[str, ...] | None = None

@@ -186,8 +186,10 @@ class _ForkServer:
     def waitables(self) -> list[Any]:
         return [self.conn, self.process.sentinel]
 
-    def launch(self, token: int, unit: Unit, child_end: Connection, log_path: Path | None) -> int | None:
-        self.conn.send(StartUnit(token, unit, log_path))
+    def launch(
+        self, token: int, unit: Unit, child_end: Connection, log_path: Path | None, settings: SweepSettings
+    ) -> int | None:
+        self.conn.send(StartUnit(token, unit, log_path, settings))
         send_handle(self.conn, child_end.fileno(), self.process.pid)
         return None  # the pid comes back as ``Started``
 
@@ -246,12 +248,14 @@ class _Spawner:
     def waitables(self) -> list[Any]:
         return [p.sentinel for p in self.processes.values()]
 
-    def launch(self, token: int, unit: Unit, child_end: Connection, log_path: Path | None) -> int | None:
+    def launch(
+        self, token: int, unit: Unit, child_end: Connection, log_path: Path | None, settings: SweepSettings
+    ) -> int | None:
         from exportwatch.sweep.model_process import spawned_model_main
 
         process = self.context.Process(
             target=spawned_model_main,
-            args=(child_end, unit, self.settings, log_path),
+            args=(child_end, unit, settings, log_path),
             name=f"exportwatch-model-{token}",
             daemon=True,
         )
@@ -316,7 +320,11 @@ def _safe_name(name: str) -> str:
 
 
 class WorkerPool:
-    """Runs units, one fresh process each, ``size`` at a time, and reports each finished job."""
+    """Runs units, one fresh process each, ``size`` at a time, and reports each finished job.
+
+    ``persistent``: the fork server outlives a ``run`` and serves the next one (compare's head
+    and base: start-up paid once) until :meth:`close`; each run may bring its own settings.
+    """
 
     def __init__(
         self,
@@ -326,11 +334,13 @@ class WorkerPool:
         timeout_s: float | None = None,
         max_memory_mb: float | None = None,
         on_event: Callable[[Event], None],
+        persistent: bool = False,
     ) -> None:
         self.size = max(1, size)
-        if settings.threads is None and self.size > 1:
-            settings.threads = max(1, (os.cpu_count() or 1) // self.size)
+        self._default_threads(settings)
         self.settings = settings
+        self._run_settings = settings
+        self.persistent = persistent
         self.timeout_s = timeout_s
         self.max_memory_mb = max_memory_mb
         self.on_event = on_event
@@ -347,15 +357,33 @@ class WorkerPool:
         self._oom_kills_at_start = processes.oom_kills() or 0
         self._server_deaths: dict[str, int] = {}  # model -> fork-server deaths while it ran
 
+    def _default_threads(self, settings: SweepSettings) -> None:
+        if settings.threads is None and self.size > 1:
+            settings.threads = max(1, (os.cpu_count() or 1) // self.size)
+
     # --- the loop -----------------------------------------------------------------------------
 
-    def run(self, units: list[Unit]) -> None:
+    def run(
+        self,
+        units: list[Unit],
+        *,
+        settings: SweepSettings | None = None,
+        on_event: Callable[[Event], None] | None = None,
+    ) -> None:
+        """Sweep ``units`` (with ``settings``: another tree's, e.g. a worktree of the base)."""
         if not units:
             return
+        if settings is not None:
+            self._default_threads(settings)
+        self._run_settings = settings or self.settings
+        if on_event is not None:
+            self.on_event = on_event
         queue: deque[Unit] = deque(units)
         previous = self._catch_interrupts()
+        finished = False
         try:
-            self._launcher = self._start_launcher(units)
+            if self._launcher is None:
+                self._launcher = self._start_launcher(units)
             while queue or self._running:
                 if self._interrupts:
                     raise KeyboardInterrupt
@@ -373,6 +401,7 @@ class WorkerPool:
                         self._police(running)
                     if running.returncode is not None:
                         self._finish(running, queue)
+            finished = True
         except KeyboardInterrupt:
             self._end_all(hard=False)
             if self._launcher is not None:
@@ -380,14 +409,20 @@ class WorkerPool:
                 self._launcher = None
             raise
         finally:
-            if self._launcher is not None:
-                self._launcher.close()
+            if not (finished and self.persistent):
+                self.close()
             # After an interrupt our handler stays: a second Ctrl-C, while the partial report
             # is written, still ends the sweep at once, with 130.
             if previous is not None and not self._interrupts:
                 signal.signal(signal.SIGINT, previous)
-            if self.settings.log_dir is None:
-                shutil.rmtree(self._log_dir, ignore_errors=True)
+
+    def close(self) -> None:
+        """Stop the fork server (if running) and remove the temporary log directory."""
+        if self._launcher is not None:
+            self._launcher.close()
+            self._launcher = None
+        if self.settings.log_dir is None:
+            shutil.rmtree(self._log_dir, ignore_errors=True)
 
     def _catch_interrupts(self) -> Any:
         """First Ctrl-C: a flag the loop acts on within ``POLL_SECONDS``; second: end it all now."""
@@ -450,7 +485,7 @@ class WorkerPool:
             launched=now,
             deadline=now + STARTUP_SECONDS + self._timeout_for(unit),
         )
-        running.pid = self._launcher.launch(token, unit, child_end, log_path)
+        running.pid = self._launcher.launch(token, unit, child_end, log_path, self._run_settings)
         child_end.close()
         self._running[token] = running
 

@@ -139,3 +139,69 @@ def test_cli_compare__second_run_is_served_from_the_cache_without_starting_a_wor
     assert {j.source.value for j in head.jobs} == {"cache"}
     assert {j.model: j.source.value for j in base.jobs} == {"steady": "reused", "fragile": "cache"}
     assert base.job("fragile", "export", "cpu").verdict.value == "ok"
+
+
+HELPER_OK = "def scale(x):\n    return x * 2\n"
+HELPER_BRANCHES = (
+    "def scale(x):\n"
+    "    if x.sum() > 0:  # data-dependent: torch.export cannot trace this\n"
+    "        return x * 2\n"
+    "    return x\n"
+)
+USES_HELPER = """\
+import torch
+from helperlib import scale
+
+
+class Net(torch.nn.Module):
+    def forward(self, x):
+        return scale(x)
+
+
+def make():
+    return Net()
+"""
+
+
+def test_cli_compare__head_and_base_share_one_fork_server_and_each_imports_its_own_code(
+    tmp_path, monkeypatch
+):
+    root = tmp_path / "repo"
+    files = {
+        "exportwatch.yml": "version: 1\nmodels:\n  - name: net\n    factory: nets.net:make\n"
+        "    inputs: {args: [{shape: [2, 3]}]}\n",
+        "nets/__init__.py": "",
+        "src/helperlib/__init__.py": HELPER_OK,  # a src layout: importable through a sys.path entry
+        "nets/net.py": USES_HELPER,
+    }
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    git(root, "init", "-q", "-b", "main")
+    git(root, "config", "user.name", "exportwatch tests")
+    git(root, "config", "user.email", "tests@example.com")
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "an exportable model")
+    git(root, "checkout", "-q", "-b", "feature")
+    (root / "src/helperlib/__init__.py").write_text(HELPER_BRANCHES)
+    git(root, "commit", "-qam", "the helper branches on data")
+    monkeypatch.syspath_prepend(str(root / "src"))  # as an editable install of the repo would
+
+    servers: list[object] = []
+    real_init = workers._ForkServer.__init__
+
+    def counting_init(self, *args, **kwargs):
+        servers.append(self)
+        real_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(workers._ForkServer, "__init__", counting_init)
+    out = tmp_path / "out"
+    code = main(["compare", str(root / "exportwatch.yml"), "--base", "main", "-o", str(out / "head.json"),
+                 "--workers", "1", "--format", "json", "--rendered", str(out / "changes.json"), "-q"])
+    head, base = load_report(out / "head.json"), load_report(out / "head.base.json")
+    assert base.job("net", "export", "cpu").source.value == "swept"
+    # The base's model process imported the base's helperlib (its worktree's src), not HEAD's.
+    verdicts = [report.job("net", "export", "cpu").verdict.value for report in (head, base)]
+    assert verdicts == ["fail", "ok"]
+    assert code == 1
+    assert len(servers) == 1  # both sides on one warm fork server
