@@ -15,6 +15,7 @@ import importlib.machinery
 import importlib.util
 import sys
 import traceback
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -170,3 +171,48 @@ def read_stack_lines_lazily() -> bool:
         return False
     torch_traceback._extract_symbolized_tb = _lazy_line_frames
     return True
+
+
+class _WatchedFalse(int):
+    """``False`` that remembers being asked: the value of the ONNX exporter's "exporting" flag
+    while a plain torch.export capture runs."""
+
+    read = False
+
+    def __new__(cls) -> _WatchedFalse:
+        return super().__new__(cls, 0)
+
+    def __bool__(self) -> bool:
+        self.read = True
+        return False
+
+    def __eq__(self, other: object) -> bool:
+        self.read = True
+        return int(self) == other
+
+    __hash__ = int.__hash__
+
+    def __repr__(self) -> str:
+        return "False"
+
+
+@contextlib.contextmanager
+def watch_onnx_export_flag() -> Iterator[Callable[[], bool]]:
+    """Whether the code traced meanwhile asked ``torch.onnx.is_in_onnx_export()`` (which the
+    dynamo exporter answers True during its own capture, so such a capture is not the ONNX
+    exporter's). Where the flag cannot be watched, it answers that it was asked."""
+    try:
+        from torch.onnx._internal.exporter import _flags
+    except ImportError:
+        yield lambda: True
+        return
+    if getattr(_flags, "_is_onnx_exporting", None) is not False:
+        yield lambda: True
+        return
+    watched = _WatchedFalse()
+    _flags._is_onnx_exporting = watched  # type: ignore[assignment]
+    try:
+        yield lambda: watched.read
+    finally:
+        if _flags._is_onnx_exporting is watched:
+            _flags._is_onnx_exporting = False

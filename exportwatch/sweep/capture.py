@@ -281,16 +281,83 @@ def structural_key(module: nn.Module) -> tuple:
     )
 
 
-def module_state(module: nn.Module) -> tuple[str, tuple[tuple[int, int], ...]]:
-    """What a trace of ``module`` starts from: its structure (code, attributes, hooks,
-    children) and every tensor it holds, by identity and version counter (which each in-place
-    update bumps), so a state that changed, by a forward that mutates, never compares equal."""
-    tensors: list[tuple[int, int]] = []
-    for sub in module.modules():
-        held = [*sub._parameters.values(), *sub._buffers.values(), *vars(sub).values()]
-        tensors.extend((id(t), t._version) for t in held if isinstance(t, torch.Tensor))
+#: ``module_state`` describes at most this many values; a bigger state is not compared at all.
+_STATE_BUDGET = 200_000
+_STATE_DEPTH = 8
+#: ``nn.Module`` bookkeeping that ``structural_key`` and the walk over submodules describe.
+_MODULE_INTERNALS = frozenset({"_parameters", "_buffers", "_modules", "training"})
+
+
+class _StateTooLarge(Exception):
+    pass
+
+
+def module_state(module: nn.Module) -> tuple[str, tuple[Any, ...]] | None:
+    """What a trace of ``module`` starts from, to tell whether it is still the same later: its
+    structure (code, attributes, hooks, children) and every value each submodule holds, private
+    ones and those inside containers and plain objects included; tensors by identity and version
+    counter (which each in-place update bumps). None when the state is too large to describe.
+
+    A forward that changes its module (a counter, a cached tensor) therefore never compares
+    equal to the state it was traced from. What lives outside the module (a global counter)
+    is not seen.
+    """
+    budget = [_STATE_BUDGET]
+    seen: dict[int, Any] = {}  # id -> description, for objects reached twice
+    active: set[int] = set()  # being described: a cycle
+
+    def describe(value: Any, depth: int) -> Any:
+        budget[0] -= 1
+        if budget[0] < 0:
+            raise _StateTooLarge
+        if value is None or isinstance(value, bool | int | float | complex | str | bytes):
+            return value
+        if isinstance(value, torch.Tensor):
+            return ("T", id(value), value._version)
+        if isinstance(value, nn.Module):
+            return ("M", id(value))  # described on its own, as one of module.modules()
+        key = id(value)
+        if key in seen:  # a shared object (a config) reads the same wherever it is reached
+            return seen[key]
+        if key in active or depth >= _STATE_DEPTH:
+            return ("deep", type(value).__qualname__)
+        active.add(key)
+        try:
+            seen[key] = described = describe_new(value, key, depth)
+        finally:
+            active.discard(key)
+        return described
+
+    def describe_new(value: Any, key: int, depth: int) -> Any:
+        if isinstance(value, tuple | list):
+            return (type(value).__name__, tuple(describe(v, depth + 1) for v in value))
+        if isinstance(value, set | frozenset):
+            return (type(value).__name__, tuple(sorted(map(repr, value))))
+        if isinstance(value, dict):
+            items = sorted(((repr(k), v) for k, v in value.items()), key=lambda item: item[0])
+            return ("dict", tuple((k, describe(v, depth + 1)) for k, v in items))
+        if isinstance(value, enum.Enum | type | torch.dtype | torch.device) or callable(value):
+            return ("id", key, type(value).__qualname__)
+        fields = getattr(value, "__dict__", None)
+        if isinstance(fields, dict):
+            return ("obj", type(value).__qualname__, key, describe(fields, depth + 1))
+        return ("opaque", key, type(value).__qualname__)
+
+    try:
+        held = tuple(
+            tuple(
+                (name, describe(value, 0))
+                for name, value in sorted(vars(sub).items(), key=lambda item: item[0])
+                if name not in _MODULE_INTERNALS
+            )
+            + tuple(("param", describe(t, 0)) for t in sub._parameters.values())
+            + tuple(("buffer", describe(t, 0)) for t in sub._buffers.values())
+            for sub in module.modules()
+        )
+    except _StateTooLarge:
+        return None
     structure = hashlib.sha256(repr(structural_key(module)).encode()).hexdigest()
-    return structure, tuple(tensors)
+    return structure, held
 
 
 def dedup_key(module: nn.Module, calls: Sequence[Call]) -> str:

@@ -184,6 +184,8 @@ def _run_unit(
                 job = endings.internal_error_job(spec, target, device, exc)
             conn.send(JobFinished(replace(job, duration_s=round(time.perf_counter() - started, 3))))
         return
+    if not {"export", "onnx"} <= set(unit.targets):
+        prepared.traces = None  # no target would take a capture another one kept
     paths = {
         id(module): path
         for path, module in reversed(list(prepared.model.named_modules(remove_duplicate=False)))

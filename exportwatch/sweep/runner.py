@@ -11,7 +11,7 @@ import os
 import platform
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -160,8 +160,12 @@ class SweepSession:
         return run_sweep(request, progress=progress, session=self)
 
     def pool_for(self, options: SweepOptions, settings: SweepSettings) -> WorkerPool:
-        """The session's pool, started by its first sweep with that sweep's options."""
+        """The session's pool, started by its first sweep with that sweep's options; a fresh
+        one where the warm server imported, as an installed library, a module this sweep's
+        tree has its own copy of (the base's models must import the base's copy)."""
         self.sweeps += 1
+        if self.pool is not None and shadowed_modules(self.pool.preloaded_tops, settings):
+            self.close()
         if self.pool is None:
             self.pool = _pool(options, settings, persistent=True)
         return self.pool
@@ -176,6 +180,24 @@ class SweepSession:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def shadowed_modules(tops: Iterable[str], settings: SweepSettings) -> list[str]:
+    """Of ``tops`` (imported once for every fork), those the sweep's own tree also has, as a
+    package or module on its import path inside the tree: its model processes need theirs."""
+    tree = settings.repo_root.resolve()
+    places = [settings.manifest_root, *(Path(p) for p in settings.sys_path or ())]
+    found = []
+    for top in sorted(tops):
+        for place in places:
+            try:
+                inside = place.resolve().is_relative_to(tree)
+            except (OSError, RuntimeError):
+                continue
+            if inside and ((place / top).is_dir() or (place / f"{top}.py").is_file()):
+                found.append(top)
+                break
+    return found
 
 
 def _pool(options: SweepOptions, settings: SweepSettings, *, persistent: bool = False) -> WorkerPool:

@@ -138,6 +138,8 @@ class _ForkServer:
             [u.spec for u in units], manifest_root=settings.manifest_root, repo_root=settings.repo_root
         )
         statements = statements if preload else []
+        #: Top-level modules the server imports as installed libraries (shared by every fork).
+        self.preloaded_tops = frozenset(s.module.split(".")[0] for s in statements)
         from exportwatch.sweep import forkserver
 
         self.process = context.Process(
@@ -378,6 +380,10 @@ class WorkerPool:
         self._run_settings = settings or self.settings
         if on_event is not None:
             self.on_event = on_event
+        # What one run counts is its own (compare's base run must not inherit HEAD's deaths).
+        self._server_deaths = {}
+        self._failed_starts = 0
+        self._oom_kills_at_start = processes.oom_kills() or 0
         queue: deque[Unit] = deque(units)
         previous = self._catch_interrupts()
         finished = False
@@ -415,6 +421,12 @@ class WorkerPool:
             # is written, still ends the sweep at once, with 130.
             if previous is not None and not self._interrupts:
                 signal.signal(signal.SIGINT, previous)
+
+    @property
+    def preloaded_tops(self) -> frozenset[str]:
+        """Top-level modules the running fork server imported as libraries (none if spawning)."""
+        launcher = self._launcher
+        return launcher.preloaded_tops if isinstance(launcher, _ForkServer) else frozenset()
 
     def close(self) -> None:
         """Stop the fork server (if running) and remove the temporary log directory."""

@@ -71,8 +71,9 @@ class TraceShelf:
             self._kept[(id(module), id(call))] = (module, call, state, trace)
 
     def take(self, module: Any, call: Call) -> SharedTrace | None:
-        """The capture of ``module`` and ``call``, if one was kept and the module is unchanged."""
-        kept = self._kept.get((id(module), id(call)))
+        """The capture of ``module`` and ``call``, if one was kept and the module is unchanged;
+        each capture is handed on once (the shelf holds no program longer than needed)."""
+        kept = self._kept.pop((id(module), id(call)), None)  # handed on once, then let go
         if kept is None:
             return None
         state = self.state(module)

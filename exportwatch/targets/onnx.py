@@ -242,12 +242,20 @@ class OnnxDynamo(Target):
 
 def shared_capture(module: Any, example: Call, options: TargetOptions) -> SharedTrace | None:
     """The ``export`` target's capture of this module and call, where it is exactly what the
-    exporter's first strategy would capture: static shapes (with dynamic ones, the exporter
-    traces under its own size settings), and no trailing dict argument, which the exporter
-    would pass as keyword arguments instead."""
+    exporter would do itself: static shapes (with dynamic ones, the exporter traces under its
+    own size settings); no trailing dict argument (the exporter passes it as keyword arguments);
+    a module in eval mode (in training mode the exporter warns, before capturing); a module
+    whose ``repr`` works (each capture strategy prints it first, and one that raises fails the
+    export). The export target kept no capture whose code asked ``is_in_onnx_export()``."""
     if options.traces is None or options.dynamic_shapes is not None:
         return None
     if not example.kwargs and example.args and isinstance(example.args[-1], dict):
+        return None
+    if getattr(module, "training", False):
+        return None
+    try:
+        repr(module)
+    except Exception:
         return None
     return options.traces.take(module, example)
 

@@ -8,6 +8,7 @@ on every extra input set and compared with eager.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import warnings
 from collections.abc import Sequence
@@ -16,6 +17,7 @@ from typing import Any
 import torch
 from torch.fx.experimental.symbolic_shapes import is_concrete_int
 
+from exportwatch import compat
 from exportwatch.report import Mismatch, Verdict
 from exportwatch.targets.base import Call, Outcome, SharedTrace, Stage, Target, TargetOptions
 from exportwatch.targets.verify import (
@@ -57,8 +59,9 @@ class TorchExport(Target):
         notes: list[str] = []
         shelf = options.traces if self._shareable(options) else None
         state = shelf.state(module) if shelf is not None else None  # before the trace runs forward
+        watch = compat.watch_onnx_export_flag() if shelf is not None else contextlib.nullcontext(None)
         try:
-            with warnings.catch_warnings(record=True) as caught:
+            with warnings.catch_warnings(record=True) as caught, watch as asked_if_onnx:
                 warnings.simplefilter("always")
                 ep = torch.export.export(
                     module,
@@ -70,14 +73,14 @@ class TorchExport(Target):
         except Exception as exc:
             return Outcome.failed(Stage.CAPTURE, exc, _warning_lines(caught))
         notes.extend(_warning_lines(caught))
-        if shelf is not None:
+        # Code that asked whether ONNX is exporting traces otherwise under torch.onnx.
+        if shelf is not None and asked_if_onnx is not None and not asked_if_onnx():
             shelf.keep(module, example, state, SharedTrace(program=ep, warnings=tuple(notes)))
         notes.extend(specialised_dims_warnings(ep, module, options.dynamic_shapes))
         if not options.verify:
             return Outcome.ok(notes)
         options.report_phase("verification")
         return verify_exported_program(ep, module, example, checks=checks, options=options, notes=notes)
-
 
     def _shareable(self, options: TargetOptions) -> bool:
         """A static non-strict capture is what the ``onnx`` exporter's first strategy makes."""

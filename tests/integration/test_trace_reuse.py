@@ -94,11 +94,40 @@ def test_shelf__hands_a_capture_back_only_while_the_module_is_unchanged():
     shelf = TraceShelf(module_state)
     trace = SharedTrace(program=object(), warnings=("UserWarning: w",))
     shelf.keep(module, call, shelf.state(module), trace)
-    assert shelf.take(module, call) is trace
     assert shelf.take(module, Call(args=call.args)) is None  # another call: never confused
+    assert shelf.take(module, call) is trace
+    assert shelf.take(module, call) is None  # handed on once
+    shelf.keep(module, call, shelf.state(module), trace)
     with torch.no_grad():
         module.bias.add_(1)  # in place: the version counter moves
     assert shelf.take(module, call) is None
+
+
+class _Stateful(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self._step = 1  # private: forward reads it
+        self.stats = {"shift": torch.zeros(8192)}  # a big tensor inside a container
+        self.config = type("Config", (), {})()
+        self.config.scale = 2.0  # a plain object's attribute
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda m: setattr(m, "_step", 2),
+        lambda m: m.stats.__setitem__("shift", m.stats["shift"] + 1),
+        lambda m: m.stats["shift"].add_(1),
+        lambda m: setattr(m.config, "scale", 3.0),
+    ],
+    ids=["private-counter", "replaced-tensor-in-dict", "in-place-tensor-in-dict", "plain-object-field"],
+)
+def test_module_state__sees_what_a_forward_may_change(mutate):
+    module = _Stateful()
+    before = module_state(module)
+    assert before is not None and module_state(module) == before
+    mutate(module)
+    assert module_state(module) != before
 
 
 def test_shelf__a_state_that_cannot_be_described_shares_nothing():
@@ -112,7 +141,7 @@ def test_shelf__a_state_that_cannot_be_described_shares_nothing():
 
 
 def test_shared_capture__only_where_the_exporter_would_capture_the_same_program():
-    module = torch.nn.Linear(2, 2)
+    module = torch.nn.Linear(2, 2).eval()
     shelf = TraceShelf(module_state)
     plain = Call(args=(torch.ones(1, 2),))
     trailing_dict = Call(args=(torch.ones(1, 2), {"scale": torch.ones(1)}))
@@ -125,6 +154,22 @@ def test_shared_capture__only_where_the_exporter_would_capture_the_same_program(
     dynamic = TargetOptions(traces=shelf, dynamic_shapes=({0: torch.export.Dim("b")},))
     assert shared_capture(module, plain, dynamic) is None
     assert shared_capture(module, plain, TargetOptions()) is None
+    # In training mode torch.onnx warns before it captures: its own capture says so.
+    module.train()
+    assert shared_capture(module, plain, TargetOptions(traces=shelf)) is None
+
+
+@pytest.mark.parametrize("factory", ["AsksIfOnnxExports", "ReprRaises"])
+def test_reuse__code_that_behaves_otherwise_under_torch_onnx_gets_its_own_capture(factory):
+    """is_in_onnx_export() answers True in torch.onnx's capture; torch.onnx prints repr(module)
+    before capturing. Either way the onnx result after export must be the one it gets alone."""
+    spec = _spec(factory)
+    alone = sweep_target(prepare_model(spec, device="cpu", settings=SETTINGS), "onnx", settings=SETTINGS)
+    prepared = prepare_model(spec, device="cpu", settings=SETTINGS)
+    assert sweep_target(prepared, "export", settings=SETTINGS).verdict.value == "ok"
+    after_export = sweep_target(prepared, "onnx", settings=SETTINGS)
+    assert alone.verdict.value != "ok"  # what a reused plain capture would have hidden
+    assert _results(after_export) == _results(alone)
 
 
 def test_execution_order__export_runs_before_the_onnx_target_that_reuses_it():
