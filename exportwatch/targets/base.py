@@ -16,6 +16,16 @@ from typing import Any, ClassVar
 
 from exportwatch.report import Mismatch, Verdict
 
+#: Warnings that are news about the libraries or the process, not about the user's model:
+#: deprecations, and ``ResourceWarning``, which the garbage collector emits for whatever
+#: unclosed file or socket it happens to collect during an attempt.
+NOISE_WARNINGS: tuple[type[Warning], ...] = (
+    DeprecationWarning,
+    PendingDeprecationWarning,
+    FutureWarning,
+    ResourceWarning,
+)
+
 
 class Stage:
     """Names of the steps an export goes through; a failure records the one it died in."""

@@ -28,7 +28,15 @@ from torch.utils import _pytree as pytree
 
 from exportwatch import compat
 from exportwatch.report import Mismatch, Verdict
-from exportwatch.targets.base import Call, Outcome, SharedTrace, Stage, Target, TargetOptions
+from exportwatch.targets.base import (
+    NOISE_WARNINGS,
+    Call,
+    Outcome,
+    SharedTrace,
+    Stage,
+    Target,
+    TargetOptions,
+)
 from exportwatch.targets.verify import (
     DynamicDim,
     NumericMismatchError,
@@ -46,8 +54,6 @@ log = logging.getLogger(__name__)
 #: Models whose initializers exceed this are checked and run from a file with external data:
 #: protobuf cannot serialise a message over 2 GiB.
 EXTERNAL_DATA_THRESHOLD_BYTES = 1_800_000_000
-#: Warnings that are library noise, not news about the user's model.
-_NOISE = (DeprecationWarning, PendingDeprecationWarning, FutureWarning)
 _NOISY_LOG = re.compile(r"torchvision is not installed|Skipping constant argument|has None output")
 
 
@@ -133,7 +139,7 @@ def capture_exporter_output(logger_name: str) -> Iterator[Captured]:
         logger.removeHandler(handler)
         captured.stdout = buffer.getvalue()
         for w in caught:
-            if not issubclass(w.category, _NOISE):
+            if not issubclass(w.category, NOISE_WARNINGS):
                 captured.warnings.append(f"{w.category.__name__}: {_first_line(w.message)}")
         captured.warnings.extend(records)
 

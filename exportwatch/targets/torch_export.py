@@ -19,7 +19,15 @@ from torch.fx.experimental.symbolic_shapes import is_concrete_int
 
 from exportwatch import compat
 from exportwatch.report import Mismatch, Verdict
-from exportwatch.targets.base import Call, Outcome, SharedTrace, Stage, Target, TargetOptions
+from exportwatch.targets.base import (
+    NOISE_WARNINGS,
+    Call,
+    Outcome,
+    SharedTrace,
+    Stage,
+    Target,
+    TargetOptions,
+)
 from exportwatch.targets.verify import (
     NumericMismatchError,
     Tolerance,
@@ -172,13 +180,9 @@ def _warning_lines(caught: Sequence[warnings.WarningMessage]) -> list[str]:
     """User-facing warnings, deduplicated; library deprecation noise dropped."""
     seen: dict[str, None] = {}
     for w in caught:
-        if not issubclass(w.category, _NOISE):
+        if not issubclass(w.category, NOISE_WARNINGS):
             seen.setdefault(f"{w.category.__name__}: {_first_line(w.message)}", None)
     return list(seen)
-
-
-#: Warnings that are news about torch, not about the user's model.
-_NOISE = (DeprecationWarning, PendingDeprecationWarning, FutureWarning)
 
 
 def _first_line(exc: object) -> str:

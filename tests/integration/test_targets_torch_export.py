@@ -175,3 +175,22 @@ def test_export__notes_an_input_set_that_eager_rejects_instead_of_blaming_the_ex
     assert outcome.verdict == Verdict.OK
     assert len(outcome.warnings) == 1
     assert outcome.warnings[0].startswith("input set 'wrong width': eager forward raised RuntimeError")
+
+
+class _WarnsTwice(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        import warnings
+
+        warnings.warn("unclosed <socket.socket fd=15>", ResourceWarning, stacklevel=1)  # the GC's
+        warnings.warn("this layer is approximate", UserWarning, stacklevel=1)  # the model's
+        return x + 1
+
+
+@pytest.mark.parametrize("name", ["export", "onnx"])
+def test_warnings__the_models_own_are_kept_and_a_collected_sockets_are_not(name: str) -> None:
+    outcome = get_target(name).attempt(
+        _WarnsTwice().eval(), Call(args=(torch.ones(2, 3),)), options=TargetOptions()
+    )
+    assert outcome.verdict == Verdict.OK, outcome
+    assert any("this layer is approximate" in w for w in outcome.warnings)
+    assert not any("ResourceWarning" in w for w in outcome.warnings)
