@@ -194,17 +194,25 @@ def main() -> None:
         args.save.write_text(json.dumps(current, indent=2, sort_keys=True) + "\n")
         print(f"\nsnapshot written to {args.save}")
     if args.compare:
-        previous = json.loads(args.compare.read_text())
-        if previous.get("versions") != current["versions"]:
-            print(f"\nnote: versions differ: {previous.get('versions')} then, {current['versions']} now")
-        ours, theirs_changed = differences(previous, current)
-        for line in theirs_changed:
-            print(f"report_exportability changed: {line}")
-        if ours:
-            print(f"\n{len(ours)} exportwatch results differ from {args.compare}:")
-            print("\n".join(f"  {line}" for line in ours))
-            raise SystemExit(1)
-        print(f"\nno exportwatch result differs from {args.compare}")
+        check_unchanged(args.compare, current)
+
+
+def check_unchanged(saved: Path, current: dict[str, Any], *, only_current_jobs: bool = False) -> None:
+    """Exit 1, listing them, when exportwatch results differ from the snapshot in ``saved``
+    (``only_current_jobs``: jobs this run did not make are not compared)."""
+    previous = json.loads(saved.read_text())
+    if previous.get("versions") != current["versions"]:
+        print(f"\nnote: versions differ: {previous.get('versions')} then, {current['versions']} now")
+    if only_current_jobs:
+        previous["jobs"] = {k: v for k, v in previous["jobs"].items() if k in current["jobs"]}
+    ours, theirs_changed = differences(previous, current)
+    for line in theirs_changed:
+        print(f"report_exportability changed: {line}")
+    if ours:
+        print(f"\n{len(ours)} exportwatch results differ from {saved}:")
+        print("\n".join(f"  {line}" for line in ours))
+        raise SystemExit(1)
+    print(f"\nno exportwatch result differs from {saved} ({len(current['jobs'])} jobs compared)")
 
 
 if __name__ == "__main__":

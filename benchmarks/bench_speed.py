@@ -214,17 +214,7 @@ def main() -> None:
         args.save.write_text(json.dumps(current, indent=2, sort_keys=True) + "\n")
         print(f"\nsnapshot written to {args.save}")
     if args.compare:
-        previous = json.loads(args.compare.read_text())
-        if previous.get("versions") != current["versions"]:
-            print(f"\nnote: versions differ: {previous.get('versions')} then, {current['versions']} now")
-        previous["jobs"] = {k: v for k, v in previous["jobs"].items() if k in current["jobs"]}
-        ours, _theirs = bench_realarch.differences(previous, current)
-        if ours:
-            print(f"\n{len(ours)} exportwatch results differ from {args.compare}:")
-            print("\n".join(f"  {line}" for line in ours))
-            raise SystemExit(1)
-        print(f"\nno exportwatch result differs from {args.compare} ({len(current['jobs'])} jobs compared)")
-
+        bench_realarch.check_unchanged(args.compare, current, only_current_jobs=True)
 
 if __name__ == "__main__":
     main()

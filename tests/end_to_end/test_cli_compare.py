@@ -65,6 +65,19 @@ def git(cwd, *args):
     return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True).stdout.strip()
 
 
+def commit_main_and_branch(root, files, message):
+    """``files`` committed on ``main`` in a new repository at ``root``; ``feature`` checked out."""
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    git(root, "init", "-q", "-b", "main")
+    git(root, "config", "user.name", "exportwatch tests")
+    git(root, "config", "user.email", "tests@example.com")
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", message)
+    git(root, "checkout", "-q", "-b", "feature")
+
+
 @pytest.fixture(scope="module")
 def feature_repo(tmp_path_factory):
     root = tmp_path_factory.mktemp("compare") / "repo"
@@ -75,15 +88,7 @@ def feature_repo(tmp_path_factory):
         "nets/steady.py": MODEL,
         "nets/fragile.py": MODEL,
     }
-    for rel, text in files.items():
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / rel).write_text(text)
-    git(root, "init", "-q", "-b", "main")
-    git(root, "config", "user.name", "exportwatch tests")
-    git(root, "config", "user.email", "tests@example.com")
-    git(root, "add", "-A")
-    git(root, "commit", "-qm", "two exportable models")
-    git(root, "checkout", "-q", "-b", "feature")
+    commit_main_and_branch(root, files, "two exportable models")
     (root / "nets/fragile.py").write_text(BROKEN)
     git(root, "commit", "-qam", "fragile gets a data-dependent branch")
     return root
@@ -174,15 +179,7 @@ def test_cli_compare__head_and_base_share_one_fork_server_and_each_imports_its_o
         "src/helperlib/__init__.py": HELPER_OK,  # a src layout: importable through a sys.path entry
         "nets/net.py": USES_HELPER,
     }
-    for rel, text in files.items():
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / rel).write_text(text)
-    git(root, "init", "-q", "-b", "main")
-    git(root, "config", "user.name", "exportwatch tests")
-    git(root, "config", "user.email", "tests@example.com")
-    git(root, "add", "-A")
-    git(root, "commit", "-qm", "an exportable model")
-    git(root, "checkout", "-q", "-b", "feature")
+    commit_main_and_branch(root, files, "an exportable model")
     (root / "src/helperlib/__init__.py").write_text(HELPER_BRANCHES)
     git(root, "commit", "-qam", "the helper branches on data")
     monkeypatch.syspath_prepend(str(root / "src"))  # as an editable install of the repo would
