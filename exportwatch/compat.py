@@ -11,6 +11,7 @@ Imported by the worker (it imports torch); the publish half never needs it.
 from __future__ import annotations
 
 import contextlib
+import importlib.abc
 import importlib.machinery
 import importlib.util
 import sys
@@ -75,7 +76,8 @@ def silence_torchscript_onnx_log() -> None:
             setter(False)
 
 
-#: Said in each job's warnings when :func:`allow_torchvision_without_its_extension` acted.
+#: Said once per sweep, and in the warnings of the jobs of each model whose process imported
+#: torchvision after :func:`allow_torchvision_without_its_extension` acted.
 TORCHVISION_NOTE = (
     "torchvision's C++ extension does not load with this torch (a wheel built for another torch "
     "or CUDA); exportwatch declared the schemas of torchvision::nms and ::qnms so that torchvision, "
@@ -117,9 +119,16 @@ def allow_torchvision_without_its_extension() -> bool:
 
     Acts only when the extension is installed but does not load, before torchvision is imported:
     when it loads, its own definitions stand (declaring them first would make it fail to load).
+    Where something (a user's own shim) declared them already, it leaves them and says it did not
+    act.
     """
     if "torchvision" in sys.modules:
         return False
+    return _declare_torchvision_ops()
+
+
+def _declare_torchvision_ops() -> bool:
+    global _torchvision_repaired
     path = _torchvision_extension_path()
     if path is None:  # torchvision absent (or built without ops): nothing to repair
         return False
@@ -128,10 +137,78 @@ def allow_torchvision_without_its_extension() -> bool:
         return False
     except (ImportError, OSError):
         pass
+    acted = False
     for op, schema in _TORCHVISION_UNCONDITIONAL_OPS.items():
         with contextlib.suppress(RuntimeError):  # already defined by someone else
             torch.library.define(f"torchvision::{op}", schema)
-    return True
+            acted = True
+    _torchvision_repaired = _torchvision_repaired or acted
+    return acted
+
+
+#: Whether :func:`allow_torchvision_without_its_extension` acted in this process (or in the fork
+#: server it was forked from, which then imported torchvision for every model it serves).
+_torchvision_repaired = False
+
+
+def torchvision_repaired() -> bool:
+    """Whether torchvision was (or is being) imported here with exportwatch's repair."""
+    return _torchvision_repaired
+
+
+class _RepairTorchvisionOnImport(importlib.abc.MetaPathFinder):
+    """Finds torchvision as the import system would, with a loader that repairs it first: asking
+    whether torchvision is installed (``importlib.util.find_spec``, as the ONNX exporter does
+    while the fork server warms up) repairs nothing; importing it does."""
+
+    def __init__(self) -> None:
+        self.finding = False
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
+        if fullname != "torchvision" or self.finding:
+            return None
+        self.finding = True
+        try:
+            spec = importlib.util.find_spec(fullname)  # the other finders' answer
+        except (ImportError, ValueError):
+            spec = None
+        finally:
+            self.finding = False
+        if spec is None or spec.loader is None:
+            return None
+        spec.loader = _RepairThenLoad(spec.loader, self)
+        return spec
+
+
+class _RepairThenLoad(importlib.abc.Loader):
+    """torchvision's own loader, after :func:`_declare_torchvision_ops`; it leaves no trace."""
+
+    def __init__(self, loader: Any, finder: _RepairTorchvisionOnImport) -> None:
+        self.loader = loader
+        self.finder = finder
+
+    def create_module(self, spec: Any) -> Any:
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module: ModuleType) -> None:
+        with contextlib.suppress(ValueError):
+            sys.meta_path.remove(self.finder)
+        module.__loader__ = self.loader
+        if module.__spec__ is not None:
+            module.__spec__.loader = self.loader
+        with contextlib.suppress(Exception):  # the import goes on, and fails as it would have
+            _declare_torchvision_ops()
+        self.loader.exec_module(module)
+
+
+def repair_torchvision_when_imported() -> None:
+    """Apply :func:`allow_torchvision_without_its_extension` at the moment torchvision is first
+    imported (by the model's code, or a library it imports), not before: code of the user's that
+    runs before that import (a shim of its own) still runs first, as in plain Python, and a
+    process that never imports torchvision is never touched."""
+    if "torchvision" in sys.modules or any(isinstance(f, _RepairTorchvisionOnImport) for f in sys.meta_path):
+        return
+    sys.meta_path.insert(0, _RepairTorchvisionOnImport())
 
 
 def _lazy_line_frames(tb: Any, skip: int) -> traceback.StackSummary:

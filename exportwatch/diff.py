@@ -6,7 +6,10 @@ Pure: no I/O, no torch. Every renderer (PR comment, job summary, terminal, JSON)
 Cells are keyed by (model, target, device, submodule path); ``""`` is the root, and the
 model-level verdict is the root's. Verdicts are compared after following ``same-as`` links.
 A submodule a report does not list, under an ancestor that exported, counts as ``covered``:
-a sweep need not try the children of a module that exported.
+a sweep need not try the children of a module that exported. But where the report lists the
+ancestor's subtree (a sweep lists every submodule it walked), a path it does not list did not
+exist on that side: no verdict is claimed for it. A subtree that moved (a model wrapped as
+``backbone``, a child renamed) is compared across the move: see :func:`find_moves`.
 """
 
 from __future__ import annotations
@@ -246,6 +249,7 @@ class Cell:
     folded_under: str | None = None  # path of the cell that tells this story; None: top level
     xfail: str | None = None  # reason, when this failure is expected
     xfail_scope: str | None = None  # "submodule" | "model" | "inherited"
+    moved_from: str | None = None  # the base path of a submodule whose subtree moved (see Move)
 
     @property
     def key(self) -> CellKey:
@@ -321,6 +325,28 @@ class ModelRow:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Move:
+    """Submodules one job reports under another prefix on head: a model wrapped (``blocks.0`` →
+    ``backbone.blocks.0``), unwrapped, or a child renamed. Each pair is compared across the
+    move, so the cells carry head paths and a regression inside the subtree is still one."""
+
+    model: str
+    target: str
+    device: str
+    old_prefix: str  # "" (the old root's children) or "encoder."
+    new_prefix: str  # "backbone." or ""
+    paths: tuple[tuple[str, str], ...]  # (base path, head path), every pair of the move
+
+    @property
+    def job_key(self) -> JobKey:
+        return (self.model, self.target, self.device)
+
+    @property
+    def count(self) -> int:
+        return len(self.paths)
+
+
+@dataclass(frozen=True, kw_only=True)
 class Changes:
     """Everything the renderers and the gate need; built by :func:`diff_reports`."""
 
@@ -337,6 +363,7 @@ class Changes:
     #: Jobs whose code (dependency files) differs between base and head; the rest ran the same
     #: code on both sides, so their changes come from the environment.
     code_changed: frozenset[JobKey] = frozenset()
+    moves: tuple[Move, ...] = ()  # subtrees compared across a rename, per job
 
     @property
     def has_base(self) -> bool:
@@ -386,8 +413,18 @@ def diff_reports(base: Report | None, head: Report, *, xfail: XfailIndex | None 
     job_keys = list(dict.fromkeys([*head_jobs, *base_jobs]))
 
     cells: dict[CellKey, Cell] = {}
+    moves: list[Move] = []
     for key in job_keys:
-        for cell in _diff_job(base_jobs.get(key), head_jobs.get(key), index=index):
+        base_job, head_job = base_jobs.get(key), head_jobs.get(key)
+        moved_from: dict[str, str] = {}
+        if base_job is not None and head_job is not None:
+            job_moves = find_moves(base_job, head_job)
+            if job_moves:
+                moves.extend(job_moves)
+                renames = {old: new for m in job_moves for old, new in m.paths}
+                base_job = rename_paths(base_job, renames)
+                moved_from = {new: old for old, new in renames.items()}
+        for cell in _diff_job(base_job, head_job, index=index, moved_from=moved_from):
             cells[cell.key] = cell
 
     targets = tuple(dict.fromkeys(k[1] for k in job_keys))
@@ -411,6 +448,117 @@ def diff_reports(base: Report | None, head: Report, *, xfail: XfailIndex | None 
         head=ReportMeta.of(head),
         upgrade=_upgrade(cells, version_notes, code_changed) if version_notes else None,
         code_changed=code_changed,
+        moves=tuple(moves),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Moved subtrees
+
+#: A move needs this many submodules found again under the new prefix ...
+_MOVE_MIN = 2
+#: ... and a suffix shared by more removed paths than this is too ambiguous to vote with.
+_MOVE_MAX_CANDIDATES = 64
+
+
+def find_moves(base: JobResult, head: JobResult) -> list[Move]:
+    """The prefixes under which head lists what base listed elsewhere, with their pairs.
+
+    A removed path ``P + rest`` and an added path ``Q + rest`` of the same module type vote for
+    the move ``P → Q`` (the longest shared ``rest`` only); a move is kept when at least half of
+    the paths removed under ``P`` reappear under ``Q`` (and at least :data:`_MOVE_MIN`).
+    """
+    base_types = {s.path: s.module_type for s in base.submodules if s.path}
+    head_types = {s.path: s.module_type for s in head.submodules if s.path}
+    removed = [p for p in base_types if p not in head_types]
+    added = [p for p in head_types if p not in base_types]
+    if len(removed) < _MOVE_MIN or len(added) < _MOVE_MIN:
+        return []
+    by_suffix: dict[str, list[tuple[str, str]]] = {}  # rest -> [(P, removed path)]
+    for path in removed:
+        parts = path.split(".")
+        for k in range(len(parts)):
+            prefix = ".".join(parts[:k]) + "." if k else ""
+            by_suffix.setdefault(".".join(parts[k:]), []).append((prefix, path))
+    votes: dict[tuple[str, str], dict[str, str]] = {}  # (P, Q) -> {removed: added}
+    for path in added:
+        parts = path.split(".")
+        for k in range(len(parts)):
+            found = by_suffix.get(".".join(parts[k:]))
+            if not found:
+                continue
+            if len(found) <= _MOVE_MAX_CANDIDATES:
+                new_prefix = ".".join(parts[:k]) + "." if k else ""
+                for old_prefix, old in found:
+                    if old_prefix != new_prefix and base_types[old] == head_types[path]:
+                        votes.setdefault((old_prefix, new_prefix), {}).setdefault(old, path)
+            break  # the longest shared rest only
+    left_under: Counter[str] = Counter()  # prefix -> removed paths under it, not yet moved
+    for path in removed:
+        left_under.update(_prefixes_of(path))
+    order = {p: i for i, p in enumerate(base_types)}
+    moves: list[Move] = []
+    used_old: set[str] = set()
+    used_new: set[str] = set()
+    for (old_prefix, new_prefix), pairs in sorted(votes.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+        if len(pairs) < _MOVE_MIN:
+            continue
+        kept = {o: n for o, n in pairs.items() if o not in used_old and n not in used_new}
+        if len(kept) < _MOVE_MIN or 2 * len(kept) < left_under[old_prefix]:
+            continue
+        # The renamed child itself ("encoder" → "trunk"), when both are there with one type.
+        old_top, new_top = old_prefix[:-1], new_prefix[:-1]
+        if (
+            old_top
+            and new_top
+            and old_top in base_types
+            and new_top in head_types
+            and old_top not in head_types
+            and new_top not in base_types
+            and base_types[old_top] == head_types[new_top]
+        ):
+            kept[old_top] = new_top
+        used_old.update(kept)
+        used_new.update(kept.values())
+        for path in kept:
+            left_under.subtract(_prefixes_of(path))
+        moves.append(
+            Move(
+                model=head.model,
+                target=head.target,
+                device=head.device,
+                old_prefix=old_prefix,
+                new_prefix=new_prefix,
+                paths=tuple(sorted(kept.items(), key=lambda kv: order[kv[0]])),
+            )
+        )
+    return moves
+
+
+def _prefixes_of(path: str) -> list[str]:
+    """``"a.b.c"`` → ``["", "a.", "a.b."]``: the prefixes a move may take it from."""
+    parts = path.split(".")
+    return ["", *(".".join(parts[:k]) + "." for k in range(1, len(parts)))]
+
+
+def rename_paths(job: JobResult, renames: Mapping[str, str]) -> JobResult:
+    """``job`` with its submodules' paths (and the paths they name) renamed by ``renames``."""
+
+    def name(path: str | None) -> str | None:
+        return renames.get(path, path) if path is not None else None
+
+    return replace(
+        job,
+        submodules=[
+            replace(
+                s,
+                path=renames.get(s.path, s.path),
+                same_as=name(s.same_as),
+                covered_by=name(s.covered_by),
+                aliases=[renames.get(a, a) for a in s.aliases],
+            )
+            for s in job.submodules
+        ],
     )
 
 
@@ -506,6 +654,11 @@ class _Side:
     def __init__(self, job: JobResult | None) -> None:
         self.job = job
         self.by_path = {s.path: s for s in job.submodules} if job is not None else {}
+        #: Paths with a listed descendant: their subtree was walked, so a path under one that
+        #: the report does not list did not exist on this side.
+        self.walked = {a for s in self.by_path for a in _ancestors(s)}
+        #: The other names of a module listed once (shared under two parents).
+        self.aliases = {a: s for s in self.by_path.values() for a in s.aliases if a not in self.by_path}
 
     @property
     def infra(self) -> Verdict | None:
@@ -535,12 +688,14 @@ class _Side:
         """(effective result, synthesized?) for ``path`` on this side."""
         if self.job is None:
             return None, False
-        raw = self.raw(path)
+        raw = self.raw(path) or self.aliases.get(path)
         if raw is not None:
             return self.effective(raw), False
         for ancestor in _ancestors(path):
             anc = self.raw(ancestor)
             if anc is not None and self.effective(anc).verdict in PASSING:
+                if ancestor in self.walked:
+                    return None, False  # listed its subtree without this path: not there
                 return (
                     SubmoduleResult(path=path, module_type="", verdict=Verdict.COVERED, covered_by=ancestor),
                     True,
@@ -648,7 +803,13 @@ _HEAD_SIDE = frozenset(
 )
 
 
-def _diff_job(base_job: JobResult | None, head_job: JobResult | None, *, index: XfailIndex) -> list[Cell]:
+def _diff_job(
+    base_job: JobResult | None,
+    head_job: JobResult | None,
+    *,
+    index: XfailIndex,
+    moved_from: Mapping[str, str] | None = None,
+) -> list[Cell]:
     base, head = _Side(base_job), _Side(head_job)
     job = head_job or base_job
     assert job is not None
@@ -695,6 +856,7 @@ def _diff_job(base_job: JobResult | None, head_job: JobResult | None, *, index: 
             module_type=(raw.module_type if raw else "") or (shown.module_type if shown else ""),
             same_as=same_as,
             note=note,
+            moved_from=(moved_from or {}).get(path),
         )
 
     _fold(draft, base=base, head=head, synthesized_infra=synthesized_infra)
@@ -764,6 +926,11 @@ def _folding(
     if not below:
         return None, None
     same_kind = [p for p in below if draft[p].kind == cell.kind]
+    if not same_kind and cell.kind is ChangeKind.NEW:
+        # A module that did not exist on base (the wrapper of a moved subtree) failing only
+        # because of a regression inside it: the regression tells it, and gates under every
+        # policy that would gate this cell.
+        same_kind = [p for p in below if draft[p].kind is ChangeKind.REGRESSION]
     return (same_kind or below)[0], same_kind[0] if same_kind else None
 
 
@@ -777,13 +944,14 @@ def _apply_xfail(
     """Expected failures come from the head (the manifest under review), else from base."""
     job = head_job or base_job
     assert job is not None
+    listed = {id(side): {s.path: s for s in side.submodules} for side in (head_job, base_job) if side}
     for path, cell in list(draft.items()):
         found = index.reason(model=job.model, path=path)
         if found is None:
             for side in (head_job, base_job):
                 if side is None:
                     continue
-                sub = side.submodule(path)
+                sub = listed[id(side)].get(path)
                 if sub is not None and sub.xfail:
                     found = (sub.xfail, "submodule")
                 elif side.xfail:
@@ -891,19 +1059,21 @@ def gate(
     infra = changes.top_level(ChangeKind.INFRASTRUCTURE)
     if infra and policy is not Policy.ANY_FAILURE:
         notes.append(
-            f"{len(infra)} infrastructure problem(s) (crash / timeout / out of memory) were not "
-            "gated: rerun to confirm"
+            f"{_plural(len(infra), 'infrastructure problem')} (crash / timeout / out of memory) "
+            f"{'was' if len(infra) == 1 else 'were'} not gated: rerun to confirm"
         )
     errors = changes.top_level(ChangeKind.ERROR)
     if errors and (allow_errors or policy is Policy.NEVER):
         notes.append(
-            f"{len(errors)} check(s) exportwatch could not complete were allowed: they are not passes"
+            f"{_plural(len(errors), 'check')} exportwatch could not complete "
+            f"{'was' if len(errors) == 1 else 'were'} allowed: "
+            f"{'it is not a pass' if len(errors) == 1 else 'they are not passes'}"
         )
     elif any(c.head is not Verdict.ERROR for c in errors):
         notes.append("exportwatch failed while checking some results on base: they could not be compared")
     expected = [c for c in changes.top_level() if c.expected and c.head in FAILING]
     if expected:
-        notes.append(f"{len(expected)} expected failure(s) (xfail) did not count")
+        notes.append(f"{_plural(len(expected), 'expected failure')} (xfail) did not count")
     stale = changes.xfail_passing
     if stale:
         notes.append(f"{len(stale)} xfail entr{'y' if len(stale) == 1 else 'ies'} now pass: remove them")

@@ -12,6 +12,8 @@ Each entry point (``cli.main``, ``action.main``) maps :class:`ExportwatchError` 
 
 from __future__ import annotations
 
+import errno
+import os
 from typing import ClassVar
 
 EXIT_OK = 0
@@ -36,3 +38,44 @@ class InternalError(ExportwatchError):
     """exportwatch cannot do its job here (workers cannot start, git fails): exit 3."""
 
     exit_code: ClassVar[int] = EXIT_INTERNAL
+
+
+class WriteError(UsageError):
+    """A file exportwatch must write cannot be written: a full disk, a file-size limit, no
+    permission, a read-only file system. Exit 2, one line: the machine's state is the user's to
+    fix (free space, lift ``ulimit -f``, choose another ``-o``), not a bug of ours.
+
+    Not an ``OSError`` on purpose: code that reads pipes treats ``OSError`` as "the other end
+    went away", and a full disk must not be mistaken for that.
+    """
+
+    def __init__(self, path: object, error: OSError, *, what: str = "", hint: str = "") -> None:
+        self.path = str(path)
+        self.error = error
+        self.what = what
+        self.hint = hint
+        named = f"{self.path} ({what})" if what else self.path
+        super().__init__(f"cannot write {named}: {describe_os_error(error)}" + (f"; {hint}" if hint else ""))
+
+    def with_hint(self, hint: str) -> WriteError:
+        """The same error, saying what the user can do next (where their work is safe)."""
+        return WriteError(self.path, self.error, what=self.what, hint=hint)
+
+
+def remedy(error: OSError) -> str:
+    """What the user does about ``error`` before trying again, in a few words."""
+    return {
+        errno.ENOSPC: "free some space",
+        errno.EDQUOT: "free some space (a disk quota is full)",
+        errno.EFBIG: "lift the file-size limit (ulimit -f)",
+        errno.EROFS: "make the file system writable",
+        errno.EACCES: "make it writable",
+        errno.EPERM: "make it writable",
+    }.get(error.errno or 0, "fix that")
+
+
+def describe_os_error(error: OSError) -> str:
+    """``no space left on device (errno 28)``: the reason in words, and the number to search for."""
+    reason = error.strerror or (os.strerror(error.errno) if error.errno else "") or type(error).__name__
+    reason = reason[:1].lower() + reason[1:]
+    return f"{reason} (errno {error.errno})" if error.errno else reason

@@ -3,6 +3,8 @@ example manifest, and skipping of CUDA tests on machines without a GPU."""
 
 from __future__ import annotations
 
+import itertools
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -19,7 +21,8 @@ TESTS = REPO_ROOT / "tests"
 FIXTURES = TESTS / "fixtures"
 EXAMPLE_MANIFEST = REPO_ROOT / "config" / "example.exportwatch.yml"
 
-#: Tiers whose tests are ``slow`` unless marked ``quick`` (tests/unit is always in the quick lane).
+#: Tiers whose tests are ``slow`` unless marked ``quick`` (tests/unit is in the quick lane but for
+#: the few tests marked ``slow`` themselves: fuzzing, large inputs, linters of whole files).
 SLOW_TIERS = ("integration", "end_to_end", "zoo", "browser")
 
 # Fixture model files import as `models.sweep_cases` etc. (strict export wants them in sys.modules).
@@ -33,6 +36,38 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         "quick: a fast test (< 0.5 s) in a slow tier; kept in the quick lane `pytest -m 'not slow'`",
     )
+
+
+#: Tiers whose every test carries these markers (explicitly, and ``slow`` wins over ``quick``).
+#: Under a ``-m`` that no such test can satisfy (the quick lane's ``not slow``) their folder is
+#: not even collected: importing it costs seconds (transformers, timm, torchvision, selenium).
+ALWAYS_MARKED = {"zoo": frozenset({"slow", "zoo"}), "browser": frozenset({"slow"})}
+
+
+def can_select(markexpr: str, markers: frozenset[str]) -> bool:
+    """Whether ``-m markexpr`` may select a test carrying ``markers`` (and any others): true for
+    some value of every other name in the expression; true too when it cannot be read here."""
+    try:
+        from _pytest.mark.expression import Expression  # pytest's own reading of ``-m``
+
+        expression = Expression.compile(markexpr)
+    except Exception:  # another pytest, or an expression pytest itself will refuse
+        return True
+    others = sorted(set(re.findall(r"[\w.-]+", markexpr)) - {"and", "or", "not", "True", "False"} - markers)
+    if len(others) > 8:
+        return True
+    for values in itertools.product((False, True), repeat=len(others)):
+        present = markers | {name for name, value in zip(others, values, strict=True) if value}
+        if expression.evaluate(lambda name, /, present=present, **kwargs: name in present):
+            return True
+    return False
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    markexpr = config.getoption("markexpr", "")
+    if not markexpr or collection_path.parent != TESTS or collection_path.name not in ALWAYS_MARKED:
+        return None
+    return None if can_select(markexpr, ALWAYS_MARKED[collection_path.name]) else True
 
 
 def tier_of(item: pytest.Item) -> str | None:

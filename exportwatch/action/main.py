@@ -26,6 +26,7 @@ imports torch.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import os
@@ -53,7 +54,7 @@ from exportwatch.action.decide import (
     resolve_base,
 )
 from exportwatch.diff import ChangeKind, Changes, GateResult, XfailIndex, diff_reports, gate
-from exportwatch.errors import EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, ExportwatchError
+from exportwatch.errors import EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, ExportwatchError, WriteError
 from exportwatch.github import workflow_commands as wc
 from exportwatch.github.artifacts import (
     download_artifact,
@@ -78,6 +79,7 @@ from exportwatch.github.publish import (
     create_check_run,
     find_pull_request,
     repository_path,
+    unpublished_summary,
     upsert_comment,
     write_outputs,
 )
@@ -572,21 +574,38 @@ def finish(
         html_report=html_report,
         exit_code=result.exit_code,
     )
-    write_outputs(config.output_path, res.outputs())
+    write_errors: list[WriteError] = []  # a full disk must not cost the PR its comment
+    with _kept(write_errors):
+        write_outputs(config.output_path, res.outputs())
     context = render_context(config, sha=sha)
-    append_summary(
-        config.summary_path, render_summary(changes, result, context=context, html_artifact=html_artifact)
-    )
+    with _kept(write_errors):
+        append_summary(
+            config.summary_path, render_summary(changes, result, context=context, html_artifact=html_artifact)
+        )
     comment_url, warnings = publish(
         config, changes=changes, result=result, pr_number=pr_number, sha=sha, out=out, settings=settings,
         html_artifact=html_artifact,
     )  # fmt: skip
-    write_outputs(config.output_path, {"comment-url": comment_url})
+    with _kept(write_errors):
+        write_outputs(config.output_path, {"comment-url": comment_url})
     for warning in warnings:
         print(wc.warning(f"exportwatch: {warning}"), file=out)
     line = headline(changes, result).text
     print(wc.error(f"exportwatch: {line}") if not result.passed else f"exportwatch: {line}", file=out)
+    if write_errors:
+        for error in write_errors:
+            print(wc.error(f"exportwatch: {error}"), file=out)
+        return EXIT_USAGE  # published, but the step's own files are not whole: say so, never pass
     return res.exit_code
+
+
+@contextlib.contextmanager
+def _kept(errors: list[WriteError]) -> Iterator[None]:
+    """Record a ``WriteError`` and go on: the comment and check run still get published."""
+    try:
+        yield
+    except WriteError as exc:
+        errors.append(exc)
 
 
 # ============================================================================================
@@ -655,17 +674,29 @@ def run_publish(
         raise ActionConfigError("input 'github-token'", "is empty (pass github-token: ${{ github.token }})")
     gh = build_github(config.github_token, settings)
     repo = gh.get_repo(config.repository)
-    with group("exportwatch: fetch the sweep's reports", out):
-        try:
-            info = find_run_artifact(repo, run.id, config.artifact)
-            with tempfile.TemporaryDirectory(prefix="exportwatch-artifact-") as tmp:
-                archive = download_artifact(
-                    info.artifact, Path(tmp) / "artifact.zip", token=config.github_token, settings=settings
-                )
-                files = safe_extract(archive, Path(tmp) / "files")
-                head, base = _reports_from(files, config=config)
-        except GithubException as exc:  # a refusal or a rate limit over the cap, on the download
-            raise NoArtifact(f"artifact {config.artifact!r}: {describe(exc)}") from exc
+    try:
+        with group("exportwatch: fetch the sweep's reports", out):
+            try:
+                info = find_run_artifact(repo, run.id, config.artifact)
+                with tempfile.TemporaryDirectory(prefix="exportwatch-artifact-") as tmp:
+                    archive = download_artifact(
+                        info.artifact,
+                        Path(tmp) / "artifact.zip",
+                        token=config.github_token,
+                        settings=settings,
+                    )
+                    files = safe_extract(archive, Path(tmp) / "files")
+                    head, base = _reports_from(files, config=config)
+            except GithubException as exc:  # a refusal or a rate limit over the cap, on the download
+                raise NoArtifact(f"artifact {config.artifact!r}: {describe(exc)}") from exc
+    except ExportwatchError as exc:  # no comment and no check run will say it: the run's page does
+        sweep_run = f"{config.server_url}/{config.repository}/actions/runs/{run.id}"
+        summary = unpublished_summary(
+            str(exc), artifact=config.artifact, sweep_run_url=sweep_run, publish_run_url=config.run_url
+        )
+        with contextlib.suppress(WriteError):  # the error below is the one to report
+            append_summary(config.summary_path, summary)
+        raise
     pr = None
     try:
         pr = find_pull_request(
@@ -675,8 +706,7 @@ def run_publish(
     except GitHubError as exc:
         print(wc.warning(f"exportwatch: {exc}; publishing the check run only"), file=out)
     changes, result = analyse(head, base, config=config, xfail=None)
-    config.report_file.parent.mkdir(parents=True, exist_ok=True)
-    config.report_file.write_text(head.to_json(), encoding="utf-8")
+    write_report(head, config.report_file)  # atomic; a full disk is one WriteError (exit 2)
     return finish(
         config,
         changes=changes,
@@ -787,6 +817,9 @@ PUBLISH_MODULES = (
     "exportwatch.baseline.cache",  # warm_cache
     "exportwatch.baseline.compare",  # stored_baseline (find_merge_base)
     "exportwatch.manifest",  # xfail_index
+    # zipfile decodes a member name without the UTF-8 flag with it (the stored baseline's
+    # artifact); charset-normalizer < 3.5 imported every codec along with requests, hiding this.
+    "encodings.cp437",
     "netrc",  # requests reads ~/.netrc on each request
     "shlex",  # netrc's parser
 )

@@ -1,10 +1,12 @@
 """Build the merge-base's environment and sweep there: a thin adapter around venv, pip and a
 ``python -m exportwatch sweep`` subprocess.
 
-The environment is ``python -m venv --system-site-packages``, so everything HEAD's environment
-has (torch above all) is inherited and only what the base pins differently is installed. When
-exportwatch itself runs in a virtual environment, that environment's site-packages are
-inherited too (a ``.pth`` file): a venv's own packages come first, so the base's pins win. The
+The environment is a venv that sees every package of the interpreter exportwatch runs in (torch
+above all), so only what the base pins differently is installed: ``--system-site-packages``
+when that interpreter sees the system's packages, and when it is itself a virtual environment,
+a ``.pth`` file that adds its site-packages as *site* directories (``site.addsitedir``), so
+their own ``.pth`` files run too: an editable install is a ``.pth`` import hook, invisible
+from a plain path entry. The venv's own packages come first, so the base's pins win. The
 running exportwatch package (this very copy) is put first on ``PYTHONPATH`` through a
 directory holding only a link to it, so the base sweep runs the same exportwatch without
 seeing anything else from where it is installed.
@@ -88,16 +90,55 @@ def installed_packages(python: str | Path | None = None) -> dict[str, str]:
 
 def env_key(plan: InstallPlan) -> str:
     """A venv serves one install plan on top of one interpreter and one inherited environment."""
-    payload = [plan.digest, str(Path(sys.executable).resolve()), sys.version, _inherited_site()]
+    payload = [
+        plan.digest,
+        str(Path(sys.executable).resolve()),
+        sys.version,
+        _inherited_site(),
+        _sees_system_site(),
+    ]
     return hashlib.sha256(json.dumps(payload).encode()).hexdigest()[:16]
 
 
 def _inherited_site() -> list[str]:
-    """This environment's site-packages when it is a virtual environment (else the venv's
-    ``--system-site-packages`` already inherits them)."""
+    """This virtual environment's own site-packages (none outside one: ``--system-site-packages``
+    inherits the system's)."""
     if sys.prefix == sys.base_prefix:
         return []
-    return [p for p in site.getsitepackages() if Path(p).is_dir()]
+    return [p for p in site.getsitepackages([sys.prefix]) if Path(p).is_dir()]
+
+
+def _sees_system_site() -> bool:
+    """Whether this interpreter sees the system's site-packages: outside a venv, or in one made
+    with ``--system-site-packages`` (``site`` then lists the base prefix among its prefixes)."""
+    return sys.prefix == sys.base_prefix or sys.base_prefix in site.PREFIXES
+
+
+def inheriting_pth(site_dirs: Sequence[str]) -> str:
+    """A ``.pth`` file's text that adds ``site_dirs`` as site directories: their ``.pth`` files
+    (editable installs, nested venvs made here) are processed, unlike a plain path line's."""
+    return "".join(f"import site; site.addsitedir({d!r})\n" for d in site_dirs)
+
+
+def create_venv(root: Path, *, log_path: Path, cwd: Path) -> Path:
+    """A venv at ``root`` without pip of its own that sees the packages of the interpreter
+    exportwatch runs in, venv or not; its python."""
+    system = ["--system-site-packages"] if _sees_system_site() else []
+    _run_logged(
+        [sys.executable, "-m", "venv", *system, "--without-pip", str(root)],
+        log_path=log_path,
+        cwd=cwd,
+        what="creating the base environment",
+    )
+    python = root / "bin" / "python"
+    inherited = _inherited_site()
+    if inherited:
+        purelib = subprocess.run(
+            [str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+            capture_output=True, text=True, check=True, timeout=60,
+        ).stdout.strip()  # fmt: skip
+        Path(purelib, "exportwatch-inherited.pth").write_text(inheriting_pth(inherited), encoding="utf-8")
+    return python
 
 
 @contextlib.contextmanager
@@ -158,19 +199,7 @@ def _build(plan: InstallPlan, *, worktree: Path, directory: Path) -> BaseEnv:
         return BaseEnv(root=root, python=python, reused=True, log_path=log_path)
     shutil.rmtree(root, ignore_errors=True)
     log_path.write_text("", encoding="utf-8")
-    _run_logged(
-        [sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(root)],
-        log_path=log_path,
-        cwd=worktree,
-        what="creating the base environment",
-    )
-    inherited = _inherited_site()
-    if inherited:
-        purelib = subprocess.run(
-            [str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
-            capture_output=True, text=True, check=True, timeout=60,
-        ).stdout.strip()  # fmt: skip
-        Path(purelib, "exportwatch-inherited.pth").write_text("\n".join(inherited) + "\n", encoding="utf-8")
+    create_venv(root, log_path=log_path, cwd=worktree)
     if not _can_import(python, "pip"):
         _run_logged([str(python), "-m", "ensurepip"], log_path=log_path, cwd=worktree, what="installing pip")
     argv = [str(python), "-m", "pip", "install", "--disable-pip-version-check", "--no-input"]

@@ -23,6 +23,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from exportwatch import __version__
+from exportwatch.errors import WriteError
 from exportwatch.report import (
     INFRASTRUCTURE,
     SCHEMA_VERSION,
@@ -50,6 +51,7 @@ class ResultCache:
         self.tool_version = tool_version
         self.hits = 0
         self.writes = 0
+        self.write_failed = False
 
     def path_for(self, content_hash: str) -> Path | None:
         if not _HASH_RE.fullmatch(content_hash or ""):
@@ -96,9 +98,13 @@ class ResultCache:
             "job": Report(jobs=[stored]).to_dict()["jobs"][0],
         }
         try:
-            write_text_atomically(path, json.dumps(record))
-        except OSError as exc:
-            log.warning("cannot write cache entry %s: %s", path, exc)
+            write_text_atomically(path, json.dumps(record), what="a cache entry")
+        except WriteError as exc:
+            # The cache saves time later and decides nothing: the sweep goes on. Said once per
+            # cache, not per job (a full disk would say it for every result).
+            if not self.write_failed:
+                log.warning("%s; results are not being cached", exc)
+            self.write_failed = True
             return False
         self.writes += 1
         return True

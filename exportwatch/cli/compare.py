@@ -109,7 +109,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     parser.add_argument("--marker-key", help="suffix for the hidden comment marker (one per manifest)")
     parser.add_argument("--title", help="shown before the verdict (e.g. the manifest's name)")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress or status lines (the diff is still printed)"
+    )
     parser.set_defaults(handler=run)
     return parser
 
@@ -117,10 +119,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 def run(args: argparse.Namespace) -> int:
     from exportwatch.baseline.compare import CompareRequest, run_compare
     from exportwatch.diff import XfailIndex, diff_reports, gate
-    from exportwatch.manifest import load_manifest
+    from exportwatch.manifest import check_references, load_manifest
     from exportwatch.render import RenderContext, render
     from exportwatch.render.escape import term_block, term_text
     from exportwatch.report import base_report_path
+    from exportwatch.report.io import write_text_atomically
+    from exportwatch.sweep.runner import repository_root
 
     err = sys.stderr
 
@@ -130,6 +134,12 @@ def run(args: argparse.Namespace) -> int:
 
     # A bad manifest or base is an ExportwatchError: cli.main reports it with its exit code.
     manifest = load_manifest(args.manifest)  # once: the comparison and the xfail index share it
+    # HEAD's factories and inputs as its files show them: refused before any git or torch work.
+    errors = check_references(manifest, search_path=sys.path, repo_root=repository_root(manifest))
+    if errors:
+        for problem in errors:
+            print(term_block(f"error: {problem}"), file=err)
+        return EXIT_USAGE
     check_output_path(args.output, flag="-o")
     base_output = args.base_output or base_report_path(args.output)
     check_output_path(base_output, flag="--base-output")
@@ -171,8 +181,7 @@ def run(args: argparse.Namespace) -> int:
     if args.rendered is None:
         sys.stdout.write(text)
     else:
-        args.rendered.parent.mkdir(parents=True, exist_ok=True)
-        args.rendered.write_text(text, encoding="utf-8")
+        write_text_atomically(args.rendered, text)  # a full disk: one WriteError (exit 2)
     if result.config_errors:
         for error in result.config_errors:
             print(term_block(f"error: {error}"), file=err)

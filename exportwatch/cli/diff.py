@@ -19,6 +19,7 @@ from exportwatch.errors import EXIT_GATE_FAILED, EXIT_INTERNAL, EXIT_OK, UsageEr
 from exportwatch.render import FORMATS, RenderContext, render
 from exportwatch.render.escape import term_text
 from exportwatch.report import load_report
+from exportwatch.report.io import write_text_atomically
 
 log = logging.getLogger(__name__)
 
@@ -91,11 +92,7 @@ def _run(args: argparse.Namespace) -> int:
     if output is None:
         sys.stdout.write(text)
     else:
-        try:
-            output.parent.mkdir(parents=True, exist_ok=True)
-            output.write_text(text, encoding="utf-8")
-        except OSError as exc:
-            raise UsageError(f"{output}: cannot write: {exc.strerror}") from exc
+        write_text_atomically(output, text)  # a full disk: one WriteError (exit 2), the old file whole
         log.info("wrote %s", output)
     if not verdict.passed:
         for reason in verdict.reasons:

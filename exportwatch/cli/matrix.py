@@ -50,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
         version_matrix,
     )
     from exportwatch.report import load_report
+    from exportwatch.report.io import write_text_atomically
     from exportwatch.report.merge import find_report_files
 
     if args.output is not None:
@@ -73,5 +74,5 @@ def run(args: argparse.Namespace) -> int:
     if args.output is None:
         sys.stdout.write(text)
     else:
-        args.output.write_text(text, encoding="utf-8")
+        write_text_atomically(args.output, text)  # a full disk: one WriteError (exit 2), the old file whole
     return EXIT_GATE_FAILED if args.strict and matrix.varying else EXIT_OK

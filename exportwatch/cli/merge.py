@@ -2,8 +2,11 @@
 
 Registered by ``exportwatch.cli.main`` (``merge_cli.add_parser(subparsers)``); the handler is
 ``run(args)``. A REPORT may be a directory: every ``*.json`` file under it is read (what
-``actions/download-artifact`` leaves, one folder per shard artifact). Exit codes: 0 merged,
-2 the shards do not add up to one sweep (every reason is printed) or a report cannot be read.
+``actions/download-artifact`` leaves, one folder per shard artifact). One sweep log
+(``exportwatch merge LOG.jsonl -o REPORT.json``) is turned into its report: the way back when a
+sweep could not write its report (a full disk) but its log holds the results. Exit codes: 0
+merged, 2 the shards do not add up to one sweep (every reason is printed), a report cannot be
+read or the output cannot be written.
 Never imports torch: a merge job needs no GPU, no model code and no PyTorch install.
 """
 
@@ -14,9 +17,10 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from exportwatch.errors import EXIT_OK, EXIT_USAGE
+from exportwatch.errors import EXIT_OK, EXIT_USAGE, WriteError
 from exportwatch.render.escape import term_block, term_text
-from exportwatch.report import ReportError, load_report, write_report
+from exportwatch.report import Report, ReportError, load_report, write_report
+from exportwatch.report.io import report_from_log
 from exportwatch.report.merge import MergeError, Shard, find_report_files, merge_reports
 
 DEFAULT_OUTPUT = Path("exportwatch-report.json")
@@ -30,7 +34,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
             "Merge the reports of `exportwatch sweep --shard I/N` (all N of them) into the report "
             "an unsharded sweep would have written. Refuses shards of different commits, tool or "
             "library versions, plans or splits, and missing, duplicate, partial or overlapping "
-            "shards. Exit codes: 0 merged, 2 refused or unreadable."
+            "shards. Given one sweep log (REPORT.jsonl, what a sweep writes as it goes), writes "
+            "the report it holds: complete when every planned job has a result. "
+            "Exit codes: 0 merged, 2 refused, unreadable or unwritable."
         ),
     )
     parser.add_argument(
@@ -38,7 +44,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         nargs="+",
         type=Path,
         metavar="REPORT",
-        help="shard report files, or directories to search for *.json reports",
+        help="shard report files, directories to search for *.json reports, or one sweep log (.jsonl)",
     )
     parser.add_argument(
         "-o",
@@ -60,6 +66,8 @@ def run(args: argparse.Namespace, *, out: TextIO | None = None, err: TextIO | No
         print("error: no shard reports found in " + ", ".join(map(str, args.reports)), file=err)
         return EXIT_USAGE
     output = Path(args.output)
+    if len(files) == 1 and files[0].suffix == ".jsonl":
+        return _from_log(files[0], output=output, quiet=getattr(args, "quiet", False), out=out, err=err)
     shards: list[Shard] = []
     for path in files:
         if path.resolve() == output.resolve():
@@ -74,11 +82,38 @@ def run(args: argparse.Namespace, *, out: TextIO | None = None, err: TextIO | No
     except MergeError as exc:
         print(term_block(f"error: {exc}"), file=err)
         return exc.exit_code
-    try:
-        write_report(merged, output)
-    except OSError as exc:
-        print(term_text(f"error: {output}: cannot write the merged report: {exc.strerror or exc}"), file=err)
+    if not _written(merged, output, err=err):
         return EXIT_USAGE
     if not getattr(args, "quiet", False):
         print(f"merged {len(shards)} shard report(s), {len(merged.jobs)} job(s) → {output}", file=out)
     return EXIT_OK
+
+
+def _from_log(log: Path, *, output: Path, quiet: bool, out: TextIO, err: TextIO) -> int:
+    """One sweep log → its report (see ``report_from_log``)."""
+    if log.resolve() == output.resolve():
+        print(term_text(f"error: {output}: the output would overwrite the log"), file=err)
+        return EXIT_USAGE
+    try:
+        rebuilt = report_from_log(log)
+    except ReportError as exc:
+        print(term_block(f"error: {exc}"), file=err)
+        return exc.exit_code
+    if not _written(rebuilt, output, err=err):
+        return EXIT_USAGE
+    if not quiet:
+        done = len({f"{job.model}/{job.target}" for job in rebuilt.jobs})
+        state = (
+            "complete" if rebuilt.complete else f"partial: {done} of {len(rebuilt.plan)} planned job(s) done"
+        )
+        print(f"wrote the report of {log}, {len(rebuilt.jobs)} job(s) ({state}) → {output}", file=out)
+    return EXIT_OK
+
+
+def _written(report: Report, output: Path, *, err: TextIO) -> bool:
+    try:
+        write_report(report, output)
+    except WriteError as exc:
+        print(term_text(f"error: {exc}"), file=err)
+        return False
+    return True

@@ -4,9 +4,12 @@ codes live in :mod:`exportwatch.errors`."""
 from __future__ import annotations
 
 import argparse
+import difflib
 import math
 import os
+import re
 import tempfile
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TextIO
 
@@ -43,7 +46,8 @@ def add_sweep_options(parser: argparse.ArgumentParser) -> None:
         "--max-memory",
         type=memory_mb,
         metavar="SIZE",
-        help="kill and report as oom a worker whose RSS exceeds SIZE (e.g. 4G)",
+        help="kill and report as oom a worker whose process tree's memory exceeds SIZE: 4G, 4GB, "
+        "4GiB and 4096 (MiB) are the same size (K, M, G, T are powers of 1024)",
     )
     parser.add_argument(
         "--keep-artifacts",
@@ -104,16 +108,49 @@ def positive_int(text: str) -> int:
     return value
 
 
+#: ``--max-memory`` units, all binary (powers of 1024), in MiB: ``4G``, ``4GB`` and ``4GiB`` are
+#: the same 4096 MiB, as ``G`` always meant here (and in ``docker --memory``, ``free -g``).
+_MEMORY_UNITS = {"k": 1 / 1024, "m": 1.0, "g": 1024.0, "t": 1024.0 * 1024}
+_MEMORY_SIZE = re.compile(r"\s*(?P<number>[0-9]*\.?[0-9]+)\s*(?:(?P<unit>[kmgt])(?:i?b)?)?\s*", re.IGNORECASE)
+MEMORY_EXAMPLES = "e.g. 4096 (MiB), 512M, 4G, 4GB, 4GiB, 1.5G; K, M, G and T are powers of 1024"
+
+
 def memory_mb(text: str) -> float:
-    """``4096``, ``512M``, ``4G`` → MiB."""
-    units = {"k": 1 / 1024, "m": 1, "g": 1024}
-    suffix = text[-1:].lower()
-    try:
-        if suffix in units:
-            return positive_float(text[:-1]) * units[suffix]
-        return positive_float(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"not a memory size: {text!r} (e.g. 4096, 512M, 4G)") from exc
+    """A memory size in MiB: a bare number is MiB; ``K``, ``M``, ``G``, ``T``, with or without
+    ``B`` or ``iB`` (any case), are binary units, so ``4GB`` is not refused for lack of ``4G``."""
+    found = _MEMORY_SIZE.fullmatch(text)
+    if found is None:
+        raise argparse.ArgumentTypeError(f"not a memory size: {text!r} ({MEMORY_EXAMPLES})")
+    unit = (found["unit"] or "m").lower()
+    value = float(found["number"]) * _MEMORY_UNITS[unit]
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text!r} ({MEMORY_EXAMPLES})")
+    return value
+
+
+_NUMBER = re.compile(r"-[0-9.]+")  # a negative number is a value, never a mistyped flag
+
+
+def unrecognized_arguments(extras: Sequence[str], *, known: Iterable[str]) -> str:
+    """argparse's "unrecognized arguments" error, naming the closest real flag of the command
+    for each unknown one (``--targets`` → ``--target``), which argparse itself never does."""
+    flags = sorted({flag for flag in known if flag.startswith("-")})
+    suggestions: dict[str, str] = {}
+    for argument in extras:
+        name = argument.split("=", 1)[0]
+        if not name.startswith("-") or name in suggestions or _NUMBER.fullmatch(name):
+            continue
+        same_kind = [flag for flag in flags if flag.startswith("--") == name.startswith("--")]
+        close = difflib.get_close_matches(name, same_kind, n=1, cutoff=0.6)
+        if close:
+            suggestions[name] = close[0]
+    message = f"unrecognized arguments: {' '.join(extras)}"
+    if len(suggestions) == 1:
+        return f"{message}; did you mean {next(iter(suggestions.values()))}?"
+    if suggestions:
+        listed = ", ".join(f"{flag} (for {name})" for name, flag in suggestions.items())
+        return f"{message}; did you mean {listed}?"
+    return message
 
 
 def use_colour(choice: str, *, stream: TextIO) -> bool:

@@ -54,10 +54,7 @@ def run(args: argparse.Namespace) -> int:
     if output.resolve() in {p.resolve() for p in (args.report, args.base) if p is not None}:
         raise UsageError(f"{output}: the output would overwrite an input report")
     page = render_html(head, base=base, title=args.title)
-    try:
-        write_text_atomically(output, page)
-    except OSError as exc:
-        raise UsageError(f"{output}: cannot write the HTML report: {exc.strerror or exc}") from exc
+    write_text_atomically(output, page, what="the HTML report")  # a WriteError: exit 2, one line
     log.info("wrote %s (%d bytes)", output, len(page.encode("utf-8")))
     print(f"report: {output}")
     return EXIT_OK

@@ -55,18 +55,23 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--strict", action="store_true", help="exit 1 when a model that is not marked xfail fails"
     )
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    parser.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="no progress lines and no final table (errors still go to stderr; the report is written)",
+    )
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from exportwatch.manifest import load_manifest
+    from exportwatch.manifest import check_references, load_manifest
     from exportwatch.plan import build_plan, load_history
     from exportwatch.render.escape import term_block
     from exportwatch.report import FAILING
     from exportwatch.sweep.devices import require_devices
     from exportwatch.sweep.progress import Progress, sweep_table
-    from exportwatch.sweep.runner import SweepRequest, run_sweep
+    from exportwatch.sweep.runner import SweepRequest, repository_root, run_sweep
 
     if args.output.suffix == ".jsonl":
         print("error: -o names the JSON report (e.g. report.json); its .jsonl log goes beside it",
@@ -87,6 +92,17 @@ def run(args: argparse.Namespace) -> int:
         shard=args.shard,
         history=history,
     )
+    # What the manifest's files already show is refused now, before any process imports torch.
+    errors = check_references(
+        manifest,
+        models=[u.spec for u in plan.units],
+        search_path=sys.path,
+        repo_root=repository_root(manifest),
+    )
+    if errors:
+        for problem in errors:
+            print(term_block(f"error: {problem}"), file=sys.stderr)
+        return EXIT_USAGE
     require_devices(
         ((u.spec.name, u.device or u.spec.device) for u in plan.units), allow_skip=options.allow_skip
     )
@@ -97,6 +113,9 @@ def run(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(sweep_table(result.report))
         print(f"\nreport: {args.output}  ({result.report.duration_s:.1f}s)")
+    else:  # the progress output that shows them is off; a mistake in the manifest is not progress
+        for warning in result.warnings:
+            print(term_block(f"warning: {warning}"), file=sys.stderr)
     if result.config_errors:
         for error in result.config_errors:
             print(term_block(f"error: {error}"), file=sys.stderr)  # the factory's exception text

@@ -1,7 +1,8 @@
 """Small models shipped with exportwatch for the example manifest.
 
-Each one is a real architecture in miniature with one realistic export problem (or none), so
-``exportwatch sweep config/example.exportwatch.yml`` shows every kind of verdict in seconds.
+Each one is a real architecture in miniature with one realistic export problem (``TinyCNN``
+has none), so ``exportwatch sweep config/example.exportwatch.yml`` shows ok, fail, mismatch,
+xfail, same-as and covered results side by side.
 """
 
 from __future__ import annotations
@@ -33,7 +34,12 @@ class TinyCNN(nn.Module):
 
 
 class TransformerBlock(nn.Module):
-    """Exportable: pre-norm self-attention and MLP, the building block of most LLMs."""
+    """Pre-norm self-attention and MLP, the building block of most LLMs.
+
+    Exports with torch.export and the dynamo ONNX exporter; in eval mode without grad,
+    ``nn.MultiheadAttention`` takes its fused fast path (``aten::_native_multi_head_attention``),
+    which the legacy (TorchScript) ONNX exporter cannot translate.
+    """
 
     def __init__(self, dim: int = 32, heads: int = 4) -> None:
         super().__init__()

@@ -7,7 +7,9 @@ turns GitHub's failures into the domain errors of :mod:`exportwatch.github.clien
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import re
 import secrets
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -19,6 +21,7 @@ from typing import Any
 import requests
 from github import GithubException
 
+from exportwatch.errors import WriteError
 from exportwatch.github.client import (
     ACTIONS_BOT,
     CannotCreateCheck,
@@ -30,7 +33,8 @@ from exportwatch.github.client import (
     write_once,
 )
 from exportwatch.github.config import CommentMode
-from exportwatch.render.escape import UNSAFE_CHARACTERS
+from exportwatch.render.escape import UNSAFE_CHARACTERS, md_code, md_text
+from exportwatch.report.io import write_all
 
 log = logging.getLogger(__name__)
 
@@ -476,8 +480,7 @@ def write_outputs(path: Path | None, mapping: Mapping[str, object]) -> bool:
         for name, value in mapping.items():
             log.info("output %s=%s", name, value)
         return False
-    with path.open("a", encoding="utf-8") as handle:
-        handle.write(format_outputs(mapping))
+    _append(path, format_outputs(mapping), what="the step's outputs, GITHUB_OUTPUT")
     return True
 
 
@@ -485,9 +488,59 @@ def append_summary(path: Path | None, markdown: str) -> bool:
     """Append to ``GITHUB_STEP_SUMMARY`` (GitHub shows up to 1 MiB per step)."""
     if path is None:
         return False
-    with path.open("a", encoding="utf-8") as handle:
-        handle.write(markdown if markdown.endswith("\n") else markdown + "\n")
+    text = markdown if markdown.endswith("\n") else markdown + "\n"
+    _append(path, text, what="the job summary, GITHUB_STEP_SUMMARY")
     return True
+
+
+def _append(path: Path, text: str, *, what: str) -> None:
+    """Append all of ``text`` or nothing: a write cut short (a full disk, ``ulimit -f``) is cut
+    off again, so the runner never reads half an output heredoc, and is one :class:`WriteError`."""
+    data = text.encode("utf-8")
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    except OSError as exc:
+        raise WriteError(path, exc, what=what) from None
+    size: int | None = None
+    try:
+        size = os.fstat(fd).st_size
+        write_all(fd, data)
+    except OSError as exc:
+        if size is not None:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, size)
+        raise WriteError(path, exc, what=what) from None
+    finally:
+        os.close(fd)
+
+
+def unpublished_summary(
+    problem: str, *, artifact: str, sweep_run_url: str | None, publish_run_url: str | None
+) -> str:
+    """The job summary of a publish that could not read the sweep's reports (the artifact is
+    missing, expired, refused or GitHub is down): what happened and how to try again, so the
+    run's page says it even though no comment and no check run could be written. Pure.
+
+    ``problem`` is the error's one line; it may quote GitHub's answer, so it is escaped.
+    """
+    sweep = f"[the sweep's run]({sweep_run_url})" if sweep_run_url else "the sweep's run"
+    last = (publish_run_url or "").rstrip("/").rsplit("/", 1)[-1]
+    run_id = last if last.isdigit() else "RUN_ID"
+    lines = [
+        "## exportwatch: nothing published",
+        "",
+        f"The reports in artifact {md_code(artifact)} of {sweep} could not be read, so no PR comment "
+        "and no check run were written, and the pull request shows no exportwatch result.",
+        "",
+        f"> {md_text(problem, limit=1000)}",
+        "",
+        "**To try again:** when GitHub answers again (an error 5xx, a rate limit, a network "
+        f"failure), re-run this job{f' ([this run]({publish_run_url}))' if publish_run_url else ''}: "
+        f'"Re-run jobs" → "Re-run failed jobs", or `gh run rerun {run_id} --failed`. When the '
+        "artifact is gone (expired, never uploaded), re-run the sweep's workflow instead: "
+        "publishing runs again when it finishes.",
+    ]
+    return "\n".join(lines) + "\n"
 
 
 # ============================================================================================

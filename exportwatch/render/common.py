@@ -9,9 +9,9 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from exportwatch.diff import SEVERITY, Cell, ChangeKind, Changes, GateResult, ModelRow, Policy
+from exportwatch.diff import SEVERITY, Cell, ChangeKind, Changes, GateResult, JobKey, ModelRow, Move, Policy
 from exportwatch.render.escape import one_line
-from exportwatch.report import FAILING, INFRASTRUCTURE, PASSING, Verdict
+from exportwatch.report import FAILING, INFRASTRUCTURE, PASSING, SubmoduleResult, Verdict, failure_identity
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -40,6 +40,141 @@ class Headline:
 
 def plural(n: int, word: str, many: str | None = None) -> str:
     return f"{n} {word if n == 1 else (many or word + 's')}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Counts: one function per number, so every view quotes the same one with the same noun.
+#
+#   export   a job: one (model, target, device); "checked" when it ran on head (not skipped)
+#   failure  a top-level cell: one place that broke in one export, its failing ancestors folded
+#            into it (so one export may hold several failures, and a failure is never counted twice)
+#   group    failures that share a cause (the same line, or the same fingerprint), across targets
+#            and models: shown once, with one hint and one traceback
+
+
+@dataclass(frozen=True, kw_only=True)
+class Tally:
+    """The headline numbers of one diff."""
+
+    exports: int  # exports checked on head (skipped ones are not checked)
+    skipped: int  # exports skipped on head
+    failing_exports: int  # checked exports whose root fails for the model's own reason, xfail excluded
+    unfinished: int  # checked exports that hit a crash, timeout, out-of-memory or exportwatch error
+    regressions: int  # failures that exported on base, xfail excluded
+    fixes: int  # failures of base that export on head
+
+
+def tally(changes: Changes) -> Tally:
+    """Count what every view quotes (see the units above)."""
+    roots = [c for c in changes.cells.values() if c.is_root and c.head is not None]
+    skipped = [c for c in roots if c.head is Verdict.SKIPPED]
+    top = changes.top_level()
+    return Tally(
+        exports=len(roots) - len(skipped),
+        skipped=len(skipped),
+        failing_exports=sum(1 for c in roots if c.head_fails and not c.expected),
+        unfinished=sum(1 for c in roots if c.head in INFRASTRUCTURE or c.head is Verdict.ERROR),
+        regressions=sum(1 for c in top if c.kind is ChangeKind.REGRESSION and not c.expected),
+        fixes=sum(1 for c in top if c.kind is ChangeKind.FIX),
+    )
+
+
+def exports_phrase(counts: Tally) -> str:
+    """``28 exports checked, 13 failing`` (``, 2 unfinished`` after a crash or timeout)."""
+    text = f"{plural(counts.exports, 'export')} checked, {counts.failing_exports} failing"
+    if counts.unfinished:
+        text += f", {counts.unfinished} unfinished (crash, timeout, out of memory or exportwatch error)"
+    return text
+
+
+def failures_phrase(cells: Sequence[Cell], *, noun: str = "failure") -> str:
+    """``17 new failures in 13 exports`` (``, 2 expected`` when some are xfail): what a section
+    of failures holds, in the units of :class:`Tally`; ``noun`` names one failure of it."""
+    unexpected = [c for c in cells if not c.expected]
+    expected = len(cells) - len(unexpected)
+    exports = len({c.job_key for c in unexpected})
+    many = f"{noun}es" if noun.endswith("x") else None
+    text = f"{plural(len(unexpected), noun, many)} in {plural(exports, 'export')}"
+    if expected:
+        text += f", {expected} expected"
+    return text
+
+
+@dataclass(frozen=True, kw_only=True)
+class CauseGroup:
+    """Failures with one cause: the first is shown in full, the others are named."""
+
+    cells: tuple[Cell, ...]
+
+    @property
+    def lead(self) -> Cell:
+        return self.cells[0]
+
+    @property
+    def others(self) -> tuple[Cell, ...]:
+        return self.cells[1:]
+
+    @property
+    def jobs(self) -> tuple[JobKey, ...]:
+        return tuple(dict.fromkeys(c.job_key for c in self.cells))
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(c.target for c in self.cells))
+
+
+def cause_key(result: SubmoduleResult | None) -> tuple[object, ...] | None:
+    """What makes two failures one cause across targets and models: the line that broke and
+    the category, else the failure's identity (a fingerprint names the target, a line does not)."""
+    if result is None or result.verdict not in FAILING:
+        return None
+    frame = result.user_frame
+    if frame is not None and frame.path:
+        return ("line", frame.path, frame.line, frame.library, result.category)
+    return ("identity", *failure_identity(result))
+
+
+def group_by_cause(cells: Sequence[Cell]) -> list[CauseGroup]:
+    """``cells`` grouped by change kind and :func:`cause_key`, in order of first appearance."""
+    groups: dict[tuple[object, ...], list[Cell]] = {}
+    ordered: list[list[Cell]] = []
+    for cell in cells:
+        cause = cause_key(cell.shown) if cell.head_fails or cell.kind is ChangeKind.FIX else None
+        if cause is None:
+            ordered.append([cell])
+            continue
+        key = (cell.kind, cell.expected, *cause)
+        if key in groups:
+            groups[key].append(cell)
+            continue
+        groups[key] = [cell]
+        ordered.append(groups[key])
+    return [CauseGroup(cells=tuple(g)) for g in ordered]
+
+
+def move_phrase(moves: Sequence[Move], *, code: Callable[[str], str]) -> str:
+    """``55 submodules moved under `backbone.` (compared at their new paths)``: one move of one
+    model, over its targets; ``code`` formats a prefix."""
+    count = max(m.count for m in moves)
+    old, new = moves[0].old_prefix, moves[0].new_prefix
+    if not old:
+        where = f"moved under {code(new)}"
+    elif not new:
+        where = f"moved out of {code(old)} to the top"
+    else:
+        where = f"moved from {code(old)} to {code(new)}"
+    return f"{plural(count, 'submodule')} {where} (compared at their new paths)"
+
+
+def grouped_moves(changes: Changes) -> list[tuple[str, tuple[str, ...], list[Move]]]:
+    """(model, targets, moves) per (model, device, old prefix, new prefix): one line each."""
+    found: dict[tuple[str, str, str, str], list[Move]] = {}
+    for move in changes.moves:
+        found.setdefault((move.model, move.device, move.old_prefix, move.new_prefix), []).append(move)
+    return [
+        (model, tuple(dict.fromkeys(m.target for m in moves)), moves)
+        for (model, _, _, _), moves in found.items()
+    ]
 
 
 def headline(changes: Changes, gate: GateResult) -> Headline:
@@ -85,13 +220,14 @@ def _headline(changes: Changes, gate: GateResult) -> Headline:
                 text=f"exportwatch could not check {plural(len(unchecked), 'export')} in {models} "
                 "(an exportwatch bug: please report it)",
             )
-        models = plural(len({c.model for c in failing}), "model")
-        n = len(failing)
-        text = {
-            Policy.REGRESSION: f"{plural(n, 'export regression')} in {models}",
-            Policy.NEW_FAILURE: f"{plural(n, 'new export failure')} in {models}",
-            Policy.ANY_FAILURE: f"{plural(n, 'failing export')} in {models}",
-        }.get(gate.policy, f"{plural(n, 'failure')} in {models}")
+        text = _failures_in(
+            failing,
+            {
+                Policy.REGRESSION: ("export regression", "regression"),
+                Policy.NEW_FAILURE: ("new export failure", "new failure"),
+                Policy.ANY_FAILURE: ("failing export", "failure"),
+            }.get(gate.policy, ("failure", "failure")),
+        )
         if unchecked:
             text += f", and {plural(len(unchecked), 'export')} exportwatch could not check"
         return Headline(status="fail", text=text)
@@ -99,17 +235,17 @@ def _headline(changes: Changes, gate: GateResult) -> Headline:
     skipped = [c for c in changes.cells.values() if c.is_root and c.head is Verdict.SKIPPED]
     not_run = f"{plural(len(skipped), 'export')} not run ({_skip_reasons(skipped)})" if skipped else ""
     if not changes.has_base:
-        roots = [c for c in changes.cells.values() if c.is_root]
-        failing_roots = [c for c in roots if c.head in FAILING and not c.expected]
-        checked = len(roots) - len(skipped)
-        if not checked:
+        counts = tally(changes)
+        troubled = counts.failing_exports or counts.unfinished
+        if not counts.exports:
             return Headline(
                 status="warn", text=f"No base to compare with, and nothing was checked: {not_run}"
             )
-        text = f"No base to compare with: {plural(checked, 'export')} checked"
-        if failing_roots:
+        text = f"No base to compare with: {exports_phrase(counts)}"
+        if troubled:
             extra = f"; {not_run}" if skipped else ""
-            return Headline(status="warn", text=f"{text}, {len(failing_roots)} failing{extra}")
+            return Headline(status="warn", text=f"{text}{extra}")
+        text = f"No base to compare with: {plural(counts.exports, 'export')} checked"
         if skipped:  # a skipped export is never a passing one
             return Headline(status="warn", text=f"{text}, all pass; {not_run}")
         return Headline(status="pass", text=f"{text}, all pass")
@@ -123,11 +259,8 @@ def _headline(changes: Changes, gate: GateResult) -> Headline:
         extras.append(f"{plural(len(changes.xfail_passing), 'xfail')} to remove")
     tail = f" · {' · '.join(extras)}" if extras else ""
     if regressions:  # gate passed anyway: policy "never"
-        models = plural(len({c.model for c in regressions}), "model")
-        return Headline(
-            status="warn",
-            text=f"{plural(len(regressions), 'export regression')} in {models} (not gated){tail}",
-        )
+        text = _failures_in(regressions, ("export regression", "regression"))
+        return Headline(status="warn", text=f"{text} (not gated){tail}")
     if errors:
         return Headline(
             status="warn",
@@ -156,6 +289,18 @@ def _headline(changes: Changes, gate: GateResult) -> Headline:
     if not changes.has_changes:
         return Headline(status="pass", text="No change in export status")
     return Headline(status="pass", text=f"No export regressions{tail}")
+
+
+def _failures_in(cells: Sequence[Cell], nouns: tuple[str, str]) -> str:
+    """``3 export regressions in 2 models`` when each failure is an export of its own, else
+    ``12 regressions in 4 exports of 2 models``: never more "exports" than the table shows.
+    ``nouns`` is (one per export, one per failure)."""
+    per_export, per_failure = nouns
+    exports = len({c.job_key for c in cells})
+    models = plural(len({c.model for c in cells}), "model")
+    if exports == len(cells):
+        return f"{plural(len(cells), per_export)} in {models}"
+    return f"{plural(len(cells), per_failure)} in {plural(exports, 'export')} of {models}"
 
 
 def _skip_reasons(cells: Sequence[Cell]) -> str:
@@ -234,6 +379,7 @@ class Part:
     priority: int
     extra: str = ""
     extra_priority: int = 99
+    count: int = 1  # the items it tells (a group of failures with one cause): what a cut leaves out
 
 
 @dataclass(kw_only=True)
@@ -247,6 +393,7 @@ class Section:
     extra_noun: str = "tracebacks"
     more: Callable[[int], str] | None = None  # the line that says n parts were cut
     keep_extras: bool = True
+    tail: str = ""  # closes what ``head`` opened (``</details>``)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -294,6 +441,7 @@ def fit(sections: Sequence[Section], *, budget: int, measure: Callable[[str], in
         if not opened[s_i]:
             # The heading, and room for a "n more were cut" line.
             cost += measure(section.head) + measure(section.joiner)
+            cost += measure(section.tail) + 2 if section.tail else 0
             cost += measure(section.more(10**6)) + 2 if section.more else 0
         if cost <= remaining:
             kept[s_i][p_i] = True
@@ -313,7 +461,7 @@ def fit(sections: Sequence[Section], *, budget: int, measure: Callable[[str], in
             if part.extra and kept_extra[s_i][p_i]:
                 text = f"{text}\n\n{part.extra}"
             texts.append(text)
-        dropped = len(section.parts) - len(texts)
+        dropped = sum(part.count for p_i, part in enumerate(section.parts) if not kept[s_i][p_i])
         dropped_extra = sum(
             1
             for p_i, part in enumerate(section.parts)
@@ -330,5 +478,7 @@ def fit(sections: Sequence[Section], *, budget: int, measure: Callable[[str], in
             block = f"{section.head}{section.joiner}{block}"
         if dropped and section.more is not None:
             block = f"{block}\n\n{section.more(dropped)}"
+        if section.tail:
+            block = f"{block}\n\n{section.tail}"
         blocks.append(block)
     return Fitted(blocks=tuple(blocks), cut=cut)

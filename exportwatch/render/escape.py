@@ -94,11 +94,23 @@ def _fold(value: str, limit: int) -> str:
     return shorten(value, limit)
 
 
+#: A run of hex digits GitHub may read as a commit: 7 to 40 of them, alone or in ``owner/repo@sha``.
+_HEX_RUN = re.compile(r"\b[0-9A-Fa-f]{7,}\b")
+
+
+def _break_hex(match: re.Match[str]) -> str:
+    """A joiner every 6 digits: no piece is long enough for GitHub to link it to a commit."""
+    run = match[0]
+    return _ZWJ.join(run[i : i + 6] for i in range(0, len(run), 6))
+
+
 def _break_references(text: str) -> str:
-    """``@octocat``, ``#123``, ``GH-123`` must not notify or cross-link, and bare URLs
-    (``https://…``, ``www.…``) must not turn into links GitHub's autolinker would make."""
+    """``@octocat``, ``#123``, ``GH-123`` must not notify or cross-link, commit shas (``1a2b3c4``,
+    40 hex digits, ``owner/repo@sha``) must not link to a commit of this repository, and bare
+    URLs (``https://…``, ``www.…``) must not turn into links GitHub's autolinker would make."""
     text = text.replace("@", "@" + _ZWJ).replace("#", "#" + _ZWJ)
     text = text.replace("://", ":" + _ZWJ + "//")
+    text = _HEX_RUN.sub(_break_hex, text)
     return re.sub(r"(?i)\b(www|gh)([.-])", lambda m: m[1] + _ZWJ + m[2], text)
 
 

@@ -25,7 +25,8 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from exportwatch.diff import QUIET, ChangeKind, Changes, diff_reports
+from exportwatch.diff import QUIET, ChangeKind, Changes, JobKey, diff_reports
+from exportwatch.render.common import exports_phrase, plural, tally
 from exportwatch.render.escape import blob_url, clean, documentation_url, one_line
 from exportwatch.render.tree_view import STYLES, TreeNode, VerdictStyle, build_tree
 from exportwatch.report import FAILING, JobResult, Report, Verdict
@@ -162,6 +163,9 @@ def render_html(head: Report, *, base: Report | None = None, title: str | None =
         sides.append(_side("base", base))
     keys = list(dict.fromkeys([j.key for j in head.jobs] + [j.key for j in (base.jobs if base else [])]))
     kinds_by_job = _kinds_by_job(changes)
+    targets = list(dict.fromkeys(t for _, t, _ in keys))  # report order, whatever fails
+    urgency = _urgency(changes)
+    keys.sort(key=lambda key: urgency.get(key, 2))
 
     heading = "exportwatch report" + (f" · {one_line(title, limit=80)}" if title else "")
     body = [
@@ -173,7 +177,7 @@ def render_html(head: Report, *, base: Report | None = None, title: str | None =
         _toolbar(with_base=base is not None),
         "</header>",
         "<main>",
-        _overview(keys, sides, kinds_by_job),
+        _overview(keys, sides, kinds_by_job, targets=targets),
     ]
     for key in keys:
         body.append(_job_section(key, sides, kinds_by_job.get(key, {}), page))
@@ -191,6 +195,18 @@ def _side(name: str, report: Report) -> _Side:
     for job in report.jobs:
         jobs.setdefault(job.key, job)
     return _Side(name=name, jobs=jobs, repository=report.repository, sha=report.git_sha)
+
+
+def _urgency(changes: Changes) -> dict[JobKey, int]:
+    """Per job, 0: a regression or a result exportwatch could not check; 1: failing on head;
+    2: the rest. Jobs are shown in this order (a stable sort keeps report order within each)."""
+    out: dict[JobKey, int] = {}
+    for cell in changes.cells.values():
+        if cell.folded_under is None and cell.kind in (ChangeKind.REGRESSION, ChangeKind.ERROR):
+            out[cell.job_key] = 0
+        elif cell.is_root and cell.job_key not in out:
+            out[cell.job_key] = 1 if cell.head in FAILING else 2
+    return out
 
 
 def _kinds_by_job(changes: Changes) -> dict[tuple[str, str, str], dict[str, ChangeKind]]:
@@ -251,12 +267,14 @@ def _toolbar(*, with_base: bool) -> str:
 
 
 def _summary_line(head: Report, base: Report | None, changes: Changes) -> str:
-    failing = sum(1 for j in head.jobs if j.verdict in FAILING)
-    parts = [f"{len(head.jobs)} exports checked", f"{failing} failing"]
+    """The counts the comment and the terminal quote, with the same nouns (render.common)."""
+    counts = tally(changes)
+    parts = [html.escape(exports_phrase(counts), quote=True)]
+    if counts.skipped:
+        parts.append(f"{plural(counts.skipped, 'export')} skipped")
     if base is not None:
-        counts = changes.counts
-        parts.append(f'<span class="c-regression">{counts.get(ChangeKind.REGRESSION, 0)} regressions</span>')
-        parts.append(f'<span class="c-fix">{counts.get(ChangeKind.FIX, 0)} fixes</span>')
+        parts.append(f'<span class="c-regression">{plural(counts.regressions, "regression")}</span>')
+        parts.append(f'<span class="c-fix">{plural(counts.fixes, "fix", "fixes")}</span>')
     return f'<p class="summary">{" · ".join(parts)}</p>'
 
 
@@ -293,8 +311,9 @@ def _metadata(head: Report, base: Report | None) -> str:
 # Overview: models × targets, each cell a link to its tree
 
 
-def _overview(keys: list[tuple[str, str, str]], sides: list[_Side], kinds: Mapping) -> str:
-    targets = list(dict.fromkeys(t for _, t, _ in keys))
+def _overview(
+    keys: list[tuple[str, str, str]], sides: list[_Side], kinds: Mapping, *, targets: list[str]
+) -> str:
     rows = list(dict.fromkeys((m, d) for m, _, d in keys))
     head = sides[0]
     out = ['<table class="overview"><thead><tr><th>model</th>']

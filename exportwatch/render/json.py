@@ -13,7 +13,7 @@ from enum import Enum
 from typing import Any
 
 from exportwatch.diff import Cell, ChangeKind, Changes, GateResult
-from exportwatch.render.common import headline
+from exportwatch.render.common import headline, tally
 from exportwatch.render.escape import json_text
 
 #: Bumped when a field changes meaning or disappears (new fields do not bump it).
@@ -38,6 +38,19 @@ def changes_to_dict(changes: Changes, gate: GateResult, *, include_unchanged: bo
             "notes": list(gate.notes),
         },
         "counts": {k.value: n for k, n in changes.counts.items()},
+        # The numbers the comment, the terminal and the HTML report quote (render.common.tally).
+        "tally": asdict(tally(changes)),
+        "moves": [
+            {
+                "model": m.model,
+                "target": m.target,
+                "device": m.device,
+                "old_prefix": m.old_prefix,
+                "new_prefix": m.new_prefix,
+                "count": m.count,
+            }
+            for m in changes.moves
+        ],
         "has_changes": changes.has_changes,
         "targets": list(changes.targets),
         "devices": list(changes.devices),
@@ -96,6 +109,7 @@ def _cell(cell: Cell) -> dict[str, Any]:
         "origin": cell.origin,
         "caused_by": cell.caused_by,
         "folded_under": cell.folded_under,
+        "moved_from": cell.moved_from,
         "xfail": cell.xfail,
         "xfail_scope": cell.xfail_scope,
         "head_result": _plain(asdict(cell.head_result)) if cell.head_result else None,

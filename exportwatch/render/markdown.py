@@ -14,21 +14,28 @@ markdown``), so no line of it is a workflow command either.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 
 from exportwatch.diff import Cell, ChangeKind, Changes, GateResult, ModelCell, ModelRow
 from exportwatch.render.common import (
+    CauseGroup,
     Part,
     RenderContext,
     Section,
+    failures_phrase,
     fit,
     format_duration,
+    group_by_cause,
+    grouped_moves,
     headline,
+    move_phrase,
     plural,
     sorted_rows,
 )
 from exportwatch.render.escape import (
     LABEL_LIMIT,
     blob_url,
+    html_text,
     marker_key,
     md_code,
     md_code_block,
@@ -85,6 +92,13 @@ _KIND_TAG = {
     ChangeKind.ERROR: "**not checked**",
 }
 _MAX_FOLDED_NAMES = 12
+#: What one failure of a section is called in its count.
+_ONE_FAILURE = {
+    ChangeKind.REGRESSION: "regression",
+    ChangeKind.CHANGED_FAILURE: "changed failure",
+    ChangeKind.STILL_FAILING: "failure",
+    ChangeKind.NEW: "new failure",
+}
 #: A failing branch in the job summary shows at most this many nodes (the HTML report has all).
 TREE_MAX_NODES = 150
 #: A tree's block is cut to this many characters (each of its lines is short: every field is capped).
@@ -115,18 +129,23 @@ def render_comment(
             _join([title, _no_change_body(changes), *_version_lines(changes), footer, marker])
         )
 
+    # What holds the pull request back is open; every other change is one click away.
+    gating = {changes.cells[k].kind for k in gate.failing} | {ChangeKind.REGRESSION, ChangeKind.ERROR}
     sections = [
         Section(noun="notes", parts=[Part(text=t, priority=0) for t in _note_lines(changes, gate)]),
         _table_section(changes, rows=[r for r in changes.models if r.changed], priority=4),
         _cells_section(changes, context, ChangeKind.REGRESSION, "❌ Regressions", priority=1, extra=3),
-        _fix_section(changes, priority=2),
-        _cells_section(
-            changes, context, ChangeKind.CHANGED_FAILURE, "🔁 Changed failures", priority=5, extra=7
+        _folded(_fix_section(changes, priority=2), ChangeKind.FIX not in gating),
+        _folded(
+            _cells_section(
+                changes, context, ChangeKind.CHANGED_FAILURE, "🔁 Changed failures", priority=5, extra=7
+            ),
+            ChangeKind.CHANGED_FAILURE not in gating,
         ),
-        _new_failures_section(changes, context, priority=5, extra=7),
+        _folded(_new_failures_section(changes, context, priority=5, extra=7), ChangeKind.NEW not in gating),
         _error_section(changes, priority=1),
-        _infra_section(changes, priority=6),
-        _other_section(changes, priority=6),
+        _folded(_infra_section(changes, priority=6), ChangeKind.INFRASTRUCTURE not in gating),
+        _folded(_other_section(changes, priority=6), True),
     ]
     quiet = [r for r in changes.models if not r.changed]
     if quiet:
@@ -181,6 +200,15 @@ def render_summary(
 
 # ---------------------------------------------------------------------------------------------
 # Assembly
+
+
+def _folded(section: Section, fold: bool) -> Section:
+    """``section`` inside ``<details>``, its heading the summary, when ``fold``."""
+    if not fold or not section.head.startswith("#### "):
+        return section
+    section.head = f"<details><summary>{html_text(section.head.removeprefix('#### '))}</summary>\n"
+    section.tail = "</details>"
+    return section
 
 
 def _assemble(
@@ -263,7 +291,7 @@ def _footer(changes: Changes, *, context: RenderContext) -> str:
     base_sha = changes.base.git_sha if changes.base else None
     head_sha = context.sha or head.git_sha
     if base_sha and head_sha:
-        bits.append(f"{md_text(base_sha[:7], limit=12)} → {md_text(head_sha[:7], limit=12)}")
+        bits.append(f"{md_code(base_sha[:7], limit=12)} → {md_code(head_sha[:7], limit=12)}")  # never a link
     run = safe_url(context.run_url)
     if run:
         bits.append(md_link("workflow run", run))
@@ -386,8 +414,11 @@ def _where(cell: Cell) -> str:
 
 def _path_label(cell: Cell) -> str:
     label = "model root" if cell.is_root else md_code(cell.path, limit=LABEL_LIMIT)
-    if cell.module_type:
-        label += f" ({md_text(cell.module_type, limit=80)})"
+    about = [md_text(cell.module_type, limit=80)] if cell.module_type else []
+    if cell.moved_from is not None:
+        about.append(f"was {md_code(cell.moved_from, limit=LABEL_LIMIT)} on base")
+    if about:
+        label += f" ({', '.join(about)})"
     return label
 
 
@@ -431,27 +462,6 @@ def _failure_lines(result: SubmoduleResult, *, repository: str | None, sha: str 
     return lines
 
 
-def _group_same_reason(cells: list[Cell]) -> list[tuple[Cell, list[Cell]]]:
-    """Cells of one job whose head failures share a fingerprint: shown once, the rest named.
-
-    "4 submodules fail for the same reason" reads better than four identical entries.
-    """
-    groups: dict[tuple, tuple[Cell, list[Cell]]] = {}
-    ordered: list[tuple[Cell, list[Cell]]] = []
-    for cell in cells:
-        result = cell.shown
-        fingerprint = result.fingerprint if result is not None and cell.head_fails else None
-        key = (cell.job_key, fingerprint, cell.kind)
-        if fingerprint is not None and key in groups:
-            groups[key][1].append(cell)
-            continue
-        entry: tuple[Cell, list[Cell]] = (cell, [])
-        if fingerprint is not None:
-            groups[key] = entry
-        ordered.append(entry)
-    return ordered
-
-
 def _cell_part(
     changes: Changes,
     cell: Cell,
@@ -459,7 +469,7 @@ def _cell_part(
     context: RenderContext,
     priority: int,
     extra: int,
-    same_reason: list[Cell] | None = None,
+    group: CauseGroup | None = None,
 ) -> Part:
     repository = context.repository or changes.head.repository
     sha = context.sha or changes.head.git_sha
@@ -481,7 +491,14 @@ def _cell_part(
                 + (f"{md_code(was.category, limit=80)}: " if was.category else "")
                 + md_text(was.message or was.verdict.value)
             )
-    folded = [*changes.folded(cell), *(f for other in same_reason or () for f in changes.folded(other))]
+    others = list(group.others) if group is not None else []
+    # One name per path: the same ancestors on other targets say nothing new.
+    folded = list(
+        {
+            f.path: f
+            for f in (*changes.folded(cell), *(f for other in others for f in changes.folded(other)))
+        }.values()
+    )
     if folded:
         names = ", ".join(_path_label(c) for c in folded[:_MAX_FOLDED_NAMES])
         more = f" and {len(folded) - _MAX_FOLDED_NAMES} more" if len(folded) > _MAX_FOLDED_NAMES else ""
@@ -489,15 +506,72 @@ def _cell_part(
         lines.append(f"↳ {lead}: {names}{more}")
     elif cell.caused_by is not None:
         lines.append(f"↳ Fails because of {md_code(cell.caused_by) if cell.caused_by else 'model root'}")
-    if same_reason:
-        names = ", ".join(_path_label(c) for c in same_reason[:_MAX_FOLDED_NAMES])
-        hidden = len(same_reason) - _MAX_FOLDED_NAMES
-        more = f" and {hidden} more" if hidden > 0 else ""
-        lines.append(f"↳ {len(same_reason) + 1} submodules fail for the same reason; also: {names}{more}")
+    if group is not None and others:
+        lines.append(_same_cause_line(group))
     details = ""
     if result is not None and result.detail and result.detail.strip():
         details = md_details("Traceback", md_code_block(result.detail))
     return Part(text="\n\n".join(lines), priority=priority, extra=details, extra_priority=extra)
+
+
+def _same_cause_line(group: CauseGroup) -> str:
+    """``↳ The same cause in 2 more places: onnx · `blocks.4`, …``: the place of each other
+    failure, named only as far as it differs from the one shown."""
+    lead = group.lead
+    names = []
+    for other in group.others[:_MAX_FOLDED_NAMES]:
+        where = []
+        if other.model != lead.model:
+            where.append(f"**{md_text(other.model, limit=LABEL_LIMIT)}**")
+        if other.target != lead.target or other.model != lead.model:
+            where.append(md_text(other.target, limit=60))
+        if other.device != lead.device:
+            where.append(md_text(other.device, limit=40))
+        where.append(_path_label(other))
+        names.append(" · ".join(where))
+    hidden = len(group.others) - _MAX_FOLDED_NAMES
+    more = f" and {hidden} more" if hidden > 0 else ""
+    if len(group.jobs) == 1:
+        return f"↳ {len(group.cells)} submodules fail for the same reason; also: {', '.join(names)}{more}"
+    targets = ""
+    if len(group.targets) > 1:
+        targets = f" (on {plural(len(group.targets), 'target')}: {md_text(', '.join(group.targets))})"
+    return f"↳ The same cause in {plural(len(group.others), 'more place')}{targets}: {', '.join(names)}{more}"
+
+
+def _group_section(
+    changes: Changes,
+    context: RenderContext,
+    cells: list[Cell],
+    *,
+    title: str,
+    noun: str,
+    one: str,
+    priority: int,
+    extra: int,
+) -> Section:
+    """One item per cause (a line failing on three targets is one item, one traceback)."""
+    cells = sorted(cells, key=lambda c: c.expected)  # unexpected first
+    parts = []
+    hints: dict[str, str] = {}  # a hint line shown -> where: a long hint is shown once a section
+    for g in group_by_cause(cells):
+        part = _cell_part(changes, g.lead, context=context, priority=priority, extra=extra, group=g)
+        result = g.lead.shown
+        if result is not None and result.hint:
+            line = f"💡 {md_text_with_code(result.hint, limit=600)}"
+            if line in hints:  # a cut keeps a prefix of a section: the first one is kept too
+                part = replace(
+                    part, text=part.text.replace(line, f"💡 The same hint as for {hints[line]}, above.", 1)
+                )
+            else:
+                hints[line] = _where(g.lead)
+        parts.append(replace(part, count=len(g.cells)))
+    return Section(
+        noun=noun,
+        head=f"#### {title} ({failures_phrase(cells, noun=one)})",
+        parts=parts,
+        more=lambda n: f"_…and {n} more (cut to fit)._",
+    )
 
 
 def _cells_section(
@@ -509,31 +583,28 @@ def _cells_section(
     priority: int,
     extra: int,
 ) -> Section:
-    cells = changes.top_level(kind)
-    cells.sort(key=lambda c: c.expected)  # unexpected first
-    parts = [
-        _cell_part(changes, c, context=context, priority=priority, extra=extra, same_reason=same)
-        for c, same in _group_same_reason(cells)
-    ]
-    return Section(
+    return _group_section(
+        changes,
+        context,
+        changes.top_level(kind),
+        title=title,
         noun=title.split(" ", 1)[1].lower(),
-        head=f"#### {title} ({len(cells)})",
-        parts=parts,
-        more=lambda n: f"_…and {n} more (cut to fit)._",
+        one=_ONE_FAILURE[kind],
+        priority=priority,
+        extra=extra,
     )
 
 
 def _new_failures_section(changes: Changes, context: RenderContext, *, priority: int, extra: int) -> Section:
-    cells = [c for c in changes.top_level(ChangeKind.NEW) if c.head_fails]
-    parts = [
-        _cell_part(changes, c, context=context, priority=priority, extra=extra, same_reason=same)
-        for c, same in _group_same_reason(cells)
-    ]
-    return Section(
+    return _group_section(
+        changes,
+        context,
+        [c for c in changes.top_level(ChangeKind.NEW) if c.head_fails],
+        title="🆕 New failures",
         noun="new failures",
-        head=f"#### 🆕 New failures ({len(cells)})",
-        parts=parts,
-        more=lambda n: f"_…and {n} more (cut to fit)._",
+        one="new failure",
+        priority=priority,
+        extra=extra,
     )
 
 
@@ -552,7 +623,7 @@ def _fix_section(changes: Changes, *, priority: int) -> Section:
         parts.append(Part(text=line, priority=priority))
     return Section(
         noun="fixes",
-        head=f"#### ✅ Fixes ({len(parts)})",
+        head=f"#### ✅ Fixes ({failures_phrase(changes.top_level(ChangeKind.FIX), noun='fix')})",
         parts=parts,
         joiner="\n",
         more=lambda n: f"_…and {n} more (cut to fit)._",
@@ -615,12 +686,37 @@ def _infra_section(changes: Changes, *, priority: int) -> Section:
 
 def _other_section(changes: Changes, *, priority: int) -> Section:
     """New and removed models / targets, new passing submodules, newly skipped results."""
-    parts = []
+    parts = [
+        Part(
+            text=f"- 🔀 **{md_text(model, limit=LABEL_LIMIT)}** · {md_text(', '.join(targets), limit=200)}: "
+            f"{move_phrase(moves, code=md_code)}",
+            priority=priority,
+        )
+        for model, targets, moves in grouped_moves(changes)
+    ]
     new_jobs = {c.job_key for c in changes.cells.values() if c.is_root and c.base is None}
     gone_jobs = {c.job_key for c in changes.cells.values() if c.is_root and c.head is None}
+    skipped = _skipped_together(changes, gone=new_jobs | gone_jobs)
+    for (model, device, verdict, reason), cells in skipped.items():
+        if len(cells) < 2:
+            continue
+        targets = ", ".join(dict.fromkeys(c.target for c in cells))
+        paths = len({c.path for c in cells})
+        parts.append(
+            Part(
+                text=f"- ⏭️ **{md_text(model, limit=LABEL_LIMIT)}** · {md_text(targets, limit=200)}"
+                + (f" · {md_text(device, limit=40)}" if len(changes.devices) > 1 else "")
+                + f": {plural(paths, 'submodule')} now {_SYMBOL.get(verdict, '?')}"
+                + (f": {md_text(reason, limit=200)}" if reason else ""),
+                priority=priority,
+            )
+        )
+    grouped = {c.key for cells in skipped.values() if len(cells) > 1 for c in cells}
     for cell in changes.top_level(ChangeKind.NEW, ChangeKind.REMOVED, ChangeKind.NEWLY_SKIPPED):
         if cell.kind is ChangeKind.NEW and cell.head_fails:
             continue  # under "New failures"
+        if cell.key in grouped:
+            continue  # one line for all of them, above
         whole_job = cell.job_key in new_jobs or cell.job_key in gone_jobs
         if whole_job and not cell.is_root:
             continue  # the root's line says it
@@ -644,6 +740,22 @@ def _other_section(changes: Changes, *, priority: int) -> Section:
         joiner="\n",
         more=lambda n: f"_…and {n} more (cut to fit)._",
     )
+
+
+def _skipped_together(
+    changes: Changes, *, gone: set[tuple[str, str, str]]
+) -> dict[tuple[str, str, Verdict | None, str], list[Cell]]:
+    """Submodules newly skipped (or not called) for one reason, per (model, device, verdict,
+    reason), over the targets: a model whose own forward fails skips every submodule, and that
+    is one story, not fifty."""
+    out: dict[tuple[str, str, Verdict | None, str], list[Cell]] = {}
+    for cell in changes.top_level(ChangeKind.NEWLY_SKIPPED):
+        if cell.is_root or cell.job_key in gone:
+            continue
+        result = cell.head_result
+        reason = (result.reason if result is not None else None) or ""
+        out.setdefault((cell.model, cell.device, cell.head, reason), []).append(cell)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------

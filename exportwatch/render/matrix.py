@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from exportwatch.errors import UsageError
+from exportwatch.render.common import plural
 from exportwatch.render.escape import (
     LABEL_LIMIT,
     json_text,
@@ -165,9 +166,10 @@ def headline(matrix: VersionMatrix) -> str:
     if not varying:
         return f"{matrix.package} {versions}: every export has the same outcome on each version"
     models = len({r.model for r in varying})
+    verb = "works" if len(varying) == 1 else "work"
     return (
-        f"{matrix.package} {versions}: {len(varying)} export(s) in {models} model(s) "
-        "work on some versions and not on others"
+        f"{matrix.package} {versions}: {plural(len(varying), 'export')} in {plural(models, 'model')} "
+        f"{verb} on some versions and not on others"
     )
 
 

@@ -9,14 +9,20 @@ in CI jobs that read untrusted reports).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 from exportwatch.diff import Cell, ChangeKind, Changes, GateResult
 from exportwatch.render.common import (
     KIND_LABEL,
+    CauseGroup,
     RenderContext,
+    failures_phrase,
     format_duration,
+    group_by_cause,
+    grouped_moves,
     headline,
+    move_phrase,
     plural,
     sorted_rows,
     verdict_word,
@@ -51,25 +57,35 @@ def render_text(changes: Changes, gate: GateResult, *, context: RenderContext) -
     out.append("")
     out.extend(_table(changes, paint=paint))
 
-    for kind, title_ in (
-        (ChangeKind.REGRESSION, "Regressions"),
-        (ChangeKind.CHANGED_FAILURE, "Changed failures"),
-        (ChangeKind.ERROR, "Not checked: exportwatch failed (a bug in exportwatch: please report it)"),
-        (ChangeKind.INFRASTRUCTURE, "Crashes, timeouts and out-of-memory"),
-        (ChangeKind.FIX, "Fixes"),
+    hints: dict[str, str] = {}  # a hint already printed -> where: a long hint is printed once
+    for kind, title_, one in (
+        (ChangeKind.REGRESSION, "Regressions", "regression"),
+        (ChangeKind.CHANGED_FAILURE, "Changed failures", "changed failure"),
+        (
+            ChangeKind.ERROR,
+            "Not checked: exportwatch failed (a bug in exportwatch: please report it)",
+            "check",
+        ),
+        (ChangeKind.INFRASTRUCTURE, "Crashes, timeouts and out-of-memory", "result"),
+        (ChangeKind.FIX, "Fixes", "fix"),
+        (ChangeKind.NEW, "New failures", "new failure"),
     ):
         cells = changes.top_level(kind)
+        if kind is ChangeKind.NEW:
+            cells = [c for c in cells if c.head_fails]
         if cells:
             out.append("")
-            out.append(paint(f"{title_} ({len(cells)})", _KIND_COLOUR.get(kind), bold=True))
-            for cell in cells:
-                out.extend(_cell_lines(changes, cell, paint=paint))
-    new_failing = [c for c in changes.top_level(ChangeKind.NEW) if c.head_fails]
-    if new_failing:
+            colour = _KIND_COLOUR.get(kind, "red")
+            out.append(paint(f"{title_} ({failures_phrase(cells, noun=one)})", colour, bold=True))
+            for group in group_by_cause(cells):
+                out.extend(_cell_lines(changes, group, paint=paint, hints=hints))
+    moves = grouped_moves(changes)
+    if moves:
         out.append("")
-        out.append(paint(f"New failures ({len(new_failing)})", "red", bold=True))
-        for cell in new_failing:
-            out.extend(_cell_lines(changes, cell, paint=paint))
+        out.append(paint(f"Moved ({plural(len(moves), 'subtree')})", None, bold=True))
+        for model, targets, job_moves in moves:
+            where = f"{term_text(model, limit=60)} · {term_text(', '.join(targets), limit=200)}"
+            out.append(f"  {where}: {move_phrase(job_moves, code=lambda p: term_text(p, limit=120))}")
     stale = changes.xfail_passing
     if stale:
         out.append("")
@@ -136,15 +152,42 @@ def _join_cols(cols: Sequence[str], widths: Sequence[int]) -> str:
 
 def _label(cell: Cell) -> str:
     where = f"{term_text(cell.model, limit=60)} · {term_text(cell.target)} · {term_text(cell.device)}"
+    return f"{where} · {_path(cell)}"
+
+
+def _path(cell: Cell) -> str:
     path = term_text(cell.path, limit=LABEL_LIMIT) if cell.path else "(root)"
-    return f"{where} · {path}"
+    if cell.moved_from is not None:
+        path += f" (was {term_text(cell.moved_from, limit=LABEL_LIMIT)} on base)"
+    return path
 
 
-def _cell_lines(changes: Changes, cell: Cell, *, paint: _Painter) -> list[str]:
+def _same_cause(group: CauseGroup) -> str:
+    """``same cause also on: onnx · blocks.4, …``: each other place, as far as it differs."""
+    lead = group.lead
+    names = []
+    for other in group.others[:12]:
+        where = []
+        if other.model != lead.model:
+            where.append(term_text(other.model, limit=60))
+        if other.target != lead.target or other.model != lead.model:
+            where.append(term_text(other.target))
+        if other.device != lead.device:
+            where.append(term_text(other.device))
+        names.append(" · ".join([*where, _path(other)]))
+    more = f" and {len(group.others) - 12} more" if len(group.others) > 12 else ""
+    return f"      same cause also on {plural(len(group.others), 'more place')}: {', '.join(names)}{more}"
+
+
+def _cell_lines(changes: Changes, group: CauseGroup, *, paint: _Painter, hints: dict[str, str]) -> list[str]:
+    cell = group.lead
     result = cell.shown
-    head = f"  {_label(cell)}"
-    if cell.module_type:
-        head += f" ({term_text(cell.module_type, limit=80)})"
+    about = [term_text(cell.module_type, limit=80)] if cell.module_type else []
+    if cell.moved_from is not None:  # one parenthesis: "(Block, was blocks.2 on base)"
+        about.append(f"was {term_text(cell.moved_from, limit=LABEL_LIMIT)} on base")
+    head = f"  {_label(dataclasses.replace(cell, moved_from=None))}"
+    if about:
+        head += f" ({', '.join(about)})"
     head += f"  {verdict_word(cell.base)} → {verdict_word(cell.head)}"
     if result is not None and result.category:
         head += f"  [{term_text(result.category, limit=80)}]"
@@ -170,12 +213,19 @@ def _cell_lines(changes: Changes, cell: Cell, *, paint: _Painter) -> list[str]:
             if frame.source.strip():
                 lines.extend(f"      | {s}" for s in term_block(frame.source, limit=600).splitlines())
         if result.hint:
-            lines.append(f"      hint: {term_text(result.hint, limit=600)}")
-    folded = changes.folded(cell)
+            seen = hints.get(result.hint)
+            if seen is None:
+                hints[result.hint] = _label(cell)
+                lines.append(f"      hint: {term_text(result.hint, limit=600)}")
+            else:
+                lines.append(f"      hint: the same as for {seen}, above")
+    folded = list({f.path: f for other in group.cells for f in changes.folded(other)}.values())
     if folded:
         names = ", ".join(term_text(c.path, limit=80) if c.path else "(root)" for c in folded[:12])
         lead = "also fixed with it" if cell.kind is ChangeKind.FIX else "also failing because of this"
         lines.append(f"      {lead}: {names}")
+    if group.others:
+        lines.append(_same_cause(group))
     return lines
 
 

@@ -8,7 +8,9 @@ dtype, working directory, environment, monkeypatches, registered ops) reaches th
 It never initialises CUDA (a forked child could not use it) and keeps torch at one thread
 until it forks (OpenMP's pool does not survive a fork). It is a child subreaper: what a
 model's process leaves behind is re-parented here and ended. When the sweep's end of the pipe
-closes (the sweep ended, or was killed), it ends every model's process tree and exits.
+closes (the sweep ended, or was killed), it ends every model's process tree and exits. It dies
+with the sweep even while it warms up (and reads no pipe): the kernel sends it SIGKILL then
+(``PR_SET_PDEATHSIG``), SIGTERM once it serves, so that it ends its models' trees first.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import multiprocessing.util
 import os
 import signal
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.reduction import recv_handle
 from pathlib import Path
@@ -40,7 +42,6 @@ REAP_SECONDS = 0.05
 @dataclass
 class Warm:
     default_threads: int  # torch's own choice, for the model processes
-    notes: list[str] = field(default_factory=list)  # for every job's root result
 
 
 def warm_up(settings: SweepSettings, targets: list[str]) -> Warm:
@@ -63,8 +64,9 @@ def warm_up(settings: SweepSettings, targets: list[str]) -> Warm:
         tqdm.tqdm.monitor_interval = 0
     from exportwatch import compat
 
-    # Before any library imports torchvision (transformers and timm do).
-    notes = [compat.TORCHVISION_NOTE] if compat.allow_torchvision_without_its_extension() else []
+    # When torchvision is first imported (transformers and timm import it), not before: a shim
+    # of the user's that runs before that import still runs first.
+    compat.repair_torchvision_when_imported()
     compat.read_stack_lines_lazily()  # about a tenth of every export (benchmarks/README.md)
     # What every model's process runs, imported (and compiled) once, here.
     import exportwatch.diagnose
@@ -78,7 +80,7 @@ def warm_up(settings: SweepSettings, targets: list[str]) -> Warm:
                 get_target(name).prepare()
             except Exception as exc:  # a missing extra says so when its job runs
                 log.debug("preparing target %s failed: %s", name, exc)
-    return Warm(default_threads=default_threads, notes=notes)
+    return Warm(default_threads=default_threads)
 
 
 def fork_unsafe_reason() -> str | None:
@@ -91,14 +93,25 @@ def fork_unsafe_reason() -> str | None:
     return None
 
 
+def die_with_the_sweep(sweep_pid: int, sig: int) -> None:
+    """Have the kernel send ``sig`` when the sweep dies (kill -9 included); exit now if it has
+    died already (we were re-parented before the request was made)."""
+    processes.die_with_parent(sig)
+    if os.getppid() != sweep_pid:
+        os._exit(0)
+
+
 def serve(
     conn: Connection,
     settings: SweepSettings,
     log_path: Path | None,
     targets: list[str],
     preload: list[ImportStatement],
+    sweep_pid: int | None = None,
 ) -> None:
     """The fork server's main: warm up, then fork one process per ``StartUnit`` until told to stop."""
+    if sweep_pid is not None:  # warming up, it reads no pipe: only the kernel can end it in time
+        die_with_the_sweep(sweep_pid, signal.SIGKILL)
     if not settings.verbose:
         redirect_output(log_path)
     logging.basicConfig(level=logging.DEBUG if settings.verbose else logging.ERROR)
@@ -115,10 +128,12 @@ def serve(
     # (write to) every one of them and copy every page the fork shares with us.
     gc.collect()
     gc.freeze()
-    conn.send(ServerReady(spawn_reason=reason, notes=warm.notes, preloaded=preloaded))
+    conn.send(ServerReady(spawn_reason=reason, preloaded=preloaded))
     baseline = set(processes.children(os.getpid()))  # helpers the imports started, if any
     models: dict[int, int] = {}  # pid -> token
     try:
+        if sweep_pid is not None:  # from now on ending means ending the models' trees first
+            die_with_the_sweep(sweep_pid, signal.SIGTERM)
         while True:
             if conn.poll(REAP_SECONDS):
                 try:
@@ -168,9 +183,7 @@ def _become_model_process(
         own = Pipe(fd)
     except BaseException:
         os._exit(71)
-    run_model_process(
-        own, start.unit, start.settings or settings, notes=warm.notes, threads=warm.default_threads
-    )
+    run_model_process(own, start.unit, start.settings or settings, threads=warm.default_threads)
     os._exit(0)  # not reached
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import difflib
 import logging
+import multiprocessing
 import os
 import signal
 import sys
@@ -30,6 +31,7 @@ from exportwatch.sweep.protocol import (
     JobFinished,
     ModelExit,
     Phase,
+    SweepNote,
     TargetStarted,
     UnitConfigError,
     UnitDone,
@@ -101,9 +103,7 @@ def _restore_signals() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
-def run_model_process(
-    conn: Connection, unit: Unit, settings: SweepSettings, *, notes: list[str], threads: int | None
-) -> None:
+def run_model_process(conn: Connection, unit: Unit, settings: SweepSettings, *, threads: int | None) -> None:
     """The model's process from its first line to ``os._exit``: never returns."""
     with contextlib.suppress(OSError):
         os.setpgid(0, 0)
@@ -124,7 +124,7 @@ def run_model_process(
         from exportwatch.sweep.quiet import quiet_torch_logs
 
         with quiet_torch_logs(settings.verbose):
-            _run_unit(conn, unit, settings, notes, phases)
+            _run_unit(conn, unit, settings, phases)
         conn.send(UnitDone())
     except BaseException:  # our own bug, outside any job: the parent reports the exit code
         log.exception("the model's process failed")
@@ -139,20 +139,35 @@ def spawned_model_main(conn: Connection, unit: Unit, settings: SweepSettings, lo
     """The spawn fallback: a fresh interpreter per model, warmed up before the clock starts."""
     from exportwatch.sweep import forkserver
 
+    # Warming up, nothing watches the sweep's pipe yet: the kernel ends us if the sweep dies. Once
+    # the watching thread runs, it ends our whole tree instead (SIGKILL would leave it).
+    sweep = multiprocessing.parent_process()
+    if sweep is not None and sweep.pid is not None:
+        forkserver.die_with_the_sweep(sweep.pid, signal.SIGKILL)
     with contextlib.suppress(OSError):
         os.setpgid(0, 0)
     if not settings.verbose:
         redirect_output(log_path)
     logging.basicConfig(level=logging.DEBUG if settings.verbose else logging.ERROR)
     warm = forkserver.warm_up(settings, unit.targets)
-    run_model_process(
-        conn, unit, settings, notes=warm.notes, threads=settings.threads or warm.default_threads
-    )
+    processes.die_with_parent(0)
+    run_model_process(conn, unit, settings, threads=settings.threads or warm.default_threads)
 
 
-def _run_unit(
-    conn: Connection, unit: Unit, settings: SweepSettings, notes: list[str], phases: _Phases
-) -> None:
+def _environment_notes(conn: Connection, said: set[str]) -> list[str]:
+    """Notes about what this process's imports met (a repaired torchvision): for the root of each
+    of its jobs, and for the sweep, once."""
+    from exportwatch import compat
+
+    notes = [compat.TORCHVISION_NOTE] if compat.torchvision_repaired() else []
+    for note in notes:
+        if note not in said:
+            said.add(note)
+            conn.send(SweepNote(note))
+    return notes
+
+
+def _run_unit(conn: Connection, unit: Unit, settings: SweepSettings, phases: _Phases) -> None:
     from exportwatch.manifest import ConfigError
     from exportwatch.sweep import walk
     from exportwatch.targets import MissingDependency
@@ -184,6 +199,7 @@ def _run_unit(
                 job = endings.internal_error_job(spec, target, device, exc)
             conn.send(JobFinished(replace(job, duration_s=round(time.perf_counter() - started, 3))))
         return
+    said: set[str] = set()
     if not {"export", "onnx"} <= set(unit.targets):
         prepared.traces = None  # no target would take a capture another one kept
     paths = {
@@ -217,6 +233,7 @@ def _run_unit(
         job = replace(
             job, duration_s=round(time.perf_counter() - started, 3), peak_rss_mb=processes.peak_rss_mb()
         )
+        notes = _environment_notes(conn, said)
         if notes and job.root is not None:
             root = replace(job.root, warnings=[*job.root.warnings, *notes])
             job = replace(job, submodules=[root if s.path == "" else s for s in job.submodules])

@@ -1,11 +1,24 @@
 """Which libraries the fork server imports once, so each model's process need not.
 
 Importing transformers and one of its model classes costs about three seconds; paid once per
-model process, it would dwarf the export. So the fork server reads (never runs) the modules
-the manifest's factories and input callables live in, and imports the *installed libraries*
-they import (``from transformers import LlamaConfig``), names included: transformers loads its
-classes lazily. The repository's own modules are imported in each model's process, so what a
-model's module does at import time stays in that model's process.
+model process, it would dwarf the export. So the fork server reads (never runs) the module each
+factory lives in, and imports the *installed libraries* that module imports before it runs any
+code of its own (``import torch`` / ``from transformers import LlamaConfig`` at the top, names
+included: transformers loads its classes lazily). The repository's own modules are imported in
+each model's process, so what a model's module does at import time stays in that process.
+
+Preloading must never change what the user's code sees. A module that runs something first (a
+shim such as ``import guard``, ``os.environ[...] = ...`` or a ``torch._dynamo.config`` setting
+before ``import transformers``) gets nothing preloaded after that point: in plain Python that
+code runs before the library is imported, and it still does. One fork server serves every model,
+so it preloads only the *common prefix* of the models' leading library imports: whichever model
+the fork serves, the libraries in ``sys.modules`` when its first line of its own runs are those
+plain Python would have there (a transitive import, such as transformers importing torchvision,
+included). What the fork server imports for itself is loaded before any model's code, and a
+guard can see it: torch, the exporters (onnx, onnxscript, onnxruntime) and what they import
+(numpy, sympy, networkx, ml_dtypes, protobuf, tqdm, filelock, packaging, typing_extensions),
+PyYAML and exportwatch; never a library chosen from the user's files. The torchvision repair
+(``compat.repair_torchvision_when_imported``) waits for torchvision's own import.
 """
 
 from __future__ import annotations
@@ -15,7 +28,7 @@ import importlib
 import importlib.util
 import logging
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,7 +115,9 @@ def _source_of(ref: str, root: Path) -> tuple[str | None, Path | None]:
 def plan_preload(
     specs: Iterable[ModelSpec], *, manifest_root: Path, repo_root: Path
 ) -> list[ImportStatement]:
-    """What to import in the fork server for these models (read from source, nothing run)."""
+    """Every installed library the models' code imports, function bodies included (read from
+    source, nothing run): what the report names versions of. The fork server imports only the
+    part :func:`safe_preload` allows."""
     wanted: list[ImportStatement] = []
     for ref in callable_refs(specs):
         module, path = _source_of(ref, manifest_root)
@@ -117,6 +132,124 @@ def plan_preload(
             continue
         wanted.extend(s for s in import_statements(source) if _is_library(s.module.split(".")[0], repo_root))
     return list(dict.fromkeys(wanted))
+
+
+#: How :func:`leading_imports` sees a top-level module: an installed library (may be preloaded),
+#: one the fork server has loaded already or that runs no code of the user's (the standard
+#: library, torch, exportwatch: passed over), or anything else (the user's code: the end).
+LIBRARY, LOADED, USERS = "library", "loaded", "user's"
+
+
+def leading_imports(source: str | bytes, *, kind_of: Callable[[str], str]) -> list[ImportStatement]:
+    """The library imports ``source`` runs before any code of its own, in order.
+
+    Only a docstring (or another bare constant), ``from __future__`` and imports may come before
+    them; the first statement that is anything else (an assignment, a call, an ``if``, a
+    ``try``, a function) or an import of the user's own code (``import guard``, a relative
+    import) ends the list: what follows it may depend on what it did. Raises ``SyntaxError``.
+    """
+    found: list[ImportStatement] = []
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
+            continue  # a docstring: evaluating a constant runs nothing
+        if isinstance(node, ast.Import):
+            for alias in node.names:  # ``import numpy, guard``: numpy is imported first
+                kind = kind_of(alias.name.split(".")[0])
+                if kind == USERS:
+                    return found
+                if kind == LIBRARY:
+                    found.append(ImportStatement(alias.name))
+            continue
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            kind = kind_of(node.module.split(".")[0])
+            if kind == USERS:
+                return found
+            star = any(a.name == "*" for a in node.names)
+            if kind == LIBRARY:
+                found.append(ImportStatement(node.module, () if star else tuple(a.name for a in node.names)))
+            if star:  # it may import the submodules its ``__all__`` names: the module itself, then stop
+                return found
+            continue
+        return found
+    return found
+
+
+def common_prefix(sequences: Sequence[Sequence[ImportStatement]]) -> list[ImportStatement]:
+    """The imports every sequence starts with, in their order: what may run before any of them.
+
+    Where the sequences import one module with different names, the names they share are kept
+    and the prefix ends there (the other names come before the next import in plain Python).
+    """
+    if not sequences:
+        return []
+    first, *rest = sequences
+    prefix: list[ImportStatement] = []
+    for i, statement in enumerate(first):
+        others = [s[i] for s in rest if i < len(s)]
+        if len(others) < len(rest) or any(o.module != statement.module for o in others):
+            break
+        names = tuple(n for n in statement.names if all(n in o.names for o in others))
+        prefix.append(ImportStatement(statement.module, names))
+        if any(s.names != names for s in [statement, *others]):
+            break
+    return prefix
+
+
+def _kind(top: str, *, manifest_root: Path, repo_root: Path) -> str:
+    if top in SKIPPED:
+        return LOADED
+    if (manifest_root / top).is_dir() or (manifest_root / f"{top}.py").is_file():
+        return USERS  # the model's process puts the manifest's folder first on its path
+    if top in sys.stdlib_module_names:
+        return LOADED
+    return LIBRARY if _is_library(top, repo_root) else USERS
+
+
+def factory_leading_imports(
+    factory: str, *, manifest_root: Path, repo_root: Path
+) -> list[ImportStatement] | None:
+    """What a model's process imports before the model's own code first runs: the leading
+    library imports of its factory's module (``factory`` is ``module:attr`` or ``file.py:attr``;
+    that module is imported first, its input callables' modules after it ran). None where the
+    module cannot be found or parsed: it runs no code then."""
+    module, path = _source_of(factory, manifest_root)
+    if module is not None and _is_library(module.split(".")[0], repo_root):
+        return [ImportStatement(module)]  # torchvision.models:resnet18
+    if path is None:
+        return None
+    try:
+        source = path.read_bytes()
+        found = leading_imports(
+            source, kind_of=lambda top: _kind(top, manifest_root=manifest_root, repo_root=repo_root)
+        )
+    except (OSError, SyntaxError, ValueError):
+        return None
+    return list(dict.fromkeys(found))
+
+
+def safe_preload(
+    specs: Iterable[ModelSpec], *, manifest_root: Path, repo_root: Path
+) -> list[ImportStatement]:
+    """What the fork server may import for these models: their factories' common leading library
+    imports, so no model's code runs in a state plain Python would not give it."""
+    modules = dict.fromkeys(spec.factory.rpartition(":")[0] + ":" for spec in specs)  # each read once
+    leading = [
+        found
+        for module in modules
+        if (found := factory_leading_imports(module, manifest_root=manifest_root, repo_root=repo_root))
+        is not None
+    ]
+    return common_prefix(leading)
+
+
+def preload_fits(
+    preloaded: Sequence[ImportStatement], specs: Iterable[ModelSpec], *, manifest_root: Path, repo_root: Path
+) -> bool:
+    """Whether a fork server that preloaded ``preloaded`` may serve these models too."""
+    if not preloaded:
+        return True
+    planned = safe_preload(specs, manifest_root=manifest_root, repo_root=repo_root)
+    return common_prefix([list(preloaded), planned]) == list(preloaded)
 
 
 def run_preload(

@@ -155,7 +155,12 @@ def become_subreaper(on: bool = True) -> bool:
 
 
 def die_with_parent(sig: int = signal.SIGKILL) -> bool:
-    """The kernel sends ``sig`` when the parent dies (kill -9 included)."""
+    """The kernel sends ``sig`` when the parent dies (kill -9 included); 0 cancels it.
+
+    Strictly, when the parent's *thread* that started us ends: the sweep starts its processes
+    from its main thread. A fork does not inherit it. The caller checks ``os.getppid()`` after
+    asking: a parent that died just before would otherwise go unnoticed.
+    """
     return _prctl(PR_SET_PDEATHSIG, int(sig))
 
 

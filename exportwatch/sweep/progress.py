@@ -39,12 +39,15 @@ class Progress:
         self.live = self.stream.isatty() and not quiet
         self.started = time.monotonic()
         self._running: dict[tuple[str, str], float] = {}
+        self._warnings: list[str] = []
 
     def start(self, model: str, target: str) -> None:
         self._running[(model, target)] = time.monotonic()
         self._live_line()
 
-    def result(self, job: JobResult) -> None:
+    def result(self, job: JobResult, *, reason: str | None = None) -> None:
+        """One line for a finished job; ``reason`` replaces the job's own where that is said
+        elsewhere (a configuration error, printed once after the sweep)."""
         self.done += 1
         self._running.pop((job.model, job.target), None)
         if self.quiet:
@@ -52,13 +55,20 @@ class Progress:
         failing = sum(1 for s in job.submodules if s.verdict in FAILING)
         verdict = _SYMBOLS.get(job.verdict, job.verdict.value)
         extra = f", {failing} failing submodule{'s' * (failing != 1)}" if failing else ""
-        if job.reason and job.verdict not in FAILING:
-            extra += f" ({term_text(job.reason)})"
+        reason = reason or job.reason
+        if reason and job.verdict not in FAILING:
+            extra += f" ({term_text(reason)})"
         line = (
             f"[{self.done}/{self.total}] {_name(job.model, job.target)} · {term_text(job.device, limit=40)}: "
             f"{verdict}{extra} in {job.duration_s:.1f}s"
         )
         self._print(line)
+
+    def warning(self, text: str) -> None:
+        """A warning about the manifest: kept, and printed once when the sweep ends, where the
+        job lines no longer bury it."""
+        if text not in self._warnings:
+            self._warnings.append(text)
 
     def message(self, text: str) -> None:
         """A note or error for the log; its lines are kept, each one made safe."""
@@ -84,6 +94,11 @@ class Progress:
             print("\r\x1b[2K", end="", file=self.stream, flush=True)
 
     def close(self) -> None:
+        self._running.clear()  # nothing runs any more: no live line comes back
+        self._clear()
+        warnings, self._warnings = self._warnings, []
+        for text in warnings:
+            self.message(f"warning: {text}")
         self._clear()
 
 

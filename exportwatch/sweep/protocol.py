@@ -34,7 +34,6 @@ class ServerReady:
     """torch, the exporters and the manifest's libraries are imported: forks are cheap now."""
 
     spawn_reason: str | None = None  # forking is unsafe here: why (the sweep spawns instead)
-    notes: list[str] = field(default_factory=list)  # for every job's root result
     preloaded: list[str] = field(default_factory=list)  # modules imported for the models
 
 
@@ -98,6 +97,14 @@ class UnitNote:
 
 
 @dataclass(frozen=True)
+class SweepNote:
+    """Something about the environment a model's process met (torchvision repaired): said once
+    per sweep, however many models' processes send it."""
+
+    message: str
+
+
+@dataclass(frozen=True)
 class ModelExit:
     """Model code ended the process itself (``os._exit``): said just before it happens."""
 
@@ -110,7 +117,15 @@ class UnitDone:
 
 
 ModelMessage = (
-    Phase | DeviceResolved | TargetStarted | JobFinished | UnitConfigError | UnitNote | ModelExit | UnitDone
+    Phase
+    | DeviceResolved
+    | TargetStarted
+    | JobFinished
+    | UnitConfigError
+    | UnitNote
+    | SweepNote
+    | ModelExit
+    | UnitDone
 )
 
 

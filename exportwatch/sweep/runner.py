@@ -10,20 +10,22 @@ import logging
 import os
 import platform
 import sys
+import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
+from typing import Generic, TypeVar
 
 from exportwatch import __version__, git
 from exportwatch.baseline import provenance as deps
 from exportwatch.errors import UsageError
 from exportwatch.manifest import Manifest
 from exportwatch.plan import Plan, Unit, build_plan, format_shard
-from exportwatch.report import Environment, JobResult, JsonlLog, Report, write_report
+from exportwatch.report import Environment, JobResult, JsonlLog, Report, Verdict, write_report
 from exportwatch.sweep.devices import require_devices
 from exportwatch.sweep.options import SweepOptions
 from exportwatch.sweep.preload import plan_preload
@@ -32,6 +34,11 @@ from exportwatch.sweep.settings import SweepSettings
 from exportwatch.sweep.workers import Event, WorkerPool
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: What a job's progress line says when its model's configuration error is printed once, after.
+CONFIG_ERROR_REASON = "configuration error, below"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -68,7 +75,11 @@ class SweepRequest:
 @dataclass(kw_only=True)
 class SweepResult:
     report: Report
+    #: Located manifest errors found in the models' processes, each once: the caller prints them
+    #: (the progress lines only say that a job was skipped for one).
     config_errors: list[str] = field(default_factory=list)
+    #: Warnings about the manifest (an ``expect.xfail`` path the model does not have), each once.
+    warnings: list[str] = field(default_factory=list)
     partial_log: Path | None = None
 
 
@@ -218,50 +229,88 @@ def run_sweep(
 
     With ``session``, on that session's warm fork server (which stays up for its next sweep).
     """
-    manifest, plan, options = request.manifest, request.plan, request.options
+    plan, options = request.plan, request.options
     units = list(plan.units)
-    header = replace(
-        new_report(manifest),
-        plan=list(plan.planned),  # the whole plan, in every shard
-        shard=format_shard(plan.shard) if plan.shard is not None else None,
-    )
     require_devices(((u.spec.name, u.device or u.spec.device) for u in units), allow_skip=options.allow_skip)
     progress = progress or Progress(total=plan.total, quiet=True)
     log_path = partial_log_path(request.output)
     with _sole_writer(log_path, report=request.output):
-        return _sweep(request, header, units, log_path, progress, session)
+        # The report's header (git, the installed packages' versions: up to a second) is
+        # made while the fork server warms up, which takes seconds and needs none of it.
+        opened = _Background(lambda: _open_journal(request, log_path))
+        return _sweep(request, opened, units, progress, session, log_path=log_path)
+
+
+def _open_journal(request: SweepRequest, log_path: Path) -> tuple[Report, JsonlLog]:
+    """The report's header, and the ``.jsonl`` log begun with it."""
+    plan = request.plan
+    header = replace(
+        new_report(request.manifest),
+        plan=list(plan.planned),  # the whole plan, in every shard
+        shard=format_shard(plan.shard) if plan.shard is not None else None,
+    )
+    return header, JsonlLog(log_path, header)
+
+
+class _Background(Generic[T]):
+    """``make()`` run on a thread from now on; :meth:`result` waits for it (its error re-raised)."""
+
+    def __init__(self, make: Callable[[], T]) -> None:
+        self._made: list[T] = []
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(
+            target=self._run, args=(make,), name="exportwatch-header", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, make: Callable[[], T]) -> None:
+        try:
+            self._made.append(make())
+        except BaseException as exc:  # handed to the caller of result()
+            self._error = exc
+
+    def result(self) -> T:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._made[0]
 
 
 def _sweep(
     request: SweepRequest,
-    header: Report,
+    opened: _Background[tuple[Report, JsonlLog]],
     units: list[Unit],
-    log_path: Path,
     progress: Progress,
     session: SweepSession | None,
+    *,
+    log_path: Path,
 ) -> SweepResult:
     manifest, plan, options = request.manifest, request.plan, request.options
-    journal = JsonlLog(log_path, header)
     results: dict[tuple[int, int], JobResult] = {}
     order = {u.spec.name: (u.order, {t: i for i, t in enumerate(u.targets)}) for u in units}
     config_errors: list[str] = []
+    warnings: list[str] = []
+    misconfigured: set[str] = set()
     started = time.monotonic()
 
     def on_event(event: Event) -> None:
         if event.kind == "start" and event.target:
             progress.start(event.model, event.target)
         elif event.kind == "result" and event.job is not None:
-            journal.append(event.job)
+            opened.result()[1].append(event.job)
             model_order, target_order = order[event.model]
             results[(model_order, target_order.get(event.job.target, 99))] = event.job
-            progress.result(event.job)
+            skipped_for_error = event.model in misconfigured and event.job.verdict is Verdict.SKIPPED
+            progress.result(event.job, reason=CONFIG_ERROR_REASON if skipped_for_error else None)
         elif event.kind == "config-error" and event.message:
-            config_errors.append(event.message)
-            progress.message(f"error: {event.message}")
+            misconfigured.add(event.model)
+            if event.message not in config_errors:  # a model's process started again says it again
+                config_errors.append(event.message)
         elif event.kind == "note" and event.message:
             progress.message(f"note: {event.message}")
-        elif event.kind == "warning" and event.message:
-            progress.message(f"warning: {event.message}")
+        elif event.kind == "warning" and event.message and event.message not in warnings:
+            warnings.append(event.message)
+            progress.warning(event.message)
 
     settings = SweepSettings(
         manifest_root=manifest.root,
@@ -274,25 +323,29 @@ def _sweep(
     try:
         pool.run(plan.queue(), settings=settings, on_event=on_event)
     except KeyboardInterrupt:
+        header, journal = opened.result()
         journal.close()
         progress.close()
         # What finished is kept: a report marked incomplete, then the interrupt goes on.
         partial = replace(header, jobs=[results[k] for k in sorted(results)])
         write_report(
-            replace(partial, duration_s=round(time.monotonic() - started, 3), complete=False), request.output
+            replace(partial, duration_s=round(time.monotonic() - started, 3), complete=False),
+            request.output,
+            log=log_path,
         )
         raise SweepInterrupted(request.output, len(results), plan.total) from None
     finally:
-        journal.close()
+        opened.result()[1].close()  # an error making the header is raised here, after the pool
         progress.close()
+    header = opened.result()[0]
     swept = replace(header, jobs=[results[k] for k in sorted(results)])
     report = replace(
         deps.stamp_report(swept, manifest, device=options.device),  # dependencies + content_hash
         duration_s=round(time.monotonic() - started, 3),
         complete=True,
     )
-    write_report(report, request.output)
-    return SweepResult(report=report, config_errors=config_errors, partial_log=log_path)
+    write_report(report, request.output, log=log_path)  # a full disk: the error says the log has it all
+    return SweepResult(report=report, config_errors=config_errors, warnings=warnings, partial_log=log_path)
 
 
 @contextmanager

@@ -49,6 +49,11 @@ log = logging.getLogger(__name__)
 
 #: A module called with many different shapes is exported for at most this many of them.
 MAX_SIGNATURES_PER_MODULE = 4
+#: Why a submodule has no verdict of its own when the model's eager forward raised.
+SKIPPED_BY_MODEL_ERROR = (
+    "not tried: the model's own forward failed (model-error); its inputs come from that run"
+)
+NOT_REACHED = "not reached: the model's own forward raised before calling it"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -121,8 +126,7 @@ class _Walk:
             return  # a shared module: reported once, under its first path, with aliases
         self.visited.add(id(module))
         if path == "" and self.capture.eager_errors.get(EXAMPLE_SET) is not None:
-            for child, child_path in self._children(module, path):
-                self._visit(child, child_path, covered_by=None)
+            self._skip_below_model_error(module)
             return
         calls = self.capture.calls_of(module)
         if not calls:
@@ -160,11 +164,23 @@ class _Walk:
                 f"{str(exc)[:200]}); it was exported on its own"
             )
 
-    def _record_not_called(self, module: nn.Module, path: str) -> None:
-        if self.capture.eager_errors.get(EXAMPLE_SET) is not None:
-            reason = "not reached: the eager forward raised before calling it"
+    def _skip_below_model_error(self, root: nn.Module) -> None:
+        """The model's own forward raised: no submodule is exported, each says why.
+
+        The inputs recorded for a submodule come from the run that failed (usually inputs of
+        the wrong shape): even a call that completed was derived from them, so exporting it
+        checks a configuration the model never runs, and a failure there would be blamed on a
+        submodule, as an origin, for what is the model's or the manifest's error.
+        """
+        for path, module in root.named_modules():  # first path of a shared module, as _visit
+            if path == "" or id(module) in self.visited:
+                continue
+            self.visited.add(id(module))
+            reason = SKIPPED_BY_MODEL_ERROR if self.capture.calls_of(module) else NOT_REACHED
             self._new(module, path, Verdict.SKIPPED, reason=reason)
-        elif any(True for _ in module.children()) and not _has_own_forward(module):
+
+    def _record_not_called(self, module: nn.Module, path: str) -> None:
+        if any(True for _ in module.children()) and not _has_own_forward(module):
             self._new(module, path, Verdict.NOT_CALLED, reason="container without forward")
         else:
             self._new(module, path, Verdict.NOT_CALLED, reason="never called by the model's forward")

@@ -41,7 +41,7 @@ from exportwatch.plan import Unit, execution_order
 from exportwatch.report import Verdict
 from exportwatch.sweep import processes
 from exportwatch.sweep.endings import infrastructure_job
-from exportwatch.sweep.preload import plan_preload
+from exportwatch.sweep.preload import ImportStatement, preload_fits, safe_preload
 from exportwatch.sweep.protocol import (
     DeviceResolved,
     Exited,
@@ -53,6 +53,7 @@ from exportwatch.sweep.protocol import (
     ServerReady,
     Started,
     StartUnit,
+    SweepNote,
     TargetStarted,
     UnitConfigError,
     UnitDone,
@@ -134,17 +135,22 @@ class _ForkServer:
         self.log_path = log_dir / "fork-server.log"
         self.conn, child_conn = context.Pipe()
         targets = list(dict.fromkeys(t for u in units for t in u.targets))
-        statements = plan_preload(
-            [u.spec for u in units], manifest_root=settings.manifest_root, repo_root=settings.repo_root
+        statements = (
+            safe_preload(
+                [u.spec for u in units], manifest_root=settings.manifest_root, repo_root=settings.repo_root
+            )
+            if preload
+            else []
         )
-        statements = statements if preload else []
+        #: What the server imports for the models, before any model's own code (every fork shares it).
+        self.statements: list[ImportStatement] = statements
         #: Top-level modules the server imports as installed libraries (shared by every fork).
         self.preloaded_tops = frozenset(s.module.split(".")[0] for s in statements)
         from exportwatch.sweep import forkserver
 
         self.process = context.Process(
             target=forkserver.serve,
-            args=(child_conn, settings, self.log_path, targets, statements),
+            args=(child_conn, settings, self.log_path, targets, statements, os.getpid()),
             name="exportwatch-fork-server",
             daemon=True,
         )
@@ -184,6 +190,16 @@ class _ForkServer:
                 raise WorkerStartError("the sweep's fork server (stuck)", None, _tail(self.log_path))
         log.debug("fork server ready; preloaded %s", self.ready.preloaded)
         return self.ready
+
+    def serves(self, units: list[Unit], settings: SweepSettings) -> bool:
+        """Whether these models may be forked from this server: what it preloaded is what each
+        of them imports before its own code runs (compare's base may import otherwise)."""
+        return preload_fits(
+            self.statements,
+            [u.spec for u in units],
+            manifest_root=settings.manifest_root,
+            repo_root=settings.repo_root,
+        )
 
     def waitables(self) -> list[Any]:
         return [self.conn, self.process.sentinel]
@@ -358,6 +374,7 @@ class WorkerPool:
         self._preload = True
         self._oom_kills_at_start = processes.oom_kills() or 0
         self._server_deaths: dict[str, int] = {}  # model -> fork-server deaths while it ran
+        self._notes_said: set[str] = set()  # this run's sweep-wide notes, each said once
 
     def _default_threads(self, settings: SweepSettings) -> None:
         if settings.threads is None and self.size > 1:
@@ -382,12 +399,17 @@ class WorkerPool:
             self.on_event = on_event
         # What one run counts is its own (compare's base run must not inherit HEAD's deaths).
         self._server_deaths = {}
+        self._notes_said = set()
         self._failed_starts = 0
         self._oom_kills_at_start = processes.oom_kills() or 0
         queue: deque[Unit] = deque(units)
         previous = self._catch_interrupts()
         finished = False
         try:
+            server = self._launcher
+            if isinstance(server, _ForkServer) and not server.serves(units, self._run_settings):
+                server.close()  # it preloaded what these models import only after code of their own
+                self._launcher = None
             if self._launcher is None:
                 self._launcher = self._start_launcher(units)
             while queue or self._running:
@@ -428,6 +450,13 @@ class WorkerPool:
         launcher = self._launcher
         return launcher.preloaded_tops if isinstance(launcher, _ForkServer) else frozenset()
 
+    @property
+    def preloaded(self) -> list[str]:
+        """The imports the running fork server ran for the models (none if spawning)."""
+        launcher = self._launcher
+        ready = launcher.ready if isinstance(launcher, _ForkServer) else None
+        return list(ready.preloaded) if ready is not None else []
+
     def close(self) -> None:
         """Stop the fork server (if running) and remove the temporary log directory."""
         if self._launcher is not None:
@@ -454,7 +483,7 @@ class WorkerPool:
         if forced == "spawn":
             self.start_method = "spawn"
             return _Spawner(self._context, self.settings)
-        server = _ForkServer(self._context, self.settings, self._log_dir, units, preload=self._preload)
+        server = _ForkServer(self._context, self._run_settings, self._log_dir, units, preload=self._preload)
         try:
             ready = server.wait_ready(lambda: self._interrupts > 0)
         except _PreloadFailed as failed:  # the model that needs it will say so, in its own process
@@ -592,6 +621,10 @@ class WorkerPool:
             self.on_event(Event(kind="config-error", model=unit.spec.name, message=message.message))
         elif isinstance(message, UnitNote):
             self.on_event(Event(kind="warning", model=unit.spec.name, message=message.message))
+        elif isinstance(message, SweepNote):
+            if message.message not in self._notes_said:
+                self._notes_said.add(message.message)
+                self.on_event(Event(kind="note", model=unit.spec.name, message=message.message))
         elif isinstance(message, ModelExit):
             running.ended_itself = message.message
         elif isinstance(message, UnitDone):

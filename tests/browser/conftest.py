@@ -1,8 +1,8 @@
 """The browser tier: a headless Chromium (tests/browser/chromium.py) for the whole session.
 
-Without Chromium, its driver or Selenium the tests skip, naming the missing piece; with
-``EXPORTWATCH_REQUIRE_BROWSER=1`` (set it in CI) they fail instead, so an image that lost its
-browser cannot pass quietly.
+Without Chromium, its driver or Selenium the tests skip, naming every missing piece in one
+reason (not one per run); with ``EXPORTWATCH_REQUIRE_BROWSER=1`` (set it in CI) they fail
+instead, so an image that lost its browser cannot pass quietly.
 """
 
 from __future__ import annotations

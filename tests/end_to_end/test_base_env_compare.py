@@ -3,10 +3,11 @@
 ``shapelib`` is a tiny local library built here as two wheels: 1.0 exports fine, 2.0 calls
 ``.item()`` on a tensor in a branch (data-dependent: ``torch.export`` cannot trace it). main
 pins ``shapelib==1.0``; the PR bumps it to 2.0 and touches no model. ``exportwatch compare``
-runs from a HEAD venv (``--system-site-packages``: torch is the system's) that has 2.0; the
-base must be swept in a venv built from main's ``requirements.txt``, with 1.0, so the diff
-shows the regression instead of nothing. pip finds the wheels through ``PIP_FIND_LINKS`` with
-``PIP_NO_INDEX`` (no network), as a user's pip configuration would.
+runs from a HEAD venv that has 2.0 on top of the interpreter running the tests, itself a venv
+or not (made as the base's is, by ``base_env.create_venv``: torch and exportwatch are that
+interpreter's); the base must be swept in a venv built from main's ``requirements.txt``, with
+1.0, so the diff shows the regression instead of nothing. pip finds the wheels through
+``PIP_FIND_LINKS`` with ``PIP_NO_INDEX`` (no network), as a user's pip configuration would.
 """
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ import hashlib
 import json
 import os
 import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
 import pytest
 
+import exportwatch
+from exportwatch.baseline import base_env
 from exportwatch.report import Verdict, load_report
 
 pytestmark = pytest.mark.slow
@@ -114,10 +116,12 @@ def test_compare__sweeps_the_base_in_a_venv_of_its_own_requirements_and_shows_th
     commit(repo, "bump shapelib", {"requirements.txt": "shapelib==2.0\n"})
 
     head_env = tmp_path / "head-env"
-    subprocess.run(
-        [sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(head_env)], check=True
+    python = base_env.create_venv(head_env, log_path=tmp_path / "head-env.log", cwd=tmp_path)
+    where = subprocess.run(
+        [str(python), "-c", "import exportwatch; print(exportwatch.__file__)"], capture_output=True, text=True
     )
-    python = head_env / "bin" / "python"
+    # This very exportwatch, not one the system's Python happens to have (or lack).
+    assert where.stdout.strip() == exportwatch.__file__, where.stderr
     subprocess.run([str(python), "-m", "pip", "install", "-q", "-r", str(repo / "requirements.txt")],
                    check=True, env=pip_env(wheels))  # fmt: skip
 

@@ -171,11 +171,50 @@ def test_refusals__unknown_xfail_submodule_warns_with_the_closest_path(tmp_path:
     )
     done = exportwatch("sweep", "m.yml", "-o", "r.json", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    warnings = [line for line in done.stderr.splitlines() if line.startswith("warning:")]
+    lines = done.stderr.splitlines()
+    warnings = [line for line in lines if line.startswith("warning:")]
     assert warnings == [
         "warning: m.yml:9: model 'enc': expect.xfail names submodule 'encoder.50', which the model "
         "does not have (did you mean 'encoder.5'?)"
     ]
+    # Once the sweep ends, after the job lines that would otherwise bury it.
+    assert lines.index(warnings[0]) > max(i for i, line in enumerate(lines) if line.startswith("[1/1]"))
+    quiet = exportwatch("sweep", "m.yml", "-o", "q.json", "-q", cwd=tmp_path)
+    assert quiet.returncode == 0, quiet.stderr
+    assert [line for line in quiet.stderr.splitlines() if line.startswith("warning:")] == warnings  # -q too
+
+
+# --- mistakes the manifest's files show: refused before torch or any process starts -----------------
+
+#: Runs the CLI and says, at exit, whether this process imported torch or started a process.
+CLI_WATCHED = """\
+import sys
+from exportwatch.cli.main import main
+code = main(sys.argv[1:])
+started = {"multiprocessing.popen_spawn_posix", "multiprocessing.popen_fork"} & set(sys.modules)
+print(f"watch: torch imported={'torch' in sys.modules} process started={bool(started)}", file=sys.stderr)
+sys.exit(code)
+"""
+
+
+@pytest.mark.quick  # nothing starts
+def test_refusals__a_factory_typo_is_one_error_before_torch_or_any_process(tmp_path: Path) -> None:
+    (tmp_path / "models.py").write_text("import torch\n\ndef tiny():\n    return torch.nn.Linear(4, 4)\n")
+    (tmp_path / "bad.yml").write_text(
+        "version: 1\nmodels:\n  - name: tiny\n    factory: models.py:tinny\n"
+        "    inputs: {args: [{shape: [2, 4]}]}\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", CLI_WATCHED, "sweep", "bad.yml", "-o", "r.json"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert one_error_line(done) == (
+        "error: bad.yml:4:14: models[0].factory: models.py has no attribute 'tinny' (did you mean 'tiny'?)"
+    )
+    assert (done.stdout + done.stderr).count("tinny") == 1
+    assert "watch: torch imported=False process started=False" in done.stderr
+    assert not (tmp_path / "r.json").exists()
 
 
 # --- untrusted text in error lines; outputs that would clobber each other ------------------------
@@ -226,4 +265,19 @@ def test_refusals__compare_refuses_a_base_output_that_is_the_head_report(tmp_pat
     assert done.returncode == 2
     assert one_error_line(done) == (
         "error: --base-output r.json: is the head report's path (-o): give it its own"
+    )
+
+
+@pytest.mark.quick  # nothing starts
+def test_refusals__compare_refuses_a_factory_typo_before_any_git_work(tmp_path: Path) -> None:
+    (tmp_path / "models.py").write_text("def tiny():\n    return None\n")
+    (tmp_path / "bad.yml").write_text(
+        "version: 1\nmodels:\n  - name: tiny\n    factory: models.py:tinny\n    inputs: {args: []}\n"
+    )
+    done = exportwatch(
+        "compare", "bad.yml", "--base", "main", "-o", "r.json", cwd=tmp_path
+    )  # not a repository
+    assert done.returncode == 2, done.stderr
+    assert one_error_line(done) == (
+        "error: bad.yml:4:14: models[0].factory: models.py has no attribute 'tinny' (did you mean 'tiny'?)"
     )

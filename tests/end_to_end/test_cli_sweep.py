@@ -136,9 +136,12 @@ def test_cli_sweep__factory_error_found_in_a_worker_exits_2_but_keeps_other_resu
         "  - name: fine\n    factory: m.py:fine\n    inputs: {args: [{shape: [2, 4]}]}\n"
     )
     output = tmp_path / "r.json"
-    done = exportwatch("sweep", str(manifest), "-o", str(output), "--workers", "1", "-q")
+    done = exportwatch("sweep", str(manifest), "-o", str(output), "--workers", "1")
     assert done.returncode == 2
     assert "exportwatch.yml:4:" in done.stderr and "no weights configured" in done.stderr
+    # Said once, after the table; the job's progress line only points at it.
+    assert (done.stdout + done.stderr).count("no weights configured") == 1, done.stdout + done.stderr
+    assert "broken · export · cpu: skipped (configuration error, below)" in done.stderr
     report = load_report(output)
     assert report.job("fine", "export", "cpu").verdict.value == "ok"
     assert report.job("broken", "export", "cpu").verdict.value == "skipped"

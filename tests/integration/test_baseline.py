@@ -161,6 +161,7 @@ def sources(report) -> dict[str, str]:
     return {j.model: str(j.source) for j in report.jobs}
 
 
+@pytest.mark.slow
 def test_compare__resweeps_only_the_changed_model_on_the_base(repo):
     repo.commit("edit gamma", {"models/gamma.py": "def make():\n    return 'BROKEN'\n"})
     sweeper = FakeSweeper()
@@ -173,6 +174,7 @@ def test_compare__resweeps_only_the_changed_model_on_the_base(repo):
     assert [c.model for c in changes.top_level(ChangeKind.REGRESSION)] == ["gamma"]
 
 
+@pytest.mark.slow
 def test_compare__resweeps_every_model_that_imports_a_changed_shared_helper(repo):
     repo.commit("edit helper", {"helpers/shared.py": "def scale():\n    return 3.0\n"})
     sweeper = FakeSweeper()
@@ -181,6 +183,7 @@ def test_compare__resweeps_every_model_that_imports_a_changed_shared_helper(repo
     assert sources(result.base) == {"alpha": "swept", "beta": "swept", "gamma": "reused"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("changed", ["README.md", "notes/todo.txt"])
 def test_compare__resweeps_nothing_when_only_an_unrelated_file_changed(repo, changed):
     repo.commit("docs", {changed: "edited\n"})
@@ -191,6 +194,7 @@ def test_compare__resweeps_nothing_when_only_an_unrelated_file_changed(repo, cha
     assert len(repo.worktrees()) == 1
 
 
+@pytest.mark.slow
 def test_compare__resweeps_a_model_whose_manifest_entry_changed(repo):
     repo.commit(
         "bigger input",
@@ -208,6 +212,7 @@ def test_compare__resweeps_a_model_whose_manifest_entry_changed(repo):
     assert sources(result.base)["alpha"] == "reused"
 
 
+@pytest.mark.slow
 def test_compare__gives_a_new_model_no_base_result_and_the_diff_calls_it_new(repo):
     repo.commit(
         "add delta",
@@ -226,6 +231,7 @@ def test_compare__gives_a_new_model_no_base_result_and_the_diff_calls_it_new(rep
     assert [c.model for c in changes.top_level(ChangeKind.NEW)] == ["delta"]
 
 
+@pytest.mark.slow
 def test_compare__sweeps_a_removed_model_on_the_base_so_the_diff_reports_it_removed(repo):
     repo.commit("drop gamma", {"exportwatch.yml": MANIFEST.split("  - name: gamma")[0]})
     sweeper = FakeSweeper()
@@ -236,6 +242,7 @@ def test_compare__sweeps_a_removed_model_on_the_base_so_the_diff_reports_it_remo
     assert [c.model for c in changes.top_level(ChangeKind.REMOVED)] == ["gamma"]
 
 
+@pytest.mark.slow
 def test_compare__treats_every_model_as_new_when_the_base_has_no_manifest(tmp_path):
     repo = make_repo(tmp_path / "repo", {"README.md": "x\n"})
     repo.commit("add exportwatch", FILES)
@@ -244,6 +251,7 @@ def test_compare__treats_every_model_as_new_when_the_base_has_no_manifest(tmp_pa
     assert any("has no exportwatch.yml" in note for note in result.notes)
 
 
+@pytest.mark.slow
 def test_compare__removes_the_worktree_when_the_base_sweep_raises(repo):
     repo.commit("edit gamma", {"models/gamma.py": "def make():\n    return 2\n"})
     inner = FakeSweeper()
@@ -263,6 +271,7 @@ def test_compare__removes_the_worktree_when_the_base_sweep_raises(repo):
     assert len(repo.worktrees()) == 1
 
 
+@pytest.mark.slow
 def test_compare__points_sys_path_entries_inside_the_checkout_at_the_worktree_for_the_base_sweep(
     repo, monkeypatch
 ):
@@ -276,6 +285,7 @@ def test_compare__points_sys_path_entries_inside_the_checkout_at_the_worktree_fo
     assert sys.path[0] == str(repo.root / "models")  # restored afterwards
 
 
+@pytest.mark.slow
 def test_compare__refuses_a_stored_baseline_made_with_another_torch_version(repo, tmp_path):
     repo.commit("edit gamma", {"models/gamma.py": "def make():\n    return 2\n"})
     first = compare(repo, FakeSweeper())
@@ -289,6 +299,7 @@ def test_compare__refuses_a_stored_baseline_made_with_another_torch_version(repo
     assert sources(result.base)["gamma"] == "swept"
 
 
+@pytest.mark.slow
 def test_compare__uses_a_compatible_stored_baseline_instead_of_sweeping_a_changed_model(repo, tmp_path):
     repo.commit("edit gamma", {"models/gamma.py": "def make():\n    return 2\n"})
     write_report(compare(repo, FakeSweeper()).base, tmp_path / "stored.json")
@@ -298,6 +309,7 @@ def test_compare__uses_a_compatible_stored_baseline_instead_of_sweeping_a_change
     assert sources(result.base) == {"alpha": "reused", "beta": "reused", "gamma": "baseline"}
 
 
+@pytest.mark.slow
 def test_compare__cache_hits_run_no_sweep_at_all(repo, tmp_path):
     repo.commit("edit gamma", {"models/gamma.py": "def make():\n    return 'BROKEN'\n"})
     compare(repo, FakeSweeper(), cache_dir=tmp_path / "cache")
@@ -312,6 +324,7 @@ def test_compare__cache_hits_run_no_sweep_at_all(repo, tmp_path):
     assert result.base.job("gamma", "export", "cpu").verdict is Verdict.OK
 
 
+@pytest.mark.slow
 def test_compare__records_dependencies_and_the_content_hash_of_every_job_in_both_reports(repo):
     repo.commit("edit gamma", {"models/gamma.py": "def make():\n    return 2\n"})
     compare(repo, FakeSweeper())
@@ -330,6 +343,7 @@ def test_compare__records_dependencies_and_the_content_hash_of_every_job_in_both
     assert json.loads((repo.root.parent / "out" / "base.json").read_text())["jobs"][0]["source"] == "reused"
 
 
+@pytest.mark.slow
 def test_compare__a_depends_on_data_file_change_resweeps_that_model(repo):
     manifest = MANIFEST.replace(
         "factory: models.gamma:make\n", "factory: models.gamma:make\n    depends_on: [data/*.txt]\n"
@@ -455,6 +469,7 @@ def stored_report_of(repo: Repo, commit: str, env) -> Report:
     return Report(tool_version=__version__, git_sha=commit, environment=env, jobs=jobs)
 
 
+@pytest.mark.slow
 def test_compare__with_a_changed_dependency_set_gives_head_only_results_not_head_packages_as_base(
     bump, tmp_path
 ):
@@ -483,12 +498,14 @@ def test_compare__with_a_changed_dependency_set_gives_head_only_results_not_head
     assert sorted(c.model for c in changes.top_level(ChangeKind.NEW)) == ["alpha", "beta", "gamma"]
 
 
+@pytest.mark.slow
 def test_compare__base_env_head_sweeps_the_base_with_heads_packages_as_before(bump):
     result = compare(bump, FakeSweeper(), base_env="head")
     assert set(sources(result.base).values()) == {"reused"}
     assert result.dependency_changes == ()
 
 
+@pytest.mark.slow
 def test_compare__a_tool_config_edit_in_pyproject_is_not_a_dependency_change(tmp_path):
     pyproject = (
         '[project]\nname = "demo"\ndependencies = ["shapelib==1.0"]\n\n[tool.ruff]\nline-length = 100\n'
@@ -499,6 +516,7 @@ def test_compare__a_tool_config_edit_in_pyproject_is_not_a_dependency_change(tmp
     assert set(sources(result.base).values()) == {"reused"} and result.notes == []
 
 
+@pytest.mark.slow
 def test_compare__accepts_a_merge_base_baseline_of_another_torch_when_the_dependency_set_changed(
     bump, tmp_path
 ):
@@ -522,6 +540,7 @@ def test_compare__accepts_a_merge_base_baseline_of_another_torch_when_the_depend
     assert not any("not used" in n for n in result.notes)
 
 
+@pytest.mark.slow
 def test_compare__refuses_a_stored_baseline_made_on_a_commit_with_another_dependency_set(bump, tmp_path):
     head = bump.git("rev-parse", "HEAD")  # requirements.txt pins 2.0 there, not the merge-base's 1.0
     write_report(stored_report_of(bump, head, environment()), tmp_path / "stored.json")

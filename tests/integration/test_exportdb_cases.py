@@ -29,12 +29,14 @@ def _root(spec: ModelSpec, target: str):
     return job, job.submodule("")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("target", ["export", "onnx"])
 def test_scalar_output__a_symint_output_is_compared_by_value_not_called_a_mismatch(target):
     job, root = _root(_spec("ScalarOutput", [3, 4], dim=1, lo=2, hi=64, extra=[3, 9]), target)
     assert job.verdict is Verdict.OK, root.message
 
 
+@pytest.mark.slow
 def test_runtime_assert__an_exported_program_refusing_an_input_set_is_a_runtime_error():
     _job, root = _root(_spec("SumsRows", [4, 8], dim=0, lo=2, hi=8, extra=[10, 8]), "export")
     assert root.verdict is Verdict.MISMATCH

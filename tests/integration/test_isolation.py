@@ -69,13 +69,16 @@ def in_session(sid: int) -> list[int]:
     return found
 
 
-def start_sweep(tmp_path: Path, models: str, *args: str) -> tuple[subprocess.Popen, Path]:
+def start_sweep(
+    tmp_path: Path, models: str, *args: str, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen, Path]:
     manifest = make_project(
         tmp_path, "version: 1\nmodels:\n" + textwrap.indent(textwrap.dedent(models), "  ")
     )
     output = tmp_path / "report.json"
     process = subprocess.Popen(
         [sys.executable, "-m", "exportwatch", "sweep", str(manifest), "-o", str(output), "-q", *args],
+        env={**os.environ, **(env or {})},
         start_new_session=True,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -210,6 +213,91 @@ def test_isolation__kill_9_of_the_sweep_ends_every_process_of_it(tmp_path):
     process.wait()
     assert wait_until_gone(tree) == []
     assert wait_until_gone(in_session(process.pid)) == []
+
+
+#: A library whose import (preloaded by the fork server, warming up) says where it is and hangs.
+HANGS_AT_IMPORT = """\
+import os, pathlib, time
+pathlib.Path(os.environ["HANGS_AT_IMPORT_MARKER"]).write_text(str(os.getpid()))
+time.sleep(600)
+"""
+
+
+def _command_line(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def _spawned_child(pid: int) -> int | None:
+    for child in processes.children(pid):
+        line = _command_line(child)
+        if "spawn_main" in line and "resource_tracker" not in line:
+            return child
+    return None
+
+
+def _loading_torch(pid: int | None) -> bool:
+    try:
+        return pid is not None and "libtorch" in Path(f"/proc/{pid}/maps").read_text()
+    except OSError:
+        return False
+
+
+def test_isolation__kill_9_of_the_sweep_while_a_spawned_model_warms_up_leaves_nothing(tmp_path):
+    """A spawned model's process imports torch before its pipe is watched: the kernel ends it."""
+    process, _ = start_sweep(
+        tmp_path,
+        f"- name: fine\n  factory: models/sweep_cases.py:Fine\n  {SHAPE}\n",
+        env={"EXPORTWATCH_START_METHOD": "spawn"},
+    )
+    deadline = time.monotonic() + 60
+    while not _loading_torch(_spawned_child(process.pid)) and time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()
+        time.sleep(0.01)
+    assert _loading_torch(_spawned_child(process.pid))  # its warm-up: importing torch takes seconds
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    left = wait_until_gone(in_session(process.pid), 2.0)
+    assert left == [], [_command_line(pid) for pid in left]
+
+
+@pytest.mark.parametrize("phase", ["warm-up", "model"])
+def test_isolation__kill_9_of_the_sweep_leaves_nothing_within_two_seconds(tmp_path, phase):
+    """The fork server reads no pipe while it warms up (torch, the targets, the preloads): the
+    kernel must end it (and, with it gone, the resource tracker) when the sweep is killed."""
+    marker = tmp_path / "marker"
+    if phase == "warm-up":
+        site = tmp_path / "site-packages"
+        (site / "hangs_at_import").mkdir(parents=True)
+        (site / "hangs_at_import" / "__init__.py").write_text(HANGS_AT_IMPORT)
+        (tmp_path / "hangs.py").write_text(
+            "import hangs_at_import\nimport torch\n\ndef build():\n    return torch.nn.Linear(4, 4)\n"
+        )
+        models = f"- name: hangs\n  factory: hangs.py:build\n  {SHAPE}\n"
+        env = {"PYTHONPATH": str(site), "HANGS_AT_IMPORT_MARKER": str(marker)}
+    else:
+        models = f"""\
+        - name: hangs
+          factory: models/sweep_cases.py:HangsIgnoringSigterm
+          kwargs: {{marker: {str(marker)!r}}}
+          timeout: 600
+          {SHAPE}
+        """
+        env = {}
+    process, _ = start_sweep(tmp_path, models, env=env)
+    wait_for_file(marker, process)
+    deadline = time.monotonic() + 5
+    while not marker.read_text() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    tree = processes.descendants(process.pid)
+    assert int(marker.read_text()) in tree  # the fork server (warming up) or the model's process
+    assert any("resource_tracker" in _command_line(pid) for pid in tree)
+    os.kill(process.pid, signal.SIGKILL)  # the sweep alone, not its group
+    process.wait()
+    left = wait_until_gone(in_session(process.pid), 2.0)
+    assert left == [], [_command_line(pid) for pid in left]
 
 
 # --- interrupts -----------------------------------------------------------------------------------
@@ -397,19 +485,33 @@ def test_isolation__a_process_that_left_the_group_is_ended_with_its_model(tmp_pa
     assert wait_until_gone([int(p) for p in pid_file.read_text().split()], 5) == []
 
 
-def test_isolation__a_library_that_kills_the_fork_server_at_import_costs_only_its_model(
+#: A library whose first import ever aborts the process (as a compiled extension built for
+#: another torch may, where it is first loaded): the fork server preloading it dies.
+ABORTS_THE_FIRST_TIME = """\
+import os, pathlib
+marker = pathlib.Path(__file__).with_name("imported-once")
+if not marker.exists():
+    marker.touch()
+    os.abort()
+"""
+
+
+def test_isolation__a_library_that_kills_the_fork_server_at_import_is_left_to_the_models_processes(
     tmp_path, monkeypatch
 ):
     site = tmp_path / "site-packages"
     (site / "crashing_lib").mkdir(parents=True)
-    (site / "crashing_lib" / "__init__.py").write_text("import os\nos.abort()\n")
+    (site / "crashing_lib" / "__init__.py").write_text(ABORTS_THE_FIRST_TIME)
     monkeypatch.syspath_prepend(str(site))
     events: list[str] = []
     manifest = make_project(
         tmp_path,
         "version: 1\nmodels:\n"
-        f"  - name: fine\n    factory: models/sweep_cases.py:Fine\n    {SHAPE}\n"
-        f"  - name: needs_it\n    factory: models/sweep_cases.py:needs_crashing_library\n    {SHAPE}\n",
+        f"  - name: first\n    factory: needs.py:build\n    {SHAPE}\n"
+        f"  - name: second\n    factory: needs.py:build\n    {SHAPE}\n",
+    )
+    (tmp_path / "needs.py").write_text(
+        "import crashing_lib\nimport torch\n\ndef build():\n    return torch.nn.Linear(4, 4)\n"
     )
     from exportwatch.sweep.progress import Progress
 
@@ -421,9 +523,7 @@ def test_isolation__a_library_that_kills_the_fork_server_at_import_costs_only_it
         load_manifest(manifest), output=tmp_path / "r.json", options=SweepOptions(workers=1)
     )
     report = run_sweep(request, progress=Recording(total=2, quiet=True)).report
-    assert report.job("fine", "export", "cpu").verdict == Verdict.OK
-    needs_it = report.job("needs_it", "export", "cpu")
-    assert needs_it.verdict == Verdict.CRASH and "SIGABRT" in needs_it.reason
+    assert [report.job(m, "export", "cpu").verdict for m in ("first", "second")] == [Verdict.OK] * 2
     assert any(
         "preloading `import crashing_lib` killed the fork server (signal SIGABRT)" in e for e in events
     )

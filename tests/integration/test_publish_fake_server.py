@@ -255,6 +255,7 @@ def test_faults__server_errors_are_retried_for_reads_and_a_failed_write_is_read_
     assert len(fake.comments(REPO, 7)) == 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "lost",
     [{"status": 502}, {"status": 504, "delay": 1.6}, {"status": 502, "drop": True}],

@@ -45,6 +45,7 @@ def test_sweep__a_model_whose_attributes_refer_to_themselves_is_swept():
     assert verdicts(job)["blocks.1"] == "covered"
 
 
+@pytest.mark.slow
 def test_sweep__a_dedup_key_that_raises_exports_the_module_on_its_own(monkeypatch):
     real = sweep.dedup_key
 
@@ -62,6 +63,7 @@ def test_sweep__a_dedup_key_that_raises_exports_the_module_on_its_own(monkeypatc
     assert any("could not compare this module" in w for w in job.submodule("encoder.0").warnings)
 
 
+@pytest.mark.slow
 def test_sweep__a_diagnosis_that_raises_keeps_the_verdict_and_the_raw_exception(monkeypatch):
     def broken(*args, **kwargs):
         raise ValueError("a rule blew up")
@@ -75,6 +77,7 @@ def test_sweep__a_diagnosis_that_raises_keeps_the_verdict_and_the_raw_exception(
     assert "could not diagnose this failure" in bad.detail and "a rule blew up" in bad.detail
 
 
+@pytest.mark.slow
 def test_sweep__origin_marking_that_raises_keeps_every_verdict(monkeypatch):
     def broken(job):
         raise KeyError("origins")
@@ -105,6 +108,7 @@ def _sweep_with_broken_target(monkeypatch, type_name):
     return sweep.sweep_target(prepared, "export", settings=SETTINGS)
 
 
+@pytest.mark.slow
 def test_sweep__an_exception_escaping_a_target_is_error_for_that_module_only(monkeypatch):
     job = _sweep_with_broken_target(monkeypatch, "Linear")
     found = verdicts(job)

@@ -80,3 +80,29 @@ def test_session__replaces_a_server_whose_preloads_the_next_tree_shadows(tmp_pat
     assert session.pool_for(options, _settings(tmp_path / "head")) is head  # nothing shadowed
     base = session.pool_for(options, _settings(tree))
     assert base is not head and closed == [head]
+
+
+def test_session__a_server_that_preloaded_what_the_next_tree_imports_after_a_shim_is_replaced(tmp_path):
+    """HEAD's file starts with ``import idna`` (preloaded); the base's runs a guard first, which
+    must not find idna imported: the base's models are not forked from HEAD's server."""
+    guard = 'import sys\n\nif "idna" in sys.modules:\n    raise RuntimeError("guard must come first")\n'
+    sources = {"head": "import idna\nimport torch\n", "base": "import guard\nimport idna\nimport torch\n"}
+    build = "\n\ndef make():\n    return torch.nn.Linear(3, 3)\n"
+    options = SweepOptions(workers=1, targets=["export"])
+    verdicts = []
+    with SweepSession() as session:
+        for side, source in sources.items():
+            tree = tmp_path / side
+            tree.mkdir()
+            (tree / "guard.py").write_text(guard)
+            (tree / "net.py").write_text(source + build)
+            (tree / "exportwatch.yml").write_text(
+                "version: 1\nmodels:\n  - name: net\n    factory: net.py:make\n"
+                "    inputs: {args: [{shape: [2, 3]}]}\n"
+            )
+            request = SweepRequest.of(
+                load_manifest(tree / "exportwatch.yml"), output=tmp_path / f"{side}.json", options=options
+            )
+            job = session.sweep(request).report.jobs[0]
+            verdicts.append((job.verdict.value, job.reason))
+    assert verdicts == [("ok", None), ("ok", None)]

@@ -129,6 +129,7 @@ X = torch.randn(2, 3)
 # onnx (dynamo exporter)
 
 
+@pytest.mark.slow
 def test_onnx__passes_an_exportable_model_verified_on_every_input_set_and_keeps_no_artifacts(
     dynamo: Target, tmp_path: Path
 ) -> None:
@@ -143,6 +144,7 @@ def test_onnx__passes_an_exportable_model_verified_on_every_input_set_and_keeps_
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_onnx__fails_at_capture_on_a_data_dependent_if_and_keeps_the_exporter_report(
     dynamo: Target, tmp_path: Path
 ) -> None:
@@ -158,6 +160,7 @@ def test_onnx__fails_at_capture_on_a_data_dependent_if_and_keeps_the_exporter_re
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m__onnx__root.report.md"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("model", "example", "root", "op_name"),
     [
@@ -177,6 +180,7 @@ def test_onnx__fails_at_translation_on_an_op_without_an_onnx_function_and_names_
     assert f"no ONNX translation for {op_name}" in outcome.warnings
 
 
+@pytest.mark.slow
 def test_onnx__fails_at_translation_on_a_custom_op_without_a_translation(dynamo: Target) -> None:
     outcome = dynamo.attempt(UsesCustomOp(), Call(args=(X,)), options=TargetOptions())
     assert outcome.verdict == Verdict.FAIL
@@ -185,6 +189,7 @@ def test_onnx__fails_at_translation_on_a_custom_op_without_a_translation(dynamo:
     assert "no ONNX translation for exportwatch_test.triple.default" in outcome.warnings
 
 
+@pytest.mark.slow
 def test_onnx__reports_a_wrong_custom_translation_as_an_accuracy_mismatch_and_keeps_the_model(
     dynamo: Target, tmp_path: Path
 ) -> None:
@@ -208,6 +213,7 @@ def test_onnx__reports_a_wrong_custom_translation_as_an_accuracy_mismatch_and_ke
     assert [i.name for i in kept.graph.input] == ["x"]
 
 
+@pytest.mark.slow
 def test_onnx__does_not_leak_a_custom_translation_into_the_next_attempt(dynamo: Target) -> None:
     table = {torch.ops.exportwatch_test.triple.default: doubles_instead_of_triples}
     with_table = dynamo.attempt(
@@ -232,6 +238,7 @@ def test_onnx__records_the_optimization_stage_when_the_optimizer_fails(
     assert str(outcome.error) == "constant folding blew up"
 
 
+@pytest.mark.slow
 def test_onnx__warns_when_the_exporter_specialised_a_dynamic_dim(dynamo: Target) -> None:
     outcome = dynamo.attempt(
         AddsEightRowWeight().eval(),
@@ -244,6 +251,7 @@ def test_onnx__warns_when_the_exporter_specialised_a_dynamic_dim(dynamo: Target)
     ]
 
 
+@pytest.mark.slow
 def test_onnx__keeps_a_dynamic_dim_dynamic_and_verifies_another_batch_size(dynamo: Target) -> None:
     outcome = dynamo.attempt(
         SumOverBatch().eval(),
@@ -255,6 +263,7 @@ def test_onnx__keeps_a_dynamic_dim_dynamic_and_verifies_another_batch_size(dynam
     assert outcome.warnings == []
 
 
+@pytest.mark.slow
 def test_onnx__reports_onnx_runtime_rejecting_an_input_set_as_a_runtime_mismatch(dynamo: Target) -> None:
     outcome = dynamo.attempt(
         SumOverBatch().eval(),
@@ -269,6 +278,7 @@ def test_onnx__reports_onnx_runtime_rejecting_an_input_set_as_a_runtime_mismatch
     assert outcome.mismatch.input_set == "batch of 4"
 
 
+@pytest.mark.slow
 def test_onnx__notes_a_fallback_between_capture_strategies(dynamo: Target) -> None:
     outcome = dynamo.attempt(NumpyRoundTrip().eval(), Call(args=(X,)), options=TargetOptions())
     assert outcome.verdict == Verdict.OK
@@ -278,6 +288,7 @@ def test_onnx__notes_a_fallback_between_capture_strategies(dynamo: Target) -> No
     ]
 
 
+@pytest.mark.slow
 def test_onnx__exports_at_the_requested_opset(dynamo: Target, tmp_path: Path) -> None:
     outcome = dynamo.attempt(
         UsesCustomOp(),
@@ -293,6 +304,7 @@ def test_onnx__exports_at_the_requested_opset(dynamo: Target, tmp_path: Path) ->
     assert {o.domain: o.version for o in kept.opset_import}[""] == 20
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("target_name", ["onnx", "onnx-legacy"])
 def test_onnx__checks_and_runs_a_model_through_external_data_when_it_is_too_big_for_protobuf(
     target_name: str, monkeypatch: pytest.MonkeyPatch

@@ -186,6 +186,7 @@ class _WarnsTwice(torch.nn.Module):
         return x + 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["export", "onnx"])
 def test_warnings__the_models_own_are_kept_and_a_collected_sockets_are_not(name: str) -> None:
     outcome = get_target(name).attempt(

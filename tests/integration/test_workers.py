@@ -15,9 +15,12 @@ from pathlib import Path
 import pytest
 
 from exportwatch.manifest import load_manifest
+from exportwatch.plan import Unit
 from exportwatch.report import Verdict, load_report
 from exportwatch.sweep.options import SweepOptions
 from exportwatch.sweep.runner import SweepRequest, run_sweep
+from exportwatch.sweep.settings import SweepSettings
+from exportwatch.sweep.workers import WorkerPool
 from tests.conftest import FIXTURES, REPO_ROOT
 
 HOSTILE_MANIFEST = """\
@@ -218,3 +221,26 @@ def test_cli__refuses_a_jsonl_report_path(tmp_path):
     done = subprocess.run([sys.executable, "-m", "exportwatch", "sweep", str(manifest), "-o", "x.jsonl"],
                           capture_output=True, text=True, timeout=60)  # fmt: skip
     assert done.returncode == 2 and "JSON report" in done.stderr
+
+
+def test_workers__a_file_that_starts_with_its_imports_has_its_libraries_preloaded(tmp_path):
+    """The normal case keeps its speed: ``import torch; from transformers import ...`` at the top
+    of the factory's file, and the fork server imports transformers once, for every fork."""
+    (tmp_path / "net.py").write_text(
+        "import torch\nfrom transformers import GPT2Config\nimport idna\n\n\n"
+        "def build():\n    assert GPT2Config is not None\n    return torch.nn.Linear(4, 4)\n"
+    )
+    (tmp_path / "m.yml").write_text(
+        "version: 1\nmodels:\n  - {name: net, factory: 'net.py:build', targets: [export],"
+        " inputs: {args: [{shape: [2, 4]}]}}\n"
+    )
+    manifest = load_manifest(tmp_path / "m.yml")
+    settings = SweepSettings(manifest_root=tmp_path, repo_root=tmp_path)
+    jobs = []
+    pool = WorkerPool(size=1, settings=settings, on_event=lambda e: jobs.append(e.job), persistent=True)
+    try:
+        pool.run([Unit(spec=manifest.models[0], targets=["export"], device=None, order=0)])
+        assert pool.preloaded == ["from transformers import GPT2Config", "import idna"]
+    finally:
+        pool.close()
+    assert [job.verdict for job in jobs if job is not None] == [Verdict.OK]

@@ -240,6 +240,7 @@ def test_lint__actionlint_passes_the_example_workflows():
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+@pytest.mark.slow
 def test_lint__both_action_files_match_the_github_action_schema():
     done = run(
         tool("check-jsonschema", "check-jsonschema"), "--builtin-schema", "vendor.github-actions",
@@ -248,6 +249,7 @@ def test_lint__both_action_files_match_the_github_action_schema():
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+@pytest.mark.slow
 def test_lint__example_workflows_match_the_github_workflow_schema():
     done = run(
         tool("check-jsonschema", "check-jsonschema"), "--builtin-schema", "vendor.github-workflows",

@@ -485,3 +485,162 @@ def test_diff__a_report_without_package_versions_is_not_a_removal():
     head = report(ok("llama"))
     head.environment.packages = {"transformers": "5.24.0"}
     assert diff_reports(base, head).version_notes == ()
+
+
+# --- moved subtrees and paths that did not exist --------------------------------------------
+
+
+def _vit_subs(prefix: str, verdict: str = "covered", *, blocks: int = 3) -> list:
+    """A ViT-like subtree under ``prefix``: blocks with attention and MLP, and a final norm."""
+    out = []
+    for i in range(blocks):
+        for leaf, kind in (
+            ("", "Block"),
+            (".attn", "Attention"),
+            (".attn.attn_drop", "Dropout"),
+            (".mlp", "Mlp"),
+        ):
+            out.append(sub(f"{prefix}blocks.{i}{leaf}", verdict, module_type=kind))
+    out.append(sub(f"{prefix}norm", verdict, module_type="LayerNorm"))
+    return out
+
+
+def _wrapped(*overrides):
+    """Base: a ViT that exports; head: the same ViT held as ``backbone`` by a wrapper that fails."""
+    base = base_report(job("vit", "export", sub("", "ok", module_type="VisionTransformer"), *_vit_subs("")))
+    replaced = {s.path: s for s in overrides}
+    head_subs = [
+        sub("", "fail", module_type="CalibratedViT", origin=True),
+        sub("backbone", "ok", module_type="VisionTransformer"),
+        *(replaced.get(s.path, s) for s in _vit_subs("backbone.")),
+    ]
+    return diff_reports(base, report(job("vit", "export", *head_subs)))
+
+
+def test_diff__pairs_a_wrapped_models_submodules_under_their_new_prefix_instead_of_removed_and_new():
+    changes = _wrapped()
+
+    assert [(m.old_prefix, m.new_prefix, m.count) for m in changes.moves] == [("", "backbone.", 13)]
+    assert not [c for c in changes.cells.values() if c.kind is ChangeKind.REMOVED]
+    moved = changes.cells[("vit", "export", "cpu", "backbone.blocks.0.attn")]
+    assert moved.kind is ChangeKind.UNCHANGED_OK and moved.moved_from == "blocks.0.attn"
+
+
+def test_diff__reports_a_regression_inside_a_moved_subtree_at_its_new_path():
+    changes = _wrapped(sub("backbone.blocks.1.mlp", "fail", module_type="Mlp", fp="fp-mlp", origin=True))
+
+    cell = changes.cells[("vit", "export", "cpu", "backbone.blocks.1.mlp")]
+    assert cell.kind is ChangeKind.REGRESSION
+    assert cell.base is Verdict.COVERED and cell.moved_from == "blocks.1.mlp"
+    assert ("vit", "export", "cpu", "blocks.1.mlp") not in changes.cells
+
+
+def test_diff__finds_no_move_when_most_removed_paths_do_not_reappear_under_one_prefix():
+    base = base_report(job("vit", "export", sub("", "ok"), *_vit_subs("", blocks=4)))
+    # Only one block of four comes back under a new prefix: a rewrite, not a move.
+    head_subs = [sub("", "ok"), *[s for s in _vit_subs("new.", blocks=1)]]
+    changes = diff_reports(base, report(job("vit", "export", *head_subs)))
+
+    assert changes.moves == ()
+    assert changes.cells[("vit", "export", "cpu", "blocks.3")].kind is ChangeKind.REMOVED
+
+
+def test_diff__pairs_a_renamed_child_and_its_subtree():
+    base = base_report(
+        job(
+            "vit",
+            "export",
+            sub("", "ok"),
+            sub("encoder", "covered", module_type="Enc"),
+            *_vit_subs("encoder."),
+        )
+    )
+    head = report(
+        job("vit", "export", sub("", "ok"), sub("trunk", "covered", module_type="Enc"), *_vit_subs("trunk."))
+    )
+    changes = diff_reports(base, head)
+
+    assert [(m.old_prefix, m.new_prefix, m.count) for m in changes.moves] == [("encoder.", "trunk.", 14)]
+    assert changes.cells[("vit", "export", "cpu", "trunk")].moved_from == "encoder"
+    assert {c.kind for c in changes.cells.values()} == {ChangeKind.UNCHANGED_OK}
+
+
+def test_diff__claims_no_base_verdict_for_a_path_missing_from_a_base_that_listed_its_subtree():
+    # Base walked the whole tree (every submodule listed, covered by the root); head adds a
+    # module that was never there. It is new, not "was covered on base".
+    base = base_report(job("vit", "export", sub("", "ok"), sub("head", "covered", module_type="Linear")))
+    head = report(
+        job(
+            "vit",
+            "export",
+            sub("", "fail", origin=True),
+            sub("head", "ok", module_type="Linear"),
+            sub("calib", "not-called", module_type="Dropout"),
+        )
+    )
+    cell = diff_reports(base, head).cells[("vit", "export", "cpu", "calib")]
+
+    assert cell.kind is ChangeKind.NEW
+    assert cell.base is None and cell.note is None
+
+
+def test_diff__still_counts_an_unlisted_path_as_covered_when_the_base_listed_nothing_below_the_root():
+    base = base_report(ok("cnn"))  # a sweep that stopped at the root: its children are covered
+    head = report(job("cnn", "export", sub("", "fail"), sub("blocks", "fail", origin=True)))
+
+    assert diff_reports(base, head).cells[("cnn", "export", "cpu", "blocks")].kind is ChangeKind.REGRESSION
+
+
+def test_diff__reads_a_shared_module_listed_under_another_name_as_the_same_result():
+    # One module object under two parents is listed once, with its other path as an alias; the
+    # two sides may pick a different first name.
+    def shared(first: str, other: str) -> JobResult:
+        return job(
+            "lm",
+            "export",
+            sub("", "ok"),
+            sub("wte", "covered"),
+            sub("wte.b", "covered"),
+            sub("head", "covered"),
+            sub("head.b", "covered"),
+            replace(sub(first, "covered"), aliases=[other]),
+        )
+
+    changes = diff_reports(base_report(shared("wte.w", "head.w")), report(shared("head.w", "wte.w")))
+
+    assert {c.kind for c in changes.cells.values()} == {ChangeKind.UNCHANGED_OK}
+
+
+def test_gate__notes_say_one_thing_in_the_singular():
+    base = base_report(ok("cnn"), ok("vit"))
+    head = report(
+        job("cnn", "export", sub("", "timeout")), job("vit", "export", sub("", "fail"), xfail="known")
+    )
+    notes = gate(diff_reports(base, head), "regression").notes
+
+    assert (
+        "1 infrastructure problem (crash / timeout / out of memory) was not gated: rerun to confirm" in notes
+    )
+    assert "1 expected failure (xfail) did not count" in notes
+
+
+def test_diff__folds_a_new_wrapper_that_fails_only_because_of_a_regression_moved_inside_it():
+    base = base_report(job("vit", "export", sub("", "ok"), *_vit_subs("")))
+    head_subs = [
+        sub("", "fail", fp="dd"),
+        sub("backbone", "fail", fp="dd", module_type="VisionTransformer"),
+        *(
+            sub(s.path, "fail", fp="dd", origin=True, module_type="Mlp")
+            if s.path == "backbone.blocks.1.mlp"
+            else s
+            for s in _vit_subs("backbone.")
+        ),
+    ]
+    changes = diff_reports(base, report(job("vit", "export", *head_subs)))
+
+    assert [(c.path, c.kind) for c in changes.top_level() if c.head_fails] == [
+        ("backbone.blocks.1.mlp", ChangeKind.REGRESSION)
+    ]
+    assert changes.cells[("vit", "export", "cpu", "backbone")].folded_under == "backbone.blocks.1.mlp"
+    for policy in ("regression", "new-failure", "any-failure"):
+        assert not gate(changes, policy).passed

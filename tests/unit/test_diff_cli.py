@@ -323,3 +323,30 @@ def test_diff_cli__no_wrong_typed_field_crashes_it(tmp_path, reports, schema_che
                 bad.append(f"{'.'.join(map(str, where))} = {value!r}: does not name the file: {lines[0]}")
     assert count > 1000
     assert not bad, f"{len(bad)} of {count} mutations:\n" + "\n".join(bad[:30])
+
+
+def test_diff_cli__text_prints_a_long_hint_shared_by_every_cache_failure_once(tmp_path, capsys):
+    hint = "Return tensors, not a Cache object. " + "Pass use_cache=False, or flatten the cache. " * 12
+    assert len(hint) > 500
+
+    def cache_job(model: str, target: str) -> object:
+        failing_sub = sub(
+            "layers.0.attn",
+            "fail",
+            fp=f"cache-{target}",
+            origin=True,
+            category="unsupported-output",
+            frame="transformers/cache_utils.py:120",
+            hint=hint,
+        )
+        return job(model, target, sub("", "fail", fp=f"cache-{target}"), failing_sub)
+
+    models, targets = ("gpt2", "llama"), ("export", "onnx", "onnx-legacy")
+    write_report(base_report(*(ok(m, t) for m in models for t in targets)), tmp_path / "base.json")
+    write_report(report(*(cache_job(m, t) for m in models for t in targets)), tmp_path / "head.json")
+
+    assert run(str(tmp_path / "base.json"), str(tmp_path / "head.json"), "--format", "text") == 1
+    out = capsys.readouterr().out
+    assert out.count("Return tensors, not a Cache object") == 1
+    assert "Regressions (6 regressions in 6 exports)" in out
+    assert "same cause also on 5 more places" in out

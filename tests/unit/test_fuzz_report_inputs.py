@@ -257,6 +257,7 @@ def good_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.mark.slow
 @settings(FUZZ, max_examples=200)
 @given(
     fuzzed=mutated_json(valid_report()),
@@ -274,6 +275,7 @@ def test_fuzz__diff_ends_in_0_1_or_2_with_one_line(tmp_path, good_base, fuzzed, 
     assert_ended_cleanly(ran, fuzzed=path, seconds=seconds)
 
 
+@pytest.mark.slow
 @settings(FUZZ, max_examples=100)
 @given(fuzzed=mutated_json(valid_report(shard="2/2")), which=st.sampled_from(["file", "folder"]))
 def test_fuzz__merge_ends_in_0_or_2_with_its_reasons(tmp_path, fuzzed, which):
@@ -289,6 +291,7 @@ def test_fuzz__merge_ends_in_0_or_2_with_its_reasons(tmp_path, fuzzed, which):
     assert ran.code in (0, 2), ran.err[-1500:]
 
 
+@pytest.mark.slow
 @settings(FUZZ, max_examples=150)
 @given(
     head=mutated_json(valid_report()),

@@ -265,6 +265,7 @@ _BODIES = st.lists(_PIECES, max_size=200).map("".join)
 _NOTES = st.sampled_from(["", "cut", "**😀 see the job summary**"])
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(body=_BODIES, limit=st.integers(min_value=0, max_value=400), note=_NOTES)
 def test_shorten_body__is_always_within_its_cap_in_characters_and_in_bytes(body, limit, note):
@@ -273,6 +274,7 @@ def test_shorten_body__is_always_within_its_cap_in_characters_and_in_bytes(body,
         assert size(short) <= limit
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None)
 @given(body=_BODIES, limit=st.integers(min_value=60, max_value=400))
 def test_shorten_body__closes_every_fence_and_details_block_it_cut_open(body, limit):

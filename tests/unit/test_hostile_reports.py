@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -70,12 +71,14 @@ def jobs(draw: st.DrawFn) -> JobResult:
     return JobResult(model="m", target="export", device="cpu", verdict=Verdict.FAIL, submodules=subs)
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(jobs())
 def test_origin_paths__the_prefix_search_agrees_with_the_pairwise_rule(job):
     assert origin_paths(job) == reference_origin_paths(job)
 
 
+@pytest.mark.slow
 def test_origin_paths__is_fast_for_100_000_failing_submodules():
     """3,000 failing submodules took 9 s with the pairwise rule; 100,000 would take hours."""
     subs = [SubmoduleResult(path="", module_type="M", verdict=Verdict.FAIL, fingerprint="root")]

@@ -250,7 +250,7 @@ def test_html__with_a_base_regressions_and_fixes_are_marked_as_the_diff_classifi
     assert {"show-head", "show-base"} <= {i.get("id") for i in page.tags("input")}
     sides = [d.get("data-side") for d in page.tags("div") if d.get("data-side")]
     assert sides.count("head") == 3 and sides.count("base") == 3
-    assert "1 regressions" in source and "1 fixes" in source
+    assert "1 regression<" in source and "1 fix<" in source  # singular, as every view says it
 
 
 def test_html__a_job_on_one_side_only_says_so_on_the_other():
@@ -396,3 +396,28 @@ def test_html__a_node_shows_the_inputs_it_was_called_with():
     page = render_html(report(job("m", "export", root)))
     assert "(f32[2, 16], mask=bool[2, 16])" in page
     assert "&lt;script&gt;x&lt;/script&gt;" in page and "<script>x</script>" not in page
+
+
+# --- what needs a look comes first (issue 25) ---------------------------------------------------
+
+
+def test_html__shows_regressions_then_failing_jobs_before_passing_ones():
+    base = base_report(ok("a"), ok("b"), failing("c"), ok("d"))
+    head = report(ok("a"), ok("b"), failing("c"), failing("d"))
+    source, _ = page_of(head, base)
+    sections = re.findall(r'<section class="job [^"]*" id="(job-[^"]+)"', source)
+    rows = re.findall(r"<tr><th>([a-z])(?: |<)", source)
+
+    assert [s.split("-")[1] for s in sections] == ["d", "c", "a", "b"]  # regression, failing, passing
+    assert rows == ["d", "c", "a", "b"]
+
+
+def test_html__counts_exports_and_regressions_with_the_nouns_of_the_comment():
+    base = base_report(ok("a"), ok("b"), ok("c", "onnx"))
+    head = report(failing("a"), ok("b"), job("c", "onnx", sub("", "skipped", reason="no onnx")))
+    source, _ = page_of(head, base)
+    (summary,) = re.findall(r'<p class="summary">(.*?)</p>', source)
+
+    assert re.sub(r"<[^>]+>", "", summary) == (
+        "2 exports checked, 1 failing · 1 export skipped · 1 regression · 0 fixes"
+    )

@@ -191,6 +191,7 @@ def test_inert__the_text_format_still_shows_what_the_message_said():
     assert "##\\[group]fold the log" in text
 
 
+@pytest.mark.slow
 def test_inert__exportwatch_diff_prints_no_workflow_command(tmp_path):
     """The CLI as a workflow runs it: default text format, untrusted reports, real stdout."""
     base, head = hostile_pair(ON_DISK)

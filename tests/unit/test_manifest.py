@@ -6,6 +6,7 @@ These tests never import torch (neither does the module under test).
 from __future__ import annotations
 
 import json
+import sys
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
@@ -763,3 +764,192 @@ def test_manifest__deep_nesting_is_refused_without_a_recursion_error(
 def test_manifest__deep_block_nesting_is_refused(write_manifest: WriteManifest) -> None:
     text = "version: 1\nmodels:\n" + "".join(f"{'  ' * (i + 1)}k{i}:\n" for i in range(2000))
     assert "levels deep" in error_of(write_manifest(text)).message
+
+
+# --- the code a manifest names, checked from its source (nothing imported) ----------------------
+
+MODELS_PY = '''\
+import torch
+from torch import nn
+
+
+class AddMul(nn.Module):
+    def __init__(self, scale=1.0):
+        super().__init__()
+        self.scale = scale
+
+    def forward(self, x, y):
+        return x + y * self.scale
+
+
+def make():
+    """The class, built."""
+    return AddMul()
+
+
+def inputs():
+    return (torch.ones(2),), {}
+'''
+
+
+def reference_errors(
+    tmp_path: Path, factory: str, *, extra: str = "", files: dict[str, str] | None = None
+) -> list[str]:
+    """``check_references`` on a one-model manifest: factory value at 4:14, inputs at 5:13 (one
+    positional tensor), then ``extra`` fields; ``models.py`` is :data:`MODELS_PY`."""
+    for name, text in {"models.py": MODELS_PY, **(files or {})}.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(textwrap.dedent(text), encoding="utf-8")
+    inputs = "    inputs: {args: [{shape: [2]}, {shape: [2]}]}"
+    lines = ["version: 1", "models:", "  - name: m", f"    factory: {factory}", inputs, *extra.splitlines()]
+    (tmp_path / "exportwatch.yml").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    manifest = load_manifest(tmp_path / "exportwatch.yml")
+    return [str(e) for e in manifest_module.check_references(manifest, search_path=[str(tmp_path)])]
+
+
+def test_check_references__missing_factory_file_is_located_with_the_closest_file(tmp_path: Path) -> None:
+    errors = reference_errors(tmp_path, "modles.py:AddMul")
+    assert errors == [
+        f"{tmp_path / 'exportwatch.yml'}:4:14: models[0].factory: file not found: modles.py"
+        f" (looked in {tmp_path.resolve()}) (did you mean 'models.py'?)"
+    ]
+
+
+def test_check_references__missing_factory_attribute_is_located_with_the_closest_name(tmp_path: Path) -> None:
+    errors = reference_errors(tmp_path, "models.py:AddMull")
+    assert errors == [
+        f"{tmp_path / 'exportwatch.yml'}:4:14: models[0].factory: models.py has no attribute 'AddMull'"
+        " (did you mean 'AddMul'?)"
+    ]
+
+
+def test_check_references__missing_module_names_the_closest_module(tmp_path: Path) -> None:
+    errors = reference_errors(tmp_path, "modles:AddMul")
+    assert errors == [
+        f"{tmp_path / 'exportwatch.yml'}:4:14: models[0].factory: cannot import module 'modles': no module"
+        f" named 'modles' (looked in the manifest's directory {tmp_path.resolve()} and the installed"
+        " packages) (did you mean 'models'?)"
+    ]
+
+
+def test_check_references__missing_submodule_of_a_package_names_the_closest_one(tmp_path: Path) -> None:
+    files = {"nets/__init__.py": "", "nets/cnn.py": "class Net:\n    pass\n"}
+    errors = reference_errors(tmp_path, "nets.cnm:Net", files=files)
+    assert len(errors) == 1 and errors[0].startswith(
+        f"{tmp_path / 'exportwatch.yml'}:4:14: models[0].factory:"
+    )
+    assert "cannot import module 'nets.cnm': no module named 'nets.cnm'" in errors[0]
+    assert errors[0].endswith("(did you mean 'cnn'?)")
+
+
+def test_check_references__missing_attribute_of_a_repository_module_is_found(tmp_path: Path) -> None:
+    files = {"nets/__init__.py": "", "nets/cnn.py": "class Net:\n    pass\n"}
+    errors = reference_errors(tmp_path, "nets.cnn:Nett", files=files)
+    assert errors == [
+        f"{tmp_path / 'exportwatch.yml'}:4:14: models[0].factory: module 'nets.cnn' has no attribute 'Nett'"
+        " (did you mean 'Net'?)"
+    ]
+
+
+def test_check_references__missing_submodule_of_an_installed_package_is_found(tmp_path: Path) -> None:
+    errors = reference_errors(tmp_path, "json.decodr:JSONDecoder")
+    assert len(errors) == 1 and "no module named 'json.decodr'" in errors[0]
+    assert errors[0].endswith("(did you mean 'decoder'?)")
+
+
+def test_check_references__an_installed_module_s_attributes_are_left_to_the_import(tmp_path: Path) -> None:
+    assert reference_errors(tmp_path, "json:no_such_function") == []  # outside the repository
+
+
+def test_check_references__input_callable_is_checked_at_the_inputs_location(tmp_path: Path) -> None:
+    errors = reference_errors(
+        tmp_path, "models.py:AddMul", extra="    input_sets:\n      big: {callable: 'models.py:inputz'}"
+    )
+    assert errors == [
+        f"{tmp_path / 'exportwatch.yml'}:7:12: models[0].input_sets.big: models.py has no attribute 'inputz'"
+        " (did you mean 'inputs'?)"
+    ]
+
+
+@pytest.mark.parametrize("factory", ["models.py:AddMul", "models.py:make"])
+def test_check_references__inputs_that_forward_cannot_take_are_located(tmp_path: Path, factory: str) -> None:
+    errors = reference_errors(tmp_path, factory, extra="    input_sets:\n      three: {args: [1, 2, 3]}")
+    assert errors == [
+        f"{tmp_path / 'exportwatch.yml'}:7:14: models[0].input_sets.three: inputs do not match"
+        " AddMul.forward(x, y): too many positional arguments"
+    ]
+
+
+def test_check_references__factory_kwargs_the_class_does_not_take_point_at_kwargs(tmp_path: Path) -> None:
+    errors = reference_errors(tmp_path, "models.py:AddMul", extra="    kwargs: {scael: 2}")
+    assert errors == [
+        f"{tmp_path / 'exportwatch.yml'}:6:13: models[0].kwargs: kwargs do not match"
+        " models.py:AddMul(scale=1.0): got an unexpected keyword argument 'scael'"
+    ]
+
+
+def test_check_references__a_factory_file_that_does_not_parse_names_the_line(tmp_path: Path) -> None:
+    errors = reference_errors(tmp_path, "broken.py:Net", files={"broken.py": "class Net(\n"})
+    assert len(errors) == 1 and errors[0].startswith(
+        f"{tmp_path / 'exportwatch.yml'}:4:14: models[0].factory:"
+    )
+    assert "importing broken.py raised SyntaxError:" in errors[0] and "(at broken.py:1)" in errors[0]
+
+
+def test_check_references__a_good_manifest_has_no_errors_and_runs_none_of_its_code(tmp_path: Path) -> None:
+    files = {"models.py": MODELS_PY + "raise SystemExit('imported!')\n"}
+    before = set(sys.modules)  # other tests import the fixtures' own ``models`` package
+    assert reference_errors(tmp_path, "models.py:make", files=files) == []
+    assert set(sys.modules) - before == set()  # nothing imported, the user's file least of all
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "from torch.nn import *\n",  # a star import may bring it
+        "def __getattr__(name):\n    return object\n",  # a lazy module attribute
+        "globals()['Net'] = object\n",
+        "import sys\nsetattr(sys.modules[__name__], 'Net', object)\n",
+        "exec('Net = object')\n",
+        "def setup():\n    global Net\n    Net = object\n",  # bound when setup() runs
+        "if True:\n    Net = object\nelse:\n    pass\n",
+        "try:\n    from fast import Net\nexcept ImportError:\n    pass\n",
+        "for Net in [object]:\n    pass\n",
+        "import torch.nn as Net\n",
+        "with open(__file__) as Net:\n    pass\n",
+        "match 1:\n    case Net:\n        pass\n",
+    ],
+)
+def test_check_references__a_name_that_may_exist_at_run_time_is_never_an_error(
+    tmp_path: Path, source: str
+) -> None:
+    assert reference_errors(tmp_path, "dynamic.py:Net", files={"dynamic.py": source}) == []
+
+
+NET = "import torch\nclass Net(torch.nn.Module):\n"
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        NET + "    @torch.jit.ignore\n    def forward(self, x):\n        return x\n",  # a decorator
+        "import torch\nclass Base(torch.nn.Module):\n    pass\nclass Net(Base):\n    def forward(self, x):\n"
+        "        return x\n",  # a base of its own may have its own __call__
+        NET + "    def __init__(self):\n        super().__init__()\n        self.forward = self.run\n"
+        "    def forward(self, x):\n        return x\n",
+        NET + "    def __init__(self):\n        super().__init__()\n"
+        "        self.register_forward_pre_hook(lambda m, a: a[:1])\n"
+        "    def forward(self, x):\n        return x\n",
+        NET + "    def forward(self, *args):\n        return args\n",
+        # not torch's nn:
+        "from mylib import nn\nclass Net(nn.Module):\n    def forward(self, x):\n        return x\n",
+        NET + "    def forward(self, x):\n        return x\n    def __call__(self, *a):\n        return a\n",
+        NET + "    def __init__(self):\n        super().__init__()\n        wrap_forward(self)\n"
+        "    def forward(self, x):\n        return x\n",  # code elsewhere may wrap it
+        NET + "    def forward(self, x):\n        return x\nNet.forward.__signature__ = None\n",
+    ],
+)
+def test_check_references__a_forward_that_may_take_the_inputs_is_never_an_error(
+    tmp_path: Path, source: str
+) -> None:
+    assert reference_errors(tmp_path, "nets.py:Net", files={"nets.py": source}) == []

@@ -43,7 +43,7 @@ def test_matrix__columns_are_sorted_by_version_and_rows_that_vary_are_found():
 def test_matrix__markdown_leads_with_what_breaks_on_which_version():
     text = render_matrix_markdown(version_matrix(_reports()))
     assert text.startswith(MATRIX_MARKER)
-    assert "1 export(s) in 1 model(s) work on some versions and not on others" in text.splitlines()[1]
+    assert "1 export in 1 model works on some versions and not on others" in text.splitlines()[1]
     assert "| vit | export | cpu | ✅ ok | ❌ fail blocks.1 |" in text
     assert "- **vit** · export: works on torch 2.13.0; fails on torch 2.14.1+cu128" in text
     assert "  - torch 2.14.1+cu128: `blocks.1` (data-dependent-control-flow): Could not guard" in text
@@ -91,6 +91,7 @@ def test_matrix__json_has_a_verdict_per_column():
     assert vit["verdicts"] == ["ok", "fail"] and vit["varies"] is True
 
 
+@pytest.mark.slow
 def test_matrix__cli_reads_a_directory_of_artifacts_and_gates_with_strict(tmp_path: Path):
     for i, rep in enumerate(_reports()):
         (tmp_path / f"exportwatch-torch-{i}").mkdir()

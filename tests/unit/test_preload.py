@@ -5,7 +5,16 @@ from __future__ import annotations
 import textwrap
 
 from exportwatch.manifest import load_manifest
-from exportwatch.sweep.preload import ImportStatement, import_statements, plan_preload, run_preload
+from exportwatch.sweep.preload import (
+    ImportStatement,
+    common_prefix,
+    import_statements,
+    leading_imports,
+    plan_preload,
+    preload_fits,
+    run_preload,
+    safe_preload,
+)
 
 
 def test_import_statements__finds_imports_in_function_bodies_and_ignores_relative_ones():
@@ -52,3 +61,98 @@ def test_plan_preload__keeps_installed_libraries_and_leaves_the_repository_to_ea
 def test_run_preload__a_failing_import_is_left_to_the_models_process():
     done = run_preload([ImportStatement("json", ("dumps",)), ImportStatement("no_such_module_anywhere")])
     assert done == ["from json import dumps"]
+
+
+# --- only what the file imports before any code of its own ------------------------------------
+
+KINDS = {
+    "__future__": "loaded",
+    "torch": "loaded",
+    "os": "loaded",
+    "transformers": "library",
+    "idna": "library",
+    "guard": "user's",
+}
+
+
+def _leading(source: str) -> list[str]:
+    return [str(s) for s in leading_imports(textwrap.dedent(source), kind_of=lambda top: KINDS[top])]
+
+
+def test_leading_imports__libraries_imported_before_any_code_of_the_files_own():
+    source = '''\
+        """A docstring runs nothing."""
+        from __future__ import annotations
+        import os
+        import torch
+        from transformers import GPT2Config, GPT2Model
+        import idna
+        X = 1
+        '''
+    assert _leading(source) == ["from transformers import GPT2Config, GPT2Model", "import idna"]
+
+
+def test_leading_imports__a_shim_of_the_users_ends_them():
+    assert _leading("import torch\nimport guard\nimport idna\n") == []
+    assert _leading("import idna, guard, transformers\n") == ["import idna"]
+    assert _leading("from . import sibling\nimport idna\n") == []
+
+
+def test_leading_imports__an_assignment_or_a_setting_before_the_library_ends_them():
+    assert _leading('import os\nos.environ["HF_HUB_OFFLINE"] = "1"\nimport transformers\n') == []
+    assert _leading("import torch\ntorch._dynamo.config.cache_size_limit = 7\nimport transformers\n") == []
+    assert _leading("try:\n    import idna\nexcept ImportError:\n    pass\n") == []
+    assert _leading("import idna\ndef build():\n    import transformers\n") == ["import idna"]
+    assert _leading("from idna import *\nimport transformers\n") == ["import idna"]
+
+
+def test_common_prefix__only_what_every_model_imports_first_in_that_order():
+    a = [ImportStatement("transformers", ("GPT2Config",)), ImportStatement("idna")]
+    b = [ImportStatement("transformers", ("GPT2Config", "LlamaConfig")), ImportStatement("idna")]
+    assert common_prefix([a, a]) == a
+    # The names both import are kept; what follows came after the other names in plain Python.
+    assert common_prefix([a, b]) == [ImportStatement("transformers", ("GPT2Config",))]
+    assert common_prefix([a, [ImportStatement("idna")]]) == []
+    assert common_prefix([a, []]) == []
+    assert common_prefix([]) == []
+
+
+def _manifest(tmp_path, **files: str):
+    for name, source in files.items():
+        (tmp_path / f"{name}.py").write_text(textwrap.dedent(source))
+    models = "".join(
+        f"  - {{name: {name}, factory: '{name}.py:build', inputs: {{args: [{{shape: [1]}}]}}}}\n"
+        for name in files
+    )
+    return load_manifest_text(tmp_path, "version: 1\nmodels:\n" + models)
+
+
+def load_manifest_text(tmp_path, text: str):
+    (tmp_path / "m.yml").write_text(text)
+    return load_manifest(tmp_path / "m.yml").models
+
+
+def test_safe_preload__a_file_that_starts_with_its_imports_gets_its_libraries_preloaded(tmp_path):
+    specs = _manifest(tmp_path, net="import torch\nimport yaml.nodes\nfrom idna import encode\nX = 1\n")
+    assert safe_preload(specs, manifest_root=tmp_path, repo_root=tmp_path) == [
+        ImportStatement("yaml.nodes"),
+        ImportStatement("idna", ("encode",)),
+    ]
+
+
+def test_safe_preload__a_shim_in_the_manifests_folder_stops_the_preload_for_every_model(tmp_path):
+    (tmp_path / "guard.py").write_text("import sys\n")
+    specs = _manifest(
+        tmp_path, plain="import torch\nimport idna\n", shimmed="import guard\nimport idna\nimport torch\n"
+    )
+    assert safe_preload(specs[:1], manifest_root=tmp_path, repo_root=tmp_path) == [ImportStatement("idna")]
+    # One fork server serves both: idna must not be in sys.modules when guard runs.
+    assert safe_preload(specs, manifest_root=tmp_path, repo_root=tmp_path) == []
+
+
+def test_preload_fits__a_server_serves_models_whose_files_start_with_what_it_preloaded(tmp_path):
+    specs = _manifest(tmp_path, a="import idna\nimport yaml\n", b="import yaml\n")
+    root = {"manifest_root": tmp_path, "repo_root": tmp_path}
+    assert preload_fits([ImportStatement("idna")], specs[:1], **root)
+    assert not preload_fits([ImportStatement("idna")], specs[1:], **root)
+    assert preload_fits([], specs, **root)

@@ -65,3 +65,26 @@ def test_sweep_table__names_origins_and_marks_xfail():
 def test_sweep_table__says_root_when_only_the_whole_model_fails():
     table = sweep_table(Report(jobs=[job("router", Verdict.FAIL)]))
     assert "(root)" in table.splitlines()[2]
+
+
+def test_progress__prints_each_warning_once_when_it_closes_after_the_job_lines():
+    stream = io.StringIO()
+    progress = Progress(total=1, stream=stream)
+    progress.warning("m.yml:9: expect.xfail names submodule 'encoder.50'")
+    progress.warning("m.yml:9: expect.xfail names submodule 'encoder.50'")  # a restarted process
+    progress.result(job("enc", Verdict.OK))
+    assert "warning" not in stream.getvalue()
+    progress.close()
+    progress.close()
+    assert stream.getvalue().splitlines() == [
+        "[1/1] enc · export · cpu: ok in 1.2s",
+        "warning: m.yml:9: expect.xfail names submodule 'encoder.50'",
+    ]
+
+
+def test_progress__a_reason_given_replaces_the_job_s_own():
+    stream = io.StringIO()
+    skipped = job("cnn", Verdict.SKIPPED)
+    skipped.reason = "configuration error: models.yml:4:14: models[0].factory: a long message"
+    Progress(total=1, stream=stream).result(skipped, reason="configuration error, below")
+    assert stream.getvalue() == "[1/1] cnn · export · cpu: skipped (configuration error, below) in 1.2s\n"

@@ -26,7 +26,7 @@ from exportwatch.render import (
 from exportwatch.render.common import headline
 from exportwatch.render.markdown import TREE_MAX_NODES, render_comment, render_summary
 from exportwatch.render.tree_view import build_tree, changes_by_job, head_jobs
-from exportwatch.report import JobResult, Mismatch
+from exportwatch.report import JobResult, Mismatch, Verdict
 from tests.factories import (
     HEAD_SHA,
     RUN_URL,
@@ -199,8 +199,8 @@ def test_comment__has_a_table_with_a_column_per_target():
 def test_comment__lists_regressions_first_with_path_category_message_and_hint():
     text = rendered(*example_pair())
     regressions = text.index("#### ❌ Regressions")
-    assert regressions < text.index("#### ✅ Fixes")
-    block = text[regressions : text.index("#### ✅ Fixes")]
+    assert regressions < text.index("✅ Fixes")
+    block = text[regressions : text.index("✅ Fixes")]
     assert "`head` (ScaledHead)" in block
     assert "`data-dependent-control-flow`" in block
     assert "Could not guard on data-dependent expression u0 \\> 10" in block
@@ -234,7 +234,9 @@ def test_comment__puts_tracebacks_in_balanced_details_blocks():
     checked = audit(text)
     assert checked.details_depth == 0 and not checked.details_underflow
     assert checked.max_details_depth == 1
-    assert text.count("<details>") == 1
+    # One traceback; the fixes are folded.
+    assert text.count("<details>") == 2
+    assert text.count("<details><summary>Traceback</summary>") == 1
     assert "GuardOnDataDependentSymNode" in "".join(checked.code)
 
 
@@ -244,7 +246,7 @@ def test_comment__has_a_footer_with_versions_run_link_and_duration():
     assert "torch 2.6.0" in footer and "python 3.11.7" in footer
     assert "swept in 1 min 23 s" in footer
     assert f"[workflow run]({RUN_URL})" in footer
-    assert "fedcba9 → 0123456" in footer
+    assert "`fedcba9` → `0123456`" in footer  # code spans: GitHub never links them to a commit
 
 
 def test_comment__is_short_when_nothing_changed():
@@ -285,7 +287,7 @@ def test_comment__keeps_infrastructure_failures_apart_and_visible():
     first = text.splitlines()[0]
     assert first.startswith("### ⚠️") and "timeout" in first
     assert "#### ❌ Regressions" not in text
-    assert "#### 💥 Crashes, timeouts and out-of-memory (1)" in text
+    assert "<summary>💥 Crashes, timeouts and out-of-memory (1)</summary>" in text
     assert "✅ → ⏱️ timeout" in text
 
 
@@ -301,7 +303,7 @@ def test_comment__without_a_base_reports_failures_as_new():
     text = rendered(None, report(ok("cnn"), failing("vit")), policy="new-failure")
     assert text.splitlines()[0] == "### ❌ 1 new export failure in 1 model"
     assert "No base report" in text
-    assert "#### 🆕 New failures (1)" in text
+    assert "#### 🆕 New failures (1 new failure in 1 export)" in text
 
 
 def test_comment__lists_several_devices_in_the_model_column():
@@ -370,7 +372,8 @@ def test_comment__truncation_keeps_every_regression_and_fix_before_the_rest():
     text = rendered(*big_pair())
     for i in range(20):
         assert f"**model\\_{i:03d}** · export · cpu — `blocks.3`" in text
-    assert "#### ✅ Fixes (30)" in text and text.count(" now exports (was ") == 30
+    assert "<summary>✅ Fixes (30 fixes in 30 exports)</summary>" in text
+    assert text.count(" now exports (was ") == 30
     cut_note = next(line for line in text.splitlines() if line.startswith("✂️"))
     assert "changed failures" in cut_note or "tracebacks" in cut_note
 
@@ -389,6 +392,7 @@ def test_comment__respects_a_smaller_budget():
     assert len(rendered(*big_pair(), max_chars=20_000)) <= 20_000
 
 
+@pytest.mark.slow
 def test_summary__keeps_the_complete_200_model_picture():
     text = rendered(*big_pair(), fmt="summary")
     assert len(text.encode()) <= 900_000
@@ -399,7 +403,7 @@ def test_summary__keeps_the_complete_200_model_picture():
     )
     (table,) = tables(text)
     assert len(table) == 1 + 200
-    assert "#### 🔁 Changed failures (300)" in text
+    assert "#### 🔁 Changed failures (300 changed failures in 300 exports)" in text
 
 
 # --- hostile strings --------------------------------------------------------------------------
@@ -488,7 +492,7 @@ def test_hostile__terminal_output_has_no_escape_sequences():
 
 def test_summary__includes_unchanged_failures_and_the_gate():
     text = rendered(*example_pair(), fmt="summary")
-    assert "#### 🟥 Still failing (2)" in text
+    assert "#### 🟥 Still failing (2 failures in 2 exports)" in text
     assert "Gate `regression`: **failed**" in text
     (table,) = tables(text)
     assert len(table) == 1 + 4  # every model
@@ -819,3 +823,285 @@ def test_headline__a_partial_base_is_never_a_plain_pass():
         "warn",
         "No export regressions found, but the base report is partial: results incomplete",
     )
+
+
+# --- a comment that reads at a glance (issue 25) -----------------------------------------------
+
+_CACHE_HINT = "Return a tuple of tensors instead of a Cache object: " + "pass use_cache=False. " * 30
+
+
+def _cache_failure(model: str, target: str, path: str = "h.0.attn") -> JobResult:
+    """One line of a library failing on ``target``: the fingerprint names the target, the line does not."""
+    return job(
+        model,
+        target,
+        sub("", "fail", fp=f"cache-{target}"),
+        sub(path.split(".")[0], "fail", fp=f"cache-{target}"),
+        sub(
+            path,
+            "fail",
+            fp=f"cache-{target}",
+            origin=True,
+            category="unsupported-output",
+            message=f"{target}: Unsupported output type DynamicCache",
+            detail=f"Traceback (most recent call last):\n  {target} frames\nTypeError: DynamicCache",
+            frame="transformers/cache_utils.py:120",
+            hint=_CACHE_HINT,
+        ),
+    )
+
+
+def _three_targets_pair():
+    targets = ("export", "onnx", "onnx-legacy")
+    base = base_report(*(ok("gpt2", t) for t in targets))
+    head = report(*(_cache_failure("gpt2", t) for t in targets))
+    return base, head
+
+
+def test_comment__shows_one_line_failing_on_three_targets_as_one_item_with_one_traceback():
+    text = rendered(*_three_targets_pair())
+
+    assert "#### ❌ Regressions (3 regressions in 3 exports)" in text
+    assert text.count("<details><summary>Traceback</summary>") == 1
+    assert text.count("Return a tuple of tensors") == 1
+    assert "↳ The same cause in 2 more places (on 3 targets: export, onnx, onnx-legacy)" in text
+
+
+def test_text__prints_a_hint_shared_by_many_failures_once():
+    base, head = _three_targets_pair()
+    # A second model failing on the same library line: another group, the same hint.
+    base = base_report(*base.jobs, ok("llama"))
+    head = report(*head.jobs, _cache_failure("llama", "export", path="layers.0.attn"))
+    text = rendered(base, head, fmt="text")
+
+    assert text.count("Return a tuple of tensors") == 1
+    assert "same cause also on 3 more places: onnx · h.0.attn, onnx-legacy · h.0.attn, llama · export" in text
+    assert "Regressions (4 regressions in 4 exports)" in text
+
+
+def test_comment__folds_every_change_but_regressions_into_details():
+    base = base_report(ok("cnn"), failing("mlp"), ok("vit"))
+    head = report(failing("cnn"), ok("mlp"), job("vit", "export", sub("", "skipped", reason="no CUDA")))
+    text = rendered(base, head)
+    checked = audit(text)
+
+    assert "#### ❌ Regressions (1 regression in 1 export)" in text  # a heading, open
+    assert "<details><summary>✅ Fixes (1 fix in 1 export)</summary>" in text
+    assert "<details><summary>Other changes (1)</summary>" in text
+    assert checked.details_depth == 0 and not checked.details_underflow
+
+
+def test_comment__keeps_what_fails_the_gate_open_under_the_new_failure_policy():
+    text = rendered(base_report(ok("cnn")), report(ok("cnn"), failing("vit")), policy="new-failure")
+
+    assert "#### 🆕 New failures (1 new failure in 1 export)" in text
+
+
+def test_comment__says_a_wrapped_models_subtree_moved_in_one_line():
+    def vit(prefix: str) -> list:
+        return [
+            sub(f"{prefix}blocks.{i}{leaf}", "covered", module_type=kind)
+            for i in range(20)
+            for leaf, kind in (("", "Block"), (".attn", "Attention"), (".attn.attn_drop", "Dropout"))
+        ]
+
+    base = base_report(job("vit", "export", sub("", "ok"), *vit("")))
+    head = report(
+        job(
+            "vit",
+            "export",
+            sub("", "fail", origin=True, module_type="CalibratedViT"),
+            sub("backbone", "ok", module_type="VisionTransformer"),
+            *[
+                sub(s.path, "not-called", module_type=s.module_type) if s.path.endswith("attn_drop") else s
+                for s in vit("backbone.")
+            ],
+        )
+    )
+    text = rendered(base, head)
+
+    assert "60 submodules moved under `backbone.` (compared at their new paths)" in text
+    assert "no longer in the report" not in text
+    # The 20 dropouts no longer called (once the root fails, its children are walked) are one line.
+    assert "- ⏭️ **vit** · export: 20 submodules now ➖ not called" in text
+    assert "`backbone.blocks.3.attn.attn_drop`" not in text
+
+    # A change inside the move names both paths, and its base verdict is the old path's.
+    head.jobs[0].submodules = [
+        replace(s, verdict=Verdict.COVERED)
+        if s.path.endswith("attn_drop") and s.path != "backbone.blocks.0.attn.attn_drop"
+        else s
+        for s in head.jobs[0].submodules
+    ]
+    text = rendered(base, head)
+    assert "`backbone.blocks.0.attn.attn_drop` (Dropout, was `blocks.0.attn.attn_drop` on base)" in text
+
+
+def test_views__quote_the_same_counts_with_the_same_nouns():
+    base = base_report(ok("cnn"), ok("vit"), ok("mlp"))
+    # cnn: two origins in one export; vit: one; mlp passes.
+    head = report(
+        job(
+            "cnn",
+            "export",
+            sub("", "fail", fp="a"),
+            sub("a", "fail", fp="a", origin=True, frame="m.py:1"),
+            sub("b", "fail", fp="b", origin=True, frame="m.py:2"),
+        ),
+        failing("vit"),
+        ok("mlp"),
+    )
+    markdown, text = rendered(base, head), rendered(base, head, fmt="text")
+
+    assert "(3 regressions in 2 exports)" in markdown
+    assert "Regressions (3 regressions in 2 exports)" in text
+    # Three failures in two exports: the headline never claims three exports.
+    assert markdown.splitlines()[0] == "### ❌ 3 regressions in 2 exports of 2 models"
+    assert text.splitlines()[0].startswith("FAIL  3 regressions in 2 exports of 2 models")
+
+
+def test_headline__without_a_base_counts_exports_as_the_new_failures_section_does():
+    head = report(
+        job(
+            "cnn",
+            "export",
+            sub("", "fail", fp="a"),
+            sub("a", "fail", fp="a", origin=True),
+            sub("b", "fail", fp="b", origin=True, frame="m.py:2"),
+        ),
+        ok("mlp"),
+    )
+    text = rendered(None, head, policy="never")
+
+    assert text.splitlines()[0] == "### ⚠️ No base to compare with: 2 exports checked, 1 failing"
+    assert "New failures (2 new failures in 1 export)" in text
+
+
+def test_json__carries_the_counts_every_view_quotes_and_the_moves():
+    base = base_report(job("m", "export", sub(""), *(sub(f"blocks.{i}", "covered") for i in range(3))))
+    head = report(
+        job(
+            "m",
+            "export",
+            sub(""),
+            sub("backbone", "covered"),
+            *(sub(f"backbone.blocks.{i}", "covered") for i in range(3)),
+        )
+    )
+    data = json.loads(rendered(base, head, fmt="json"))
+
+    assert data["tally"] == {
+        "exports": 1,
+        "skipped": 0,
+        "failing_exports": 0,
+        "unfinished": 0,
+        "regressions": 0,
+        "fixes": 0,
+    }
+    assert data["moves"] == [
+        {
+            "model": "m",
+            "target": "export",
+            "device": "cpu",
+            "old_prefix": "",
+            "new_prefix": "backbone.",
+            "count": 3,
+        }
+    ]
+    (moved,) = [c for c in data["cells"] if c["path"] == "backbone.blocks.1"]
+    assert moved["moved_from"] == "blocks.1" and moved["kind"] == "unchanged-ok"
+
+
+def test_comment__says_once_that_a_models_submodules_are_skipped_for_one_reason():
+    # A bad input shape: the root is model-error, every submodule is skipped for the same
+    # reason on both targets. That is one line in "Other changes", not one per submodule.
+    reason = "not reached: the model's own forward raised before calling it"
+    paths = [f"encoder.{i}" for i in range(8)]
+    base = base_report(
+        *(job("enc", t, sub("", "ok"), *(sub(p, "covered") for p in paths)) for t in ("export", "onnx"))
+    )
+    head = report(
+        *(
+            job(
+                "enc",
+                t,
+                sub("", "fail", category="model-error", fp="shape"),
+                *(sub(p, "skipped", reason=reason) for p in paths),
+            )
+            for t in ("export", "onnx")
+        )
+    )
+    text = rendered(base, head)
+
+    assert "<summary>Other changes (1)</summary>" in text
+    assert f"**enc** · export, onnx: 8 submodules now ⏭️ skipped: {reason}" in text
+    assert "`encoder.3`" not in text
+
+
+def test_text__names_a_moved_failures_type_and_old_path_in_one_parenthesis():
+    blocks = [(f"blocks.{i}", "Block") for i in range(3)] + [(f"blocks.{i}.fc", "Linear") for i in range(3)]
+    base = base_report(
+        job("net", "export", sub("", "ok"), *(sub(p, "covered", module_type=t) for p, t in blocks))
+    )
+    head = report(
+        job(
+            "net",
+            "export",
+            sub("", "fail", fp="dd"),
+            sub("inner", "fail", fp="dd"),
+            *(
+                sub(f"inner.{p}", "fail", fp="dd", origin=True, module_type=t)
+                if p == "blocks.2"
+                else sub(f"inner.{p}", "covered", module_type=t)
+                for p, t in blocks
+            ),
+        )
+    )
+    text = rendered(base, head, fmt="text")
+
+    assert "net · export · cpu · inner.blocks.2 (Block, was blocks.2 on base)  ok → fail" in text
+
+
+def test_comment__a_cut_counts_the_regressions_it_left_out_not_their_groups():
+    # 60 models, each failing at one line on 3 targets: 60 items of 3 regressions each.
+    targets = ("export", "onnx", "onnx-legacy")
+    base = base_report(*(ok(f"m{i:02d}", t) for i in range(60) for t in targets))
+    head = report(
+        *(
+            job(
+                f"m{i:02d}",
+                t,
+                sub("", "fail", fp=f"r{i}-{t}"),
+                sub("blocks.4", "fail", fp=f"r{i}-{t}", origin=True, frame=f"m{i}.py:3", message="x" * 300),
+            )
+            for i in range(60)
+            for t in targets
+        )
+    )
+    text = rendered(base, head, max_chars=12_000)
+
+    shown = text.count("↳ The same cause in 2 more places")
+    more = re.search(r"_…and (\d+) more \(cut to fit\)\._", text)
+    assert 0 < shown < 60 and more is not None
+    assert int(more[1]) == 3 * (60 - shown)
+    assert re.search(rf"left out [^.]*\b{3 * (60 - shown)} regressions", text)
+
+
+def test_comment__shows_a_long_hint_once_a_section_when_several_causes_share_it():
+    hint = "Pass `use_cache=False`, or register the cache classes as pytree nodes. " * 6
+    base = base_report(ok("gpt2"), ok("llama"))
+    head = report(
+        *(
+            job(
+                m,
+                "export",
+                sub("", "fail", fp=m),
+                sub("h", "fail", fp=m, origin=True, frame=f"{m}.py:9", hint=hint),
+            )
+            for m in ("gpt2", "llama")
+        )
+    )
+    text = rendered(base, head)
+
+    assert text.count("register the cache classes") == 6
+    assert "💡 The same hint as for **gpt2** · export · cpu — `h` (Block), above." in text

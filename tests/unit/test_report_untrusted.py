@@ -31,6 +31,7 @@ def test_load_report__untrusted_checks_the_schema_and_names_the_place(tmp_path):
         load_report(path, untrusted=True)
 
 
+@pytest.mark.slow
 def test_load_report__a_huge_wrong_typed_list_is_refused_in_bounded_memory(tmp_path):
     """All schema errors were once collected before sorting: 3 million of them took 4 GB."""
     data = Report().to_dict()
@@ -241,3 +242,56 @@ def test_load_report__a_partial_log_counts_a_job_logged_twice_by_its_last_result
     (tmp_path / "r.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
     loaded = load_report(tmp_path / "r.jsonl", untrusted=True)
     assert [(j.model, j.verdict.value) for j in loaded.jobs] == [("tiny", "ok")]
+
+
+def test_load_report__refuses_a_key_given_twice_and_says_where(tmp_path):
+    """Python keeps the last of two ``jobs``, other readers the first: a report that means two
+    things is refused, with the line and column of the second key (as json's own errors)."""
+    from exportwatch.report import write_report
+    from tests.factories import failing, ok, report
+
+    write_report(report(ok("tiny")), tmp_path / "r.json")
+    text = (tmp_path / "r.json").read_text()
+    hidden = json.dumps(json.loads(report(failing("tiny")).to_json())["jobs"])
+    path = tmp_path / "dup.json"
+    path.write_text(text.replace('  "jobs": [', f'  "jobs": {hidden},\n  "jobs": [', 1))
+    line = path.read_text().splitlines().index('  "jobs": [') + 1
+    with pytest.raises(ReportError) as caught:
+        load_report(path, untrusted=True)
+    assert str(caught.value).startswith(
+        f"{path}: not valid JSON: duplicate key 'jobs': line {line} column 3 "
+    )
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ('{"a": {"x": 1, "x": 2}}', "x"),
+        ('{"s": "}{\\"}", "b": [{"k": {}}, {"k": 1, "k": 2}]}', "k"),
+        ('[{"a": 1}, {"b": {"c": [1, {"d": 2}]}, "b": null}]', "b"),
+        ('{"a": 1,\n "t": "{",\n  "a": 2}', "a"),
+    ],
+)
+def test_parse_json__locates_the_second_key_past_strings_braces_and_nesting(text, key):
+    from exportwatch.report.io import parse_json
+
+    at = text.rindex(f'"{key}"')  # in each case the last one is the repeat
+    line, column = text.count("\n", 0, at) + 1, at - text.rfind("\n", 0, at)
+    with pytest.raises(ReportError) as caught:
+        parse_json(text)
+    assert (
+        str(caught.value) == f"not valid JSON: duplicate key {key!r}: line {line} column {column} (char {at})"
+    )
+
+
+def test_load_report__refuses_a_key_given_twice_in_a_partial_log_naming_the_line(tmp_path):
+    path = tmp_path / "head.jsonl"
+    header = '{"header": {"schema_version": 1, "tool_version": "1", "environment": {}}}'
+    job = '{"job": {"model": "m", "target": "t", "device": "cpu", "verdict": "fail", "verdict": "ok"}}'
+    path.write_text(header + "\n" + job + "\n", encoding="utf-8")
+    at = job.rindex('"verdict"')
+    with pytest.raises(ReportError) as caught:
+        load_report(path, untrusted=True)
+    says = f"line 2: not valid JSON: duplicate key 'verdict': line 1 column {at + 1} (char {at})"
+    assert str(caught.value) == f"{path}: {says}"
