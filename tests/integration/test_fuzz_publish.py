@@ -30,7 +30,7 @@ from tests.factories import base_report, failing, ok
 from tests.fakegithub import FakeGitHub, events
 from tests.unit.test_fuzz_report_inputs import ZIP_DAMAGE, artifact, mutated_json, valid_report
 
-pytestmark = pytest.mark.slow  # about 20 s: real processes and HTTP per example
+pytestmark = [pytest.mark.slow, pytest.mark.fuzz]  # about 20 s: real processes and HTTP per example
 
 REPO = "octo/vision"
 HEAD_SHA = "a" * 40

@@ -275,7 +275,8 @@ def every_field(value, where=()):
             yield from every_field(inner, (*where, index))
 
 
-@pytest.mark.slow  # about 25 s: 2,000 diffs
+@pytest.mark.slow
+@pytest.mark.fuzz  # about 50 s: 2,000 diffs
 def test_diff_cli__no_wrong_typed_field_crashes_it(tmp_path, reports, schema_checker):
     """Every field of a report set to every wrong type, or deleted: exit 0, 1 or 2, never a traceback.
 

@@ -32,6 +32,8 @@ from exportwatch.report import Mismatch, Report
 from tests import hostile_inputs as h
 from tests.factories import base_report, failing, job, ok, report, sub
 
+pytestmark = pytest.mark.fuzz  # a CI leg of its own: python -m pytest -m fuzz
+
 #: One run of a command on one fuzzed input: anything slower is a hang in the making.
 SECONDS_PER_RUN = 10
 
