@@ -148,6 +148,11 @@ def leading_imports(source: str | bytes, *, kind_of: Callable[[str], str]) -> li
     ``try``, a function) or an import of the user's own code (``import guard``, a relative
     import) ends the list: what follows it may depend on what it did. Raises ``SyntaxError``.
     """
+    return _leading(source, kind_of=kind_of)[0]
+
+
+def _leading(source: str | bytes, *, kind_of: Callable[[str], str]) -> tuple[list[ImportStatement], bool]:
+    """:func:`leading_imports`, and whether they are all the module runs (nothing of its own ended them)."""
     found: list[ImportStatement] = []
     for node in ast.parse(source).body:
         if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
@@ -156,22 +161,22 @@ def leading_imports(source: str | bytes, *, kind_of: Callable[[str], str]) -> li
             for alias in node.names:  # ``import numpy, guard``: numpy is imported first
                 kind = kind_of(alias.name.split(".")[0])
                 if kind == USERS:
-                    return found
+                    return found, False
                 if kind == LIBRARY:
                     found.append(ImportStatement(alias.name))
             continue
         if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             kind = kind_of(node.module.split(".")[0])
             if kind == USERS:
-                return found
+                return found, False
             star = any(a.name == "*" for a in node.names)
             if kind == LIBRARY:
                 found.append(ImportStatement(node.module, () if star else tuple(a.name for a in node.names)))
             if star:  # it may import the submodules its ``__all__`` names: the module itself, then stop
-                return found
+                return found, False
             continue
-        return found
-    return found
+        return found, False
+    return found, True
 
 
 def common_prefix(sequences: Sequence[Sequence[ImportStatement]]) -> list[ImportStatement]:
@@ -215,16 +220,50 @@ def factory_leading_imports(
     module, path = _source_of(factory, manifest_root)
     if module is not None and _is_library(module.split(".")[0], repo_root):
         return [ImportStatement(module)]  # torchvision.models:resnet18
-    if path is None:
-        return None
+    if path is None:  # found by a finder of its own (an editable install): its code is unread
+        return [] if module is not None and _findable(module.split(".")[0]) else None
+    found: list[ImportStatement] = []
     try:
-        source = path.read_bytes()
-        found = leading_imports(
-            source, kind_of=lambda top: _kind(top, manifest_root=manifest_root, repo_root=repo_root)
-        )
+        for file in [*_parent_packages(path, module=module, root=manifest_root), path]:
+            leading, complete = _leading(
+                file.read_bytes(),
+                kind_of=lambda top: _kind(top, manifest_root=manifest_root, repo_root=repo_root),
+            )
+            found.extend(leading)
+            if not complete and file != path:
+                break
     except (OSError, SyntaxError, ValueError):
         return None
     return list(dict.fromkeys(found))
+
+
+def _findable(top: str) -> bool:
+    try:
+        return importlib.util.find_spec(top) is not None  # a top-level name: finders only, nothing runs
+    except (ImportError, ValueError):
+        return False
+
+
+def _parent_packages(path: Path, *, module: str | None, root: Path) -> list[Path]:
+    """The ``__init__.py`` files that importing the module at ``path`` runs before it (``import
+    pkg.net`` runs pkg/__init__.py first), outermost first. A file reference is imported by its
+    dotted name under ``root`` where it has one, else alone."""
+    if module is not None:
+        levels = module.count(".")
+    else:
+        try:
+            levels = len(path.resolve().relative_to(root.resolve()).parts) - 1
+        except ValueError:
+            levels = 0
+        levels -= path.name == "__init__.py"
+    inits: list[Path] = []
+    folder = path.resolve().parent.parent if path.name == "__init__.py" else path.resolve().parent
+    for _ in range(max(levels, 0)):
+        if not (folder / "__init__.py").is_file():
+            break  # a namespace package runs nothing; neither does what is above it
+        inits.append(folder / "__init__.py")
+        folder = folder.parent
+    return inits[::-1]
 
 
 def safe_preload(

@@ -918,6 +918,10 @@ def test_check_references__a_good_manifest_has_no_errors_and_runs_none_of_its_co
         "import torch.nn as Net\n",
         "with open(__file__) as Net:\n    pass\n",
         "match 1:\n    case Net:\n        pass\n",
+        "from ._lazy import __getattr__\n",  # a lazy module attribute, bound by an import
+        "import lazy_loader\n__getattr__, __dir__, __all__ = lazy_loader.attach(__name__, ['models'])\n",
+        "import sys as _sys\n_sys.modules[__name__].Net = object\n",
+        "import importlib\n_this = importlib.import_module(__name__)\nsetattr(_this, 'Net', object)\n",
     ],
 )
 def test_check_references__a_name_that_may_exist_at_run_time_is_never_an_error(
@@ -953,3 +957,14 @@ def test_check_references__a_forward_that_may_take_the_inputs_is_never_an_error(
     tmp_path: Path, source: str
 ) -> None:
     assert reference_errors(tmp_path, "nets.py:Net", files={"nets.py": source}) == []
+
+
+def test_check_references__a_forward_replaced_from_another_file_is_never_an_error(tmp_path: Path) -> None:
+    files = {
+        "nets/__init__.py": "from .net import Net\nfrom .fast import enable\nenable()\n",
+        "nets/net.py": NET + "    def forward(self, x):\n        return x\n",
+        "nets/fast.py": "def _forward(self, x, y):\n    return x + y\ndef enable():\n"
+        "    from .net import Net\n    Net.forward = _forward\n",
+    }
+    # ``import nets.net`` runs nets/__init__.py, whose enable() gives Net.forward a second input.
+    assert reference_errors(tmp_path, "nets.net:Net", files=files) == []

@@ -156,3 +156,71 @@ def test_preload_fits__a_server_serves_models_whose_files_start_with_what_it_pre
     assert preload_fits([ImportStatement("idna")], specs[:1], **root)
     assert not preload_fits([ImportStatement("idna")], specs[1:], **root)
     assert preload_fits([], specs, **root)
+
+
+def test_safe_preload__a_package_s_init_that_runs_code_first_stops_the_preload(tmp_path):
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text("import os\nos.environ['IDNA_SETTING'] = '1'\n")
+    (tmp_path / "pkg" / "net.py").write_text("import idna\ndef build():\n    pass\n")
+    (tmp_path / "plain.py").write_text("import idna\ndef build():\n    pass\n")
+    inputs = "inputs: {args: [{shape: [1]}]}"
+    specs = load_manifest_text(
+        tmp_path,
+        "version: 1\nmodels:\n"
+        f"  - {{name: a, factory: 'plain.py:build', {inputs}}}\n"
+        f"  - {{name: b, factory: 'pkg.net:build', {inputs}}}\n"
+        f"  - {{name: c, factory: 'pkg/net.py:build', {inputs}}}\n",
+    )
+    root = {"manifest_root": tmp_path, "repo_root": tmp_path}
+    assert safe_preload(specs[:1], **root) == [ImportStatement("idna")]
+    # ``import pkg.net`` sets the variable before net.py imports idna: so must the fork.
+    assert safe_preload(specs[:2], **root) == []
+    assert safe_preload([specs[0], specs[2]], **root) == []
+
+
+def test_safe_preload__a_package_whose_init_only_imports_libraries_keeps_the_preload(tmp_path):
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text('"""Nets."""\nimport yaml\n')
+    (tmp_path / "pkg" / "net.py").write_text("import idna\ndef build():\n    pass\n")
+    specs = load_manifest_text(
+        tmp_path,
+        "version: 1\nmodels:\n  - {name: b, factory: 'pkg.net:build', inputs: {args: [{shape: [1]}]}}\n",
+    )
+    root = {"manifest_root": tmp_path, "repo_root": tmp_path}
+    assert safe_preload(specs, **root) == [ImportStatement("yaml"), ImportStatement("idna")]
+
+
+def test_safe_preload__a_module_found_only_by_a_finder_of_its_own_preloads_nothing(tmp_path, monkeypatch):
+    import importlib.abc
+    import importlib.machinery
+    import sys
+
+    class EditableFinder(importlib.abc.MetaPathFinder):  # as setuptools' editable installs add
+        def find_spec(self, name, path=None, target=None):
+            if name == "editable_pkg":
+                origin = str(tmp_path / "src" / "editable_pkg" / "__init__.py")  # the repository's
+                return importlib.machinery.ModuleSpec(name, None, origin=origin)
+            return None
+
+    monkeypatch.setattr(sys, "meta_path", [EditableFinder(), *sys.meta_path])
+    (tmp_path / "plain.py").write_text("import idna\ndef build():\n    pass\n")
+    inputs = "inputs: {args: [{shape: [1]}]}"
+    specs = load_manifest_text(
+        tmp_path,
+        "version: 1\nmodels:\n"
+        f"  - {{name: a, factory: 'plain.py:build', {inputs}}}\n"
+        f"  - {{name: b, factory: 'editable_pkg.nets:build', {inputs}}}\n",
+    )
+    # Its unread file may start with a shim: nothing is preloaded before it runs.
+    assert safe_preload(specs, manifest_root=tmp_path, repo_root=tmp_path) == []
+
+
+def test_safe_preload__a_package_around_the_manifest_s_folder_is_not_imported_by_its_files(tmp_path):
+    (tmp_path / "__init__.py").write_text("import os\nos.environ['IDNA_SETTING'] = '1'\n")
+    (tmp_path / "net.py").write_text("import idna\ndef build():\n    pass\n")
+    specs = load_manifest_text(
+        tmp_path,
+        "version: 1\nmodels:\n  - {name: a, factory: 'net.py:build', inputs: {args: [{shape: [1]}]}}\n",
+    )
+    # net.py is imported as ``net``: the folder's own __init__.py never runs.
+    assert safe_preload(specs, manifest_root=tmp_path, repo_root=tmp_path) == [ImportStatement("idna")]
