@@ -21,7 +21,7 @@ import os
 import re
 import sys
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -1556,7 +1556,12 @@ def _bind_error(
 
 def _format_args(arguments: ast.arguments, *, method: bool) -> str:
     """``(x, y, *, mask=None)``, as the model's process writes a signature."""
-    params = _parameters(arguments, method=method) or []
+    return format_parameters(_parameters(arguments, method=method) or [], default=str)
+
+
+def format_parameters(params: Iterable[inspect.Parameter], *, default: Callable[[Any], str] = repr) -> str:
+    """``(x, y, *, mask=None)``: names and defaults only (annotations make a message hard to
+    read). One wording for the static check and the model's process."""
     parts: list[str] = []
     star_done = False
     for p in params:
@@ -1570,5 +1575,5 @@ def _format_args(arguments: ast.arguments, *, method: bool) -> str:
         if p.kind is p.KEYWORD_ONLY and not star_done:
             parts.append("*")
             star_done = True
-        parts.append(p.name if p.default is p.empty else f"{p.name}={p.default}")
+        parts.append(p.name if p.default is p.empty else f"{p.name}={default(p.default)}")
     return f"({', '.join(parts)})"

@@ -31,6 +31,7 @@ from exportwatch.manifest import (
     TensorSpec,
     did_you_mean,
     dtype_kind,
+    format_parameters,
     value_range,
 )
 
@@ -515,23 +516,8 @@ def _describe_exception(exc: BaseException, root: Path) -> str:
 
 
 def _format_signature(signature: inspect.Signature) -> str:
-    """``(x, y, *, mask=None)``: names only, since annotations make the message hard to read."""
-    parts: list[str] = []
-    star_done = False
-    for p in signature.parameters.values():
-        if p.kind is p.VAR_POSITIONAL:
-            parts.append(f"*{p.name}")
-            star_done = True
-            continue
-        if p.kind is p.VAR_KEYWORD:
-            parts.append(f"**{p.name}")
-            continue
-        if p.kind is p.KEYWORD_ONLY and not star_done:
-            parts.append("*")
-            star_done = True
-        default = "" if p.default is p.empty else f"={_short_repr(p.default)}"
-        parts.append(f"{p.name}{default}")
-    return f"({', '.join(parts)})"
+    """``(x, y, *, mask=None)``, worded as the static check words it."""
+    return format_parameters(signature.parameters.values(), default=_short_repr)
 
 
 def _short_repr(value: Any) -> str:
