@@ -125,12 +125,12 @@ def run_baseline(manifest_path: Path) -> dict[str, Any]:
     from torch._export.tools import report_exportability
 
     from exportwatch.manifest import load_manifest
-    from exportwatch.sweep.inputs import build_inputs, build_model
+    from exportwatch.worker.inputs import build_inputs, build_model
 
     manifest = load_manifest(manifest_path)
     results: dict[str, dict[str, str | None]] = {}
     for spec in manifest.models:
-        torch.manual_seed(0)  # as exportwatch.sweep.walk.prepare_model: same weights
+        torch.manual_seed(0)  # as exportwatch.worker.walk.prepare_model: same weights
         model = build_model(spec, root=manifest.root).to("cpu")
         args, kwargs = build_inputs(spec.inputs, root=manifest.root, device="cpu", field_path="inputs")
         with torch.no_grad():
@@ -444,10 +444,10 @@ def profile(args: argparse.Namespace) -> None:
     from torch._export.tools import report_exportability
 
     from exportwatch.manifest import load_manifest
-    from exportwatch.sweep import walk as sweep
-    from exportwatch.sweep.inputs import build_inputs, build_model
     from exportwatch.targets import get_target
     from exportwatch.targets import torch_export as te
+    from exportwatch.worker import walk as sweep
+    from exportwatch.worker.inputs import build_inputs, build_model
 
     t_exportwatch = time.perf_counter() - t0
     t0 = time.perf_counter()
@@ -458,7 +458,7 @@ def profile(args: argparse.Namespace) -> None:
     get_target("export").prepare()
     t_prepare = time.perf_counter() - t0
     print(
-        f"one-off start-up (per process): import torch {t_torch:.2f}s, exportwatch.sweep.walk and "
+        f"one-off start-up (per process): import torch {t_torch:.2f}s, exportwatch.worker.walk and "
         f"torch.export {t_exportwatch:.2f}s, transformers {t_transformers:.2f}s, first (warm-up) "
         f"export {t_prepare:.2f}s"
     )

@@ -33,7 +33,7 @@ def run_baseline(manifest_path: Path, strict: bool) -> dict:
     from torch._export.tools import report_exportability
 
     from exportwatch.manifest import load_manifest
-    from exportwatch.sweep.inputs import build_inputs, build_model
+    from exportwatch.worker.inputs import build_inputs, build_model
 
     attempts = 0
     original = torch.export._trace._export

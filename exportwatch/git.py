@@ -12,7 +12,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from exportwatch.errors import InternalError
+from exportwatch.errors import InternalError, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -151,3 +151,64 @@ def git_bytes(*args: str, cwd: Path) -> bytes:
     if done.returncode != 0:
         raise GitError(f"git {' '.join(args)} failed: {done.stderr.decode(errors='replace').strip()}")
     return done.stdout
+
+
+#: History fetched per step while looking for the merge-base in a shallow checkout.
+DEEPEN_STEPS = (50, 200, 1000)
+
+
+class MergeBaseError(UsageError):
+    """No merge-base can be had (unknown ref, unrelated histories); exit code 2."""
+
+
+class ShallowCheckoutError(MergeBaseError):
+    """The history needed for the merge-base is not in the (shallow) checkout."""
+
+
+def shallow_message(ref: str) -> str:
+    return (
+        f"the checkout is too shallow to find the merge-base of {ref} and HEAD; "
+        "use `actions/checkout` with `fetch-depth: 0`"
+    )
+
+
+def _fetch_name(ref: str) -> str:
+    """What to ask ``origin`` for: ``origin/main`` → ``main``."""
+    return ref.removeprefix("refs/remotes/origin/").removeprefix("origin/")
+
+
+def find_merge_base(
+    repo_root: Path, ref: str, *, fetch: bool = True, deepen_steps: tuple[int, ...] = DEEPEN_STEPS
+) -> str:
+    """The merge-base of ``ref`` and HEAD, fetching history from ``origin`` when needed."""
+    commit = resolve_commit(repo_root, ref)
+    if commit is None and fetch:
+        log.info("%s is not in the checkout; fetching it from origin", ref)
+        if (
+            try_git(
+                "fetch", "--no-tags", f"--depth={deepen_steps[0]}", "origin", _fetch_name(ref), cwd=repo_root
+            )
+            is not None
+        ):
+            commit = resolve_commit(repo_root, "FETCH_HEAD")
+    if commit is None:
+        if is_shallow(repo_root):
+            raise ShallowCheckoutError(shallow_message(ref))
+        fetched = " and could not be fetched from origin" if fetch else ""
+        raise MergeBaseError(f"base {ref!r} is not a commit in this checkout{fetched}")
+    found = try_git("merge-base", commit, "HEAD", cwd=repo_root)
+    if found:
+        return found
+    if fetch and is_shallow(repo_root):
+        for step in deepen_steps:
+            log.info("no merge-base of %s and HEAD yet; deepening the history by %d commits", ref, step)
+            if try_git("fetch", "--no-tags", f"--deepen={step}", "origin", commit, cwd=repo_root) is None:
+                break
+            found = try_git("merge-base", commit, "HEAD", cwd=repo_root)
+            if found:
+                return found
+            if not is_shallow(repo_root):
+                break
+    if is_shallow(repo_root):
+        raise ShallowCheckoutError(shallow_message(ref))
+    raise MergeBaseError(f"{ref} and HEAD have no common ancestor (unrelated histories)")

@@ -316,7 +316,7 @@ def stored_baseline(
     if not config.github_token or not config.repository:  # the token's first read, in mode full
         log.info("exportwatch: no github-token: the stored baseline is not looked up")
         return None
-    from exportwatch.baseline.compare import find_merge_base
+    from exportwatch.git import find_merge_base
 
     try:
         merge_base = find_merge_base(config.workdir, base_ref)
@@ -815,7 +815,7 @@ TOKEN_FD_VARIABLE = "EXPORTWATCH_TOKEN_FD"
 #: test_publish_token_isolation.py checks that publishing imports nothing beyond this list.
 PUBLISH_MODULES = (
     "exportwatch.baseline.cache",  # warm_cache
-    "exportwatch.baseline.compare",  # stored_baseline (find_merge_base)
+    "exportwatch.git",  # stored_baseline (find_merge_base)
     "exportwatch.manifest",  # xfail_index
     # zipfile decodes a member name without the UTF-8 flag with it (the stored baseline's
     # artifact); charset-normalizer < 3.5 imported every codec along with requests, hiding this.

@@ -2,7 +2,7 @@
 
 A job whose content hash is in the cache runs no export: its result is read back with
 ``source=cache``. The content hash covers the model's repository files, its manifest entry,
-target, device and the deciding library versions (see :mod:`exportwatch.baseline.provenance`); the cache also
+target, device and the deciding library versions (see :mod:`exportwatch.report.provenance`); the cache also
 requires the same exportwatch version, since a new sweep strategy can change a verdict.
 
 Results that say more about the machine than about the model are never stored: crashes,

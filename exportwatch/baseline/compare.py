@@ -58,14 +58,8 @@ from exportwatch.baseline.environment import (
     package_changes,
     shown,
 )
-from exportwatch.baseline.provenance import (
-    Fingerprinter,
-    ModelFingerprint,
-    WorkingTree,
-    manifest_dir_in_repo,
-)
 from exportwatch.errors import UsageError
-from exportwatch.git import GitTree, base_worktree, is_shallow, read_file_at, resolve_commit
+from exportwatch.git import GitTree, base_worktree, find_merge_base, read_file_at, resolve_commit
 from exportwatch.manifest import ConfigError, Manifest, load_manifest
 from exportwatch.plan import Unit, plan_units
 from exportwatch.report import (
@@ -77,18 +71,24 @@ from exportwatch.report import (
     load_report,
     write_report,
 )
+from exportwatch.report.provenance import (
+    Fingerprinter,
+    ModelFingerprint,
+    WorkingTree,
+    environment,
+    manifest_dir_in_repo,
+    new_report,
+)
 from exportwatch.sweep.options import SweepOptions
+from exportwatch.sweep.preload import model_packages
 from exportwatch.sweep.progress import Progress
-from exportwatch.sweep.runner import SweepRequest, SweepResult, SweepSession, environment, new_report
+from exportwatch.sweep.runner import SweepRequest, SweepResult, SweepSession
 
 log = logging.getLogger(__name__)
 
 #: ``--base-env``: build the base's environment when its dependency set differs (``auto``),
 #: always (``venv``), never (stored baseline or no base result), or sweep with HEAD's (``head``).
 BASE_ENV_MODES = ("auto", "venv", "never", "head")
-
-#: History fetched per step while looking for the merge-base in a shallow checkout.
-DEEPEN_STEPS = (50, 200, 1000)
 
 Sweeper = Callable[..., SweepResult]  # run_sweep(request, progress=...)
 JobKey = tuple[str, str]  # (model, target): one device per model in a run
@@ -98,61 +98,8 @@ class BaselineError(UsageError):
     """No base can be had (unknown ref, unrelated histories, git failure); exit code 2."""
 
 
-class ShallowCheckoutError(BaselineError):
-    """The history needed for the merge-base is not in the (shallow) checkout."""
-
-
-def shallow_message(ref: str) -> str:
-    return (
-        f"the checkout is too shallow to find the merge-base of {ref} and HEAD; "
-        "use `actions/checkout` with `fetch-depth: 0`"
-    )
-
-
 # ---------------------------------------------------------------------------------------------
 # Git: merge-base, files at a commit, a worktree
-
-
-def _fetch_name(ref: str) -> str:
-    """What to ask ``origin`` for: ``origin/main`` → ``main``."""
-    return ref.removeprefix("refs/remotes/origin/").removeprefix("origin/")
-
-
-def find_merge_base(
-    repo_root: Path, ref: str, *, fetch: bool = True, deepen_steps: tuple[int, ...] = DEEPEN_STEPS
-) -> str:
-    """The merge-base of ``ref`` and HEAD, fetching history from ``origin`` when needed."""
-    commit = resolve_commit(repo_root, ref)
-    if commit is None and fetch:
-        log.info("%s is not in the checkout; fetching it from origin", ref)
-        if (
-            git.try_git(
-                "fetch", "--no-tags", f"--depth={deepen_steps[0]}", "origin", _fetch_name(ref), cwd=repo_root
-            )
-            is not None
-        ):
-            commit = resolve_commit(repo_root, "FETCH_HEAD")
-    if commit is None:
-        if is_shallow(repo_root):
-            raise ShallowCheckoutError(shallow_message(ref))
-        fetched = " and could not be fetched from origin" if fetch else ""
-        raise BaselineError(f"base {ref!r} is not a commit in this checkout{fetched}")
-    found = git.try_git("merge-base", commit, "HEAD", cwd=repo_root)
-    if found:
-        return found
-    if fetch and is_shallow(repo_root):
-        for step in deepen_steps:
-            log.info("no merge-base of %s and HEAD yet; deepening the history by %d commits", ref, step)
-            if git.try_git("fetch", "--no-tags", f"--deepen={step}", "origin", commit, cwd=repo_root) is None:
-                break
-            found = git.try_git("merge-base", commit, "HEAD", cwd=repo_root)
-            if found:
-                return found
-            if not is_shallow(repo_root):
-                break
-    if is_shallow(repo_root):
-        raise ShallowCheckoutError(shallow_message(ref))
-    raise BaselineError(f"{ref} and HEAD have no common ancestor (unrelated histories)")
 
 
 def load_manifest_at(repo_root: Path, commit: str, manifest_rel: str) -> Manifest | None:
@@ -380,7 +327,7 @@ def _compare(
         manifest_rel=Path(manifest_dir, manifest.path.name).as_posix()
         if manifest_dir
         else manifest.path.name,
-        env=environment(manifest),
+        env=environment(model_packages(manifest)),
         cache=ResultCache(request.cache_dir) if request.cache_dir else None,
         named_dependencies=named,
     )
@@ -467,7 +414,7 @@ class _Comparison:
             self.config_errors += result.config_errors
         else:
             self.say(f"all {len(self.units)} model(s) on HEAD are cached: no export to run")
-            report = new_report(self.manifest)
+            report = new_report(self.manifest, model_packages(self.manifest))
         jobs = [j for j in report.jobs if (j.model, j.target) not in cached] + list(cached.values())
         jobs = [self._stamp(job, self.head_prints.get(job.model)) for job in jobs]
         return replace(report, jobs=_in_order(jobs, self.units))
@@ -475,7 +422,9 @@ class _Comparison:
     def base(self, head: Report) -> Report:
         """The merge-base's report: reused, stored, cached, or swept in a worktree."""
         started = time.monotonic()
-        report = replace(new_report(self.manifest), git_sha=self.merge_base, run_url=None)
+        report = replace(
+            new_report(self.manifest, model_packages(self.manifest)), git_sha=self.merge_base, run_url=None
+        )
         try:
             base_manifest = load_manifest_at(self.repo_root, self.merge_base, self.manifest_rel)
         except ConfigError as exc:

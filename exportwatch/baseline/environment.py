@@ -3,7 +3,7 @@
 A pull request that bumps torch (or transformers, or any pin) changes what the base *would*
 have run with, not its code: sweeping the merge-base with HEAD's installed packages then shows
 nothing. This module only answers the questions that decide what to do, purely, over a
-:class:`~exportwatch.baseline.provenance.SourceTree` (the working tree or a commit):
+:class:`~exportwatch.report.provenance.SourceTree` (the working tree or a commit):
 
 * which files define the dependency set (:func:`dependency_set`): the files the user names,
   else the conventional ones at the repository root (:data:`DEFAULT_FILES`);
@@ -27,7 +27,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from exportwatch.baseline.provenance import SourceTree
+from exportwatch.report.provenance import SourceTree
 
 
 def _toml_parser() -> Any:

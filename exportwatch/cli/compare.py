@@ -124,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
     from exportwatch.render.escape import term_block, term_text
     from exportwatch.report import base_report_path
     from exportwatch.report.io import write_text_atomically
-    from exportwatch.sweep.runner import repository_root
+    from exportwatch.report.provenance import repository_root
 
     err = sys.stderr
 

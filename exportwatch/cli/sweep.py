@@ -69,9 +69,10 @@ def run(args: argparse.Namespace) -> int:
     from exportwatch.plan import build_plan, load_history
     from exportwatch.render.escape import term_block
     from exportwatch.report import FAILING
+    from exportwatch.report.provenance import repository_root
     from exportwatch.sweep.devices import require_devices
     from exportwatch.sweep.progress import Progress, sweep_table
-    from exportwatch.sweep.runner import SweepRequest, repository_root, run_sweep
+    from exportwatch.sweep.runner import SweepRequest, run_sweep
 
     if args.output.suffix == ".jsonl":
         print("error: -o names the JSON report (e.g. report.json); its .jsonl log goes beside it",

@@ -30,9 +30,11 @@ import logging
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 
-from exportwatch.manifest import ModelSpec
+from exportwatch.manifest import Manifest, ModelSpec
+from exportwatch.report.provenance import OWN_FIELDS, package_version, repository_root
 
 log = logging.getLogger(__name__)
 
@@ -315,3 +317,26 @@ def run_preload(
             continue
         done.append(str(statement))
     return done
+
+
+def model_packages(manifest: Manifest) -> dict[str, str]:
+    """``{"transformers": "5.24.0", ...}``: the installed distributions whose modules the
+    factories' source imports (read as the fork server's preload reads it; nothing is run).
+    Never fails a sweep: an unreadable source just names fewer packages."""
+    try:
+        statements = plan_preload(
+            manifest.models, manifest_root=manifest.root, repo_root=repository_root(manifest)
+        )
+        tops = sorted({s.module.split(".")[0] for s in statements})
+        owners = metadata.packages_distributions() if tops else {}
+    except Exception:  # the versions are a courtesy to the diff; the sweep stands without them
+        log.debug("cannot list the models' packages", exc_info=True)
+        return {}
+    found: dict[str, str] = {}
+    for top in tops:
+        for dist in owners.get(top, []):
+            name = dist.lower().replace("_", "-")
+            version = package_version(dist)
+            if name not in OWN_FIELDS and version:
+                found[name] = version
+    return dict(sorted(found.items()))

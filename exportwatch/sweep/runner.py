@@ -8,27 +8,23 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
-import platform
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 from typing import Generic, TypeVar
 
-from exportwatch import __version__, git
-from exportwatch.baseline import provenance as deps
 from exportwatch.errors import UsageError
 from exportwatch.manifest import Manifest
 from exportwatch.plan import Plan, Unit, build_plan, format_shard
-from exportwatch.report import Environment, JobResult, JsonlLog, Report, Verdict, write_report
+from exportwatch.report import JobResult, JsonlLog, Report, Verdict, provenance, write_report
+from exportwatch.report.provenance import new_report, repository_root
 from exportwatch.sweep.devices import require_devices
 from exportwatch.sweep.options import SweepOptions
-from exportwatch.sweep.preload import plan_preload
+from exportwatch.sweep.preload import model_packages
 from exportwatch.sweep.progress import Progress
 from exportwatch.sweep.settings import SweepSettings
 from exportwatch.sweep.workers import Event, WorkerPool
@@ -81,75 +77,6 @@ class SweepResult:
     #: Warnings about the manifest (an ``expect.xfail`` path the model does not have), each once.
     warnings: list[str] = field(default_factory=list)
     partial_log: Path | None = None
-
-
-def _version(name: str) -> str | None:
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return None
-
-
-#: Distributions the Environment names in fields of their own.
-_OWN_FIELDS = frozenset({"torch", "onnx", "onnxscript", "onnxruntime"})
-
-
-def environment(manifest: Manifest | None = None) -> Environment:
-    """Library versions, read from package metadata so the parent need not import torch; with
-    ``manifest``, also the versions of the libraries its models' code imports."""
-    return Environment(
-        python=platform.python_version(),
-        platform=f"{platform.system()}-{platform.machine()}",
-        torch=_version("torch"),
-        onnx=_version("onnx"),
-        onnxscript=_version("onnxscript"),
-        onnxruntime=_version("onnxruntime"),
-        packages=model_packages(manifest) if manifest is not None else {},
-    )
-
-
-def model_packages(manifest: Manifest) -> dict[str, str]:
-    """``{"transformers": "5.24.0", ...}``: the installed distributions whose modules the
-    factories' source imports (read as the fork server's preload reads it; nothing is run).
-    Never fails a sweep: an unreadable source just names fewer packages."""
-    try:
-        statements = plan_preload(
-            manifest.models, manifest_root=manifest.root, repo_root=repository_root(manifest)
-        )
-        tops = sorted({s.module.split(".")[0] for s in statements})
-        owners = metadata.packages_distributions() if tops else {}
-    except Exception:  # the versions are a courtesy to the diff; the sweep stands without them
-        log.debug("cannot list the models' packages", exc_info=True)
-        return {}
-    found: dict[str, str] = {}
-    for top in tops:
-        for dist in owners.get(top, []):
-            name = dist.lower().replace("_", "-")
-            version = _version(dist)
-            if name not in _OWN_FIELDS and version:
-                found[name] = version
-    return dict(sorted(found.items()))
-
-
-def repository_root(manifest: Manifest) -> Path:
-    """User frames and dependency paths are relative to the git repository of the manifest."""
-    return git.toplevel(manifest.root) or manifest.root
-
-
-def new_report(manifest: Manifest) -> Report:
-    repo_root = repository_root(manifest)
-    try:
-        manifest_path = str(manifest.path.resolve().relative_to(repo_root.resolve()))
-    except ValueError:
-        manifest_path = str(manifest.path)
-    return Report(
-        tool_version=__version__,
-        created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        manifest=manifest_path,
-        repository=os.environ.get("GITHUB_REPOSITORY") or None,
-        git_sha=git.head_sha(manifest.root),
-        environment=environment(manifest),
-    )
 
 
 def partial_log_path(output: Path) -> Path:
@@ -245,7 +172,7 @@ def _open_journal(request: SweepRequest, log_path: Path) -> tuple[Report, JsonlL
     """The report's header, and the ``.jsonl`` log begun with it."""
     plan = request.plan
     header = replace(
-        new_report(request.manifest),
+        new_report(request.manifest, model_packages(request.manifest)),
         plan=list(plan.planned),  # the whole plan, in every shard
         shard=format_shard(plan.shard) if plan.shard is not None else None,
     )
@@ -340,7 +267,7 @@ def _sweep(
     header = opened.result()[0]
     swept = replace(header, jobs=[results[k] for k in sorted(results)])
     report = replace(
-        deps.stamp_report(swept, manifest, device=options.device),  # dependencies + content_hash
+        provenance.stamp_report(swept, manifest, device=options.device),  # dependencies + content_hash
         duration_s=round(time.monotonic() - started, 3),
         complete=True,
     )

@@ -2,7 +2,7 @@
 
 A model that segfaults, aborts, hangs, eats memory or ends the program must become a *result*,
 never a dead sweep, and nothing it does may reach another model. The fork server
-(``sweep/forkserver.py``) forks one process per model (all its targets in that process); where
+(``worker/forkserver.py``) forks one process per model (all its targets in that process); where
 forking is unsafe, each model's process is spawned instead. The parent watches each model's
 pipe, its exit, its clock and the memory of its whole process tree. A job's clock covers
 building the model, capturing its inputs and its export attempts; never the exporter's start-up
@@ -146,7 +146,7 @@ class _ForkServer:
         self.statements: list[ImportStatement] = statements
         #: Top-level modules the server imports as installed libraries (shared by every fork).
         self.preloaded_tops = frozenset(s.module.split(".")[0] for s in statements)
-        from exportwatch.sweep import forkserver
+        from exportwatch.worker import forkserver
 
         self.process = context.Process(
             target=forkserver.serve,
@@ -269,7 +269,7 @@ class _Spawner:
     def launch(
         self, token: int, unit: Unit, child_end: Connection, log_path: Path | None, settings: SweepSettings
     ) -> int | None:
-        from exportwatch.sweep.model_process import spawned_model_main
+        from exportwatch.worker.model_process import spawned_model_main
 
         process = self.context.Process(
             target=spawned_model_main,

@@ -18,19 +18,16 @@ import pytest
 from exportwatch import __version__
 from exportwatch.baseline import compare as baseline
 from exportwatch.baseline.compare import (
-    BaselineError,
     CompareRequest,
-    ShallowCheckoutError,
-    find_merge_base,
     load_manifest_at,
     run_compare,
 )
-from exportwatch.baseline.provenance import Fingerprinter, WorkingTree
 from exportwatch.diff import ChangeKind, diff_reports
-from exportwatch.git import GitTree
+from exportwatch.git import GitTree, MergeBaseError, ShallowCheckoutError, find_merge_base
 from exportwatch.report import JobResult, Report, SubmoduleResult, Verdict, load_report, write_report
+from exportwatch.report.provenance import Fingerprinter, WorkingTree, environment, new_report
 from exportwatch.sweep.options import SweepOptions
-from exportwatch.sweep.runner import SweepResult, environment, new_report
+from exportwatch.sweep.runner import SweepResult
 
 pytestmark = pytest.mark.quick  # each test < 0.5 s: in the quick lane (tests/README.md)
 
@@ -427,7 +424,7 @@ def test_find_merge_base__with_no_fetch_raises_the_shallow_message_in_a_shallow_
 
 
 def test_find_merge_base__names_a_ref_that_does_not_exist_in_a_full_clone(history):
-    with pytest.raises(BaselineError, match="'no-such-branch' is not a commit"):
+    with pytest.raises(MergeBaseError, match="'no-such-branch' is not a commit"):
         find_merge_base(history.root, "no-such-branch", fetch=False)
 
 

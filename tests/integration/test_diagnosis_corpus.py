@@ -29,7 +29,7 @@ from exportwatch.diagnose import (  # noqa: E402  (after the importorskip)
     diagnose_model_error,
 )
 from exportwatch.report import first_line  # noqa: E402
-from exportwatch.sweep.quiet import quiet_torch_logs  # noqa: E402
+from exportwatch.worker.quiet import quiet_torch_logs  # noqa: E402
 
 CORPUS = Path(__file__).resolve().parents[1] / "fixtures" / "corpus" / "models.py"
 MODULE = "ewcorpus_models"  # one name in both checkouts, as the sweep would register it

@@ -6,7 +6,7 @@ from __future__ import annotations
 from exportwatch.manifest import InputsSpec, ModelSpec, TensorSpec
 from exportwatch.report import FAILING, Verdict, tree
 from exportwatch.sweep.settings import SweepSettings
-from exportwatch.sweep.walk import NOT_REACHED, SKIPPED_BY_MODEL_ERROR, prepare_model, sweep_target
+from exportwatch.worker.walk import NOT_REACHED, SKIPPED_BY_MODEL_ERROR, prepare_model, sweep_target
 from tests.conftest import FIXTURES, REPO_ROOT
 
 SETTINGS = SweepSettings(manifest_root=FIXTURES, repo_root=REPO_ROOT)

@@ -6,7 +6,7 @@ import pytest
 
 from exportwatch.manifest import DimSpec, InputsSpec, ModelSpec, TensorSpec
 from exportwatch.report import Verdict
-from exportwatch.sweep.walk import prepare_model, sweep_target
+from exportwatch.worker.walk import prepare_model, sweep_target
 from tests.integration.test_sweep import SETTINGS
 
 pytestmark = pytest.mark.quick  # each test < 0.5 s: in the quick lane (tests/README.md)

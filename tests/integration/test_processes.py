@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from exportwatch.sweep import forkserver, processes
+from exportwatch.sweep import processes
+from exportwatch.worker import forkserver
 
 if not sys.platform.startswith("linux"):
     pytest.skip("reads /proc", allow_module_level=True)

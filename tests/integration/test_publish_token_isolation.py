@@ -65,7 +65,7 @@ LATE_IMPORTS = textwrap.dedent(
             )
         except action.NoArtifact:
             pass  # the report is about another commit: all the code ran
-        from exportwatch.baseline.compare import find_merge_base  # stored_baseline's lazy import
+        from exportwatch.git import find_merge_base  # stored_baseline's lazy import
     print(json.dumps(sorted(m for m in set(sys.modules) - before if not m.startswith("tests"))))
     """
 )

@@ -17,8 +17,8 @@ import exportwatch.examples.models  # noqa: F401 - first: see below
 from exportwatch import diagnose
 from exportwatch.diff import ChangeKind, diff_reports, gate
 from exportwatch.report import Report, Verdict, tree
-from exportwatch.sweep import walk as sweep
-from exportwatch.sweep.walk import dedup_key
+from exportwatch.worker import walk as sweep
+from exportwatch.worker.walk import dedup_key
 from tests.integration.test_sweep import SETTINGS, spec_for, verdicts
 from tests.integration.test_sweep import sweep as run_sweep
 
@@ -26,7 +26,7 @@ pytestmark = pytest.mark.quick  # each test < 0.5 s: in the quick lane (tests/RE
 
 
 def test_dedup__describes_a_closure_that_holds_itself_without_recursing():
-    from exportwatch.sweep.inputs import load_callable
+    from exportwatch.worker.inputs import load_callable
     from tests.conftest import FIXTURES
 
     SelfReferencingBlock = load_callable(

@@ -7,8 +7,8 @@ import torch
 
 from exportwatch.manifest import InputsSpec, ModelSpec, TensorSpec
 from exportwatch.report import Verdict
-from exportwatch.sweep.walk import PreparedModel, SweepSettings, capture_calls, prepare_model, sweep_target
 from exportwatch.targets.base import Call
+from exportwatch.worker.walk import PreparedModel, SweepSettings, capture_calls, prepare_model, sweep_target
 from tests.conftest import FIXTURES, REPO_ROOT
 
 pytestmark = pytest.mark.quick  # each test < 0.5 s: in the quick lane (tests/README.md)

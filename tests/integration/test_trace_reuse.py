@@ -11,11 +11,11 @@ import torch
 from exportwatch.manifest import InputsSpec, ModelSpec, TensorSpec
 from exportwatch.plan import execution_order
 from exportwatch.report import JobResult
-from exportwatch.sweep.capture import module_state
-from exportwatch.sweep.walk import prepare_model, sweep_target
 from exportwatch.targets import Call, TargetOptions
 from exportwatch.targets.base import SharedTrace, TraceShelf
 from exportwatch.targets.onnx import shared_capture
+from exportwatch.worker.capture import module_state
+from exportwatch.worker.walk import prepare_model, sweep_target
 from tests.integration.test_sweep import SETTINGS
 
 

@@ -6,8 +6,8 @@ import pytest
 
 from exportwatch.baseline.cache import ResultCache
 from exportwatch.baseline.compare import baseline_incompatibility, decide_reuse, load_stored_baseline
-from exportwatch.baseline.provenance import ModelFingerprint
 from exportwatch.report import Environment, JobResult, Report, ResultSource, Verdict, write_report
+from exportwatch.report.provenance import ModelFingerprint
 
 HASH = "a" * 64
 

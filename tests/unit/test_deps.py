@@ -7,7 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from exportwatch.baseline.provenance import (
+from exportwatch.git import GitTree
+from exportwatch.manifest import InputsSpec, ModelSpec
+from exportwatch.report import Environment
+from exportwatch.report.provenance import (
     Fingerprinter,
     ImportGraph,
     WorkingTree,
@@ -15,9 +18,6 @@ from exportwatch.baseline.provenance import (
     glob_regex,
     match_globs,
 )
-from exportwatch.git import GitTree
-from exportwatch.manifest import InputsSpec, ModelSpec
-from exportwatch.report import Environment
 
 
 def write(root: Path, files: dict[str, str]) -> Path:

@@ -28,7 +28,7 @@ from exportwatch.diagnose import (
 )
 from exportwatch.report import JobResult, SubmoduleResult, UserFrame, Verdict, origin_paths
 from exportwatch.report.tree import group_failures, mark_origins
-from exportwatch.sweep.quiet import quiet_torch_logs
+from exportwatch.worker.quiet import quiet_torch_logs
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from exportwatch.manifest import ConfigError, Manifest, load_manifest
-from exportwatch.sweep.inputs import (
+from exportwatch.worker.inputs import (
     build_dynamic_shapes,
     build_inputs,
     build_model,

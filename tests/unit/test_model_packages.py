@@ -7,7 +7,8 @@ from importlib import metadata
 from pathlib import Path
 
 from exportwatch.manifest import load_manifest
-from exportwatch.sweep.runner import model_packages, new_report
+from exportwatch.report.provenance import new_report
+from exportwatch.sweep.preload import model_packages
 
 
 def _project(tmp_path: Path) -> Path:
@@ -36,7 +37,8 @@ def test_model_packages__names_the_installed_libraries_the_factories_import(tmp_
 
 
 def test_model_packages__are_in_every_new_report(tmp_path: Path) -> None:
-    report = new_report(load_manifest(_project(tmp_path)))
+    manifest = load_manifest(_project(tmp_path))
+    report = new_report(manifest, model_packages(manifest))
     assert report.environment.packages["pyyaml"] == metadata.version("pyyaml")
     assert report.to_dict()["environment"]["packages"]["pyyaml"] == metadata.version("pyyaml")
 

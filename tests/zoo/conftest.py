@@ -65,7 +65,7 @@ def report_exportability_of() -> Callable[[str], dict[str, BaseException | None]
     from torch._export.tools import report_exportability
 
     from exportwatch.manifest import load_manifest
-    from exportwatch.sweep.inputs import build_inputs, build_model
+    from exportwatch.worker.inputs import build_inputs, build_model
 
     manifest = load_manifest(MANIFEST)
     specs = {spec.name: spec for spec in manifest.models}

@@ -13,7 +13,7 @@ import torch
 from exportwatch.manifest import load_manifest
 from exportwatch.report import JobResult
 from exportwatch.sweep.settings import SweepSettings
-from exportwatch.sweep.walk import prepare_model, sweep_target
+from exportwatch.worker.walk import prepare_model, sweep_target
 from tests.zoo.conftest import MANIFEST, REPO_ROOT
 
 # Before transformers/timm/torchvision: lets torchvision import when its C++ extension cannot load.

@@ -39,14 +39,17 @@ import hashlib
 import json
 import logging
 import os
+import platform
 import posixpath
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from importlib import metadata
 from pathlib import Path
 from typing import Any, Protocol
 
-from exportwatch import git
+from exportwatch import __version__, git
 from exportwatch.manifest import Manifest, ModelSpec
 from exportwatch.report import Environment, JobResult, Report
 
@@ -565,3 +568,54 @@ __all__ = [
     "match_globs",
     "stamp_report",
 ]
+
+
+# ---------------------------------------------------------------------------------------------
+# The environment and the empty report a sweep starts from
+
+
+def package_version(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+#: Distributions the Environment names in fields of their own.
+OWN_FIELDS = frozenset({"torch", "onnx", "onnxscript", "onnxruntime"})
+
+
+def environment(packages: Mapping[str, str] | None = None) -> Environment:
+    """Library versions, read from package metadata so the parent need not import torch;
+    ``packages``: the versions of the libraries the models' code imports (``preload.model_packages``)."""
+    return Environment(
+        python=platform.python_version(),
+        platform=f"{platform.system()}-{platform.machine()}",
+        torch=package_version("torch"),
+        onnx=package_version("onnx"),
+        onnxscript=package_version("onnxscript"),
+        onnxruntime=package_version("onnxruntime"),
+        packages=dict(packages or {}),
+    )
+
+
+def repository_root(manifest: Manifest) -> Path:
+    """User frames and dependency paths are relative to the git repository of the manifest."""
+    return git.toplevel(manifest.root) or manifest.root
+
+
+def new_report(manifest: Manifest, packages: Mapping[str, str] | None = None) -> Report:
+    """An empty report of a sweep of ``manifest`` in this environment, at the checkout's commit."""
+    repo_root = repository_root(manifest)
+    try:
+        manifest_path = str(manifest.path.resolve().relative_to(repo_root.resolve()))
+    except ValueError:
+        manifest_path = str(manifest.path)
+    return Report(
+        tool_version=__version__,
+        created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        manifest=manifest_path,
+        repository=os.environ.get("GITHUB_REPOSITORY") or None,
+        git_sha=git.head_sha(manifest.root),
+        environment=environment(packages),
+    )

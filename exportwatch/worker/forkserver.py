@@ -28,10 +28,10 @@ from multiprocessing.reduction import recv_handle
 from pathlib import Path
 
 from exportwatch.sweep import processes
-from exportwatch.sweep.model_process import redirect_output, run_model_process
 from exportwatch.sweep.preload import ImportStatement, run_preload
 from exportwatch.sweep.protocol import Exited, Preloading, ServerReady, Started, StartUnit
 from exportwatch.sweep.settings import SweepSettings
+from exportwatch.worker.model_process import redirect_output, run_model_process
 
 log = logging.getLogger(__name__)
 
@@ -70,9 +70,9 @@ def warm_up(settings: SweepSettings, targets: list[str]) -> Warm:
     compat.read_stack_lines_lazily()  # about a tenth of every export (benchmarks/README.md)
     # What every model's process runs, imported (and compiled) once, here.
     import exportwatch.diagnose
-    import exportwatch.sweep.walk  # noqa: F401
-    from exportwatch.sweep.quiet import quiet_torch_logs
+    import exportwatch.worker.walk  # noqa: F401
     from exportwatch.targets import get_target
+    from exportwatch.worker.quiet import quiet_torch_logs
 
     with quiet_torch_logs(settings.verbose):
         for name in dict.fromkeys(targets):

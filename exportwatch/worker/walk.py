@@ -25,7 +25,10 @@ from torch import nn
 from exportwatch import diagnose
 from exportwatch.manifest import ModelSpec
 from exportwatch.report import JobResult, SubmoduleResult, Verdict, tree
-from exportwatch.sweep.capture import (
+from exportwatch.sweep.settings import SweepSettings
+from exportwatch.targets import get_target
+from exportwatch.targets.base import Call, Outcome, Stage, TargetOptions, TraceShelf
+from exportwatch.worker.capture import (
     EXAMPLE_SET,
     Capture,
     call_signature,
@@ -34,16 +37,13 @@ from exportwatch.sweep.capture import (
     describe_inputs,
     module_state,
 )
-from exportwatch.sweep.inputs import (
+from exportwatch.worker.inputs import (
     build_dynamic_shapes,
     build_inputs,
     build_model,
     check_signature,
     resolve_device,
 )
-from exportwatch.sweep.settings import SweepSettings
-from exportwatch.targets import get_target
-from exportwatch.targets.base import Call, Outcome, Stage, TargetOptions, TraceShelf
 
 log = logging.getLogger(__name__)
 

@@ -121,7 +121,7 @@ def run_model_process(conn: Connection, unit: Unit, settings: SweepSettings, *, 
 
         if threads:
             torch.set_num_threads(threads)
-        from exportwatch.sweep.quiet import quiet_torch_logs
+        from exportwatch.worker.quiet import quiet_torch_logs
 
         with quiet_torch_logs(settings.verbose):
             _run_unit(conn, unit, settings, phases)
@@ -137,7 +137,7 @@ def run_model_process(conn: Connection, unit: Unit, settings: SweepSettings, *, 
 
 def spawned_model_main(conn: Connection, unit: Unit, settings: SweepSettings, log_path: Path | None) -> None:
     """The spawn fallback: a fresh interpreter per model, warmed up before the clock starts."""
-    from exportwatch.sweep import forkserver
+    from exportwatch.worker import forkserver
 
     # Warming up, nothing watches the sweep's pipe yet: the kernel ends us if the sweep dies. Once
     # the watching thread runs, it ends our whole tree instead (SIGKILL would leave it).
@@ -169,8 +169,8 @@ def _environment_notes(conn: Connection, said: set[str]) -> list[str]:
 
 def _run_unit(conn: Connection, unit: Unit, settings: SweepSettings, phases: _Phases) -> None:
     from exportwatch.manifest import ConfigError
-    from exportwatch.sweep import walk
     from exportwatch.targets import MissingDependency
+    from exportwatch.worker import walk
 
     spec = unit.spec
     device, skip_reason = walk.device_for(spec, unit.device)
