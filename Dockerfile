@@ -45,6 +45,7 @@ RUN pip install \
         onnxruntime==1.32.0 \
         PyGithub==2.10.0 \
         PyYAML==6.0.3 \
+        pydantic-core==2.46.4 \
         jsonschema==4.26.0
 
 # The package last: code changes rebuild only these small layers.

@@ -9,7 +9,6 @@ from exportwatch.report.io import (
     JsonlLog,
     base_report_path,
     load_report,
-    report_schema,
     write_report,
 )
 from exportwatch.report.model import (
@@ -35,6 +34,7 @@ from exportwatch.report.model import (
     follow_same_as,
 )
 from exportwatch.report.tree import FailureGroup, failure_identity, group_failures, mark_origins, origin_paths
+from exportwatch.report.validate import report_schema
 
 __all__ = [
     "BUG_REPORT_URL",

@@ -17,15 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from exportwatch.errors import WriteError, remedy
-from exportwatch.report.model import (
-    MAX_REPORT_BYTES,
-    JobResult,
-    Report,
-    ReportError,
-    _json_kind,
-    _to_jsonable,
-    check_document,
-)
+from exportwatch.report.model import MAX_REPORT_BYTES, JobResult, Report, ReportError, _to_jsonable
+from exportwatch.report.validate import validate_document, validate_report
 
 # ---------------------------------------------------------------------------------------------
 # Files: a finished report is one JSON document; a sweep in progress streams JSON Lines.
@@ -107,10 +100,6 @@ def base_report_path(head: Path) -> Path:
     return head.with_name(f"{head.stem}.base{head.suffix or '.json'}")
 
 
-#: Schema errors looked at before one is reported (never all of them: see ``_check_schema``).
-MAX_SCHEMA_ERRORS = 50
-
-
 def load_report(
     path: Path, *, untrusted: bool = False, max_bytes: int | None = None, shown_as: str | None = None
 ) -> Report:
@@ -118,22 +107,23 @@ def load_report(
 
     ``untrusted`` (a report from a pull request's run, a downloaded baseline, a shard): refused
     over ``MAX_REPORT_BYTES`` before it is read (and the read itself stops there), and checked
-    against the report's JSON Schema (where jsonschema is installed) before the dataclasses
-    are built. ``max_bytes`` overrides the cap. Every refusal is one :class:`ReportError` line
-    that starts with the path, or with ``shown_as`` where the path means nothing to the user
-    (``artifact 'exportwatch-report': exportwatch-report.json`` rather than a temporary folder):
-    a hostile file never ends as a traceback.
+    against the bounds of the report's JSON Schema as well as its types. One pass decodes,
+    checks and builds (``report.validate``), after one pass of the C decoder that refuses a key
+    given twice and values no report holds (``check_json``). ``max_bytes`` overrides the cap.
+    Every refusal is one :class:`ReportError` line that starts with the path, or with
+    ``shown_as`` where the path means nothing to the user (``artifact 'exportwatch-report':
+    exportwatch-report.json`` rather than a temporary folder): a hostile file never ends as a
+    traceback.
     """
     limit = max_bytes if max_bytes is not None else (MAX_REPORT_BYTES if untrusted else None)
     name = shown_as or str(path)
     text = _read_text(path, limit, name=name)
     try:
-        data = _jsonl_document(text) if path.suffix == ".jsonl" else parse_json(text)
-        check_document(data)
-        if untrusted:
-            _check_schema(data)
-        return Report.from_dict(data)
-    except RecursionError as exc:  # json and jsonschema recurse per level: ~1000 is their limit
+        if path.suffix == ".jsonl":
+            return validate_document(_jsonl_document(text), strict=untrusted)
+        check_json(text)
+        return validate_report(text, strict=untrusted)
+    except RecursionError as exc:  # json recurses per level: ~1000 is its limit
         raise ReportError(f"{name}: nested deeper than any report (refused)") from exc
     except ReportError as exc:
         raise ReportError(f"{name}: {exc}") from exc
@@ -169,14 +159,24 @@ def parse_json(text: str) -> Any:
     things is refused, with where. Deep nesting raises RecursionError, which the caller turns
     into a refusal.
     """
+    return _decode(text, keep=True)
+
+
+def check_json(text: str) -> None:
+    """``parse_json``'s refusals without keeping what it decodes: the report itself is decoded
+    by ``report.validate``, whose decoder keeps the last of two keys and reads ``NaN``."""
+    _decode(text, keep=False)
+
+
+def _decode(text: str, *, keep: bool) -> Any:
     closed = itertools.count(1)  # objects closed so far: the hook runs as each one ends
 
-    def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any] | None:
         number = next(closed)
         result = dict(pairs)
         if len(result) != len(pairs):
             raise _DuplicateKey(number, pairs)
-        return result
+        return result if keep else None  # dropped: the check keeps nothing it decodes
 
     try:
         return json.loads(
@@ -193,7 +193,7 @@ def parse_json(text: str) -> Any:
 
 
 class _DuplicateKey(Exception):
-    """Raised by ``parse_json``'s hook: the ``closed``-th object to end has a key twice."""
+    """Raised by the decoder's hook: the ``closed``-th object to end has ``key`` twice."""
 
     def __init__(self, closed: int, pairs: list[tuple[str, Any]]) -> None:
         super().__init__(closed)
@@ -207,8 +207,12 @@ class _DuplicateKey(Exception):
             seen.add(key)
 
 
-#: A JSON string, or a brace outside one.
-_STRING_OR_BRACE = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[{}]')
+#: Everything up to the next brace outside a string, and that brace: one match per brace, so the
+#: scan's Python loop runs per brace, not per string (C's ``re`` skips the strings and the rest).
+#: A run of other characters is one step (``+``): one step per character held 2.5 GB of
+#: backtracking marks on ``[1,1,1,…]``. It never fails (the decoder read the text up to the
+#: brace the scan stops at), so it never backtracks.
+_UP_TO_BRACE = re.compile(r'(?:[^"{}]+|"[^"\\]*(?:\\.[^"\\]*)*")*([{}])')
 _SPACE = re.compile(r"[ \t\n\r]*")
 
 
@@ -221,10 +225,12 @@ def _describe_duplicate(text: str, error: _DuplicateKey) -> str:
     """``duplicate key 'jobs': line 9 column 3 (char 180)``, in the words of json's own errors.
 
     Only on this error path is the text scanned again: objects end in the order of their ``}``,
-    so the ``closed``-th ``}`` outside a string ends the object the hook refused.
+    so the ``closed``-th ``}`` outside a string ends the object the hook refused. The scan
+    stops there, and its loop runs once per brace (a string is skipped inside the regex).
     """
     key = error.key if len(error.key) <= 80 else error.key[:80] + "…"
-    at = _second_key_offset(text, error)
+    start = _object_start(text, error.closed)
+    at = None if start is None else _repeated_key(text, start, error.key)
     if at is None:
         return f"duplicate key {key!r}"
     line = text.count("\n", 0, at) + 1
@@ -232,18 +238,19 @@ def _describe_duplicate(text: str, error: _DuplicateKey) -> str:
     return f"duplicate key {key!r}: line {line} column {column} (char {at})"
 
 
-def _second_key_offset(text: str, error: _DuplicateKey) -> int | None:
+def _object_start(text: str, closed: int) -> int | None:
+    """Where the ``closed``-th object to end starts. The text up to its end is valid JSON (the
+    decoder read it), so every string in it ends and the regex never backtracks far."""
     opened: list[int] = []
     ends = 0
-    for token in _STRING_OR_BRACE.finditer(text):
-        brace = token.group()
-        if brace == "{":
-            opened.append(token.start())
-        elif brace == "}" and opened:
+    for token in _UP_TO_BRACE.finditer(text):
+        if token.group(1) == "{":
+            opened.append(token.start(1))
+        elif opened:
             start = opened.pop()
             ends += 1
-            if ends == error.closed:
-                return _repeated_key(text, start, error.key)
+            if ends == closed:
+                return start
     return None
 
 
@@ -274,56 +281,6 @@ def _finite_float(text: str) -> float:
     if not math.isfinite(number):
         raise ReportError(f"not valid JSON: {text[:40]} is out of range for a number")
     return number
-
-
-def _check_schema(data: Any) -> None:
-    """The first schema error, located, when jsonschema is installed (the ``github`` extra)."""
-    try:
-        import jsonschema
-    except ImportError:
-        return
-    # Bounded: a hostile report can hold millions of wrong values; the first ones are enough.
-    found = itertools.islice(
-        jsonschema.Draft202012Validator(report_schema()).iter_errors(data), MAX_SCHEMA_ERRORS
-    )
-    # Document order: indexes as numbers (jobs[2] before jobs[10]), never int compared with str.
-    errors = sorted(
-        found, key=lambda e: [(0, p, "") if isinstance(p, int) else (1, 0, str(p)) for p in e.absolute_path]
-    )
-    if errors:
-        where, problem = _describe_schema_error(errors[0])
-        raise ReportError(f"{where}: {problem} (does not match the report schema)")
-
-
-#: JSON Schema's type names in the words ``Report.from_dict`` uses.
-_SCHEMA_TYPES = {
-    "string": "a string",
-    "number": "a number",
-    "integer": "an integer",
-    "object": "an object",
-    "array": "a list",
-    "boolean": "true or false",
-    "null": "null",
-}
-
-
-def _describe_schema_error(error: Any) -> tuple[str, str]:
-    """(``jobs[3].verdict``, ``missing``) for one jsonschema error: the words of ``Report.from_dict``."""
-    parts = list(error.absolute_path)
-    problem = " ".join(str(error.message).split())
-    if error.validator == "required" and isinstance(error.instance, dict):
-        missing = [name for name in error.validator_value if name not in error.instance]
-        if missing:
-            parts.append(missing[0])
-            problem = "missing"
-    elif error.validator == "type":
-        wanted = error.validator_value if isinstance(error.validator_value, list) else [error.validator_value]
-        named = [_SCHEMA_TYPES.get(str(t), str(t)) for t in wanted]
-        problem = f"expected {' or '.join(named)}, got {_json_kind(error.instance)}"
-    where = ""
-    for part in parts:
-        where += f"[{part}]" if isinstance(part, int) else (f".{part}" if where else str(part))
-    return where or "(top)", problem if len(problem) <= 200 else problem[:200] + "…"
 
 
 class JsonlLog:
@@ -434,11 +391,3 @@ def _jsonl_document(text: str) -> dict[str, Any]:
         last.pop(key, None)
         last[key] = job
     return dict(header, jobs=list(last.values()), complete=False)
-
-
-def report_schema() -> dict[str, Any]:
-    """The JSON Schema of the report (``config/report.schema.json``), shipped with the package."""
-    from importlib import resources
-
-    text = resources.files("exportwatch").joinpath("schemas/report.schema.json").read_text("utf-8")
-    return json.loads(text)

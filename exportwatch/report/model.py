@@ -7,14 +7,9 @@ This module must not import torch: the publish half of the fork-safe flow reads 
 
 from __future__ import annotations
 
-import functools
 import json
-import math
-import re
-import types
-import typing
 from collections.abc import Callable
-from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
+from dataclasses import asdict, dataclass, field
 from enum import Enum
 from typing import Any
 
@@ -87,7 +82,7 @@ def first_line(text: str) -> str:
     return ""
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, slots=True)
 class UserFrame:
     """The line of code that led to a failure.
 
@@ -108,7 +103,7 @@ class UserFrame:
         return self.library is None
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, slots=True)
 class Mismatch:
     """A numeric disagreement between an exported program and eager PyTorch."""
 
@@ -119,7 +114,7 @@ class Mismatch:
     message: str = ""
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, slots=True)
 class SubmoduleResult:
     """The verdict for one submodule path (``""`` is the root) of one job."""
 
@@ -150,7 +145,7 @@ class SubmoduleResult:
     duration_s: float = 0.0
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, slots=True)
 class JobResult:
     """One (model, target, device) job: the root's verdict and every submodule's."""
 
@@ -200,7 +195,7 @@ def follow_same_as(sub: SubmoduleResult, lookup: Callable[[str], SubmoduleResult
     return sub
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, slots=True)
 class Environment:
     python: str = ""
     platform: str = ""
@@ -214,7 +209,7 @@ class Environment:
     packages: dict[str, str] = field(default_factory=dict)
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, slots=True)
 class Report:
     """A whole sweep: run metadata plus one JobResult per job."""
 
@@ -245,35 +240,12 @@ class Report:
     def from_dict(cls, data: Any) -> Report:
         """Build a report from parsed JSON, checking every field's type on the way.
 
-        A report may come from an untrusted run and the core install has no jsonschema, so this
-        is the check every reader gets: a wrong value is a :class:`ReportError` that names its
-        field (``jobs[3].verdict: missing``), never an ``AttributeError`` three stages later.
+        A wrong value is a :class:`ReportError` that names its field (``jobs[3].verdict:
+        missing``), never an ``AttributeError`` three stages later: ``report.validate`` does it.
         """
-        check_document(data)
-        report: Report = _build(cls, data, "")
-        first: dict[tuple[str, str, str], int] = {}
-        for index, job in enumerate(report.jobs):  # two results for one job: which would count?
-            earlier = first.setdefault(job.key, index)
-            if earlier != index:
-                raise ReportError(
-                    f"jobs[{index}]: a second result for {_short(job.model)} · {_short(job.target)} · "
-                    f"{_short(job.device)} (the first is jobs[{earlier}])"
-                )
-        return report
+        from exportwatch.report.validate import validate_document
 
-
-def check_document(data: Any) -> None:
-    """Refuse parsed JSON that is not a report of the supported version, before anything else."""
-    if not isinstance(data, dict):
-        raise ReportError(f"not an exportwatch report: the file holds {_json_kind(data)}, not an object")
-    if "schema_version" not in data:
-        raise ReportError("not an exportwatch report: it has no schema_version field")
-    version = data["schema_version"]
-    if version != SCHEMA_VERSION or isinstance(version, bool):
-        raise ReportError(
-            f"report schema_version {_short(version)} is not supported (this exportwatch reads "
-            f"{SCHEMA_VERSION})"
-        )
+        return validate_document(data, strict=False)
 
 
 class ReportError(UsageError, ValueError):
@@ -288,127 +260,6 @@ def _to_jsonable(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_to_jsonable(v) for v in value]
     return value
-
-
-#: Longest submodule path (and ``same_as``, ``covered_by``, alias) a report may hold: far beyond
-#: any model's, short enough that walking a path's ancestors stays cheap.
-MAX_PATH_CHARS = 1_000
-#: Integers a report may hold (counts, line numbers): anything larger is not a count.
-MAX_INT = 2**63 - 1
-_PATH_FIELDS = frozenset({"path", "same_as", "covered_by", "aliases"})
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def _build(cls: type, data: Any, where: str) -> Any:
-    """Build dataclass ``cls`` from a dict, checking each field against its type hint.
-
-    ``where`` is the location for messages (``jobs[3]``). Fields without a default are
-    required; unknown fields are ignored (forward compatible: a newer minor version's
-    additions); ``null`` where the field has a default reads as the default.
-    """
-    if not isinstance(data, dict):
-        raise ReportError(f"{where or '(top)'}: expected an object, got {_json_kind(data)}")
-    hints = _hints(cls)
-    kwargs: dict[str, Any] = {}
-    for spec in fields(cls):
-        name = spec.name
-        here = f"{where}.{name}" if where else name
-        has_default = spec.default is not MISSING or spec.default_factory is not MISSING
-        if name not in data:
-            if not has_default:
-                raise ReportError(f"{here}: missing")
-            continue
-        value = data[name]
-        if value is None and has_default and not _optional(hints[name]):
-            continue
-        kwargs[name] = _value(hints[name], value, here, path_like=name in _PATH_FIELDS)
-    return cls(**kwargs)
-
-
-@functools.cache
-def _hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
-
-
-def _optional(hint: Any) -> bool:
-    return type(None) in typing.get_args(hint)
-
-
-def _value(hint: Any, value: Any, where: str, *, path_like: bool = False) -> Any:
-    """``value`` checked (and converted: enums, dataclasses) against ``hint``; or a ReportError."""
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
-    if origin in (types.UnionType, typing.Union):
-        if value is None:
-            return None
-        (inner,) = [a for a in args if a is not type(None)]
-        return _value(inner, value, where, path_like=path_like)
-    if origin is list:
-        if not isinstance(value, list):
-            raise _wrong(where, "a list", value)
-        return [_value(args[0], v, f"{where}[{i}]", path_like=path_like) for i, v in enumerate(value)]
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise _wrong(where, "an object", value)
-        return {
-            _text(k, f"{where} key {_short(k)}"): _value(args[1], v, f"{where}[{_short(k)}]")
-            for k, v in value.items()
-        }
-    if isinstance(hint, type) and issubclass(hint, Enum):
-        return _enum(hint, value, where)
-    if isinstance(hint, type) and is_dataclass(hint):
-        return _build(hint, value, where)
-    if hint is str:
-        text = _text(value, where)
-        if path_like and len(text) > MAX_PATH_CHARS:
-            raise ReportError(f"{where}: a path of {len(text)} characters, over the {MAX_PATH_CHARS} limit")
-        return text
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise _wrong(where, "true or false", value)
-        return value
-    if hint is int:
-        if isinstance(value, float) and math.isfinite(value) and value.is_integer():
-            value = int(value)  # JSON Schema's integer: 3.0 is one
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise _wrong(where, "an integer", value)
-        if abs(value) > MAX_INT:
-            raise ReportError(f"{where}: integer out of range")
-        return value
-    if hint is float:
-        if not isinstance(value, int | float) or isinstance(value, bool):
-            raise _wrong(where, "a number", value)
-        try:
-            number = float(value)
-        except OverflowError:
-            number = math.inf
-        if not math.isfinite(number):
-            raise ReportError(f"{where}: not a finite number")
-        return number
-    raise ReportError(f"{where}: cannot read a value of type {hint}")  # a field type added without a reader
-
-
-def _text(value: Any, where: str) -> str:
-    if not isinstance(value, str):
-        raise _wrong(where, "a string", value)
-    if _SURROGATE.search(value):
-        raise ReportError(f"{where}: not valid Unicode text (a lone surrogate such as \\ud800)")
-    return value
-
-
-def _enum(kind: type[Enum], value: Any, where: str) -> Enum:
-    label = "verdict" if kind is Verdict else "result source" if kind is ResultSource else kind.__name__
-    known = ", ".join(str(member.value) for member in kind)
-    if not isinstance(value, str):
-        raise _wrong(where, f"a {label} ({known})", value)
-    try:
-        return kind(value)
-    except ValueError as exc:
-        raise ReportError(f"{where}: unknown {label} {_short(value)} (known: {known})") from exc
-
-
-def _wrong(where: str, expected: str, value: Any) -> ReportError:
-    return ReportError(f"{where}: expected {expected}, got {_json_kind(value)}")
 
 
 def _json_kind(value: Any) -> str:

@@ -295,3 +295,49 @@ def test_load_report__refuses_a_key_given_twice_in_a_partial_log_naming_the_line
         load_report(path, untrusted=True)
     says = f"line 2: not valid JSON: duplicate key 'verdict': line 1 column {at + 1} (char {at})"
     assert str(caught.value) == f"{path}: {says}"
+
+
+@pytest.mark.slow
+def test_load_report__locates_a_key_given_twice_at_the_end_of_a_big_report_in_a_few_decodes(tmp_path):
+    """The locator reads the text again only up to the refused object, one loop step per brace:
+    on a 100,000-submodule report it costs a few plain ``json.loads`` of the file, not minutes."""
+    import time
+
+    submodule = '{"path": "layers.%d.fc", "module_type": "torch.nn.Linear", "verdict": "covered"}'
+    subs = ", ".join(submodule % i for i in range(100_000))
+    subs = subs[: subs.rindex('"verdict"')] + '"verdict": "fail", ' + subs[subs.rindex('"verdict"') :]
+    text = (
+        '{"schema_version": 1, "tool_version": "1", "environment": {}, "jobs": [{"model": "m", "target": "t",'
+        f' "device": "cpu", "verdict": "fail", "submodules": [{subs}]}}]}}'
+    )
+    path = tmp_path / "big.json"
+    path.write_text(text)
+    started = time.perf_counter()
+    json.loads(text)
+    plain = time.perf_counter() - started
+    started = time.perf_counter()
+    with pytest.raises(ReportError) as caught:
+        load_report(path, untrusted=True)
+    took = time.perf_counter() - started
+    at = text.rindex('"verdict"')
+    assert (
+        str(caught.value)
+        == f"{path}: not valid JSON: duplicate key 'verdict': line 1 column {at + 1} (char {at})"
+    )
+    assert took < 15 * plain + 1.0, f"{took:.2f} s, a plain json.loads {plain:.2f} s"
+
+
+def test_parse_json__locates_a_key_given_twice_after_a_long_run_without_braces_in_bounded_memory():
+    """The scan takes a run of characters with no brace or string in one regex step: one step per
+    character once held 2.5 GB of backtracking marks for ``[1,1,1,…]``."""
+    from exportwatch.report.io import parse_json
+
+    text = '{"x": [' + "1," * 1_000_000 + '1], "a": 1, "a": 2}'
+    tracemalloc.start()
+    try:
+        with pytest.raises(ReportError, match=r"duplicate key 'a': line 1 column \d+ \(char \d+\)$"):
+            parse_json(text)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 60 * 1024 * 1024, f"peak {peak / 2**20:.0f} MiB"
