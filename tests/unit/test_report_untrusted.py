@@ -341,3 +341,52 @@ def test_parse_json__locates_a_key_given_twice_after_a_long_run_without_braces_i
     finally:
         tracemalloc.stop()
     assert peak < 60 * 1024 * 1024, f"peak {peak / 2**20:.0f} MiB"
+
+
+def _big_report_text(submodules: int) -> str:
+    sub = (
+        '{"path": "layers.%d.fc", "module_type": "torch.nn.Linear", "verdict": "covered", '
+        '"covered_by": "layers"}'
+    )
+    subs = ", ".join(sub % i for i in range(submodules))
+    return (
+        '{"schema_version": 1, "tool_version": "1", "environment": {}, "jobs": [{"model": "m", "target": "t",'
+        f' "device": "cpu", "verdict": "fail", "submodules": [{subs}]}}]}}'
+    )
+
+
+@pytest.mark.slow
+def test_load_report__an_untrusted_20000_submodule_report_costs_a_few_plain_decodes(tmp_path):
+    """Decoded, checked and built in one compiled pass: json + jsonschema + dataclasses built by
+    hand took ~100× a plain ``json.loads`` here (benchmarks/bench_load.py), the compiled pass ~5×."""
+    import time
+
+    path = tmp_path / "big.json"
+    path.write_text(_big_report_text(20_000))
+    load_report(path, untrusted=True)  # the compiled validator, built once per process
+    plain, loaded = [], []
+    for _ in range(3):
+        started = time.perf_counter()
+        json.loads(path.read_bytes())
+        plain.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        report = load_report(path, untrusted=True)
+        loaded.append(time.perf_counter() - started)
+    assert len(report.jobs[0].submodules) == 20_000
+    assert min(loaded) < 25 * min(plain), f"{min(loaded):.3f} s, a plain json.loads {min(plain):.3f} s"
+
+
+def test_load_report__a_submodule_holds_slots_not_a_dict_of_its_own(tmp_path):
+    """pydantic-core gives an instance a ``__dict__`` of its own (not key-shared: ~1.1 KB a
+    submodule); the slotted dataclasses hold ~470 bytes, three empty lists included."""
+    path = tmp_path / "big.json"
+    path.write_text(_big_report_text(20_000))
+    load_report(path, untrusted=True)
+    tracemalloc.start()
+    try:
+        report = load_report(path, untrusted=True)
+        held, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(report.jobs[0].submodules) == 20_000
+    assert held / 20_000 < 700, f"{held / 20_000:.0f} bytes a submodule"
