@@ -17,6 +17,7 @@ Every refusal is a :class:`ReportError` that names its place (``jobs[3].verdict:
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 import gc
 import json
@@ -69,8 +70,9 @@ _FALLBACKS = frozenset({_INTEGRAL, _NULL})
 
 
 def report_schema() -> dict[str, Any]:
-    """The JSON Schema of the report (``config/report.schema.json``), shipped with the package."""
-    return _schema_document()
+    """The JSON Schema of the report (``config/report.schema.json``), shipped with the package: a
+    copy, the validators' source stays as published."""
+    return copy.deepcopy(_schema_document())
 
 
 @functools.cache
@@ -92,7 +94,7 @@ def validate_report(data: str | bytes, *, strict: bool) -> Report:
     """The report that JSON text ``data`` holds, or a located :class:`ReportError`.
 
     ``strict``: the published schema's bounds too (an untrusted report). Duplicate keys are not
-    seen here (the decoder keeps the last): ``io.parse_json`` refuses them first.
+    seen here (the decoder keeps the last): ``io.check_json`` refuses them first.
     """
     try:
         with _collector_paused():
