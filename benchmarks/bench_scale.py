@@ -481,7 +481,7 @@ def profile(args: argparse.Namespace) -> None:
     sweep.build_model = timed("build", sweep.build_model)
     sweep.capture_calls = timed("capture", sweep.capture_calls)
     torch.export.export = timed("export", torch.export.export)
-    te.verify_exported_program = timed("verify", te.verify_exported_program)
+    te.TorchExport._verify = timed("verify", te.TorchExport._verify)
     real_trace_export = torch.export._trace._export
 
     def counting(*a: Any, **k: Any) -> Any:

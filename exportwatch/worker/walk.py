@@ -11,7 +11,6 @@ This module runs inside a worker process; it knows nothing of processes or timeo
 
 from __future__ import annotations
 
-import inspect
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -280,7 +279,8 @@ class _Walk:
         )
 
     def _fill_failure(self, module: nn.Module, result: SubmoduleResult, outcome: Outcome) -> None:
-        result.stage = outcome.stage
+        stage = outcome.stage.value if outcome.stage is not None else None  # plain text in the report
+        result.stage = stage
         result.mismatch = outcome.mismatch
         error = outcome.error
         if outcome.verdict == Verdict.MISMATCH and error is None:
@@ -290,10 +290,10 @@ class _Walk:
         if error is None:
             error = RuntimeError("export failed")
         try:
-            if outcome.verdict == Verdict.MISMATCH and outcome.stage == Stage.ACCURACY:
+            if outcome.verdict == Verdict.MISMATCH and stage == Stage.ACCURACY:
                 found = diagnose.diagnose_mismatch(
                     target=self.target_name,
-                    stage=outcome.stage,
+                    stage=stage,
                     message=str(error),
                     output=outcome.mismatch.output if outcome.mismatch else "",
                 )
@@ -301,15 +301,13 @@ class _Walk:
                 found = diagnose.diagnose_exception(
                     error,
                     target=self.target_name,
-                    stage=outcome.stage,
+                    stage=stage,
                     repo_root=self.settings.repo_root,
                     module=module,
                 )
         except Exception as exc:  # the verdict was measured; only its explanation is lost
             log.warning("diagnosing %r failed: %s", result.path, exc)
-            found = diagnose.fallback_diagnosis(
-                error, target=self.target_name, stage=outcome.stage, error=exc
-            )
+            found = diagnose.fallback_diagnosis(error, target=self.target_name, stage=stage, error=exc)
         _apply_diagnosis(result, found)
 
     def _record_error(
@@ -468,11 +466,3 @@ def device_for(spec: ModelSpec, override: str | None) -> tuple[str, str | None]:
     if wanted == "cuda" and not torch.cuda.is_available():
         return "cuda", "CUDA is not available"
     return resolve_device(wanted), None
-
-
-def forward_signature(model: nn.Module) -> str:
-    """``Model.forward(x, y)`` for messages."""
-    try:
-        return f"{type(model).__name__}.forward{inspect.signature(model.forward)}"
-    except (TypeError, ValueError):
-        return f"{type(model).__name__}.forward"
