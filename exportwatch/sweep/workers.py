@@ -494,7 +494,7 @@ class WorkerPool:
                 running,
                 victims,
                 Verdict.INTERRUPTED,
-                f"the sweep was interrupted {describe_phase(running.phase)}",
+                _interrupted_message(running),
             )
 
     def _start_launcher(self, units: list[Unit]) -> _ForkServer | _Spawner:
@@ -609,41 +609,42 @@ class WorkerPool:
         unit = running.unit
         now = time.monotonic()
         running.spoke = True
-        if isinstance(message, Phase):
-            running.phase = message
-            if message.name == "build":
-                running.clock_started = now
-                running.deadline = now + self._timeout_for(unit)
-        elif isinstance(message, DeviceResolved):
-            running.device = message.device
-        elif isinstance(message, TargetStarted):
-            if running.prep_s is None:
-                running.prep_s = now - running.clock_started if running.clock_started is not None else 0.0
-            running.current = message.target
-            running.target_started = now
-            running.deadline = now + max(0.0, self._timeout_for(unit) - running.prep_s)
-            running.peak_mb = 0.0
-            self.on_event(News(unit.spec.name, message))
-        elif isinstance(message, JobFinished):
-            job = message.job
-            peak = max(job.peak_rss_mb or 0.0, running.peak_mb)
-            if peak:
-                job = replace(job, peak_rss_mb=round(peak, 1))
-            running.finished.append(job.target)
-            running.current = None
-            running.peak_mb = 0.0
-            self.on_event(News(unit.spec.name, JobFinished(job)))
-        elif isinstance(message, (UnitConfigError, UnitNote)):
-            self.on_event(News(unit.spec.name, message))
-        elif isinstance(message, SweepNote):
-            if message.message not in self._notes_said:
-                self._notes_said.add(message.message)
+        match message:
+            case Phase(name=name):
+                running.phase = message
+                if name == "build":
+                    running.clock_started = now
+                    running.deadline = now + self._timeout_for(unit)
+            case DeviceResolved(device=device):
+                running.device = device
+            case TargetStarted(target=target):
+                if running.prep_s is None:
+                    started = running.clock_started
+                    running.prep_s = now - started if started is not None else 0.0
+                running.current = target
+                running.target_started = now
+                running.deadline = now + max(0.0, self._timeout_for(unit) - running.prep_s)
+                running.peak_mb = 0.0
                 self.on_event(News(unit.spec.name, message))
-        elif isinstance(message, ModelExit):
-            running.ended_itself = message.message
-        elif isinstance(message, UnitDone):
-            running.done = True
-            running.current = None
+            case JobFinished(job=job):
+                peak = max(job.peak_rss_mb or 0.0, running.peak_mb)
+                if peak:
+                    job = replace(job, peak_rss_mb=round(peak, 1))
+                running.finished.append(job.target)
+                running.current = None
+                running.peak_mb = 0.0
+                self.on_event(News(unit.spec.name, JobFinished(job)))
+            case UnitConfigError() | UnitNote():
+                self.on_event(News(unit.spec.name, message))
+            case SweepNote(message=text):
+                if text not in self._notes_said:  # said once per run, however many processes say it
+                    self._notes_said.add(text)
+                    self.on_event(News(unit.spec.name, message))
+            case ModelExit(message=text):
+                running.ended_itself = text
+            case UnitDone():
+                running.done = True
+                running.current = None
 
     def _police(self, running: _Running) -> None:
         if (
@@ -691,7 +692,7 @@ class WorkerPool:
         elif self._interrupts:  # a signal to the sweep's group reached the fork server first
             verdict, message = (
                 Verdict.INTERRUPTED,
-                f"the sweep was interrupted {describe_phase(running.phase)}",
+                _interrupted_message(running),
             )
         elif running.ended_itself is not None:
             verdict, message = Verdict.CRASH, running.ended_itself

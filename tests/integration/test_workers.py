@@ -248,3 +248,39 @@ def test_workers__a_file_that_starts_with_its_imports_has_its_libraries_preloade
     assert [type(n.event) for n in news] == [TargetStarted, JobFinished]
     assert {n.model for n in news} == {"net"}
     assert [n.event.job.verdict for n in news if isinstance(n.event, JobFinished)] == [Verdict.OK]
+
+
+PARENT_PROBE = """
+import sys
+from pathlib import Path
+from exportwatch.manifest import load_manifest
+from exportwatch.sweep.options import SweepOptions
+from exportwatch.sweep.runner import SweepRequest, run_sweep
+
+request = SweepRequest.of(
+    load_manifest(Path(sys.argv[1])), output=Path(sys.argv[2]), options=SweepOptions(workers=1)
+)
+jobs = run_sweep(request).report.jobs
+print([(job.model, job.verdict.value) for job in jobs])
+print(sorted(m for m in sys.modules if m == "torch" or m.startswith(("torch.", "exportwatch.worker"))))
+"""
+
+
+def test_workers__the_sweeps_parent_loads_neither_the_worker_package_nor_torch(tmp_path):
+    """The parent starts the fork server by module name: a real sweep, and the parent's modules."""
+    manifest = make_project(
+        tmp_path,
+        "version: 1\nmodels:\n  - {name: fine, factory: 'models/sweep_cases.py:Fine',"
+        " inputs: {args: [{shape: [2, 4]}]}}\n",
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", PARENT_PROBE, str(manifest), str(tmp_path / "r.json")],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    swept, loaded = done.stdout.splitlines()[-2:]
+    assert swept == "[('fine', 'ok')]"  # the worker ran, in the processes the parent started
+    assert loaded == "[]"
