@@ -98,7 +98,7 @@ class SweepSession:
     def sweep(self, request: SweepRequest, *, progress: Progress | None = None) -> SweepResult:
         return run_sweep(request, progress=progress, session=self)
 
-    def pool_for(self, options: SweepOptions, settings: SweepSettings) -> WorkerPool:
+    def pool_for(self, settings: SweepSettings) -> WorkerPool:
         """The session's pool, started by its first sweep with that sweep's options; a fresh
         one where the warm server imported, as an installed library, a module this sweep's
         tree has its own copy of (the base's models must import the base's copy)."""
@@ -106,7 +106,7 @@ class SweepSession:
         if self.pool is not None and shadowed_modules(self.pool.preloaded_tops, settings):
             self.close()
         if self.pool is None:
-            self.pool = _pool(options, settings, persistent=True)
+            self.pool = _pool(settings, persistent=True)
         return self.pool
 
     def close(self) -> None:
@@ -139,7 +139,8 @@ def shadowed_modules(tops: Iterable[str], settings: SweepSettings) -> list[str]:
     return found
 
 
-def _pool(options: SweepOptions, settings: SweepSettings, *, persistent: bool = False) -> WorkerPool:
+def _pool(settings: SweepSettings, *, persistent: bool = False) -> WorkerPool:
+    options = settings.options
     return WorkerPool(
         size=options.workers or os.cpu_count() or 1,
         settings=settings,
@@ -248,7 +249,7 @@ def _sweep(
         options=options,
         sys_path=tuple(sys.path),  # as it is now: a base sweep's points into its worktree
     )
-    pool = session.pool_for(options, settings) if session is not None else _pool(options, settings)
+    pool = session.pool_for(settings) if session is not None else _pool(settings)
     try:
         pool.run(plan.queue(), settings=settings, on_event=on_news)
     except KeyboardInterrupt:
