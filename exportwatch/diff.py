@@ -615,7 +615,10 @@ def _report_notes(base: Report | None, head: Report) -> Iterable[str]:
             "reproduced): some results show as new."
         )
     if not head.complete:
-        yield "The head report is partial (its sweep did not finish): some results show as removed."
+        yield (
+            "The head report is partial (its sweep did not finish or was interrupted): some results "
+            "show as removed, and the exports it was running as interrupted."
+        )
     if base is not None:
         yield from _device_notes(base, head)
 
@@ -775,6 +778,9 @@ def classify(base: SubmoduleResult | None, head: SubmoduleResult | None) -> tupl
 
 
 def _infra_note(b: str, bv: str, h: str, hv: str) -> str:
+    def hit(verdict: str) -> str:
+        return "was interrupted" if verdict == Verdict.INTERRUPTED.value else f"hit a {verdict}"
+
     if b == "infra" and h == "infra":
         return f"{bv} on base, {hv} on head: rerun to get a result"
     if b == "infra":
@@ -783,10 +789,10 @@ def _infra_note(b: str, bv: str, h: str, hv: str) -> str:
             "pass": "head exports",
             "neutral": f"head is {hv}",
         }[h]
-        return f"base hit a {bv}, so {tail}"
+        return f"base {hit(bv)}, so {tail}"
     if b == "pass":
-        return f"exported on base; head hit a {hv}, so this may be a regression: rerun to confirm"
-    return f"{bv} on base; head hit a {hv}: rerun to confirm"
+        return f"exported on base; head {hit(hv)}, so this may be a regression: rerun to confirm"
+    return f"{bv} on base; head {hit(hv)}: rerun to confirm"
 
 
 _HEAD_SIDE = frozenset(
@@ -1013,7 +1019,8 @@ def gate_counts(changes: Changes, policy: Policy, *, allow_errors: bool = False)
     """The top-level cells that ``policy`` holds against the pull request.
 
     A check exportwatch could not complete on head (``error``) is never a pass: every policy
-    but ``never`` holds it against the pull request unless ``allow_errors`` says otherwise.
+    but ``never`` holds it against the pull request unless ``allow_errors`` says otherwise. An
+    export the head's sweep was stopped in (``interrupted``) was never checked: held likewise.
     """
     cells = [c for c in changes.top_level() if not c.expected]
     if policy is Policy.NEVER:
@@ -1021,7 +1028,8 @@ def gate_counts(changes: Changes, policy: Policy, *, allow_errors: bool = False)
     errors = (
         [] if allow_errors else [c for c in cells if c.kind is ChangeKind.ERROR and c.head is Verdict.ERROR]
     )
-    return errors + _policy_counts(cells, policy)
+    stopped = [c for c in cells if c.head is Verdict.INTERRUPTED]
+    return errors + stopped + [c for c in _policy_counts(cells, policy) if c.head is not Verdict.INTERRUPTED]
 
 
 def _policy_counts(cells: list[Cell], policy: Policy) -> list[Cell]:
@@ -1045,18 +1053,23 @@ def gate(
     policy = parse_policy(policy)
     failing = gate_counts(changes, policy, allow_errors=allow_errors)
     reasons: list[str] = []
-    by_kind = Counter(c.kind for c in failing)
-    for kind in SEVERITY:
-        n = by_kind.get(kind, 0)
+    stopped = [c for c in failing if c.head is Verdict.INTERRUPTED]  # a reason of their own
+    by_kind = Counter(c.kind for c in failing if c.head is not Verdict.INTERRUPTED)
+    for kind in (None, *SEVERITY) if stopped else SEVERITY:
+        n = len(stopped) if kind is None else by_kind.get(kind, 0)
         if n:
-            cells = [c for c in failing if c.kind is kind]
+            cells = (
+                stopped
+                if kind is None
+                else [c for c in failing if c.kind is kind and c.head is not Verdict.INTERRUPTED]
+            )
             where = ", ".join(_cell_label(c) for c in cells[:_MAX_NAMED])
             if n > _MAX_NAMED:
                 where += f" and {n - _MAX_NAMED} more"
-            one, many = _REASON_NOUNS[kind]
+            one, many = _REASON_NOUNS[kind] if kind is not None else _INTERRUPTED_NOUNS
             reasons.append(f"{n} {one if n == 1 else many}: {where}")
     notes: list[str] = []
-    infra = changes.top_level(ChangeKind.INFRASTRUCTURE)
+    infra = [c for c in changes.top_level(ChangeKind.INFRASTRUCTURE) if c.head is not Verdict.INTERRUPTED]
     if infra and policy is not Policy.ANY_FAILURE:
         notes.append(
             f"{_plural(len(infra), 'infrastructure problem')} (crash / timeout / out of memory) "
@@ -1087,6 +1100,10 @@ def gate(
 
 
 _MAX_NAMED = 10
+_INTERRUPTED_NOUNS = (
+    "export interrupted (the head report is partial)",
+    "exports interrupted (the head report is partial)",
+)
 _REASON_NOUNS = {
     ChangeKind.REGRESSION: ("regression", "regressions"),
     ChangeKind.CHANGED_FAILURE: ("changed failure", "changed failures"),

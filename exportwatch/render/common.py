@@ -212,7 +212,15 @@ def _headline(changes: Changes, gate: GateResult) -> Headline:
     if not gate.passed:
         failing = [changes.cells[k] for k in gate.failing]
         unchecked = [c for c in failing if c.kind is ChangeKind.ERROR]
-        failing = [c for c in failing if c.kind is not ChangeKind.ERROR]
+        stopped = [c for c in failing if c.head is Verdict.INTERRUPTED]  # the head report is partial
+        failing = [c for c in failing if c.kind is not ChangeKind.ERROR and c.head is not Verdict.INTERRUPTED]
+        if stopped:
+            text = f"The head's sweep was interrupted: {plural(len(stopped), 'export')} not checked"
+            if failing:
+                text += f", and {_failures_in(failing, ('failing export', 'failure'))}"
+            if unchecked:
+                text += f", and {plural(len(unchecked), 'export')} exportwatch could not check"
+            return Headline(status="fail", text=f"{text} (a partial report)")
         if not failing:
             models = plural(len({c.model for c in unchecked}), "model")
             return Headline(

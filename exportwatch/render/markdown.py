@@ -76,6 +76,7 @@ _SYMBOL: dict[Verdict | None, str] = {
     Verdict.TIMEOUT: "⏱️ timeout",
     Verdict.OOM: "💥 oom",
     Verdict.ERROR: "🐞 error",
+    Verdict.INTERRUPTED: "⏹️ interrupted",
     Verdict.SKIPPED: "⏭️ skipped",
     Verdict.NOT_CALLED: "➖ not called",
     Verdict.SAME_AS: "🔗 same as",
@@ -341,8 +342,8 @@ def _note_lines(changes: Changes, gate: GateResult) -> list[str]:
             f"🧹 **Remove the xfail**: {plural(len(stale), 'export')} marked as expected to fail "
             f"now pass{'es' if len(stale) == 1 else ''}: {names}{more}."
         )
-    infra = changes.top_level(ChangeKind.INFRASTRUCTURE)
-    if infra:
+    infra = [c for c in changes.top_level(ChangeKind.INFRASTRUCTURE) if c.head is not Verdict.INTERRUPTED]
+    if infra:  # (an interrupted one is gated, and the headline says so)
         lines.append(
             f"⚠️ **{plural(len(infra), 'result')} hit a crash, timeout or out-of-memory** on the "
             "runner: they are not counted as regressions, and they may hide one. Rerun to confirm."

@@ -52,6 +52,7 @@ STYLES: Mapping[Verdict, VerdictStyle] = {
     Verdict.CRASH: VerdictStyle(emoji="💥", glyph="✸", label="crash", tone="infra"),
     Verdict.TIMEOUT: VerdictStyle(emoji="⏱️", glyph="◷", label="timeout", tone="infra"),
     Verdict.OOM: VerdictStyle(emoji="🪫", glyph="▣", label="oom", tone="infra"),
+    Verdict.INTERRUPTED: VerdictStyle(emoji="⏹️", glyph="■", label="interrupted", tone="infra"),
 }
 
 

@@ -272,7 +272,7 @@ class _Walk:
             rtol=self.spec.rtol,
             atol=self.spec.atol,
             opset=self.spec.opset,
-            artifacts_dir=self.settings.artifacts_dir,
+            artifacts_dir=self.settings.options.artifacts_dir,
             artifact_name=name,
             report_phase=lambda phase: self.on_phase(phase, path),
             traces=self.traces,
