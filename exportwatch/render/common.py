@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from exportwatch.diff import SEVERITY, Cell, ChangeKind, Changes, GateResult, JobKey, ModelRow, Move, Policy
 from exportwatch.render.escape import one_line
-from exportwatch.report import FAILING, INFRASTRUCTURE, PASSING, SubmoduleResult, Verdict, failure_identity
+from exportwatch.report import FAILING, INFRASTRUCTURE, SubmoduleResult, Verdict, failure_identity
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -342,18 +342,6 @@ def severity_rank(kind: ChangeKind) -> int:
 def sorted_rows(rows: Sequence[ModelRow]) -> list[ModelRow]:
     """Most urgent first; report order among equals."""
     return sorted(rows, key=lambda r: severity_rank(r.worst))
-
-
-def is_failing(verdict: Verdict | None) -> bool:
-    return verdict in FAILING and verdict not in INFRASTRUCTURE and verdict is not Verdict.ERROR
-
-
-def is_passing(verdict: Verdict | None) -> bool:
-    return verdict in PASSING
-
-
-def cell_sort_key(cell: Cell) -> tuple[str, str, str, int, str]:
-    return (cell.model, cell.target, cell.device, cell.path.count(".") + bool(cell.path), cell.path)
 
 
 def format_duration(seconds: float) -> str:
