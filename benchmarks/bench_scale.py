@@ -601,8 +601,10 @@ def scale_reports(submodules: int, *, removed_every: int = 10) -> tuple[Any, Any
                         fingerprint="f" * 16,
                         exception_type="torch._dynamo.exc.Unsupported",
                         message=f"aten::shared_op is not supported {HOSTILE}",
-                        detail=("Traceback (most recent call last):\n" + f'  File "x.py", line 1\n{HOSTILE}\n') * 8,
-                        user_frame=UserFrame(path="models/shared.py", line=42, function="forward", source="y = op(x)"),
+                        detail=f'Traceback (most recent call last):\n  File "x.py", line 1\n{HOSTILE}\n' * 8,
+                        user_frame=UserFrame(
+                            path="models/shared.py", line=42, function="forward", source="y = op(x)"
+                        ),
                         hint="Register a decomposition for aten::shared_op.",
                         origin=len(parts) == 3,
                     )
@@ -726,7 +728,7 @@ def report_scale(sizes: list[int], *, at_cap: bool, json_out: Path | None) -> No
     with tempfile.TemporaryDirectory(prefix="exportwatch-scale-") as tmp:
         plan = [(str(n), n) for n in sizes]
         if at_cap:
-            probe_base, probe_head = scale_reports(10_000)
+            _, probe_head = scale_reports(10_000)
             per_sub = len(compact_json(probe_head)) / 10_000
             plan.append(("at the cap", int(MAX_REPORT_BYTES * 0.97 / per_sub) // SUBS_PER_JOB * SUBS_PER_JOB))
         for label, n in plan:
@@ -751,8 +753,9 @@ def report_scale(sizes: list[int], *, at_cap: bool, json_out: Path | None) -> No
     print()
     print(f"load average {loadavg()}; {os.cpu_count()} CPUs")
     print(
-        "| submodules | JSON (MB, both) | json.load (s) | load_report (s) | diff_reports (s) | diff ÷ json.load "
-        "| render: comment / summary / terminal (s) | peak RSS (MB) | CLI diff --format markdown (s, MB) |"
+        "| submodules | JSON (MB, both) | json.load (s) | load_report (s) | diff_reports (s) "
+        "| diff ÷ json.load | render: comment / summary / terminal (s) | peak RSS (MB) "
+        "| CLI diff --format markdown (s, MB) |"
     )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
