@@ -36,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -648,18 +649,17 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def measure_report_scale(base_path: Path, head_path: Path) -> dict[str, Any]:
-    """In this (fresh) process: plain json.load, load_report, diff, gate and every render."""
-    started = time.perf_counter()
-    for path in (base_path, head_path):
-        with path.open(encoding="utf-8") as handle:
-            json.load(handle)
-    json_s = time.perf_counter() - started
-    rss_json = _peak_rss_mb()
+def measure_report_scale(folder: Path, *, with_load: bool) -> dict[str, Any]:
+    """In this (fresh) process: diff, gate and every render of the two reports (unpickled, so
+    these figures stand apart from the loader's, which another change speeds up), the peak RSS
+    they reach, then a plain ``json.load`` of both files to compare with; ``with_load``: time
+    ``load_report`` first (it then sets the peak)."""
+    import pickle
+
+    base_path, head_path = folder / "base.json", folder / "head.json"
 
     from exportwatch.diff import diff_reports, gate
     from exportwatch.render import RenderContext
-    from exportwatch.render.json import render_json
     from exportwatch.render.markdown import render_comment, render_summary
     from exportwatch.render.terminal import render_text
     from exportwatch.report import load_report
@@ -672,30 +672,39 @@ def measure_report_scale(base_path: Path, head_path: Path) -> dict[str, Any]:
         timings[name] = time.perf_counter() - t
         return value
 
-    base = timed("load_s", lambda: load_report(base_path, untrusted=True))
-    head_t = time.perf_counter()
-    head = load_report(head_path, untrusted=True)
-    timings["load_s"] += time.perf_counter() - head_t
+    if with_load:
+        timed(
+            "load_s", lambda: (load_report(base_path, untrusted=True), load_report(head_path, untrusted=True))
+        )
+    base, head = pickle.loads((folder / "reports.pickle").read_bytes())
+    rss_reports = _peak_rss_mb()
     changes = timed("diff_s", lambda: diff_reports(base, head))
+    rss_diff = _peak_rss_mb()
     verdict = timed("gate_s", lambda: gate(changes))
     context = RenderContext(run_url="https://github.com/acme/monorepo/actions/runs/1")
     comment = timed("comment_s", lambda: render_comment(changes, verdict, context=context))
     summary = timed("summary_s", lambda: render_summary(changes, verdict, context=context))
     text = timed("terminal_s", lambda: render_text(changes, verdict, context=context))
-    json_text = timed("json_s", lambda: render_json(changes, verdict))
     timings["render_s"] = timings["comment_s"] + timings["summary_s"] + timings["terminal_s"]
+    rss_rendered = _peak_rss_mb()  # the reports, the diff and the views: before any JSON is parsed
+    started = time.perf_counter()
+    for path in (base_path, head_path):
+        with path.open(encoding="utf-8") as handle:
+            json.load(handle)
+    json_s = time.perf_counter() - started
     return {
         "plain_json_load_s": json_s,
         **timings,
         "diff_over_json": timings["diff_s"] / json_s,
-        "load_diff_over_json": (timings["load_s"] + timings["diff_s"]) / json_s,
-        "peak_rss_mb": _peak_rss_mb(),
-        "peak_rss_after_json_mb": rss_json,
+        "diff_render_over_json": (timings["diff_s"] + timings["gate_s"] + timings["render_s"]) / json_s,
+        "peak_rss_mb": rss_rendered,
+        "peak_rss_with_json_load_mb": _peak_rss_mb(),
+        "rss_with_reports_mb": rss_reports,
+        "rss_after_diff_mb": rss_diff,
         "cells": len(changes.cells),
         "comment_chars": len(comment),
         "summary_bytes": len(summary.encode("utf-8")),
         "terminal_chars": len(text),
-        "json_chars": len(json_text),
         "file_mb": (base_path.stat().st_size + head_path.stat().st_size) / 2**20,
     }
 
@@ -720,50 +729,75 @@ def measure_cli_diff(base_path: Path, head_path: Path) -> dict[str, Any]:
     return {"cli_wall_s": wall, "cli_peak_rss_mb": peak / 1024 if peak > before else None}
 
 
-def report_scale(sizes: list[int], *, at_cap: bool, json_out: Path | None) -> None:
-    """Synthetic reports of each size (compact JSON), each measured in a fresh process."""
+def report_scale(
+    sizes: list[int],
+    *,
+    at_cap: bool,
+    with_load: bool,
+    cli: bool,
+    json_out: Path | None,
+    others: Sequence[Path] = (),
+) -> None:
+    """Synthetic reports of each size (compact JSON), each measured in a fresh process, with
+    this checkout's exportwatch and then each of ``others`` (``--proposed``: e.g. main)."""
+    import pickle
+
     from exportwatch.report.model import MAX_REPORT_BYTES
 
     rows: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory(prefix="exportwatch-scale-") as tmp:
-        plan = [(str(n), n) for n in sizes]
-        if at_cap:
-            _, probe_head = scale_reports(10_000)
-            per_sub = len(compact_json(probe_head)) / 10_000
-            plan.append(("at the cap", int(MAX_REPORT_BYTES * 0.97 / per_sub) // SUBS_PER_JOB * SUBS_PER_JOB))
-        for label, n in plan:
+    plan = [(f"{n:,}", n) for n in sizes]
+    if at_cap:
+        _, probe_head = scale_reports(10_000)
+        per_sub = len(compact_json(probe_head)) / 10_000
+        plan.append(("at the cap", int(MAX_REPORT_BYTES * 0.97 / per_sub) // SUBS_PER_JOB * SUBS_PER_JOB))
+    for label, n in plan:
+        with tempfile.TemporaryDirectory(prefix="exportwatch-scale-") as tmp:
+            folder = Path(tmp)
             base, head = scale_reports(n)
-            base_path, head_path = Path(tmp) / f"base-{n}.json", Path(tmp) / f"head-{n}.json"
-            for report, path in ((base, base_path), (head, head_path)):
-                path.write_text(compact_json(report), encoding="utf-8")
+            (folder / "base.json").write_text(compact_json(base), encoding="utf-8")
+            (folder / "head.json").write_text(compact_json(head), encoding="utf-8")
+            (folder / "reports.pickle").write_bytes(pickle.dumps((base, head)))
             del base, head
-            done = subprocess.run(
-                [sys.executable, __file__, "--measure-reports", str(base_path), str(head_path)],
-                capture_output=True,
-                text=True,
-                cwd=REPO,
-                env={**ENV, "PYTHONPATH": str(REPO)},
-            )
-            if done.returncode != 0:
-                raise SystemExit(f"measuring {n} failed:\n{done.stderr[-3000:]}")
-            row = {"label": label, "submodules": n, **json.loads(done.stdout.strip().splitlines()[-1])}
-            row.update(measure_cli_diff(base_path, head_path))
-            rows.append(row)
-            print(json.dumps(row), flush=True)
+            for root in (REPO, *others):
+                done = subprocess.run(
+                    [
+                        sys.executable,
+                        __file__,
+                        "--measure-reports",
+                        str(folder),
+                        *(["--with-load"] * with_load),
+                    ],
+                    capture_output=True,
+                    text=True,
+                    cwd=root,
+                    env={**ENV, "PYTHONPATH": str(root)},
+                )
+                if done.returncode != 0:
+                    raise SystemExit(f"measuring {n} failed:\n{done.stderr[-3000:]}")
+                code = "this checkout" if root == REPO else root.name
+                row = {
+                    "label": label if root == REPO else f"{label} ({code})",
+                    "code": code,
+                    "submodules": n,
+                    **json.loads(done.stdout.strip().splitlines()[-1]),
+                }
+                if cli and root == REPO:
+                    row.update(measure_cli_diff(folder / "base.json", folder / "head.json"))
+                row["load_average"] = loadavg()
+                rows.append(row)
+                print(json.dumps(row), flush=True)
     print()
-    print(f"load average {loadavg()}; {os.cpu_count()} CPUs")
+    print(f"{os.cpu_count()} CPUs; load average {loadavg()}")
     print(
-        "| submodules | JSON (MB, both) | json.load (s) | load_report (s) | diff_reports (s) "
-        "| diff ÷ json.load | render: comment / summary / terminal (s) | peak RSS (MB) "
-        "| CLI diff --format markdown (s, MB) |"
+        "| submodules | JSON (MB, both) | json.load (s) | diff_reports (s) | diff ÷ json.load "
+        "| render: comment / summary / terminal (s) | diff+gate+render ÷ json.load | peak RSS (MB) |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         print(
-            f"| {r['label']} ({r['submodules']:,}) | {r['file_mb']:.1f} | {r['plain_json_load_s']:.2f} | "
-            f"{r['load_s']:.2f} | {r['diff_s']:.2f} | {r['diff_over_json']:.1f}× | "
-            f"{r['comment_s']:.2f} / {r['summary_s']:.2f} / {r['terminal_s']:.2f} | {r['peak_rss_mb']:.0f} | "
-            f"{r['cli_wall_s']:.1f}, {r['cli_peak_rss_mb'] or 0:.0f} |"
+            f"| {r['label']} | {r['file_mb']:.1f} | {r['plain_json_load_s']:.2f} | {r['diff_s']:.2f} "
+            f"| {r['diff_over_json']:.1f}× | {r['comment_s']:.2f} / {r['summary_s']:.2f} / "
+            f"{r['terminal_s']:.2f} | {r['diff_render_over_json']:.1f}× | {r['peak_rss_mb']:.0f} |"
         )
     if json_out:
         json_out.write_text(json.dumps(rows, indent=2) + "\n")
@@ -816,7 +850,11 @@ def main() -> None:
         help="instead: load, diff and render synthetic reports of N submodules (e.g. 2000,20000,200000)",
     )
     parser.add_argument("--at-cap", action="store_true", help="with --reports: also at the report size cap")
-    parser.add_argument("--measure-reports", nargs=2, type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--with-load", action="store_true", help="with --reports: also time load_report")
+    parser.add_argument(
+        "--cli", action="store_true", help="with --reports: also time `exportwatch diff --format markdown`"
+    )
+    parser.add_argument("--measure-reports", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.manifest = args.manifest.resolve()
     if args.baseline_only:
@@ -827,10 +865,17 @@ def main() -> None:
         profile(args)
         return
     if args.measure_reports:
-        print(json.dumps(measure_report_scale(*args.measure_reports)))
+        print(json.dumps(measure_report_scale(args.measure_reports, with_load=args.with_load)))
         return
     if args.reports:
-        report_scale(args.reports, at_cap=args.at_cap, json_out=args.json)
+        report_scale(
+            args.reports,
+            at_cap=args.at_cap,
+            with_load=args.with_load,
+            cli=args.cli,
+            json_out=args.json,
+            others=args.proposed,
+        )
         return
     if args.copies > 1:
         folder = Path(tempfile.mkdtemp(prefix="exportwatch-bench-"))

@@ -51,9 +51,8 @@ from exportwatch.render.escape import (
 )
 from exportwatch.render.tree_view import (
     TreeNode,
-    build_tree,
     changes_by_job,
-    failing_branch,
+    failing_tree,
     head_cells_by_job,
     head_job,
     walk,
@@ -805,7 +804,7 @@ def _tree_section(changes: Changes, *, priority: int) -> Section:
 
     def block(key: JobKey) -> str:
         job = head_job(key, cells_by_job[key])
-        branch = failing_branch(build_tree(job, changes=kinds.get(key)))
+        branch = failing_tree(job, changes=kinds.get(key))
         label = f"{job.model} · {job.target}" + (f" · {job.device}" if several_devices else "")
         lines = tree_lines(branch) if branch is not None else []
         return md_details(label, md_code_block("\n".join(lines), limit=TREE_BLOCK_LIMIT))

@@ -226,6 +226,52 @@ def build_tree(job: JobResult, *, changes: Mapping[str, ChangeKind] | None = Non
     return built[""]
 
 
+def failing_tree(job: JobResult, *, changes: Mapping[str, ChangeKind] | None = None) -> TreeNode | None:
+    """``failing_branch(build_tree(job, changes=changes))``, built without the rest of the tree:
+    only the failing nodes and their ancestors become nodes (the job summary draws a failing
+    branch per job, and a job of thousands of passing submodules should cost what it shows)."""
+    index: dict[str, SubmoduleResult] = {}
+    for sub in job.submodules:
+        index.setdefault(sub.path, sub)
+    root = index.get("") or SubmoduleResult(path="", module_type="", verdict=job.verdict, reason=job.reason)
+    index[""] = root
+    shown = {path: follow_same_as(sub, index.get) for path, sub in index.items()}
+    failing = {path for path, result in shown.items() if result.verdict in FAILING}
+    if not failing:
+        return None
+    branch: set[str] = set()
+    for path in failing:
+        while path not in branch:
+            branch.add(path)
+            if not path:
+                break
+            path = _parent(path, index)
+    children: dict[str, list[str]] = {path: [] for path in branch}
+    for path in index:  # report order, as build_tree
+        if path and path in branch:
+            children[_parent(path, index)].append(path)
+    origin_set = origin_paths(job)
+    origins = [path for path in index if path in origin_set]
+    built: dict[str, TreeNode] = {}
+    for path in reversed(_preorder(children)):
+        sub = index[path]
+        twin = sub.same_as if sub.verdict == Verdict.SAME_AS and sub.same_as in index else None
+        built[path] = TreeNode(
+            path=path,
+            name=_name(path, index, job),
+            result=sub,
+            shown=shown[path],
+            failing=path in failing,
+            branch_fails=True,
+            origin=path in origin_set and path in failing,
+            caused_by=_caused_by(path, shown, origins, failing),
+            twin=twin,
+            change=(changes or {}).get(path),
+            children=tuple(built[c] for c in children[path]),
+        )
+    return built[""]
+
+
 def _parent(path: str, index: Mapping[str, SubmoduleResult]) -> str:
     """The nearest listed ancestor, at most :data:`MAX_DEPTH` levels below the root."""
     parts = path.split(".")
