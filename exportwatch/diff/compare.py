@@ -326,12 +326,17 @@ def _origins_below(
         if path not in origins or result is None or result.verdict not in FAILING:
             continue
         identity = failure_identity(result)
-        for ancestor in _ancestors(path):
+        ancestor = path
+        while ancestor:
+            cut = ancestor.rfind(".")
+            ancestor = ancestor[:cut] if cut >= 0 else ""
             entry = found.get((ancestor, identity))
             if entry is None:
                 found[(ancestor, identity)] = _OriginsBelow(first=path, by_kind={cell.kind: path})
+            elif cell.kind in entry.by_kind:
+                break  # an earlier origin of this kind walked on up from here: nothing changes above
             else:
-                entry.by_kind.setdefault(cell.kind, path)
+                entry.by_kind[cell.kind] = path
     return found
 
 
