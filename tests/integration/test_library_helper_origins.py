@@ -56,3 +56,21 @@ def test_library_helper__one_call_site_used_twice_keeps_one_fingerprint(target: 
     assert first.fingerprint == second.fingerprint == job.root.fingerprint
     assert not job.root.origin
     assert [group.origins for group in tree.group_failures(job)] == [["first", "second"]]
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_library_module_failing_in_its_own_code__keeps_one_fingerprint_with_the_parent_re_raising_it(
+    target: str,
+) -> None:
+    # ``own`` fails in its forward, ``wrapped.helper`` in a helper of its own file; the modules
+    # holding them are in another file of the library. Their callers are whichever ancestor is
+    # exported, so no caller joins the fingerprint: parents stay explained by their children.
+    job = sweep("HoldsFailingModules", target)
+    own, helper = job.submodule("own"), job.submodule("wrapped.helper")
+    assert own.verdict == helper.verdict == Verdict.FAIL
+    assert own.user_frame is not None and own.user_frame.function == "forward"
+    assert helper.user_frame is not None and helper.user_frame.function == "_branch"
+    assert job.root.fingerprint == own.fingerprint  # the root meets ``own`` first
+    assert job.submodule("wrapped").fingerprint == helper.fingerprint
+    assert own.fingerprint != helper.fingerprint  # two lines: two failures, as ever
+    assert sorted(s.path for s in job.submodules if s.origin) == ["own", "wrapped.helper"]
