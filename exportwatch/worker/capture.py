@@ -10,6 +10,8 @@ import dataclasses
 import enum
 import functools
 import hashlib
+import inspect
+import logging
 import types
 from collections.abc import Sequence
 from contextlib import nullcontext
@@ -22,6 +24,8 @@ from torch.utils import _pytree as pytree
 
 from exportwatch.manifest import DEFAULT_INPUT_SET
 from exportwatch.targets.base import Call
+
+log = logging.getLogger(__name__)
 
 #: The name of the manifest's main input set; extra sets keep their manifest names.
 EXAMPLE_SET = DEFAULT_INPUT_SET
@@ -81,7 +85,11 @@ def capture_calls(model: nn.Module, input_sets: dict[str, Call], *, no_grad: boo
         for handle in handles:
             handle.remove()
     if EXAMPLE_SET in input_sets and EXAMPLE_SET not in capture.eager_errors:
-        capture_method_calls(model, capture, input_sets[EXAMPLE_SET], no_grad=no_grad)
+        try:
+            capture_method_calls(model, capture, input_sets[EXAMPLE_SET], no_grad=no_grad)
+        except Exception as exc:  # a courtesy: those modules then read as not-called, as before
+            log.warning("recording calls to other methods failed: %s: %s", type(exc).__name__, exc)
+            capture.method_calls.clear()
     return capture
 
 
@@ -109,6 +117,8 @@ def own_methods(module: nn.Module) -> list[str]:
                 and name not in _MODULE_ATTRIBUTES
                 and name not in found
                 and name not in vars(module)
+                # what the instance resolves (a subclass may shadow it with a property)
+                and isinstance(inspect.getattr_static(module, name, None), types.FunctionType)
             ):
                 found.append(name)
     return found

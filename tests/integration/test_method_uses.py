@@ -87,3 +87,35 @@ def test_capture__records_the_outermost_method_only_and_leaves_the_instance_as_i
     [call] = capture.method_calls[id(model.counter)]["bump"]
     assert torch.equal(call.args[0], torch.ones(3))
     assert "bump" not in vars(model.counter) and "_twice" not in vars(model.counter)
+
+
+class _Scaled(nn.Module):
+    def scale(self) -> float:
+        return 2.0
+
+
+class _ShadowsAMethod(_Scaled):
+    """A subclass that turns its base's method into a property: nothing to wrap there."""
+
+    @property
+    def scale(self) -> float:  # type: ignore[override]
+        return 3.0
+
+    def apply_scale(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.scale
+
+
+class _UsesShadowing(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.scaler = _ShadowsAMethod()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.scaler.apply_scale(x)
+
+
+def test_capture__steps_over_a_method_a_subclass_made_a_property() -> None:
+    model = _UsesShadowing()
+    capture = capture_calls(model, {EXAMPLE_SET: Call(args=(torch.ones(2),), kwargs={})})
+    assert list(capture.method_calls[id(model.scaler)]) == ["apply_scale"]
+    assert model.scaler.scale == 3.0 and "apply_scale" not in vars(model.scaler)
