@@ -421,7 +421,9 @@ def interface_frame(module: object, repo_root: Path, *, output: bool = False) ->
     """The module's ``forward``: where a failure at its interface (an input or output type that
     export cannot take) is fixed. The ``return`` line for output problems, else the ``def`` line.
     """
-    forward = vars(module).get("forward") if hasattr(module, "__dict__") else None
+    # A module exported through another method (the manifest's ``methods``) names that method.
+    forward = getattr(module, "exported_method", None) if hasattr(module, "__dict__") else None
+    forward = forward or (vars(module).get("forward") if hasattr(module, "__dict__") else None)
     forward = forward or getattr(type(module), "forward", None)
     forward = getattr(forward, "__func__", forward)
     with contextlib.suppress(ValueError):  # a __wrapped__ cycle

@@ -185,6 +185,8 @@ class MethodAsForward(nn.Module):
         super().__init__()
         self.inner = module
         self.method = method
+        #: Where a failure at this export's interface is fixed (``diagnose.interface_frame``).
+        self.exported_method = getattr(module, method)
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         return getattr(self.inner, self.method)(*args, **kwargs)

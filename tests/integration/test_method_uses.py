@@ -54,6 +54,22 @@ def test_module_used_through_another_method__is_exported_through_it_where_the_ma
     assert job.submodule("quantizer.codebook").verdict == Verdict.OK
 
 
+def test_module_exported_through_a_method__points_an_interface_failure_at_that_method() -> None:
+    spec = ModelSpec(
+        name="packer",
+        factory="models.sweep_cases:UsesPacker",
+        inputs=InputsSpec(args=[TensorSpec(shape=[2, 4])]),
+        methods={"packer": "pack"},
+    )
+    job = sweep_target(prepare_model(spec, device="cpu", settings=SETTINGS), "export", settings=SETTINGS)
+    packer = job.submodule("packer")
+    assert packer.verdict == Verdict.FAIL and packer.category == "unsupported-type"
+    assert packer.origin
+    # The traceback holds only torch's frames: the line is the method's return, not exportwatch's.
+    assert packer.user_frame is not None
+    assert (packer.user_frame.function, packer.user_frame.source) == ("pack", "return Packed(x * 2)")
+
+
 def test_a_method_the_manifest_names_but_the_model_never_calls__leaves_the_module_not_called() -> None:
     job = sweep({"quantizer": "decode"})
     quantizer = job.submodule("quantizer")
