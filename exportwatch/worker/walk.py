@@ -95,6 +95,12 @@ class _Walk:
         if eager_error is not None:
             self._record_model_error(eager_error)
         self._visit(self.model, "", covered_by=None)
+        root = self.results.get("")
+        for path in self.spec.methods:
+            if root is not None and path not in self.results:  # a typo must not pass in silence
+                root.warnings.append(
+                    f"manifest `methods` names submodule {path!r}, which the model does not have"
+                )
         return [self.results[p] for p in self._ordered_paths()]
 
     def _ordered_paths(self) -> list[str]:

@@ -70,6 +70,14 @@ def test_module_exported_through_a_method__points_an_interface_failure_at_that_m
     assert (packer.user_frame.function, packer.user_frame.source) == ("pack", "return Packed(x * 2)")
 
 
+def test_a_submodule_the_model_does_not_have__is_named_in_a_warning() -> None:
+    job = sweep({"quantiser": "encode"})
+    assert "manifest `methods` names submodule 'quantiser', which the model does not have" in (
+        job.root.warnings
+    )
+    assert job.submodule("quantizer").verdict == Verdict.NOT_CALLED
+
+
 def test_a_method_the_manifest_names_but_the_model_never_calls__leaves_the_module_not_called() -> None:
     job = sweep({"quantizer": "decode"})
     quantizer = job.submodule("quantizer")
