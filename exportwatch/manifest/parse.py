@@ -24,6 +24,8 @@ from exportwatch.manifest.specs import (
     MANIFEST_VERSION,
     MODEL_KEYS,
     NAME_RE,
+    PER_MODEL_KEYS,
+    SUBMODULE_PATH_RE,
     TENSOR_KEYS,
     TOP_KEYS,
     TUPLE_KEY,
@@ -162,7 +164,7 @@ class _Parser:
         version = doc["version"]
         defaults = self.mapping(or_empty(doc.get("defaults"), {}), ("defaults",))
         for key in defaults:
-            if key in ("name", "factory"):
+            if key in PER_MODEL_KEYS:
                 raise self.r.error(
                     ("defaults", key), f"{key!r} cannot be set in defaults; set it on each model", at_key=True
                 )
@@ -240,6 +242,8 @@ class _Parser:
                 spec.field_locations[f"xfail:{submodule}"] = self.r.location(
                     (*source["expect"], "xfail", submodule)
                 )
+        if merged.get("methods") is not None:
+            spec.methods = self.methods(merged["methods"], source["methods"])
         if merged.get("depends_on") is not None:
             globs = self.listing(merged["depends_on"], source["depends_on"], what="a list of glob patterns")
             spec.depends_on = [
@@ -288,6 +292,27 @@ class _Parser:
                 )
             reasons[submodule] = self.string(reason, (*where, submodule), what="a reason (why it fails)")
         return reasons.pop("", None), reasons
+
+    def methods(self, value: Any, path: FieldPath) -> dict[str, str]:
+        """``{quantizer: encode}``: submodule path → the method the model uses it through."""
+        mapping = self.mapping(value, path, what="a mapping of submodule path → method name")
+        methods: dict[str, str] = {}
+        for submodule, method in mapping.items():
+            where = (*path, submodule)
+            if not isinstance(submodule, str) or not SUBMODULE_PATH_RE.fullmatch(submodule):
+                raise self.r.error(
+                    where,
+                    f"expected a submodule path like 'encoder.quantizer', got {describe(submodule)}"
+                    " (the root is always exported through forward)",
+                    at_key=True,
+                )
+            name = self.string(method, where, what="a method name")
+            if not IDENT_RE.fullmatch(name) or name.startswith("__"):
+                raise self.r.error(where, f"expected a method name like 'encode', got {name!r}")
+            if name == "forward":
+                raise self.r.error(where, "'forward' is how every module is exported already; remove it")
+            methods[submodule] = name
+        return methods
 
     # inputs --------------------------------------------------------------------------------
 

@@ -69,8 +69,11 @@ MODEL_KEYS = (
     "opset",
     "expect",
     "depends_on",
+    "methods",
 )
-DEFAULTS_KEYS = tuple(k for k in MODEL_KEYS if k not in ("name", "factory"))
+#: Fields that name this model's own code (its submodule paths) cannot be shared in defaults.
+PER_MODEL_KEYS = ("name", "factory", "methods")
+DEFAULTS_KEYS = tuple(k for k in MODEL_KEYS if k not in PER_MODEL_KEYS)
 INPUTS_KEYS = ("args", "kwargs", "seed", "callable")
 TENSOR_KEYS = ("shape", "dtype", "low", "high", "fill")
 DIM_KEYS = ("min", "max")
@@ -84,6 +87,8 @@ NAME_RE = re.compile(r"[A-Za-z0-9_.-]+")
 IDENT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 DOTTED_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 PATH_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+#: A submodule's qualified path as ``named_modules`` spells it (``layers.0.attn``); not the root.
+SUBMODULE_PATH_RE = re.compile(r"[^.\s]+(?:\.[^.\s]+)*")
 
 
 class ConfigError(UsageError):
@@ -193,6 +198,9 @@ class ModelSpec:
     xfail: str | None = None  # reason, when the whole model is expected to fail
     xfail_submodules: dict[str, str] = field(default_factory=dict)  # path -> reason
     depends_on: list[str] = field(default_factory=list)  # globs, repo-relative
+    #: submodule path -> method: a module the model uses only through that method (encodec's
+    #: ``quantizer`` through ``encode``) is exported through it instead of reading ``not-called``.
+    methods: dict[str, str] = field(default_factory=dict)
     location: Location | None = None
     raw: dict[str, Any] = field(default_factory=dict)  # the entry as written, defaults merged
     #: Where each field present in ``raw`` was written (in the model entry or in ``defaults``),
