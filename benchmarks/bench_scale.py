@@ -36,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -481,7 +482,7 @@ def profile(args: argparse.Namespace) -> None:
     sweep.build_model = timed("build", sweep.build_model)
     sweep.capture_calls = timed("capture", sweep.capture_calls)
     torch.export.export = timed("export", torch.export.export)
-    te.verify_exported_program = timed("verify", te.verify_exported_program)
+    te.TorchExport._verify = timed("verify", te.TorchExport._verify)
     real_trace_export = torch.export._trace._export
 
     def counting(*a: Any, **k: Any) -> Any:
@@ -551,6 +552,270 @@ def profile(args: argparse.Namespace) -> None:
             )
 
 
+# ---------------------------------------------------------------------------------------------
+# The trusted side at monorepo scale: load, diff and render reports of N submodules (issue 29)
+
+#: Submodules per job of the synthetic reports: a model of 1,000 submodules on each target.
+SUBS_PER_JOB = 1_000
+SCALE_TARGETS = ("export", "export-strict", "onnx", "onnx-legacy")
+#: A message a hostile (or merely unlucky) model can raise: markup, mentions, references, a sha.
+HOSTILE = (
+    "<script>alert(1)</script> @octocat #123 ](javascript:x) `tick` *bold* | pipe | "
+    "0123456789abcdef0123456789abcdef01234567 acme/vision@fedcba9876543210 ::error::x"
+)
+
+
+def scale_reports(submodules: int, *, removed_every: int = 10) -> tuple[Any, Any]:
+    """(base, head) of about ``submodules`` submodules over jobs of :data:`SUBS_PER_JOB`.
+
+    Head: one shared layer broken by an upgrade, so 1 submodule in 50 fails with one cause
+    (its block and the root fail because of it) and hostile text; one in ``removed_every``
+    base-only submodules is gone on head (thousands of "other changes" items).
+    """
+    from exportwatch.report import Environment, JobResult, Report, SubmoduleResult, UserFrame, Verdict
+
+    def job(model: str, target: str, *, head: bool) -> JobResult:
+        subs = [SubmoduleResult(path="", module_type="Net", verdict=Verdict.OK)]
+        failing_blocks: set[int] = set()
+        blocks = (SUBS_PER_JOB - 1) // 5
+        for i in range(blocks):
+            block = f"layers.{i}"
+            children = [f"{block}.{c}" for c in ("attn", "mlp", "norm1", "norm2")]
+            fails = head and i % 10 == 0
+            if fails:
+                failing_blocks.add(i)
+            subs.append(SubmoduleResult(path=block, module_type="Block", verdict=Verdict.OK))
+            for k, path in enumerate(children):
+                if head and k == 3 and i % removed_every == 1:
+                    continue  # gone on head
+                subs.append(SubmoduleResult(path=path, module_type="Leaf", verdict=Verdict.OK))
+        if failing_blocks:
+            for index, s in enumerate(subs):
+                parts = s.path.split(".")
+                in_block = len(parts) >= 2 and int(parts[1]) in failing_blocks
+                if s.path == "" or (in_block and (len(parts) == 2 or parts[2] == "attn")):
+                    subs[index] = SubmoduleResult(
+                        path=s.path,
+                        module_type=s.module_type,
+                        verdict=Verdict.FAIL,
+                        category="unsupported-operator",
+                        fingerprint="f" * 16,
+                        exception_type="torch._dynamo.exc.Unsupported",
+                        message=f"aten::shared_op is not supported {HOSTILE}",
+                        detail=f'Traceback (most recent call last):\n  File "x.py", line 1\n{HOSTILE}\n' * 8,
+                        user_frame=UserFrame(
+                            path="models/shared.py", line=42, function="forward", source="y = op(x)"
+                        ),
+                        hint="Register a decomposition for aten::shared_op.",
+                        origin=len(parts) == 3,
+                    )
+        verdict = Verdict.FAIL if failing_blocks else Verdict.OK
+        return JobResult(model=model, target=target, device="cpu", verdict=verdict, submodules=subs)
+
+    jobs = max(1, submodules // SUBS_PER_JOB)
+    keys = [(f"model_{m}", SCALE_TARGETS[t]) for m in range(jobs) for t in range(len(SCALE_TARGETS))][:jobs]
+
+    def report(head: bool) -> Report:
+        return Report(
+            tool_version="0.1.0",
+            created_at="2026-01-01T00:00:00Z",
+            repository="acme/monorepo",
+            git_sha=("1" if head else "2") * 40,
+            environment=Environment(python="3.11.7", platform="linux", torch="2.13.0"),
+            jobs=[job(m, t, head=head) for m, t in keys],
+        )
+
+    return report(False), report(True)
+
+
+def _rss_now_mb() -> float:
+    """This process's resident memory now (not its peak): what the objects it holds take."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def compact_json(report: Any) -> str:
+    """The report as the compact form a size cap allows most of: no spaces, no empty fields."""
+
+    def strip(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: strip(v) for k, v in value.items() if v not in (None, [], {}, False) or k == "verdict"}
+        if isinstance(value, list):
+            return [strip(v) for v in value]
+        return value
+
+    data = report.to_dict()
+    data["jobs"] = [strip(job) for job in data["jobs"]]
+    return json.dumps(data, separators=(",", ":"))
+
+
+def _peak_rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def measure_report_scale(folder: Path, *, with_load: bool) -> dict[str, Any]:
+    """In this (fresh) process: diff, gate and every render of the two reports (unpickled, so
+    these figures stand apart from the loader's, which another change speeds up), the peak RSS
+    they reach, then a plain ``json.load`` of both files to compare with; ``with_load``: time
+    ``load_report`` first (it then sets the peak)."""
+    import pickle
+
+    base_path, head_path = folder / "base.json", folder / "head.json"
+
+    from exportwatch.diff import diff_reports, gate
+    from exportwatch.render import RenderContext
+    from exportwatch.render.markdown import render_comment, render_summary
+    from exportwatch.render.terminal import render_text
+    from exportwatch.report import load_report
+
+    timings: dict[str, float] = {}
+
+    def timed(name: str, fn: Any) -> Any:
+        t = time.perf_counter()
+        value = fn()
+        timings[name] = time.perf_counter() - t
+        return value
+
+    if with_load:
+        timed(
+            "load_s", lambda: (load_report(base_path, untrusted=True), load_report(head_path, untrusted=True))
+        )
+    base, head = pickle.loads((folder / "reports.pickle").read_bytes())
+    rss_reports = _rss_now_mb()
+    changes = timed("diff_s", lambda: diff_reports(base, head))
+    rss_diff = _rss_now_mb()
+    verdict = timed("gate_s", lambda: gate(changes))
+    context = RenderContext(run_url="https://github.com/acme/monorepo/actions/runs/1")
+    comment = timed("comment_s", lambda: render_comment(changes, verdict, context=context))
+    summary = timed("summary_s", lambda: render_summary(changes, verdict, context=context))
+    text = timed("terminal_s", lambda: render_text(changes, verdict, context=context))
+    timings["render_s"] = timings["comment_s"] + timings["summary_s"] + timings["terminal_s"]
+    rss_rendered = _rss_now_mb()  # the reports, the diff and the views: before any JSON is parsed
+    started = time.perf_counter()
+    for path in (base_path, head_path):
+        with path.open(encoding="utf-8") as handle:
+            json.load(handle)
+    json_s = time.perf_counter() - started
+    return {
+        "plain_json_load_s": json_s,
+        **timings,
+        "diff_over_json": timings["diff_s"] / json_s,
+        "diff_render_over_json": (timings["diff_s"] + timings["gate_s"] + timings["render_s"]) / json_s,
+        # Unpickling the reports sets the process's peak; what the diff and the views add is
+        # read from the resident memory now, before and after.
+        "rss_with_reports_mb": rss_reports,
+        "rss_after_diff_mb": rss_diff,
+        "rss_after_render_mb": rss_rendered,
+        "diff_and_views_mb": rss_rendered - rss_reports,
+        "peak_rss_mb": _peak_rss_mb(),
+        "cells": len(changes.cells),
+        "comment_chars": len(comment),
+        "summary_bytes": len(summary.encode("utf-8")),
+        "terminal_chars": len(text),
+        "file_mb": (base_path.stat().st_size + head_path.stat().st_size) / 2**20,
+    }
+
+
+def measure_cli_diff(base_path: Path, head_path: Path) -> dict[str, Any]:
+    """``exportwatch diff --format markdown`` as a user runs it: wall time and peak RSS."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "exportwatch", "diff", str(base_path), str(head_path), "--format", "markdown"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**ENV, "PYTHONPATH": str(REPO)},
+    )
+    wall = time.perf_counter() - started
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    if done.returncode not in (0, 1):
+        raise SystemExit(f"exportwatch diff failed:\n{done.stderr[-3000:]}")
+    return {"cli_wall_s": wall, "cli_peak_rss_mb": peak / 1024 if peak > before else None}
+
+
+def report_scale(
+    sizes: list[int],
+    *,
+    at_cap: bool,
+    with_load: bool,
+    cli: bool,
+    json_out: Path | None,
+    others: Sequence[Path] = (),
+) -> None:
+    """Synthetic reports of each size (compact JSON), each measured in a fresh process, with
+    this checkout's exportwatch and then each of ``others`` (``--proposed``: e.g. main)."""
+    import pickle
+
+    from exportwatch.report.model import MAX_REPORT_BYTES
+
+    rows: list[dict[str, Any]] = []
+    plan = [(f"{n:,}", n) for n in sizes]
+    if at_cap:
+        _, probe_head = scale_reports(10_000)
+        per_sub = len(compact_json(probe_head)) / 10_000
+        plan.append(("at the cap", int(MAX_REPORT_BYTES * 0.97 / per_sub) // SUBS_PER_JOB * SUBS_PER_JOB))
+    for label, n in plan:
+        with tempfile.TemporaryDirectory(prefix="exportwatch-scale-") as tmp:
+            folder = Path(tmp)
+            base, head = scale_reports(n)
+            (folder / "base.json").write_text(compact_json(base), encoding="utf-8")
+            (folder / "head.json").write_text(compact_json(head), encoding="utf-8")
+            (folder / "reports.pickle").write_bytes(pickle.dumps((base, head)))
+            del base, head
+            for root in (REPO, *others):
+                done = subprocess.run(
+                    [
+                        sys.executable,
+                        __file__,
+                        "--measure-reports",
+                        str(folder),
+                        *(["--with-load"] * with_load),
+                    ],
+                    capture_output=True,
+                    text=True,
+                    cwd=root,
+                    env={**ENV, "PYTHONPATH": str(root)},
+                )
+                if done.returncode != 0:
+                    raise SystemExit(f"measuring {n} failed:\n{done.stderr[-3000:]}")
+                code = "this checkout" if root == REPO else root.name
+                row = {
+                    "label": label if root == REPO else f"{label} ({code})",
+                    "code": code,
+                    "submodules": n,
+                    **json.loads(done.stdout.strip().splitlines()[-1]),
+                }
+                if cli and root == REPO:
+                    row.update(measure_cli_diff(folder / "base.json", folder / "head.json"))
+                row["load_average"] = loadavg()
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+    print()
+    print(f"{os.cpu_count()} CPUs; load average {loadavg()}")
+    print(
+        "| submodules | JSON (MB, both) | json.load (s) | diff_reports (s) | diff ÷ json.load "
+        "| render: comment / summary / terminal (s) | diff+gate+render ÷ json.load "
+        "| reports in memory + diff and views (MB) |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        print(
+            f"| {r['label']} | {r['file_mb']:.1f} | {r['plain_json_load_s']:.2f} | {r['diff_s']:.2f} "
+            f"| {r['diff_over_json']:.1f}× | {r['comment_s']:.2f} / {r['summary_s']:.2f} / "
+            f"{r['terminal_s']:.2f} | {r['diff_render_over_json']:.1f}× "
+            f"| {r['rss_with_reports_mb']:.0f} + {r['diff_and_views_mb']:.0f} |"
+        )
+    if json_out:
+        json_out.write_text(json.dumps(rows, indent=2) + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -591,6 +856,18 @@ def main() -> None:
     parser.add_argument("--profile-html", type=Path, help="with --profile: write pyinstrument profiles here")
     parser.add_argument("--model", action="append", dest="models", help="with --profile: only these models")
     parser.add_argument("--baseline-only", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--reports",
+        type=lambda v: [int(x) for x in v.split(",")],
+        metavar="N[,N...]",
+        help="instead: load, diff and render synthetic reports of N submodules (e.g. 2000,20000,200000)",
+    )
+    parser.add_argument("--at-cap", action="store_true", help="with --reports: also at the report size cap")
+    parser.add_argument("--with-load", action="store_true", help="with --reports: also time load_report")
+    parser.add_argument(
+        "--cli", action="store_true", help="with --reports: also time `exportwatch diff --format markdown`"
+    )
+    parser.add_argument("--measure-reports", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.manifest = args.manifest.resolve()
     if args.baseline_only:
@@ -599,6 +876,19 @@ def main() -> None:
         return
     if args.profile:
         profile(args)
+        return
+    if args.measure_reports:
+        print(json.dumps(measure_report_scale(args.measure_reports, with_load=args.with_load)))
+        return
+    if args.reports:
+        report_scale(
+            args.reports,
+            at_cap=args.at_cap,
+            with_load=args.with_load,
+            cli=args.cli,
+            json_out=args.json,
+            others=args.proposed,
+        )
         return
     if args.copies > 1:
         folder = Path(tempfile.mkdtemp(prefix="exportwatch-bench-"))

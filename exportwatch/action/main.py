@@ -11,14 +11,19 @@ the composite variant alike). Modes:
   untrusted half of the fork-safe flow, and the push-to-main baseline;
 * ``publish``: in a ``workflow_run`` workflow: download the sweep's artifact (untrusted data:
   size-capped, schema-validated), find the PR through the API, render and publish. Never runs
-  the PR's code and never imports torch.
+  the PR's code and never imports torch;
+* ``merge``: merge the shard reports an earlier step downloaded, then as ``full``.
+
+Each mode returns a frozen :class:`ModeOutcome` (what it found); :func:`conclude` is the one
+ending: log, outputs, job summary, then (but in ``sweep``) the comment and check run.
 
 Every mode with a head report also writes the HTML report beside it (``exportwatch-report.html``,
 output ``html-report``), for the workflow to upload.
 
-Exit codes: 0 gate passed (or nothing to gate), 1 gate failed, 2 configuration error,
-3 internal error. A failure to comment, to create the check run or to write the HTML report
-is a warning: it never changes the exit code.
+Exit codes: 0 gate passed (or nothing to gate), 1 gate failed, 2 configuration error (or the
+step's own files could not be written), 3 internal error. A failure to comment, to create the
+check run or to write the HTML report is a warning; only ``fail-on-publish-error`` (by default
+in ``mode: publish`` alone) turns "neither a comment nor a check run" into exit 2.
 
 The sweep runs as a subprocess (``python -m exportwatch sweep``), so this module never
 imports torch.
@@ -34,7 +39,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -43,17 +48,22 @@ from typing import Any, TextIO
 from github import GithubException
 
 from exportwatch.action.decide import (
-    BaseSource,
+    StepOutputs,
     annotations_for,
     baseline_artifact_name,
-    baseline_artifact_problem,
+    check_annotations,
     check_conclusion,
     choose_baseline_artifact,
+    compare_command,
     head_commit,
-    marker_key,
+    html_report_path,
+    nothing_published,
+    render_context,
     resolve_base,
+    sweep_command,
+    workspace_relative_report,
 )
-from exportwatch.diff import ChangeKind, Changes, GateResult, XfailIndex, diff_reports, gate
+from exportwatch.diff import Cell, Changes, GateResult, XfailIndex, diff_reports, gate
 from exportwatch.errors import EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, ExportwatchError, WriteError
 from exportwatch.github import workflow_commands as wc
 from exportwatch.github.artifacts import (
@@ -84,14 +94,13 @@ from exportwatch.github.publish import (
     write_outputs,
 )
 from exportwatch.manifest import ConfigError
-from exportwatch.render import RenderContext, comment_marker, headline
+from exportwatch.render import comment_marker, headline
 from exportwatch.render.escape import one_line, term_text
 from exportwatch.render.html import render_html
 from exportwatch.render.markdown import render_comment, render_summary
 from exportwatch.report import Report, ReportError, base_report_path, load_report, write_report
 from exportwatch.report.io import write_text_atomically
 from exportwatch.report.merge import Shard, find_report_files, merge_reports
-from exportwatch.sweep.options import SweepOptions
 
 log = logging.getLogger("exportwatch.action.main")
 
@@ -150,57 +159,6 @@ def run_install(config: ActionConfig, *, env: Mapping[str, str], out: TextIO) ->
             f"input 'install': the install commands failed with exit code {done.returncode}",
             exit_code=EXIT_USAGE,
         )
-
-
-def sweep_options(config: ActionConfig) -> SweepOptions:
-    """The action's inputs as the CLI's sweep options (turned into flags by ``to_argv``)."""
-    return SweepOptions(
-        targets=config.targets, device=config.device, workers=config.workers, timeout_s=config.timeout
-    )
-
-
-def _selection_args(config: ActionConfig) -> list[str]:
-    return sweep_options(config).to_argv()
-
-
-def sweep_command(config: ActionConfig, *, manifest: Path, output: Path) -> list[str]:
-    """``python -m exportwatch sweep``: the head only (no base to compare with). Pure."""
-    cmd = [sys.executable, "-m", "exportwatch", "sweep", str(manifest), "-o", str(output)]
-    cmd += _selection_args(config)
-    if config.shard:
-        cmd += ["--shard", config.shard]
-    return cmd
-
-
-def compare_command(
-    config: ActionConfig,
-    *,
-    manifest: Path,
-    base_ref: str,
-    output: Path,
-    base_output: Path,
-    rendered: Path,
-    baseline: Path | None = None,
-) -> list[str]:
-    """``python -m exportwatch compare``: head, and the merge-base's results (reused where the
-    code did not change, else from the stored ``baseline`` or the cache where compatible, else
-    swept in a worktree). The action gates and renders itself, so compare runs with
-    ``--fail-on never``. Pure."""
-    cmd = [
-        sys.executable, "-m", "exportwatch", "compare", str(manifest), "--base", base_ref,
-        "-o", str(output), "--base-output", str(base_output),
-        "--fail-on", "never", "--format", "json", "--rendered", str(rendered),
-        *_selection_args(config),
-    ]  # fmt: skip
-    if baseline is not None:
-        cmd += ["--baseline", str(baseline)]
-    if config.cache_path is not None:
-        cmd += ["--cache-dir", str(config.cache_path)]
-    if config.base_env != "auto":
-        cmd += ["--base-env", config.base_env]
-    for path in config.dependency_files:
-        cmd += ["--dependency-file", path]
-    return cmd
 
 
 def _run_cli(cmd: list[str], *, cwd: Path, env: Mapping[str, str], title: str, out: TextIO) -> None:
@@ -360,50 +318,6 @@ def xfail_index(config: ActionConfig) -> XfailIndex | None:
         return None
 
 
-@dataclass(kw_only=True)
-class Result:
-    """What the run produced: the step outputs (``comment-url`` follows once published)."""
-
-    verdict: str
-    regressions: int = 0
-    fixes: int = 0
-    report_path: str = ""
-    html_report: str = ""  # "" when it could not be written
-    exit_code: int = EXIT_OK
-    environment_change: str = ""  # "torch 2.13.0 → 2.14.1: 3 regressions in 2 models"
-    upgrade_regressions: int = 0  # regressions of models whose code did not change
-
-    @classmethod
-    def of(cls, verdict: str, changes: Changes, **fields: Any) -> Result:
-        """The counts from ``changes``, and what the library upgrade did, if versions differ."""
-        upgrade = changes.upgrade
-        return cls(
-            verdict=verdict,
-            regressions=changes.counts.get(ChangeKind.REGRESSION, 0),
-            fixes=changes.counts.get(ChangeKind.FIX, 0),
-            environment_change=upgrade.summary() if upgrade is not None else "",
-            upgrade_regressions=len(upgrade.regressions) if upgrade is not None else 0,
-            **fields,
-        )
-
-    def outputs(self) -> dict[str, object]:
-        return {
-            "verdict": self.verdict,
-            "regressions": self.regressions,
-            "fixes": self.fixes,
-            "report-path": self.report_path,
-            "html-report": self.html_report,
-            "environment-change": self.environment_change,
-            "upgrade-regressions": self.upgrade_regressions,
-        }
-
-
-def html_report_path(config: ActionConfig) -> Path:
-    """``report-path`` with ``.html`` for its suffix: the page lies beside the report."""
-    path = config.report_path
-    return path.with_suffix(".html") if path.suffix != ".html" else path.with_name(f"{path.name}.html")
-
-
 def write_html_report(config: ActionConfig, head: Report, base: Report | None, *, out: TextIO) -> str:
     """Write the HTML report beside the head report; its path as an output (workspace-relative
     like ``report-path``), or "" after a one-line warning: the page is a picture of the result,
@@ -432,8 +346,11 @@ def analyse(
 
 def log_models(changes: Changes, *, out: TextIO) -> None:
     """One ``::group::`` per model (and device) in the log, with each cell's change."""
+    by_model: dict[tuple[str, str], list[Cell]] = {}  # one pass: linear in the report's size
+    for cell in changes.top_level():
+        by_model.setdefault((cell.model, cell.device), []).append(cell)
     for row in changes.models:
-        cells = [c for c in changes.top_level() if (c.model, c.device) == (row.model, row.device)]
+        cells = by_model.get((row.model, row.device), [])
         with group(f"{row.model} ({row.device}): {row.worst.value}", out), wc.commands_stopped(stream=out):
             for cell in cells:
                 base = cell.base.value if cell.base else "-"
@@ -444,26 +361,44 @@ def log_models(changes: Changes, *, out: TextIO) -> None:
                 print(f"- {line}".rstrip(), file=out)  # a fixed first character: no line is a command
 
 
-def publish(
-    config: ActionConfig,
-    *,
-    changes: Changes,
-    result: GateResult,
-    pr_number: int | None,
-    sha: str | None,
-    out: TextIO,
-    settings: ClientSettings,
-    html_artifact: str | None = None,
-) -> tuple[str, list[str]]:
-    """Comment and check run. Returns (comment URL or "", warnings). Never raises GitHubError.
+@dataclass(frozen=True, kw_only=True)
+class ModeOutcome:
+    """What a mode found, for :func:`conclude` to write and publish: every mode ends the same way.
 
-    ``html_artifact``: the artifact this run uploads the HTML report in (the comment links it)."""
-    warnings: list[str] = []
+    ``publishes`` False: ``mode: sweep``, the untrusted half, writes its outputs and summary
+    only (verdict ``swept``, exit 0 whatever the gate says)."""
+
+    changes: Changes
+    result: GateResult
+    sha: str | None  # the commit the results are about (the check run goes on it)
+    pr_number: int | None = None  # the pull request to comment on, when there is one
+    html_report: str = ""  # the HTML report's output ("" when it could not be written)
+    publishes: bool = True
+
+
+@dataclass(frozen=True, kw_only=True)
+class Published:
+    """What publishing left on GitHub, and what went wrong on the way (warnings for the log)."""
+
+    attempted: bool = False  # a token and a place to write: publishing was tried
+    comment_url: str = ""
+    check_created: bool = False
+    warnings: tuple[str, ...] = ()
+
+
+def publish(
+    config: ActionConfig, outcome: ModeOutcome, *, out: TextIO, settings: ClientSettings
+) -> Published:
+    """Comment and check run, within :data:`MAX_API_WRITES_PER_PUBLISH` writes. Never raises
+    GitHubError: every failure is a warning in the returned :class:`Published`."""
+    changes, result, pr_number, sha = outcome.changes, outcome.result, outcome.pr_number, outcome.sha
     if not config.github_token or not config.repository:  # reads the token: user code is done
-        warnings.append("no github-token or GITHUB_REPOSITORY: nothing published to GitHub")
-        return "", warnings
+        return Published(warnings=("no github-token or GITHUB_REPOSITORY: nothing published to GitHub",))
+    warnings: list[str] = []
+    commenting = pr_number is not None and config.comment != CommentMode.OFF
+    attempted = commenting or bool(sha)
     context = render_context(config, sha=sha)
-    comment_body = render_comment(changes, result, context=context, html_artifact=html_artifact)
+    comment_body = render_comment(changes, result, context=context, html_artifact=config.html_artifact)
     annotations = annotations_for(changes, result)
     try:  # an older PyGithub, a bad URL: the gate's verdict stands, the rest goes to the log
         gh = build_github(config.github_token, settings)
@@ -471,11 +406,12 @@ def publish(
     except Exception as exc:
         warnings.append(f"cannot publish to GitHub: {describe_failure(exc)}: {one_line(exc, limit=200)}")
         log_annotations(annotations, out=out)
-        return "", warnings
+        return Published(attempted=attempted, warnings=tuple(warnings))
     comment_url = ""
-    if pr_number is not None and config.comment != CommentMode.OFF:
+    if commenting:
+        assert pr_number is not None  # commenting says so; checked again so the type narrows
         try:
-            outcome = upsert_comment(
+            comment = upsert_comment(
                 repo,
                 pr_number,
                 comment_body,
@@ -486,15 +422,17 @@ def publish(
                 full_report_url=config.run_url,
                 settings=settings,
             )
-            comment_url = outcome.url or ""
-            log.info("comment: %s %s", outcome.action, comment_url)
-            if outcome.shortened:
+            comment_url = comment.url or ""
+            log.info("comment: %s %s", comment.action, comment_url)
+            if comment.shortened:
                 warnings.append("the comment was too long for GitHub: a shortened one was posted")
         except GitHubError as exc:
             warnings.append(str(exc))
         except Exception as exc:  # GET /user, the network: the comment never decides the exit code
             warnings.append(f"cannot comment on PR #{pr_number}: {describe_failure(exc)}")
+    check_created = False
     if sha:
+        shown, left_out = check_annotations(annotations, limit=config.max_annotations)
         try:
             check = create_check_run(
                 repo,
@@ -503,10 +441,12 @@ def publish(
                 conclusion=check_conclusion(result),
                 title=headline(changes, result).text,
                 summary=comment_body,
-                annotations=annotations,
+                annotations=shown,
+                left_out=left_out,
                 details_url=config.run_url,
                 settings=settings,
             )
+            check_created = True
             log.info(
                 "check run %s: %d annotation(s) in %d request(s)",
                 check.url,
@@ -519,7 +459,9 @@ def publish(
         except Exception as exc:
             warnings.append(f"cannot create the check run: {describe_failure(exc)}")
             log_annotations(annotations, out=out)
-    return comment_url, warnings
+    return Published(
+        attempted=attempted, comment_url=comment_url, check_created=check_created, warnings=tuple(warnings)
+    )
 
 
 def log_annotations(annotations: Sequence[Annotation], *, out: TextIO) -> None:
@@ -541,62 +483,59 @@ def log_annotations(annotations: Sequence[Annotation], *, out: TextIO) -> None:
         )
 
 
-def render_context(config: ActionConfig, *, sha: str | None) -> RenderContext:
-    return RenderContext(
-        repository=config.repository,
-        sha=sha,
-        run_url=config.run_url,
-        summary_url=config.run_url,
-        artifact_name=config.artifact,
-        marker_key=marker_key(config),
-    )
-
-
-def finish(
-    config: ActionConfig,
-    *,
-    changes: Changes,
-    result: GateResult,
-    pr_number: int | None,
-    sha: str | None,
-    out: TextIO,
-    settings: ClientSettings,
-    report_path: str,
-    html_report: str = "",
-    html_artifact: str | None = None,
-) -> int:
-    """Outputs and job summary first (a GitHub failure must not lose them), then publish."""
+def conclude(config: ActionConfig, outcome: ModeOutcome, *, out: TextIO, settings: ClientSettings) -> int:
+    """Every mode's one ending: the log, outputs and job summary first (a GitHub failure must not
+    lose them), then publish; the exit code per the gate, 2 when the step's own files are not
+    whole or (``fail-on-publish-error``) nothing could be published."""
+    changes, result = outcome.changes, outcome.result
     log_models(changes, out=out)
-    res = Result.of(
-        "passed" if result.passed else "failed",
+    verdict = ("passed" if result.passed else "failed") if outcome.publishes else "swept"
+    step = StepOutputs.of(
+        verdict,
         changes,
-        report_path=report_path,
-        html_report=html_report,
-        exit_code=result.exit_code,
+        report_path=workspace_relative_report(config),
+        html_report=outcome.html_report,
+        exit_code=result.exit_code if outcome.publishes else EXIT_OK,
     )
     write_errors: list[WriteError] = []  # a full disk must not cost the PR its comment
     with _kept(write_errors):
-        write_outputs(config.output_path, res.outputs())
-    context = render_context(config, sha=sha)
+        unpublished = {} if outcome.publishes else {"comment-url": ""}
+        write_outputs(config.output_path, step.outputs() | unpublished)
+    context = render_context(config, sha=outcome.sha)
     with _kept(write_errors):
-        append_summary(
-            config.summary_path, render_summary(changes, result, context=context, html_artifact=html_artifact)
-        )
-    comment_url, warnings = publish(
-        config, changes=changes, result=result, pr_number=pr_number, sha=sha, out=out, settings=settings,
-        html_artifact=html_artifact,
-    )  # fmt: skip
+        summary = render_summary(changes, result, context=context, html_artifact=config.html_artifact)
+        append_summary(config.summary_path, summary, artifact=config.artifact)
+    if not outcome.publishes:
+        return _step_exit(step.exit_code, write_errors, out=out)
+    published = publish(config, outcome, out=out, settings=settings)
     with _kept(write_errors):
-        write_outputs(config.output_path, {"comment-url": comment_url})
-    for warning in warnings:
+        write_outputs(config.output_path, {"comment-url": published.comment_url})
+    for warning in published.warnings:
         print(wc.warning(f"exportwatch: {warning}"), file=out)
     line = headline(changes, result).text
     print(wc.error(f"exportwatch: {line}") if not result.passed else f"exportwatch: {line}", file=out)
-    if write_errors:
-        for error in write_errors:
-            print(wc.error(f"exportwatch: {error}"), file=out)
-        return EXIT_USAGE  # published, but the step's own files are not whole: say so, never pass
-    return res.exit_code
+    failed_to_publish = nothing_published(
+        attempted=published.attempted,
+        comment_url=published.comment_url,
+        check_created=published.check_created,
+    )
+    if failed_to_publish and config.fails_when_nothing_published:
+        print(
+            wc.error(
+                "exportwatch: nothing was published: no check run and no PR comment could be written "
+                "(see the warnings above; fail-on-publish-error)"
+            ),
+            file=out,
+        )
+        return _step_exit(EXIT_USAGE, write_errors, out=out)
+    return _step_exit(step.exit_code, write_errors, out=out)
+
+
+def _step_exit(exit_code: int, write_errors: Sequence[WriteError], *, out: TextIO) -> int:
+    """``exit_code``, unless the step's own files are not whole: then say so, and never pass."""
+    for error in write_errors:
+        print(wc.error(f"exportwatch: {error}"), file=out)
+    return EXIT_USAGE if write_errors else exit_code
 
 
 @contextlib.contextmanager
@@ -612,13 +551,9 @@ def _kept(errors: list[WriteError]) -> Iterator[None]:
 # Modes
 
 
-def _workspace_relative(config: ActionConfig, path: Path) -> str:
-    return config.report_path.as_posix() if not config.report_path.is_absolute() else str(path)
-
-
 def run_full(
     config: ActionConfig, event: Event, *, env: Mapping[str, str], out: TextIO, settings: ClientSettings
-) -> int:
+) -> ModeOutcome:
     _checked_manifest(config)
     run_install(config, env=env, out=out)
     source, ref = resolve_base(config, event)
@@ -631,39 +566,30 @@ def run_full(
             baseline = stored_baseline(config, base_ref=ref, dest=Path(stored), out=out, settings=settings)
         head, base = run_sweeps(config, base_ref=ref, env=env, out=out, baseline=baseline)
     changes, result = analyse(head, base, config=config, xfail=xfail_index(config))
-    return finish(
-        config, changes=changes, result=result, pr_number=event.pr_number, sha=head_commit(config, event),
-        out=out, settings=settings, report_path=_workspace_relative(config, config.report_file),
-        html_report=write_html_report(config, head, base, out=out), html_artifact=config.html_artifact,
+    return ModeOutcome(
+        changes=changes, result=result, pr_number=event.pr_number, sha=head_commit(config, event),
+        html_report=write_html_report(config, head, base, out=out),
     )  # fmt: skip
 
 
 def run_sweep_mode(
     config: ActionConfig, event: Event, *, env: Mapping[str, str], out: TextIO, settings: ClientSettings
-) -> int:
+) -> ModeOutcome:
     """The untrusted half: sweep head (and the base for a PR), write the reports, publish nothing."""
     _checked_manifest(config)
     run_install(config, env=env, out=out)
     _, ref = resolve_base(config, event)
     head, base = run_sweeps(config, base_ref=ref, env=env, out=out)
     changes, result = analyse(head, base, config=config, xfail=xfail_index(config))
-    log_models(changes, out=out)
-    outputs = Result.of(
-        "swept",
-        changes,
-        report_path=_workspace_relative(config, config.report_file),
-        html_report=write_html_report(config, head, base, out=out),
-    ).outputs()
-    write_outputs(config.output_path, outputs | {"comment-url": ""})
-    context = render_context(config, sha=head_commit(config, event))
-    summary = render_summary(changes, result, context=context, html_artifact=config.html_artifact)
-    append_summary(config.summary_path, summary)
-    return EXIT_OK
+    return ModeOutcome(
+        changes=changes, result=result, sha=head_commit(config, event),
+        html_report=write_html_report(config, head, base, out=out), publishes=False,
+    )  # fmt: skip
 
 
 def run_publish(
     config: ActionConfig, event: Event, *, env: Mapping[str, str], out: TextIO, settings: ClientSettings
-) -> int:
+) -> ModeOutcome:
     """The trusted half: the artifact is data from an untrusted run; the PR comes from the API."""
     config.require("github_token", "repository")
     run = event.workflow_run
@@ -707,18 +633,10 @@ def run_publish(
         print(wc.warning(f"exportwatch: {exc}; publishing the check run only"), file=out)
     changes, result = analyse(head, base, config=config, xfail=None)
     write_report(head, config.report_file)  # atomic; a full disk is one WriteError (exit 2)
-    return finish(
-        config,
-        changes=changes,
-        result=result,
-        pr_number=pr.number if pr else None,
-        sha=info.head_sha,
-        out=out,
-        settings=settings,
-        report_path=_workspace_relative(config, config.report_file),
+    return ModeOutcome(
+        changes=changes, result=result, pr_number=pr.number if pr else None, sha=info.head_sha,
         html_report=write_html_report(config, head, base, out=out),
-        html_artifact=config.html_artifact,
-    )
+    )  # fmt: skip
 
 
 def _reports_from(files: list[Path], *, config: ActionConfig) -> tuple[Report, Report | None]:
@@ -763,7 +681,7 @@ def _checked_manifest(config: ActionConfig) -> Path:
 
 def run_merge(
     config: ActionConfig, event: Event, *, env: Mapping[str, str], out: TextIO, settings: ClientSettings
-) -> int:
+) -> ModeOutcome:
     """After a sharded sweep: merge the shard reports an earlier step downloaded, then publish
     like ``full`` mode. Runs no code from the pull request and never imports torch; the shards
     are data (size-capped, schema-checked) and ``exportwatch merge``'s refusals apply."""
@@ -793,14 +711,19 @@ def run_merge(
     if base is not None:
         write_report(base, base_report_path(config.report_file))
     changes, result = analyse(head, base, config=config, xfail=xfail_index(config))
-    return finish(
-        config, changes=changes, result=result, pr_number=event.pr_number, sha=head_commit(config, event),
-        out=out, settings=settings, report_path=_workspace_relative(config, config.report_file),
-        html_report=write_html_report(config, head, base, out=out), html_artifact=config.html_artifact,
+    return ModeOutcome(
+        changes=changes, result=result, pr_number=event.pr_number, sha=head_commit(config, event),
+        html_report=write_html_report(config, head, base, out=out),
     )  # fmt: skip
 
 
-MODES = {Mode.FULL: run_full, Mode.SWEEP: run_sweep_mode, Mode.PUBLISH: run_publish, Mode.MERGE: run_merge}
+#: Each mode finds its result; :func:`conclude` writes and publishes it.
+MODES: dict[Mode, Callable[..., ModeOutcome]] = {
+    Mode.FULL: run_full,
+    Mode.SWEEP: run_sweep_mode,
+    Mode.PUBLISH: run_publish,
+    Mode.MERGE: run_merge,
+}
 
 
 # ============================================================================================
@@ -890,7 +813,8 @@ def main(
         event = load_event(config.event_name, config.event_path)
         settings = settings or ClientSettings(api_url=config.api_url)
         log.info("exportwatch: mode %s on %s", config.mode, event.name or "a local run")
-        return MODES[config.mode](config, event, env=env, out=out, settings=settings)
+        outcome = MODES[config.mode](config, event, env=env, out=out, settings=settings)
+        return conclude(config, outcome, out=out, settings=settings)
     except ExportwatchError as exc:  # the one mapping: a usage error (2), a failed step, ...
         print(wc.error(f"exportwatch: {exc}"), file=out)
         return exc.exit_code
@@ -898,18 +822,3 @@ def main(
         log.exception("exportwatch: internal error (please report it)")
         print(wc.error(f"exportwatch: internal error: {type(exc).__name__}"), file=out)
         return EXIT_INTERNAL
-
-
-#: The pure decisions stay reachable from here too (tests and callers read ``action.main``).
-__all__ = [
-    "BaseSource",
-    "annotations_for",
-    "baseline_artifact_name",
-    "baseline_artifact_problem",
-    "check_conclusion",
-    "choose_baseline_artifact",
-    "head_commit",
-    "main",
-    "marker_key",
-    "resolve_base",
-]

@@ -2,8 +2,8 @@
 cheaply as possible, then diff, render and gate.
 
 Registered by ``exportwatch.cli.main`` (``compare_cli.add_parser(subparsers)``). The base side
-(merge-base, reuse, stored baselines, cache, worktree sweep) lives in
-:mod:`exportwatch.baseline.compare`; this module is wiring and exit codes only:
+(merge-base, reuse, stored baselines, cache, worktree sweep) lives in :mod:`exportwatch.baseline`
+(entry point :mod:`exportwatch.baseline.compare`); this module is wiring and exit codes only:
 0 gate passed, 1 gate failed, 2 usage or configuration error (bad manifest, base not found,
 checkout too shallow), 3 internal error (raised to ``cli.main``).
 """
@@ -27,8 +27,6 @@ from exportwatch.errors import EXIT_GATE_FAILED, EXIT_OK, EXIT_USAGE, UsageError
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    from exportwatch.render import FORMATS
-
     parser = subparsers.add_parser(
         "compare",
         help="sweep HEAD and the merge-base with REF (reusing unchanged results); diff and gate",
@@ -52,6 +50,21 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument(
         "--base-output", type=Path, help="base report (default: the head report's name with .base.json)"
     )
+    _add_base_options(parser)
+    add_sweep_options(parser)
+    parser.add_argument(
+        "--no-fetch",
+        action="store_true",
+        help="never fetch from origin to find the base (fail if it is not in the checkout)",
+    )
+    add_gate_options(parser)
+    _add_output_options(parser)
+    parser.set_defaults(handler=run)
+    return parser
+
+
+def _add_base_options(parser: argparse.ArgumentParser) -> None:
+    """Where the base's results may come from besides a sweep, and its environment."""
     parser.add_argument(
         "--baseline",
         type=Path,
@@ -88,13 +101,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="a file of the dependency set (repeatable; default: requirements*.txt, constraints*.txt, "
         "pyproject.toml, uv.lock, poetry.lock, Pipfile.lock at the repository root)",
     )
-    add_sweep_options(parser)
-    parser.add_argument(
-        "--no-fetch",
-        action="store_true",
-        help="never fetch from origin to find the base (fail if it is not in the checkout)",
-    )
-    add_gate_options(parser)
+
+
+def _add_output_options(parser: argparse.ArgumentParser) -> None:
+    """How the changes are rendered and where they go."""
+    from exportwatch.render import FORMATS
+
     parser.add_argument(
         "--format",
         choices=FORMATS,
@@ -112,8 +124,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument(
         "-q", "--quiet", action="store_true", help="no progress or status lines (the diff is still printed)"
     )
-    parser.set_defaults(handler=run)
-    return parser
 
 
 def run(args: argparse.Namespace) -> int:
@@ -152,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
         manifest=manifest,
         base_ref=args.base,
         head_output=args.output,
-        base_output=args.base_output or base_report_path(args.output),
+        base_output=base_output,
         baseline=args.baseline,
         cache_dir=args.cache_dir,
         options=sweep_options(args),

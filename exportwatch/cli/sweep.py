@@ -70,7 +70,6 @@ def run(args: argparse.Namespace) -> int:
     from exportwatch.render.escape import term_block
     from exportwatch.report import FAILING
     from exportwatch.report.provenance import repository_root
-    from exportwatch.sweep.devices import require_devices
     from exportwatch.sweep.progress import Progress, sweep_table
     from exportwatch.sweep.runner import SweepRequest, run_sweep
 
@@ -104,12 +103,10 @@ def run(args: argparse.Namespace) -> int:
         for problem in errors:
             print(term_block(f"error: {problem}"), file=sys.stderr)
         return EXIT_USAGE
-    require_devices(
-        ((u.spec.name, u.device or u.spec.device) for u in plan.units), allow_skip=options.allow_skip
-    )
     progress = Progress(total=plan.total, quiet=args.quiet)
     progress.message(f"exportwatch {__version__}: sweeping {plan.total} job(s) from {args.manifest}")
     request = SweepRequest(manifest=manifest, output=args.output, plan=plan, options=options)
+    # The devices are checked there (once), before any process starts: a missing one is exit 2.
     result = run_sweep(request, progress=progress)  # WorkerStartError: exit 3, from cli.main
     if not args.quiet:
         print(sweep_table(result.report))

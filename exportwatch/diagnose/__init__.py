@@ -42,6 +42,7 @@ from exportwatch.diagnose.frames import (
     find_user_frame,
     format_traceback,
     interface_frame,
+    library_call_site,
     library_location,
     relative_paths,
 )
@@ -130,6 +131,9 @@ def diagnose_exception(
     # Without a frame the message is all that tells failures apart: a parent re-raising its
     # child's failure then still shares its fingerprint (and is explained by it, not an origin).
     where = _frame_key(frame)
+    caller = library_call_site(chain, repo_root) if frame is not None and frame.library else None
+    if caller is not None:  # two call sites of one library helper: two failures, neither hidden
+        where += " <- " + _frame_key(caller)
     return Diagnosis(
         category=category,
         fingerprint=fingerprint(target, stage, category, deciding.qualname, disc, normalise(message), where),
@@ -197,9 +201,29 @@ def diagnose_model_error(exc: BaseException, *, repo_root: Path) -> Diagnosis:
     )
 
 
-def diagnose_mismatch(*, target: str, stage: str | None, message: str, output: str) -> Diagnosis:
-    """An exported program that runs but disagrees with eager (numbers are not identity)."""
+def diagnose_mismatch(
+    *,
+    target: str,
+    stage: str | None,
+    message: str,
+    output: str,
+    module: object | None = None,
+    repo_root: Path | None = None,
+) -> Diagnosis:
+    """An exported program that runs but disagrees with eager (numbers are not identity).
+
+    Its line is the ``return`` of the module's ``forward`` (where the output that disagrees is
+    produced): the exported graph's nodes carry no eager values to compare against, so the
+    first diverging node is not known. Shown, kept out of the fingerprint (numbers and lines
+    are not identity; the output's name is).
+    """
     line = first_line(strip_ansi(message)) or "exported program disagrees with eager"
+    frame = None
+    if module is not None and repo_root is not None:
+        try:
+            frame = interface_frame(module, repo_root, output=True)
+        except Exception:  # a frame is a courtesy; never let finding one cost the diagnosis
+            frame = None
     return Diagnosis(
         category="numeric-mismatch",
         fingerprint=fingerprint(
@@ -209,7 +233,7 @@ def diagnose_mismatch(*, target: str, stage: str | None, message: str, output: s
         root_cause=None,
         message=cap(line, MAX_MESSAGE_CHARS) or "",
         detail=cap(strip_ansi(message), MAX_DETAIL_CHARS) or "",
-        user_frame=None,
+        user_frame=frame,
         hint=hint_for("numeric-mismatch"),
         discriminator=output or None,
     )
@@ -309,6 +333,7 @@ __all__ = [
     "hint_for_failure",
     "interface_frame",
     "internal_error_diagnosis",
+    "library_call_site",
     "library_location",
     "normalise",
     "qualified_name",

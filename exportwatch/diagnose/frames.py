@@ -348,12 +348,72 @@ def find_user_frame(chain: Sequence[Link], repo_root: Path) -> UserFrame | None:
             frame = _innermost_user(frames, repo, from_text=from_text)
             if frame is not None:
                 return frame
+    found = _library_frames(sources, repo)
+    return found[0] if found is not None else None
+
+
+def _library_frames(
+    sources: Sequence[tuple[Link, list[tuple[list[RawFrame], bool]]]], repo: str
+) -> tuple[UserFrame, list[RawFrame], bool] | None:
+    """The innermost library frame, with the frames it was read from (it is their last
+    library frame) and whether they came from text: where :func:`library_call_site` looks."""
     for _link, per_link in sources:
         for index, (frames, from_text) in enumerate(per_link):
             candidates = _called_by_toolchain(frames) if index == 0 else frames  # 0: the traceback
             frame = _innermost_library(candidates, repo, from_text=from_text)
             if frame is not None:
-                return frame
+                return frame, candidates, from_text
+    return None
+
+
+#: Functions that are a module's own code: a failure there (or in a helper its file calls) is
+#: the module's, whoever called the module.
+_MODULE_ENTRY_POINTS = frozenset({"forward", "__call__"})
+
+
+def library_call_site(chain: Sequence[Link], repo_root: Path) -> UserFrame | None:
+    """Where the library helper a failure points at was called from, when that tells two
+    failures apart: the nearest frame outside the helper's file (the model code, or the library
+    module that called it: torchvision's ``rpn.py:289`` and ``roi_heads.py:728`` both calling
+    ``ops/boxes.py``'s NMS).
+
+    None when the failure is not in a library, when it is in a module's own ``forward`` (the
+    caller is then whichever ancestor is being exported, and a parent must keep its child's
+    fingerprint), or when the helper is reached from a ``forward`` in its own file.
+    Toolchain frames (torch's module call machinery, decorators) are stepped over.
+    """
+    repo = _real(str(repo_root))
+    sources = [(link, _frame_sources(link)) for link in reversed(chain)]
+    if any(_innermost_user(frames, repo, from_text=text) for _l, per in sources for frames, text in per):
+        return None  # the failure's frame is the repository's, not a library's
+    found = _library_frames(sources, repo)
+    if found is None:
+        return None
+    _frame, frames, from_text = found
+    at = max(
+        i for i, (path, _line, _fn) in enumerate(frames) if _is_library_path(path, repo, from_text=from_text)
+    )
+    failing_path, _line, failing_function = frames[at]
+    if failing_function in _MODULE_ENTRY_POINTS:
+        return None
+    failing_file = _real(failing_path)
+    for path, line, function in reversed(frames[:at]):
+        kind, shown = _frame_kind(path, repo)
+        if kind in ("toolchain", "own"):
+            continue
+        real = _real(path)
+        if real == failing_file:
+            if function in _MODULE_ENTRY_POINTS:
+                return None
+            continue
+        library = None if kind == "repo" else _top_package(shown)
+        return UserFrame(
+            path=shown,
+            line=line,
+            function=function or _enclosing_function(real, line),
+            source=_source_line(path, real, line),
+            library=library,
+        )
     return None
 
 
@@ -361,7 +421,9 @@ def interface_frame(module: object, repo_root: Path, *, output: bool = False) ->
     """The module's ``forward``: where a failure at its interface (an input or output type that
     export cannot take) is fixed. The ``return`` line for output problems, else the ``def`` line.
     """
-    forward = vars(module).get("forward") if hasattr(module, "__dict__") else None
+    # A module exported through another method (the manifest's ``methods``) names that method.
+    forward = getattr(module, "exported_method", None) if hasattr(module, "__dict__") else None
+    forward = forward or (vars(module).get("forward") if hasattr(module, "__dict__") else None)
     forward = forward or getattr(type(module), "forward", None)
     forward = getattr(forward, "__func__", forward)
     with contextlib.suppress(ValueError):  # a __wrapped__ cycle

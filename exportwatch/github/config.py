@@ -99,6 +99,11 @@ FAIL_ON_POLICIES = tuple(policy.value for policy in Policy)  # the gate's own li
 DEFAULT_BASELINE_ARTIFACT = "exportwatch-baseline-{sha}"
 DEFAULT_API_URL = "https://api.github.com"
 DEFAULT_SERVER_URL = "https://github.com"
+#: ``max-annotations``: distinct failures annotated on the check run by default (one request).
+DEFAULT_MAX_ANNOTATIONS = 50
+#: The highest ``max-annotations`` accepted: it bounds the check run's writes (50 a request)
+#: whatever the report holds (``github.publish.MAX_API_WRITES_PER_PUBLISH``).
+MAX_ANNOTATIONS_CEILING = 500
 
 
 # --------------------------------------------------------------------------------------------
@@ -191,6 +196,26 @@ def _positive_int(raw: str, name: str) -> int | None:
     if not value.isdigit() or int(value) < 1:
         raise ActionConfigError(name, f"{value!r} is not a positive whole number")
     return int(value)
+
+
+def _annotation_cap(raw: str, name: str) -> int:
+    """``max-annotations``: 0 (none) to :data:`MAX_ANNOTATIONS_CEILING`; empty is the default."""
+    value = raw.strip()
+    if not value:
+        return DEFAULT_MAX_ANNOTATIONS
+    if not value.isdigit() or int(value) > MAX_ANNOTATIONS_CEILING:
+        raise ActionConfigError(name, f"{value!r} is not a whole number from 0 to {MAX_ANNOTATIONS_CEILING}")
+    return int(value)
+
+
+def _flag_or_auto(raw: str, name: str) -> bool | None:
+    """``true``, ``false`` or ``auto`` (None: the mode decides); empty is ``auto``."""
+    value = raw.strip().lower()
+    if value in ("", "auto"):
+        return None
+    if value not in ("true", "false", "yes", "no", "1", "0", "on", "off"):
+        raise ActionConfigError(name, f"{raw.strip()!r} is not true, false or auto")
+    return _flag(value, name)
 
 
 def _seconds(raw: str, name: str) -> float | None:
@@ -293,6 +318,8 @@ class ActionConfig:
     html_artifact: str | None = None  # the artifact the HTML report is uploaded in: links to it
     base_env: str = "auto"  # compare --base-env: where the base is swept when dependencies changed
     dependency_files: tuple[str, ...] = ()  # compare --dependency-file: what defines the environment
+    max_annotations: int = DEFAULT_MAX_ANNOTATIONS  # distinct failures annotated on the check run
+    fail_on_publish_error: bool | None = None  # None (auto): only mode publish fails, see below
     # runner
     event_name: str | None = None
     event_path: Path | None = None
@@ -337,6 +364,15 @@ class ActionConfig:
         if self.repository and self.run_id is not None:
             return f"{self.server_url}/{self.repository}/actions/runs/{self.run_id}"
         return None
+
+    @property
+    def fails_when_nothing_published(self) -> bool:
+        """``fail-on-publish-error``: given, as given; ``auto``, only in ``mode: publish``, whose
+        one purpose is publishing (its token can write); elsewhere the sweep's verdict is the job's
+        point, and a fork's read-only token refuses every write (docs/action.md says why)."""
+        if self.fail_on_publish_error is not None:
+            return self.fail_on_publish_error
+        return self.mode is Mode.PUBLISH
 
     def require(self, *names: str) -> None:
         """Raise when any named field is unset, naming the input or variable to set."""
@@ -386,6 +422,8 @@ _SOURCES: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "base_env": ("INPUT_BASE-ENV", _base_env),
     "dependency_files": ("INPUT_DEPENDENCY-FILES", _file_list),
     "html_artifact": ("INPUT_HTML-ARTIFACT", _optional_text),
+    "max_annotations": ("INPUT_MAX-ANNOTATIONS", _annotation_cap),
+    "fail_on_publish_error": ("INPUT_FAIL-ON-PUBLISH-ERROR", _flag_or_auto),
     "event_name": ("GITHUB_EVENT_NAME", _optional_text),
     "event_path": ("GITHUB_EVENT_PATH", _optional_path),
     "repository": ("GITHUB_REPOSITORY", _repository),

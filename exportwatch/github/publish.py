@@ -32,7 +32,7 @@ from exportwatch.github.client import (
     describe_failure,
     write_once,
 )
-from exportwatch.github.config import CommentMode
+from exportwatch.github.config import MAX_ANNOTATIONS_CEILING, CommentMode
 from exportwatch.render.escape import UNSAFE_CHARACTERS, md_code, md_text
 from exportwatch.report.io import write_all
 
@@ -44,6 +44,14 @@ MAX_COMMENT_CHARS = 65_536
 #: UTF-8 bytes ("summary exceeds a maximum bytesize of 65535", github/docs#35252).
 MAX_CHECK_TEXT_BYTES = 65_535
 MAX_ANNOTATIONS_PER_REQUEST = 50
+#: The writes (POST / PATCH) one publish sends, whatever the report holds: the comment, once
+#: more shortened if GitHub refuses it as too long; the check run, with the first 50 annotations;
+#: one update per further 50, at most ``MAX_ANNOTATIONS_CEILING`` (500) in all. Each write is
+#: sent at most ``ClientSettings.write_attempts`` times when its answer is lost.
+MAX_API_WRITES_PER_PUBLISH = 2 + 1 + (-(-MAX_ANNOTATIONS_CEILING // MAX_ANNOTATIONS_PER_REQUEST) - 1)
+#: GitHub's limit on one step's job summary ("Job summaries are limited to 1MiB"): over it, the
+#: step's summary is refused whole and the run's page shows none.
+MAX_STEP_SUMMARY_BYTES = 1024 * 1024
 #: Annotation ``message`` and ``raw_details``: "64 KB"; 64,000 bytes is under it however counted.
 MAX_ANNOTATION_BYTES = 64_000
 MAX_ANNOTATION_TITLE_CHARS = 255
@@ -375,6 +383,16 @@ def annotation_batches(
     return [payload[i : i + size] for i in range(0, len(payload), size)] or [[]]
 
 
+def more_annotations_note(left_out: int, *, annotated: int) -> str:
+    """The check summary's last line when failures went unannotated: "and N more". Pure."""
+    if left_out <= 0:
+        return ""
+    return (
+        f"*{annotated} distinct failure(s) annotated, and {left_out} more: the job summary and "
+        "the report list them all (input `max-annotations`).*"
+    )
+
+
 @dataclass(frozen=True, kw_only=True)
 class CheckOutcome:
     check_run_id: int
@@ -395,8 +413,12 @@ def create_check_run(
     details_url: str | None = None,
     settings: ClientSettings | None = None,
     external_id: str | None = None,
+    left_out: int = 0,
 ) -> CheckOutcome:
     """Create a completed check run; annotations beyond the first 50 go in updates.
+
+    At most ``MAX_ANNOTATIONS_CEILING`` annotations are sent (the rest are counted with
+    ``left_out``, the failures the caller did not annotate): the summary ends "and N more".
 
     ``POST /repos/{o}/{r}/check-runs``, then ``PATCH /repos/{o}/{r}/check-runs/{id}`` per batch.
     A write whose answer is lost is read back before it is sent again: the check run by its
@@ -406,10 +428,16 @@ def create_check_run(
     """
     settings = settings or ClientSettings()
     external_id = external_id or f"exportwatch-{secrets.token_hex(8)}"
+    placed = [a for a in annotations if a.path and repository_path(a.path) == a.path]
+    left_out += max(len(placed) - MAX_ANNOTATIONS_CEILING, 0)
+    more = more_annotations_note(left_out, annotated=min(len(placed), MAX_ANNOTATIONS_CEILING))
     summary = shorten_body(
-        summary, limit=MAX_CHECK_TEXT_BYTES, note="*(cut: see the job summary)*", size=utf8_size
-    )
-    batches = annotation_batches(annotations)
+        summary,
+        limit=MAX_CHECK_TEXT_BYTES - (utf8_size(more) + 2 if more else 0),
+        note="*(cut: see the job summary)*",
+        size=utf8_size,
+    ) + (f"\n\n{more}" if more else "")
+    batches = annotation_batches(placed[:MAX_ANNOTATIONS_CEILING])
     output: dict[str, Any] = {"title": annotation_text(title, one_line=True)[:255], "summary": summary}
     extra = {"details_url": details_url} if details_url else {}
 
@@ -484,13 +512,35 @@ def write_outputs(path: Path | None, mapping: Mapping[str, object]) -> bool:
     return True
 
 
-def append_summary(path: Path | None, markdown: str) -> bool:
-    """Append to ``GITHUB_STEP_SUMMARY`` (GitHub shows up to 1 MiB per step)."""
+def append_summary(path: Path | None, markdown: str, *, artifact: str | None = None) -> bool:
+    """Append to ``GITHUB_STEP_SUMMARY``, kept with what the step wrote before within GitHub's
+    1 MiB (:func:`cut_summary`; ``artifact`` is where the cut line says the full report is)."""
     if path is None:
         return False
-    text = markdown if markdown.endswith("\n") else markdown + "\n"
+    try:
+        written = path.stat().st_size if path.is_file() else 0
+    except OSError:
+        written = 0  # the append below says what is wrong
+    text = cut_summary(markdown, max_bytes=MAX_STEP_SUMMARY_BYTES - written, artifact=artifact)
     _append(path, text, what="the job summary, GITHUB_STEP_SUMMARY")
     return True
+
+
+def summary_cut_line(artifact: str | None) -> str:
+    """The line that ends a job summary cut to fit GitHub's limit. Pure."""
+    where = f"the artifact {md_code(artifact)}" if artifact else "the report artifact"
+    return f"**✂ cut here: the full report is in {where}** (GitHub shows at most 1 MiB of a job summary)"
+
+
+def cut_summary(markdown: str, *, max_bytes: int, artifact: str | None) -> str:
+    """``markdown`` ending in a newline, within ``max_bytes`` UTF-8 bytes: else cut at a line
+    boundary (never inside a line, so never inside an escaped construct), what the cut left
+    open closed (a code fence, ``<details>``), then :func:`summary_cut_line`. Pure."""
+    text = markdown if markdown.endswith("\n") else markdown + "\n"
+    if utf8_size(text) <= max_bytes:
+        return text
+    note = summary_cut_line(artifact)
+    return shorten_body(text, limit=max(max_bytes - 1, 0), note=note, size=utf8_size) + "\n"
 
 
 def _append(path: Path, text: str, *, what: str) -> None:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from exportwatch.diff import SEVERITY, Cell, ChangeKind, Changes, GateResult, JobKey, ModelRow, Move, Policy
 from exportwatch.render.escape import one_line
-from exportwatch.report import FAILING, INFRASTRUCTURE, PASSING, SubmoduleResult, Verdict, failure_identity
+from exportwatch.report import FAILING, INFRASTRUCTURE, SubmoduleResult, Verdict, failure_identity
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -212,7 +212,15 @@ def _headline(changes: Changes, gate: GateResult) -> Headline:
     if not gate.passed:
         failing = [changes.cells[k] for k in gate.failing]
         unchecked = [c for c in failing if c.kind is ChangeKind.ERROR]
-        failing = [c for c in failing if c.kind is not ChangeKind.ERROR]
+        stopped = [c for c in failing if c.head is Verdict.INTERRUPTED]  # the head report is partial
+        failing = [c for c in failing if c.kind is not ChangeKind.ERROR and c.head is not Verdict.INTERRUPTED]
+        if stopped:
+            text = f"The head's sweep was interrupted: {plural(len(stopped), 'export')} not checked"
+            if failing:
+                text += f", and {_failures_in(failing, ('failing export', 'failure'))}"
+            if unchecked:
+                text += f", and {plural(len(unchecked), 'export')} exportwatch could not check"
+            return Headline(status="fail", text=f"{text} (a partial report)")
         if not failing:
             models = plural(len({c.model for c in unchecked}), "model")
             return Headline(
@@ -344,18 +352,6 @@ def sorted_rows(rows: Sequence[ModelRow]) -> list[ModelRow]:
     return sorted(rows, key=lambda r: severity_rank(r.worst))
 
 
-def is_failing(verdict: Verdict | None) -> bool:
-    return verdict in FAILING and verdict not in INFRASTRUCTURE and verdict is not Verdict.ERROR
-
-
-def is_passing(verdict: Verdict | None) -> bool:
-    return verdict in PASSING
-
-
-def cell_sort_key(cell: Cell) -> tuple[str, str, str, int, str]:
-    return (cell.model, cell.target, cell.device, cell.path.count(".") + bool(cell.path), cell.path)
-
-
 def format_duration(seconds: float) -> str:
     seconds = max(0.0, float(seconds))
     if seconds < 60:
@@ -373,13 +369,45 @@ def format_duration(seconds: float) -> str:
 
 @dataclass(kw_only=True)
 class Part:
-    """One item of a section; ``extra`` (e.g. a traceback) is kept only if ``text`` is."""
+    """One item of a section; ``extra`` (e.g. a traceback) is kept only if ``text`` is.
 
-    text: str
+    ``render`` defers the text: it returns ``(text, extra)`` and is called at most once, when
+    :func:`fit` reaches the part, so the items a cut drops are counted, never rendered (the
+    cost of a comment then follows what it shows, not the size of the report).
+    """
+
+    text: str = ""
     priority: int
     extra: str = ""
     extra_priority: int = 99
     count: int = 1  # the items it tells (a group of failures with one cause): what a cut leaves out
+    render: Callable[[], tuple[str, str]] | None = None
+
+    def rendered(self) -> Part:
+        """The part with its text (and extra) filled in; renders a deferred part once."""
+        if self.render is not None:
+            self.text, self.extra = self.render()
+            self.render = None
+        return self
+
+
+def deferred(make: Callable[[], str], *, priority: int, count: int = 1) -> Part:
+    """A part whose text ``make`` renders only if :func:`fit` reaches it."""
+    return Part(priority=priority, count=count, render=lambda: (make(), ""))
+
+
+class InOrder:
+    """Renders items strictly in order, whichever is asked for first: for sections whose items
+    depend on the ones before them (a hint shown once, then "the same hint as above")."""
+
+    def __init__(self, makers: Sequence[Callable[[], tuple[str, str]]]) -> None:
+        self._makers = makers
+        self._done: list[tuple[str, str]] = []
+
+    def get(self, index: int) -> tuple[str, str]:
+        while len(self._done) <= index:
+            self._done.append(self._makers[len(self._done)]())
+        return self._done[index]
 
 
 @dataclass(kw_only=True)
@@ -412,7 +440,7 @@ def fit(sections: Sequence[Section], *, budget: int, measure: Callable[[str], in
     for s_i, section in enumerate(sections):
         for p_i, part in enumerate(section.parts):
             candidates.append((part.priority, s_i, p_i, False))
-            if part.extra and section.keep_extras:
+            if section.keep_extras and (part.extra or part.render is not None):
                 candidates.append((part.extra_priority, s_i, p_i, True))
     candidates.sort()
 
@@ -426,8 +454,8 @@ def fit(sections: Sequence[Section], *, budget: int, measure: Callable[[str], in
         section = sections[s_i]
         part = section.parts[p_i]
         if is_extra:
-            if closed_extra[s_i] or not kept[s_i][p_i]:
-                continue
+            if closed_extra[s_i] or not kept[s_i][p_i] or not part.extra:
+                continue  # kept: rendered, so whether it has an extra is known
             cost = measure(part.extra) + measure(section.joiner)
             if cost <= remaining:
                 kept_extra[s_i][p_i] = True
@@ -436,8 +464,8 @@ def fit(sections: Sequence[Section], *, budget: int, measure: Callable[[str], in
                 closed_extra[s_i] = True
             continue
         if closed[s_i]:
-            continue
-        cost = measure(part.text) + measure(section.joiner)
+            continue  # never rendered: only counted
+        cost = measure(part.rendered().text) + measure(section.joiner)
         if not opened[s_i]:
             # The heading, and room for a "n more were cut" line.
             cost += measure(section.head) + measure(section.joiner)
@@ -465,7 +493,7 @@ def fit(sections: Sequence[Section], *, budget: int, measure: Callable[[str], in
         dropped_extra = sum(
             1
             for p_i, part in enumerate(section.parts)
-            if part.extra and section.keep_extras and kept[s_i][p_i] and not kept_extra[s_i][p_i]
+            if kept[s_i][p_i] and part.extra and section.keep_extras and not kept_extra[s_i][p_i]
         )
         if dropped:
             cut[section.noun] = cut.get(section.noun, 0) + dropped

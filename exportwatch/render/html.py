@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from exportwatch.diff import QUIET, ChangeKind, Changes, JobKey, diff_reports
 from exportwatch.render.common import exports_phrase, plural, tally
 from exportwatch.render.escape import blob_url, clean, documentation_url, one_line
-from exportwatch.render.tree_view import STYLES, TreeNode, VerdictStyle, build_tree
+from exportwatch.render.tree_view import STYLES, TreeNode, VerdictStyle, build_tree, changes_by_job
 from exportwatch.report import FAILING, JobResult, Report, Verdict
 
 #: Caps on what one node shows (a report may come from a stranger's fork: a 1 MB message
@@ -162,7 +162,7 @@ def render_html(head: Report, *, base: Report | None = None, title: str | None =
     if base is not None:
         sides.append(_side("base", base))
     keys = list(dict.fromkeys([j.key for j in head.jobs] + [j.key for j in (base.jobs if base else [])]))
-    kinds_by_job = _kinds_by_job(changes)
+    kinds_by_job = changes_by_job(changes)
     targets = list(dict.fromkeys(t for _, t, _ in keys))  # report order, whatever fails
     urgency = _urgency(changes)
     keys.sort(key=lambda key: urgency.get(key, 2))
@@ -206,15 +206,6 @@ def _urgency(changes: Changes) -> dict[JobKey, int]:
             out[cell.job_key] = 0
         elif cell.is_root and cell.job_key not in out:
             out[cell.job_key] = 1 if cell.head in FAILING else 2
-    return out
-
-
-def _kinds_by_job(changes: Changes) -> dict[tuple[str, str, str], dict[str, ChangeKind]]:
-    if not changes.has_base:
-        return {}
-    out: dict[tuple[str, str, str], dict[str, ChangeKind]] = {}
-    for (model, target, device, path), cell in changes.cells.items():
-        out.setdefault((model, target, device), {})[path] = cell.kind
     return out
 
 

@@ -8,7 +8,7 @@ terminals and CI logs (see :func:`exportwatch.render.escape.json_text`).
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from dataclasses import asdict, fields, is_dataclass
 from enum import Enum
 from typing import Any
 
@@ -112,13 +112,20 @@ def _cell(cell: Cell) -> dict[str, Any]:
         "moved_from": cell.moved_from,
         "xfail": cell.xfail,
         "xfail_scope": cell.xfail_scope,
-        "head_result": _plain(asdict(cell.head_result)) if cell.head_result else None,
-        "base_result": _plain(asdict(cell.base_result)) if cell.base_result else None,
+        "head_result": _plain(cell.head_result) if cell.head_result else None,
+        "base_result": _plain(cell.base_result) if cell.base_result else None,
     }
     return data
 
 
 def _plain(value: Any) -> Any:
+    """``asdict`` and enums to values, without ``asdict``'s deep copies: a result is dumped once
+    per cell, and a large report has hundreds of thousands of cells."""
+    names = _FIELD_NAMES.get(type(value))
+    if names is None and is_dataclass(value) and not isinstance(value, type):
+        names = _FIELD_NAMES.setdefault(type(value), tuple(f.name for f in fields(value)))
+    if names is not None:
+        return {name: _plain(getattr(value, name)) for name in names}
     if isinstance(value, Enum):
         return value.value
     if isinstance(value, dict):
@@ -126,6 +133,9 @@ def _plain(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
     return value
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
 
 
 def _upgrade(changes: Changes) -> dict[str, Any] | None:

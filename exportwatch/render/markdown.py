@@ -14,14 +14,16 @@ markdown``), so no line of it is a workflow command either.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import replace
+from functools import partial
 
-from exportwatch.diff import Cell, ChangeKind, Changes, GateResult, ModelCell, ModelRow
+from exportwatch.diff import Cell, ChangeKind, Changes, GateResult, JobKey, ModelCell, ModelRow, Move
 from exportwatch.render.common import (
     CauseGroup,
+    InOrder,
     Part,
     RenderContext,
     Section,
+    deferred,
     failures_phrase,
     fit,
     format_duration,
@@ -49,13 +51,13 @@ from exportwatch.render.escape import (
 )
 from exportwatch.render.tree_view import (
     TreeNode,
-    build_tree,
     changes_by_job,
-    failing_branch,
-    head_jobs,
+    failing_tree,
+    head_cells_by_job,
+    head_job,
     walk,
 )
-from exportwatch.report import BUG_REPORT_URL, PASSING, SubmoduleResult, Verdict
+from exportwatch.report import BUG_REPORT_URL, FAILING, PASSING, SubmoduleResult, Verdict
 
 #: The hidden marker that finds our comment again (the github module also checks the author).
 COMMENT_MARKER = "<!-- exportwatch:comment -->"
@@ -76,6 +78,7 @@ _SYMBOL: dict[Verdict | None, str] = {
     Verdict.TIMEOUT: "⏱️ timeout",
     Verdict.OOM: "💥 oom",
     Verdict.ERROR: "🐞 error",
+    Verdict.INTERRUPTED: "⏹️ interrupted",
     Verdict.SKIPPED: "⏭️ skipped",
     Verdict.NOT_CALLED: "➖ not called",
     Verdict.SAME_AS: "🔗 same as",
@@ -341,8 +344,8 @@ def _note_lines(changes: Changes, gate: GateResult) -> list[str]:
             f"🧹 **Remove the xfail**: {plural(len(stale), 'export')} marked as expected to fail "
             f"now pass{'es' if len(stale) == 1 else ''}: {names}{more}."
         )
-    infra = changes.top_level(ChangeKind.INFRASTRUCTURE)
-    if infra:
+    infra = [c for c in changes.top_level(ChangeKind.INFRASTRUCTURE) if c.head is not Verdict.INTERRUPTED]
+    if infra:  # (an interrupted one is gated, and the headline says so)
         lines.append(
             f"⚠️ **{plural(len(infra), 'result')} hit a crash, timeout or out-of-memory** on the "
             "runner: they are not counted as regressions, and they may hide one. Rerun to confirm."
@@ -358,13 +361,15 @@ def _table_section(changes: Changes, *, rows: list[ModelRow], priority: int) -> 
     several_devices = len(changes.devices) > 1
     header = "| model | " + " | ".join(md_text(t, limit=60) for t in changes.targets) + " |"
     rule = "|" + "---|" * (len(changes.targets) + 1)
-    parts = []
-    for row in sorted_rows(rows):
+
+    def line(row: ModelRow) -> str:
         name = f"**{md_text(row.model, limit=LABEL_LIMIT)}**"
         if several_devices:
             name += f" ({md_text(row.device, limit=40)})"
         cells = [_table_cell(row.cells.get(t), has_base=changes.has_base) for t in changes.targets]
-        parts.append(Part(text=f"| {name} | " + " | ".join(cells) + " |", priority=priority))
+        return f"| {name} | " + " | ".join(cells) + " |"
+
+    parts = [deferred(partial(line, row), priority=priority) for row in sorted_rows(rows)]
     return Section(
         noun="table rows",
         head=f"{header}\n{rule}",
@@ -552,20 +557,26 @@ def _group_section(
 ) -> Section:
     """One item per cause (a line failing on three targets is one item, one traceback)."""
     cells = sorted(cells, key=lambda c: c.expected)  # unexpected first
-    parts = []
+    groups = group_by_cause(cells)
     hints: dict[str, str] = {}  # a hint line shown -> where: a long hint is shown once a section
-    for g in group_by_cause(cells):
+
+    def make(g: CauseGroup) -> tuple[str, str]:
         part = _cell_part(changes, g.lead, context=context, priority=priority, extra=extra, group=g)
         result = g.lead.shown
         if result is not None and result.hint:
             line = f"💡 {md_text_with_code(result.hint, limit=600)}"
             if line in hints:  # a cut keeps a prefix of a section: the first one is kept too
-                part = replace(
-                    part, text=part.text.replace(line, f"💡 The same hint as for {hints[line]}, above.", 1)
-                )
-            else:
-                hints[line] = _where(g.lead)
-        parts.append(replace(part, count=len(g.cells)))
+                return part.text.replace(
+                    line, f"💡 The same hint as for {hints[line]}, above.", 1
+                ), part.extra
+            hints[line] = _where(g.lead)
+        return part.text, part.extra
+
+    in_order = InOrder([partial(make, g) for g in groups])  # the hints depend on the groups before
+    parts = [
+        Part(priority=priority, extra_priority=extra, count=len(g.cells), render=partial(in_order.get, i))
+        for i, g in enumerate(groups)
+    ]
     return Section(
         noun=noun,
         head=f"#### {title} ({failures_phrase(cells, noun=one)})",
@@ -609,18 +620,20 @@ def _new_failures_section(changes: Changes, context: RenderContext, *, priority:
 
 
 def _fix_section(changes: Changes, *, priority: int) -> Section:
-    parts = []
-    for cell in changes.top_level(ChangeKind.FIX):
+
+    def line(cell: Cell) -> str:
         was = cell.base_result
         reason = ""
         if was is not None:
             reason = (f"{md_code(was.category, limit=80)}: " if was.category else "") + md_text(
                 was.message or was.verdict.value, limit=200
             )
-        line = f"- {_where(cell)} now exports" + (f" (was {reason})" if reason else "")
+        text = f"- {_where(cell)} now exports" + (f" (was {reason})" if reason else "")
         if cell.xfail_passes:
-            line += " · 🧹 remove the xfail"
-        parts.append(Part(text=line, priority=priority))
+            text += " · 🧹 remove the xfail"
+        return text
+
+    parts = [deferred(partial(line, cell), priority=priority) for cell in changes.top_level(ChangeKind.FIX)]
     return Section(
         noun="fixes",
         head=f"#### ✅ Fixes ({failures_phrase(changes.top_level(ChangeKind.FIX), noun='fix')})",
@@ -634,17 +647,18 @@ def _stopped_lines(
     changes: Changes, kind: ChangeKind, *, priority: int, shown: Callable[[Cell], SubmoduleResult | None]
 ) -> list[Part]:
     """One line per cell that could not be checked: verdicts, note, and ``shown``'s message."""
-    parts = []
-    for cell in changes.top_level(kind):
+
+    def line(cell: Cell) -> str:
         verdicts = f"{_SYMBOL.get(cell.base, '?')} → {_SYMBOL.get(cell.head, '?')}"
-        line = f"- {_where(cell)}: {verdicts}"
+        text = f"- {_where(cell)}: {verdicts}"
         if cell.note:
-            line += f" · {md_text(cell.note)}"
+            text += f" · {md_text(cell.note)}"
         result = shown(cell)
         if result is not None and result.message:
-            line += f" · {md_text(result.message, limit=200)}"
-        parts.append(Part(text=line, priority=priority))
-    return parts
+            text += f" · {md_text(result.message, limit=200)}"
+        return text
+
+    return [deferred(partial(line, cell), priority=priority) for cell in changes.top_level(kind)]
 
 
 def _error_section(changes: Changes, *, priority: int) -> Section:
@@ -685,13 +699,31 @@ def _infra_section(changes: Changes, *, priority: int) -> Section:
 
 
 def _other_section(changes: Changes, *, priority: int) -> Section:
-    """New and removed models / targets, new passing submodules, newly skipped results."""
-    parts = [
-        Part(
-            text=f"- 🔀 **{md_text(model, limit=LABEL_LIMIT)}** · {md_text(', '.join(targets), limit=200)}: "
-            f"{move_phrase(moves, code=md_code)}",
-            priority=priority,
+    """New and removed models / targets, new passing submodules, newly skipped results.
+
+    Which items there are is decided first (cheaply, over the cells); their text is rendered
+    only for the items the budget keeps: a report with thousands of them costs what is shown.
+    """
+    several_devices = len(changes.devices) > 1
+
+    def move_line(model: str, targets: tuple[str, ...], moves: list[Move]) -> str:
+        return (
+            f"- 🔀 **{md_text(model, limit=LABEL_LIMIT)}** · {md_text(', '.join(targets), limit=200)}: "
+            f"{move_phrase(moves, code=md_code)}"
         )
+
+    def skipped_line(model: str, device: str, verdict: Verdict | None, reason: str, cells: list[Cell]) -> str:
+        targets = ", ".join(dict.fromkeys(c.target for c in cells))
+        paths = len({c.path for c in cells})
+        return (
+            f"- ⏭️ **{md_text(model, limit=LABEL_LIMIT)}** · {md_text(targets, limit=200)}"
+            + (f" · {md_text(device, limit=40)}" if several_devices else "")
+            + f": {plural(paths, 'submodule')} now {_SYMBOL.get(verdict, '?')}"
+            + (f": {md_text(reason, limit=200)}" if reason else "")
+        )
+
+    parts = [
+        deferred(partial(move_line, model, targets, moves), priority=priority)
         for model, targets, moves in grouped_moves(changes)
     ]
     new_jobs = {c.job_key for c in changes.cells.values() if c.is_root and c.base is None}
@@ -700,16 +732,8 @@ def _other_section(changes: Changes, *, priority: int) -> Section:
     for (model, device, verdict, reason), cells in skipped.items():
         if len(cells) < 2:
             continue
-        targets = ", ".join(dict.fromkeys(c.target for c in cells))
-        paths = len({c.path for c in cells})
         parts.append(
-            Part(
-                text=f"- ⏭️ **{md_text(model, limit=LABEL_LIMIT)}** · {md_text(targets, limit=200)}"
-                + (f" · {md_text(device, limit=40)}" if len(changes.devices) > 1 else "")
-                + f": {plural(paths, 'submodule')} now {_SYMBOL.get(verdict, '?')}"
-                + (f": {md_text(reason, limit=200)}" if reason else ""),
-                priority=priority,
-            )
+            deferred(partial(skipped_line, model, device, verdict, reason, cells), priority=priority)
         )
     grouped = {c.key for cells in skipped.values() if len(cells) > 1 for c in cells}
     for cell in changes.top_level(ChangeKind.NEW, ChangeKind.REMOVED, ChangeKind.NEWLY_SKIPPED):
@@ -722,17 +746,7 @@ def _other_section(changes: Changes, *, priority: int) -> Section:
             continue  # the root's line says it
         if cell.kind is ChangeKind.NEW and not cell.is_root and cell.head in PASSING:
             continue  # a newly seen submodule that exports: nothing to act on
-        if cell.kind is ChangeKind.NEW:
-            text = f"🆕 {_where(cell)}: {_SYMBOL.get(cell.head, '?')}"
-        elif cell.kind is ChangeKind.REMOVED:
-            text = f"🗑️ {_where(cell)}: no longer in the report (was {_SYMBOL.get(cell.base, '?')})"
-        else:
-            result = cell.head_result
-            reason = f": {md_text(result.reason, limit=200)}" if result and result.reason else ""
-            text = f"⏭️ {_where(cell)}: now {_SYMBOL.get(cell.head, '?')}{reason}"
-        if cell.note:
-            text += f" ({md_text(cell.note, limit=200)})"
-        parts.append(Part(text=f"- {text}", priority=priority))
+        parts.append(deferred(partial(_other_line, cell), priority=priority))
     return Section(
         noun="other changes",
         head=f"#### Other changes ({len(parts)})",
@@ -740,6 +754,21 @@ def _other_section(changes: Changes, *, priority: int) -> Section:
         joiner="\n",
         more=lambda n: f"_…and {n} more (cut to fit)._",
     )
+
+
+def _other_line(cell: Cell) -> str:
+    """One new, removed or newly skipped cell of "Other changes"."""
+    if cell.kind is ChangeKind.NEW:
+        text = f"🆕 {_where(cell)}: {_SYMBOL.get(cell.head, '?')}"
+    elif cell.kind is ChangeKind.REMOVED:
+        text = f"🗑️ {_where(cell)}: no longer in the report (was {_SYMBOL.get(cell.base, '?')})"
+    else:
+        result = cell.head_result
+        reason = f": {md_text(result.reason, limit=200)}" if result and result.reason else ""
+        text = f"⏭️ {_where(cell)}: now {_SYMBOL.get(cell.head, '?')}{reason}"
+    if cell.note:
+        text += f" ({md_text(cell.note, limit=200)})"
+    return f"- {text}"
 
 
 def _skipped_together(
@@ -763,19 +792,25 @@ def _skipped_together(
 
 
 def _tree_section(changes: Changes, *, priority: int) -> Section:
-    """One collapsed tree per failing job, worst first; a cut drops whole trees from the end."""
+    """One collapsed tree per failing job, worst first; a cut drops whole trees from the end.
+
+    A job is in it when a cell of it fails on head (what makes its failing branch); its tree is
+    built and drawn only if the budget reaches it."""
     kinds = changes_by_job(changes)
     several_devices = len(changes.devices) > 1
     rank = {row.model: i for i, row in enumerate(sorted_rows(changes.models))}
-    jobs = sorted(head_jobs(changes), key=lambda j: rank.get(j.model, len(rank)))
-    parts = []
-    for job in jobs:
-        branch = failing_branch(build_tree(job, changes=kinds.get(job.key)))
-        if branch is None:
-            continue
+    cells_by_job = head_cells_by_job(changes)
+    failing = [key for key, cells in cells_by_job.items() if any(c.head in FAILING for c in cells)]
+    failing.sort(key=lambda key: rank.get(key[0], len(rank)))
+
+    def block(key: JobKey) -> str:
+        job = head_job(key, cells_by_job[key])
+        branch = failing_tree(job, changes=kinds.get(key))
         label = f"{job.model} · {job.target}" + (f" · {job.device}" if several_devices else "")
-        block = md_code_block("\n".join(tree_lines(branch)), limit=TREE_BLOCK_LIMIT)
-        parts.append(Part(text=md_details(label, block), priority=priority))
+        lines = tree_lines(branch) if branch is not None else []
+        return md_details(label, md_code_block("\n".join(lines), limit=TREE_BLOCK_LIMIT))
+
+    parts = [deferred(partial(block, key), priority=priority) for key in failing]
     return Section(
         noun="failing-branch trees",
         head=f"#### 🌳 Where it broke ({len(parts)})",

@@ -9,10 +9,10 @@ the base) happens here once, so the views cannot disagree.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from exportwatch.diff import ChangeKind, Changes
+from exportwatch.diff import Cell, ChangeKind, Changes, JobKey
 from exportwatch.report import (
     FAILING,
     INFRASTRUCTURE,
@@ -52,6 +52,7 @@ STYLES: Mapping[Verdict, VerdictStyle] = {
     Verdict.CRASH: VerdictStyle(emoji="💥", glyph="✸", label="crash", tone="infra"),
     Verdict.TIMEOUT: VerdictStyle(emoji="⏱️", glyph="◷", label="timeout", tone="infra"),
     Verdict.OOM: VerdictStyle(emoji="🪫", glyph="▣", label="oom", tone="infra"),
+    Verdict.INTERRUPTED: VerdictStyle(emoji="⏹️", glyph="■", label="interrupted", tone="infra"),
 }
 
 
@@ -131,35 +132,51 @@ def changes_by_job(changes: Changes) -> dict[tuple[str, str, str], dict[str, Cha
     return out
 
 
-def head_jobs(changes: Changes) -> list[JobResult]:
-    """The head side's jobs, rebuilt from ``changes`` for views that get only a diff (the job
-    summary): each listed path with its head result, a ``same-as`` cell as the link it was."""
-    by_job: dict[tuple[str, str, str], list[SubmoduleResult]] = {}
+def head_cells_by_job(changes: Changes) -> dict[JobKey, list[Cell]]:
+    """Each job's cells that have a result on head, in report order (one pass, nothing copied)."""
+    by_job: dict[JobKey, list[Cell]] = {}
     for cell in changes.cells.values():
         if cell.head is None or cell.head_result is None:
             continue  # removed, or no result on head
+        cells = by_job.get(cell.job_key)
+        if cells is None:
+            cells = by_job[cell.job_key] = []
+        cells.append(cell)
+    return by_job
+
+
+def head_job(key: JobKey, cells: Sequence[Cell]) -> JobResult:
+    """One head job rebuilt from its cells (:func:`head_cells_by_job`): each listed path with
+    its head result, a ``same-as`` cell as the link it was."""
+    subs = []
+    for cell in cells:
+        assert cell.head_result is not None
         if cell.same_as is not None:
             listed = SubmoduleResult(
                 path=cell.path, module_type=cell.module_type, verdict=Verdict.SAME_AS, same_as=cell.same_as
             )
+        elif cell.head_result.path == cell.path:
+            listed = cell.head_result  # the common case: no copy
         else:
             listed = replace(cell.head_result, path=cell.path)
-        by_job.setdefault(cell.job_key, []).append(listed)
-    jobs = []
-    for (model, target, device), subs in by_job.items():
-        root = next((s for s in subs if s.path == ""), None)
-        verdict = follow_same_as(root, {s.path: s for s in subs}.get).verdict if root else Verdict.OK
-        jobs.append(
-            JobResult(
-                model=model,
-                target=target,
-                device=device,
-                verdict=verdict,
-                reason=root.reason if root else None,
-                submodules=subs,
-            )
-        )
-    return jobs
+        subs.append(listed)
+    model, target, device = key
+    root = next((s for s in subs if s.path == ""), None)
+    verdict = follow_same_as(root, {s.path: s for s in subs}.get).verdict if root else Verdict.OK
+    return JobResult(
+        model=model,
+        target=target,
+        device=device,
+        verdict=verdict,
+        reason=root.reason if root else None,
+        submodules=subs,
+    )
+
+
+def head_jobs(changes: Changes) -> list[JobResult]:
+    """The head side's jobs, rebuilt from ``changes`` for views that get only a diff (the job
+    summary): see :func:`head_job`."""
+    return [head_job(key, cells) for key, cells in head_cells_by_job(changes).items()]
 
 
 def build_tree(job: JobResult, *, changes: Mapping[str, ChangeKind] | None = None) -> TreeNode:
@@ -201,6 +218,52 @@ def build_tree(job: JobResult, *, changes: Mapping[str, ChangeKind] | None = Non
             shown=shown[path],
             failing=path in failing,
             branch_fails=branch_fails[path],
+            origin=path in origin_set and path in failing,
+            caused_by=_caused_by(path, shown, origins, failing),
+            twin=twin,
+            change=(changes or {}).get(path),
+            children=tuple(built[c] for c in children[path]),
+        )
+    return built[""]
+
+
+def failing_tree(job: JobResult, *, changes: Mapping[str, ChangeKind] | None = None) -> TreeNode | None:
+    """``failing_branch(build_tree(job, changes=changes))``, built without the rest of the tree:
+    only the failing nodes and their ancestors become nodes (the job summary draws a failing
+    branch per job, and a job of thousands of passing submodules should cost what it shows)."""
+    index: dict[str, SubmoduleResult] = {}
+    for sub in job.submodules:
+        index.setdefault(sub.path, sub)
+    root = index.get("") or SubmoduleResult(path="", module_type="", verdict=job.verdict, reason=job.reason)
+    index[""] = root
+    shown = {path: follow_same_as(sub, index.get) for path, sub in index.items()}
+    failing = {path for path, result in shown.items() if result.verdict in FAILING}
+    if not failing:
+        return None
+    branch: set[str] = set()
+    for path in failing:
+        while path not in branch:
+            branch.add(path)
+            if not path:
+                break
+            path = _parent(path, index)
+    children: dict[str, list[str]] = {path: [] for path in branch}
+    for path in index:  # report order, as build_tree
+        if path and path in branch:
+            children[_parent(path, index)].append(path)
+    origin_set = origin_paths(job)
+    origins = [path for path in index if path in origin_set]
+    built: dict[str, TreeNode] = {}
+    for path in reversed(_preorder(children)):
+        sub = index[path]
+        twin = sub.same_as if sub.verdict == Verdict.SAME_AS and sub.same_as in index else None
+        built[path] = TreeNode(
+            path=path,
+            name=_name(path, index, job),
+            result=sub,
+            shown=shown[path],
+            failing=path in failing,
+            branch_fails=True,
             origin=path in origin_set and path in failing,
             caused_by=_caused_by(path, shown, origins, failing),
             twin=twin,

@@ -37,6 +37,7 @@ class Verdict(str, Enum):
     OOM = "oom"
     NOT_CALLED = "not-called"
     ERROR = "error"  # exportwatch itself failed while checking this: a bug to report, never a pass
+    INTERRUPTED = "interrupted"  # the sweep was stopped (Ctrl-C, SIGTERM) while this ran: never a pass
 
     def __str__(self) -> str:
         return self.value
@@ -46,10 +47,18 @@ class Verdict(str, Enum):
 PASSING = frozenset({Verdict.OK, Verdict.COVERED})
 #: Verdicts that mean "this export does not work" (including infrastructure failures).
 FAILING = frozenset(
-    {Verdict.FAIL, Verdict.MISMATCH, Verdict.CRASH, Verdict.TIMEOUT, Verdict.OOM, Verdict.ERROR}
+    {
+        Verdict.FAIL,
+        Verdict.MISMATCH,
+        Verdict.CRASH,
+        Verdict.TIMEOUT,
+        Verdict.OOM,
+        Verdict.ERROR,
+        Verdict.INTERRUPTED,
+    }
 )
-#: Failures of the machine rather than of the model: kept apart in diffs.
-INFRASTRUCTURE = frozenset({Verdict.CRASH, Verdict.TIMEOUT, Verdict.OOM})
+#: Failures of the machine (or a sweep stopped) rather than of the model: kept apart in diffs.
+INFRASTRUCTURE = frozenset({Verdict.CRASH, Verdict.TIMEOUT, Verdict.OOM, Verdict.INTERRUPTED})
 #: Where to report a bug in exportwatch itself (the ``error`` verdict asks for one).
 BUG_REPORT_URL = "https://github.com/exportwatch/exportwatch/issues"
 

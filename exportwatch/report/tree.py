@@ -104,8 +104,64 @@ def _failing(job: JobResult, sub: SubmoduleResult) -> SubmoduleResult | None:
     return effective if effective.verdict in FAILING else None
 
 
+def attribute_mismatches(job: JobResult) -> JobResult:
+    """``job`` with each mismatch that a mismatching descendant explains under that cause.
+
+    A mismatch's fingerprint names the output that disagrees, and a parent's output is not its
+    child's: without this, every ancestor of one bad module is an origin of its own (five for
+    one cause in ModernBERT). An ancestor whose output disagrees while a descendant's already
+    does is not where the disagreement starts; it takes the fingerprint of its innermost
+    mismatching descendant (the first in report order), so :func:`origin_paths` reads it as
+    explained and :func:`group_failures` puts it with that origin. Its own message (which of
+    its outputs disagrees, by how much) is kept. ``same-as`` copies follow their original.
+    """
+    index = {s.path: s for s in job.submodules}
+    order = {s.path: at for at, s in enumerate(job.submodules)}
+    resolved = {s.path: follow_same_as(s, index.get) for s in job.submodules}
+    mismatching = {path for path, result in resolved.items() if result.verdict == Verdict.MISMATCH}
+    if len(mismatching) < 2:
+        return job
+    # Every name of a mismatching submodule (aliases included) → its first path, sorted.
+    owner: dict[str, str] = {}
+    for path in mismatching:
+        for name in (path, *index[path].aliases):
+            owner.setdefault(name, path)
+    names = sorted(owner)
+    innermost = {name for name in names if not _has_descendant(names, name)}
+    explained: dict[str, str] = {}  # path → fingerprint of the descendant that explains it
+    for path in mismatching:
+        if index[path].verdict == Verdict.SAME_AS:
+            continue
+        below: list[str] = []
+        for name in (path, *index[path].aliases):
+            start = 0 if name == "" else bisect.bisect_left(names, name + ".")
+            for other in names[start:]:
+                if other == name:
+                    continue  # the root's own name sorts first
+                if not is_descendant(other, name):
+                    break
+                if other in innermost:
+                    below.append(owner[other])
+        if below:
+            first = min(below, key=order.__getitem__)
+            fingerprint = resolved[first].fingerprint
+            if fingerprint:
+                explained[path] = fingerprint
+    if not explained:
+        return job
+    return replace(
+        job,
+        submodules=[
+            replace(sub, fingerprint=explained[sub.path]) if sub.path in explained else sub
+            for sub in job.submodules
+        ],
+    )
+
+
 def mark_origins(job: JobResult) -> JobResult:
-    """``job`` with ``origin`` set on the failing submodules whose failure is their own."""
+    """``job`` with mismatches grouped by cause (:func:`attribute_mismatches`) and ``origin``
+    set on the failing submodules whose failure is their own."""
+    job = attribute_mismatches(job)
     origins = origin_paths(job)
     return replace(job, submodules=[replace(sub, origin=sub.path in origins) for sub in job.submodules])
 

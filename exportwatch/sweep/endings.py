@@ -71,12 +71,14 @@ def infrastructure_job(
     peak_rss_mb: float | None = None,
     duration_s: float = 0.0,
 ) -> JobResult:
-    """crash / timeout / oom, as the parent saw it (no exception object crossed over)."""
+    """crash / timeout / oom / interrupted, as the parent saw it (no exception object crossed over)."""
     from exportwatch.diagnose import diagnose_infrastructure
 
     found = diagnose_infrastructure(verdict.value, target=target, message=message)
     if verdict == Verdict.ERROR:
         found.category = "internal-error"
+    elif verdict == Verdict.INTERRUPTED:  # nothing went wrong with the model: no hint to give
+        found.category, found.hint = "interrupted", None
     detail = message + (f"\n\nLast output of the model's process:\n{log_tail}" if log_tail.strip() else "")
     return _root_only_job(
         spec,

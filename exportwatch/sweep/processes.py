@@ -1,4 +1,5 @@
-"""The process-table facts the sweep polices: a process's descendants, their memory, their end.
+"""The process-table facts the sweep polices: a process's descendants, their memory, their end;
+and how a process's main is named (``module:function``) so that its parent need not import it.
 
 Linux ``/proc`` readers and ``prctl``; elsewhere each function degrades to what ``os`` offers
 (the process itself, no descendants), so the sweep still runs, with less policing.
@@ -8,10 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import importlib
 import os
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
@@ -183,3 +186,13 @@ def returncode_of(status: int) -> int:
     if os.WIFEXITED(status):
         return os.WEXITSTATUS(status)
     return 0
+
+
+def run_by_name(main: str, *args: Any) -> None:
+    """A child process's target: ``main`` (``package.module:function``) imported in the child.
+
+    The torch-free sweep starts the worker's processes by naming their mains, so it never
+    imports the worker package (which imports torch once it runs).
+    """
+    module, _, function = main.partition(":")
+    getattr(importlib.import_module(module), function)(*args)

@@ -25,6 +25,7 @@ _SYMBOLS = {
     Verdict.TIMEOUT: "TIMEOUT",
     Verdict.OOM: "OOM",
     Verdict.ERROR: "ERROR (exportwatch bug)",
+    Verdict.INTERRUPTED: "INTERRUPTED",
 }
 
 
@@ -52,7 +53,9 @@ class Progress:
         self._running.pop((job.model, job.target), None)
         if self.quiet:
             return
-        failing = sum(1 for s in job.submodules if s.verdict in FAILING)
+        failing = sum(
+            1 for s in job.submodules if s.verdict in FAILING and s.verdict is not Verdict.INTERRUPTED
+        )
         verdict = _SYMBOLS.get(job.verdict, job.verdict.value)
         extra = f", {failing} failing submodule{'s' * (failing != 1)}" if failing else ""
         reason = reason or job.reason

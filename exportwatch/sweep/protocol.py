@@ -6,7 +6,10 @@ Three channels, one direction of traffic each way that matters:
   passed as a file descriptor) or ``None`` (stop);
 - fork server → sweep: ``ServerReady`` once warm, then ``Started`` / ``Exited`` per model process;
 - model process → sweep: the rest, on its own pipe, so a process killed mid-message corrupts
-  nothing but its own channel.
+  nothing but its own channel;
+- sweep's worker pool → its caller (the runner): ``SweepEvent``, the model messages that are
+  news for the caller, passed on unchanged with the model's name (``News``); results the
+  parent makes itself (a crash, a timeout, an interrupt) are ``JobFinished`` too.
 """
 
 from __future__ import annotations
@@ -127,6 +130,18 @@ ModelMessage = (
     | ModelExit
     | UnitDone
 )
+
+
+#: What the worker pool hands its caller: the model messages that are news beyond the pool.
+SweepEvent = TargetStarted | JobFinished | UnitConfigError | UnitNote | SweepNote
+
+
+@dataclass(frozen=True)
+class News:
+    """One ``SweepEvent`` for the pool's caller, with the model it is about ("" for the sweep)."""
+
+    model: str
+    event: SweepEvent
 
 
 def describe_phase(phase: Phase | None) -> str:

@@ -26,8 +26,9 @@ from exportwatch.sweep.devices import require_devices
 from exportwatch.sweep.options import SweepOptions
 from exportwatch.sweep.preload import model_packages
 from exportwatch.sweep.progress import Progress
+from exportwatch.sweep.protocol import JobFinished, News, SweepNote, TargetStarted, UnitConfigError, UnitNote
 from exportwatch.sweep.settings import SweepSettings
-from exportwatch.sweep.workers import Event, WorkerPool
+from exportwatch.sweep.workers import WorkerPool
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +98,7 @@ class SweepSession:
     def sweep(self, request: SweepRequest, *, progress: Progress | None = None) -> SweepResult:
         return run_sweep(request, progress=progress, session=self)
 
-    def pool_for(self, options: SweepOptions, settings: SweepSettings) -> WorkerPool:
+    def pool_for(self, settings: SweepSettings) -> WorkerPool:
         """The session's pool, started by its first sweep with that sweep's options; a fresh
         one where the warm server imported, as an installed library, a module this sweep's
         tree has its own copy of (the base's models must import the base's copy)."""
@@ -105,7 +106,7 @@ class SweepSession:
         if self.pool is not None and shadowed_modules(self.pool.preloaded_tops, settings):
             self.close()
         if self.pool is None:
-            self.pool = _pool(options, settings, persistent=True)
+            self.pool = _pool(settings, persistent=True)
         return self.pool
 
     def close(self) -> None:
@@ -138,13 +139,14 @@ def shadowed_modules(tops: Iterable[str], settings: SweepSettings) -> list[str]:
     return found
 
 
-def _pool(options: SweepOptions, settings: SweepSettings, *, persistent: bool = False) -> WorkerPool:
+def _pool(settings: SweepSettings, *, persistent: bool = False) -> WorkerPool:
+    options = settings.options
     return WorkerPool(
         size=options.workers or os.cpu_count() or 1,
         settings=settings,
         timeout_s=options.timeout_s,
         max_memory_mb=options.max_memory_mb,
-        on_event=lambda event: None,
+        on_event=lambda news: None,
         persistent=persistent,
     )
 
@@ -220,47 +222,50 @@ def _sweep(
     misconfigured: set[str] = set()
     started = time.monotonic()
 
-    def on_event(event: Event) -> None:
-        if event.kind == "start" and event.target:
-            progress.start(event.model, event.target)
-        elif event.kind == "result" and event.job is not None:
-            opened.result()[1].append(event.job)
-            model_order, target_order = order[event.model]
-            results[(model_order, target_order.get(event.job.target, 99))] = event.job
-            skipped_for_error = event.model in misconfigured and event.job.verdict is Verdict.SKIPPED
-            progress.result(event.job, reason=CONFIG_ERROR_REASON if skipped_for_error else None)
-        elif event.kind == "config-error" and event.message:
-            misconfigured.add(event.model)
-            if event.message not in config_errors:  # a model's process started again says it again
-                config_errors.append(event.message)
-        elif event.kind == "note" and event.message:
-            progress.message(f"note: {event.message}")
-        elif event.kind == "warning" and event.message and event.message not in warnings:
-            warnings.append(event.message)
-            progress.warning(event.message)
+    def on_news(news: News) -> None:
+        match news.event:
+            case TargetStarted(target=target):
+                progress.start(news.model, target)
+            case JobFinished(job=job):
+                opened.result()[1].append(job)
+                model_order, target_order = order[news.model]
+                results[(model_order, target_order.get(job.target, 99))] = job
+                skipped_for_error = news.model in misconfigured and job.verdict is Verdict.SKIPPED
+                progress.result(job, reason=CONFIG_ERROR_REASON if skipped_for_error else None)
+            case UnitConfigError(message=message):
+                misconfigured.add(news.model)
+                if message not in config_errors:  # a model's process started again says it again
+                    config_errors.append(message)
+            case SweepNote(message=message):
+                progress.message(f"note: {message}")
+            case UnitNote(message=message):
+                if message not in warnings:
+                    warnings.append(message)
+                    progress.warning(message)
 
     settings = SweepSettings(
         manifest_root=manifest.root,
         repo_root=repository_root(manifest),
-        artifacts_dir=options.artifacts_dir,
-        verbose=options.verbose,
+        options=options,
         sys_path=tuple(sys.path),  # as it is now: a base sweep's points into its worktree
     )
-    pool = session.pool_for(options, settings) if session is not None else _pool(options, settings)
+    pool = session.pool_for(settings) if session is not None else _pool(settings)
     try:
-        pool.run(plan.queue(), settings=settings, on_event=on_event)
+        pool.run(plan.queue(), settings=settings, on_event=on_news)
     except KeyboardInterrupt:
         header, journal = opened.result()
         journal.close()
         progress.close()
-        # What finished is kept: a report marked incomplete, then the interrupt goes on.
+        # What finished is kept, and what was running is recorded as interrupted: a report
+        # marked incomplete, then the interrupt goes on.
         partial = replace(header, jobs=[results[k] for k in sorted(results)])
         write_report(
             replace(partial, duration_s=round(time.monotonic() - started, 3), complete=False),
             request.output,
             log=log_path,
         )
-        raise SweepInterrupted(request.output, len(results), plan.total) from None
+        cut = sum(job.verdict is Verdict.INTERRUPTED for job in partial.jobs)
+        raise SweepInterrupted(request.output, len(results) - cut, plan.total, interrupted=cut) from None
     finally:
         opened.result()[1].close()  # an error making the header is raised here, after the pool
         progress.close()
@@ -298,8 +303,12 @@ def _sole_writer(log_path: Path, *, report: Path) -> Iterator[None]:
 
 
 class SweepInterrupted(KeyboardInterrupt):
-    """Ctrl-C: the jobs that finished are in an incomplete report at ``output``."""
+    """Ctrl-C or SIGTERM: the jobs that finished, and those that were running (``interrupted``),
+    are in an incomplete report at ``output``."""
 
-    def __init__(self, output: Path, finished: int, total: int) -> None:
-        super().__init__(f"interrupted: {finished} of {total} job(s) finished; partial report in {output}")
+    def __init__(self, output: Path, finished: int, total: int, *, interrupted: int = 0) -> None:
+        cut = f", {interrupted} interrupted" if interrupted else ""
+        super().__init__(
+            f"interrupted: {finished} of {total} job(s) finished{cut}; partial report in {output}"
+        )
         self.output = output

@@ -10,9 +10,12 @@ building the model, capturing its inputs and its export attempts; never the expo
 killed, the job it was on gets a ``crash``/``timeout``/``oom`` verdict and the targets it had
 not reached go back to the queue, for a fresh process.
 
-Ctrl-C: the first one stops scheduling, ends every model's process tree and raises
-``KeyboardInterrupt`` (the runner writes the partial report); a second one ends everything at
-once and exits 130.
+Ctrl-C or SIGTERM: the first one stops scheduling, ends every model's process tree, records
+each job that was running as ``interrupted`` and raises ``KeyboardInterrupt`` (the runner writes
+the partial report); a second one ends everything at once and exits 130.
+
+The worker's processes are started by name (``processes.run_by_name``): this module never
+imports :mod:`exportwatch.worker`, which imports torch.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from multiprocessing.connection import Connection, wait
 from multiprocessing.reduction import send_handle
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, Final
 
 from exportwatch.errors import InternalError
 from exportwatch.plan import Unit, execution_order
@@ -48,6 +51,7 @@ from exportwatch.sweep.protocol import (
     JobFinished,
     ModelExit,
     ModelMessage,
+    News,
     Phase,
     Preloading,
     ServerReady,
@@ -80,6 +84,11 @@ START_METHOD_VARIABLE = "EXPORTWATCH_START_METHOD"
 OOM_SHARE = 0.5
 #: The model's own process exits with this when exportwatch failed outside any job.
 INTERNAL_EXIT_CODE = 70
+#: The worker's mains, imported only in the processes they run in (``processes.run_by_name``).
+FORK_SERVER_MAIN: Final = "exportwatch.worker.forkserver:serve"
+SPAWNED_MODEL_MAIN: Final = "exportwatch.worker.forkserver:spawned_model_main"
+#: The signals that interrupt a sweep: a terminal's Ctrl-C, and a CI runner's or a user's kill.
+INTERRUPTING_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class WorkerStartError(InternalError, RuntimeError):
@@ -90,17 +99,6 @@ class WorkerStartError(InternalError, RuntimeError):
             f"{what} died while starting ({processes.signal_name(returncode)}); it said:\n"
             f"{log_tail.strip() or '(nothing)'}"
         )
-
-
-@dataclass(kw_only=True)
-class Event:
-    """Progress news for the caller's display."""
-
-    kind: str  # "start" | "result" | "config-error" | "note" | "warning"
-    model: str = ""
-    target: str | None = None
-    job: Any = None  # JobResult
-    message: str | None = None
 
 
 def _tail(path: Path | None) -> str:
@@ -146,11 +144,9 @@ class _ForkServer:
         self.statements: list[ImportStatement] = statements
         #: Top-level modules the server imports as installed libraries (shared by every fork).
         self.preloaded_tops = frozenset(s.module.split(".")[0] for s in statements)
-        from exportwatch.worker import forkserver
-
         self.process = context.Process(
-            target=forkserver.serve,
-            args=(child_conn, settings, self.log_path, targets, statements, os.getpid()),
+            target=processes.run_by_name,
+            args=(FORK_SERVER_MAIN, child_conn, settings, self.log_path, targets, statements, os.getpid()),
             name="exportwatch-fork-server",
             daemon=True,
         )
@@ -269,11 +265,9 @@ class _Spawner:
     def launch(
         self, token: int, unit: Unit, child_end: Connection, log_path: Path | None, settings: SweepSettings
     ) -> int | None:
-        from exportwatch.worker.model_process import spawned_model_main
-
         process = self.context.Process(
-            target=spawned_model_main,
-            args=(child_end, unit, settings, log_path),
+            target=processes.run_by_name,
+            args=(SPAWNED_MODEL_MAIN, child_end, unit, settings, log_path),
             name=f"exportwatch-model-{token}",
             daemon=True,
         )
@@ -351,11 +345,11 @@ class WorkerPool:
         settings: SweepSettings,
         timeout_s: float | None = None,
         max_memory_mb: float | None = None,
-        on_event: Callable[[Event], None],
+        on_event: Callable[[News], None],
         persistent: bool = False,
     ) -> None:
         self.size = max(1, size)
-        self._default_threads(settings)
+        settings = self._default_threads(settings)
         self.settings = settings
         self._run_settings = settings
         self.persistent = persistent
@@ -376,9 +370,11 @@ class WorkerPool:
         self._server_deaths: dict[str, int] = {}  # model -> fork-server deaths while it ran
         self._notes_said: set[str] = set()  # this run's sweep-wide notes, each said once
 
-    def _default_threads(self, settings: SweepSettings) -> None:
+    def _default_threads(self, settings: SweepSettings) -> SweepSettings:
+        """The cores shared among the pool's processes, where the settings do not say."""
         if settings.threads is None and self.size > 1:
-            settings.threads = max(1, (os.cpu_count() or 1) // self.size)
+            return replace(settings, threads=max(1, (os.cpu_count() or 1) // self.size))
+        return settings
 
     # --- the loop -----------------------------------------------------------------------------
 
@@ -387,14 +383,12 @@ class WorkerPool:
         units: list[Unit],
         *,
         settings: SweepSettings | None = None,
-        on_event: Callable[[Event], None] | None = None,
+        on_event: Callable[[News], None] | None = None,
     ) -> None:
         """Sweep ``units`` (with ``settings``: another tree's, e.g. a worktree of the base)."""
         if not units:
             return
-        if settings is not None:
-            self._default_threads(settings)
-        self._run_settings = settings or self.settings
+        self._run_settings = self._default_threads(settings) if settings is not None else self.settings
         if on_event is not None:
             self.on_event = on_event
         # What one run counts is its own (compare's base run must not inherit HEAD's deaths).
@@ -432,6 +426,7 @@ class WorkerPool:
             finished = True
         except KeyboardInterrupt:
             self._end_all(hard=False)
+            self._record_interrupted()
             if self._launcher is not None:
                 self._launcher.close(grace_s=1.0)
                 self._launcher = None
@@ -441,8 +436,10 @@ class WorkerPool:
                 self.close()
             # After an interrupt our handler stays: a second Ctrl-C, while the partial report
             # is written, still ends the sweep at once, with 130.
-            if previous is not None and not self._interrupts:
-                signal.signal(signal.SIGINT, previous)
+            if not self._interrupts:
+                for signum, handler in previous.items():
+                    if handler is not None:  # None: not set from Python, nothing to put back
+                        signal.signal(signum, handler)
 
     @property
     def preloaded_tops(self) -> frozenset[str]:
@@ -465,10 +462,11 @@ class WorkerPool:
         if self.settings.log_dir is None:
             shutil.rmtree(self._log_dir, ignore_errors=True)
 
-    def _catch_interrupts(self) -> Any:
-        """First Ctrl-C: a flag the loop acts on within ``POLL_SECONDS``; second: end it all now."""
+    def _catch_interrupts(self) -> dict[int, Any]:
+        """First Ctrl-C or SIGTERM: a flag the loop acts on within ``POLL_SECONDS``; second: end
+        it all now. Returns the handlers it replaced."""
         if threading.current_thread() is not threading.main_thread():
-            return None
+            return {}
 
         def on_interrupt(signum: int, frame: FrameType | None) -> None:
             self._interrupts += 1
@@ -476,7 +474,28 @@ class WorkerPool:
                 self._end_all(hard=True)
                 os._exit(130)
 
-        return signal.signal(signal.SIGINT, on_interrupt)
+        return {signum: signal.signal(signum, on_interrupt) for signum in INTERRUPTING_SIGNALS}
+
+    def _record_interrupted(self) -> None:
+        """Each job that was running when the sweep was interrupted is a result: ``interrupted``.
+
+        Its process tree is being ended: what it sent before is read first, so a job that
+        finished is kept as it finished.
+        """
+        for running in list(self._running.values()):
+            self._drain(running)
+            self._running.pop(running.token, None)
+            with contextlib.suppress(OSError):
+                running.conn.close()
+            if running.done:
+                continue
+            victims, _ = _victims(running)
+            self._charge(
+                running,
+                victims,
+                Verdict.INTERRUPTED,
+                _interrupted_message(running),
+            )
 
     def _start_launcher(self, units: list[Unit]) -> _ForkServer | _Spawner:
         forced = os.environ.get(START_METHOD_VARIABLE, "").strip().lower()
@@ -489,9 +508,7 @@ class WorkerPool:
         except _PreloadFailed as failed:  # the model that needs it will say so, in its own process
             server.close(hard=True)
             self._preload = False
-            self.on_event(
-                Event(kind="note", message=f"{failed}; each model's process imports its libraries itself")
-            )
+            self.on_event(News("", SweepNote(f"{failed}; each model's process imports its libraries itself")))
             return self._start_launcher(units)
         except BaseException:  # Ctrl-C during its warm-up, or it died: it has no model to end
             server.close(hard=True)
@@ -501,10 +518,7 @@ class WorkerPool:
         server.close()
         self.start_method = "spawn"
         self.on_event(
-            Event(
-                kind="note",
-                message=f"each model's process is spawned, not forked: {ready.spawn_reason} (slower)",
-            )
+            News("", SweepNote(f"each model's process is spawned, not forked: {ready.spawn_reason} (slower)"))
         )
         return _Spawner(self._context, self.settings)
 
@@ -546,6 +560,8 @@ class WorkerPool:
             if token in self._running:
                 self._running[token].returncode = returncode
         if server_died is not None:
+            if self._interrupts:  # a signal to the sweep's group ended it too: no restart
+                raise KeyboardInterrupt
             self._restart_server(queue, server_died)
 
     def _restart_server(self, queue: deque[Unit], returncode: int) -> None:
@@ -593,43 +609,42 @@ class WorkerPool:
         unit = running.unit
         now = time.monotonic()
         running.spoke = True
-        if isinstance(message, Phase):
-            running.phase = message
-            if message.name == "build":
-                running.clock_started = now
-                running.deadline = now + self._timeout_for(unit)
-        elif isinstance(message, DeviceResolved):
-            running.device = message.device
-        elif isinstance(message, TargetStarted):
-            if running.prep_s is None:
-                running.prep_s = now - running.clock_started if running.clock_started is not None else 0.0
-            running.current = message.target
-            running.target_started = now
-            running.deadline = now + max(0.0, self._timeout_for(unit) - running.prep_s)
-            running.peak_mb = 0.0
-            self.on_event(Event(kind="start", model=unit.spec.name, target=message.target))
-        elif isinstance(message, JobFinished):
-            job = message.job
-            peak = max(job.peak_rss_mb or 0.0, running.peak_mb)
-            if peak:
-                job = replace(job, peak_rss_mb=round(peak, 1))
-            running.finished.append(job.target)
-            running.current = None
-            running.peak_mb = 0.0
-            self.on_event(Event(kind="result", model=unit.spec.name, target=job.target, job=job))
-        elif isinstance(message, UnitConfigError):
-            self.on_event(Event(kind="config-error", model=unit.spec.name, message=message.message))
-        elif isinstance(message, UnitNote):
-            self.on_event(Event(kind="warning", model=unit.spec.name, message=message.message))
-        elif isinstance(message, SweepNote):
-            if message.message not in self._notes_said:
-                self._notes_said.add(message.message)
-                self.on_event(Event(kind="note", model=unit.spec.name, message=message.message))
-        elif isinstance(message, ModelExit):
-            running.ended_itself = message.message
-        elif isinstance(message, UnitDone):
-            running.done = True
-            running.current = None
+        match message:
+            case Phase(name=name):
+                running.phase = message
+                if name == "build":
+                    running.clock_started = now
+                    running.deadline = now + self._timeout_for(unit)
+            case DeviceResolved(device=device):
+                running.device = device
+            case TargetStarted(target=target):
+                if running.prep_s is None:
+                    started = running.clock_started
+                    running.prep_s = now - started if started is not None else 0.0
+                running.current = target
+                running.target_started = now
+                running.deadline = now + max(0.0, self._timeout_for(unit) - running.prep_s)
+                running.peak_mb = 0.0
+                self.on_event(News(unit.spec.name, message))
+            case JobFinished(job=job):
+                peak = max(job.peak_rss_mb or 0.0, running.peak_mb)
+                if peak:
+                    job = replace(job, peak_rss_mb=round(peak, 1))
+                running.finished.append(job.target)
+                running.current = None
+                running.peak_mb = 0.0
+                self.on_event(News(unit.spec.name, JobFinished(job)))
+            case UnitConfigError() | UnitNote():
+                self.on_event(News(unit.spec.name, message))
+            case SweepNote(message=text):
+                if text not in self._notes_said:  # said once per run, however many processes say it
+                    self._notes_said.add(text)
+                    self.on_event(News(unit.spec.name, message))
+            case ModelExit(message=text):
+                running.ended_itself = text
+            case UnitDone():
+                running.done = True
+                running.current = None
 
     def _police(self, running: _Running) -> None:
         if (
@@ -674,6 +689,11 @@ class WorkerPool:
         returncode = running.returncode
         if running.killed is not None:
             verdict, message = running.killed
+        elif self._interrupts:  # a signal to the sweep's group reached the fork server first
+            verdict, message = (
+                Verdict.INTERRUPTED,
+                _interrupted_message(running),
+            )
         elif running.ended_itself is not None:
             verdict, message = Verdict.CRASH, running.ended_itself
         elif returncode == -signal.SIGKILL:
@@ -707,17 +727,15 @@ class WorkerPool:
         )
 
     def _fail_current(self, running: _Running, queue: deque[Unit], verdict: Verdict, message: str) -> None:
+        victims, requeue = _victims(running)
+        self._charge(running, victims, verdict, message)
+        if requeue:
+            unit = running.unit
+            queue.appendleft(Unit(spec=unit.spec, targets=requeue, device=unit.device, order=unit.order))
+
+    def _charge(self, running: _Running, victims: list[str], verdict: Verdict, message: str) -> None:
+        """A result no exporter produced for each of ``victims``, on the job's own clock."""
         unit = running.unit
-        remaining = [t for t in execution_order(unit.targets) if t not in running.finished]
-        if running.current is None and not running.finished:
-            # Died while building the model or capturing inputs: every target shares that fate.
-            victims, requeue = remaining, []
-        elif running.current is None:
-            # Between two targets: charge the next one, retry the rest in a fresh process.
-            victims, requeue = remaining[:1], remaining[1:]
-        else:
-            victims = [running.current]
-            requeue = [t for t in remaining if t != running.current]
         tail = _tail(running.log_path)
         # The job's clock: building and capturing are on it, as they are on its deadline.
         if running.current is not None:
@@ -735,9 +753,7 @@ class WorkerPool:
                 peak_rss_mb=running.peak_mb,
                 duration_s=round(elapsed, 3),
             )
-            self.on_event(Event(kind="result", model=unit.spec.name, target=target, job=job))
-        if requeue:
-            queue.appendleft(Unit(spec=unit.spec, targets=requeue, device=unit.device, order=unit.order))
+            self.on_event(News(unit.spec.name, JobFinished(job)))
 
     def _end_all(self, *, hard: bool) -> None:
         """End every model's process tree (and, when hard, the fork server) without waiting."""
@@ -746,3 +762,19 @@ class WorkerPool:
                 processes.kill_tree(running.pid)
         if self._launcher is not None and hard:
             self._launcher.close(hard=True)
+
+
+def _victims(running: _Running) -> tuple[list[str], list[str]]:
+    """(the targets a process's death is charged to, the targets to retry in a fresh one)."""
+    remaining = [t for t in execution_order(running.unit.targets) if t not in running.finished]
+    if running.current is None and not running.finished:
+        # Died while building the model or capturing inputs: every target shares that fate.
+        return remaining, []
+    if running.current is None:
+        # Between two targets: charge the next one, retry the rest in a fresh process.
+        return remaining[:1], remaining[1:]
+    return [running.current], [t for t in remaining if t != running.current]
+
+
+def _interrupted_message(running: _Running) -> str:
+    return f"the sweep was interrupted (Ctrl-C or SIGTERM) {describe_phase(running.phase)}"

@@ -17,33 +17,33 @@ import re
 import shutil
 import tempfile
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch.utils import _pytree as pytree
 
 from exportwatch import compat
-from exportwatch.report import Mismatch, Verdict
+from exportwatch.report import Mismatch
 from exportwatch.targets.base import (
     NOISE_WARNINGS,
+    Attempt,
     Call,
-    Outcome,
+    Runner,
     SharedTrace,
     Stage,
+    StageFailed,
     Target,
     TargetOptions,
+    first_line,
 )
 from exportwatch.targets.verify import (
     DynamicDim,
-    NumericMismatchError,
-    Tolerance,
     clone_tree,
     compare_flat,
-    eager_references,
     flatten_with_paths,
     requested_dynamic_dims,
     slot_tree,
@@ -117,7 +117,7 @@ class _ListHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         # A record that cannot format is not worth losing the export over.
         with contextlib.suppress(Exception):
-            message = _first_line(record.getMessage())
+            message = first_line(record.getMessage())
             if not _NOISY_LOG.search(message):
                 self.sink.append(f"{record.name}: {message}")
 
@@ -140,7 +140,7 @@ def capture_exporter_output(logger_name: str) -> Iterator[Captured]:
         captured.stdout = buffer.getvalue()
         for w in caught:
             if not issubclass(w.category, NOISE_WARNINGS):
-                captured.warnings.append(f"{w.category.__name__}: {_first_line(w.message)}")
+                captured.warnings.append(f"{w.category.__name__}: {first_line(w.message)}")
         captured.warnings.extend(records)
 
 
@@ -148,45 +148,63 @@ def capture_exporter_output(logger_name: str) -> Iterator[Captured]:
 # The target.
 
 
-class OnnxDynamo(Target):
-    """``torch.onnx.export(module, args, kwargs=..., dynamo=True)`` + checker + ORT verification."""
+@dataclass(frozen=True)
+class OnnxExport:
+    """What an ONNX target's capture hands on: the model to check and run, and how to feed it."""
+
+    onnx_model: OnnxModel
+    #: Built only when the model is run (after the checker, and only where it is verified).
+    feeder: Callable[[], InputFeeder]
+
+
+class OnnxTarget(Target[OnnxExport]):
+    """The steps both ONNX targets share: the full checker, then ONNX Runtime on every input set
+    (skipped with a note where onnxruntime is not installed); outputs compared as flat tensors."""
+
+    requires: ClassVar[tuple[str, ...]] = ("onnx",)
+    extra = "onnx"
+    runner_name = "ONNX Runtime"
+
+    def check(self, job: Attempt, exported: OnnxExport) -> None:
+        error = exported.onnx_model.check()
+        if error is not None:
+            raise StageFailed(Stage.CHECKER, error)
+
+    def unverifiable(self, job: Attempt) -> str | None:
+        return MISSING_ORT_NOTE if onnx_modules().ort is None else None
+
+    def load(self, job: Attempt, exported: OnnxExport) -> Runner:
+        ort = onnx_modules().ort
+        assert ort is not None  # unverifiable() said so otherwise
+        feeder = exported.feeder()
+        with job.stage(Stage.RUNTIME):
+            session = exported.onnx_model.session(ort)
+        session_inputs = [i.name for i in session.get_inputs()]
+        return lambda call: session.run(None, feeder.feed(call, session_inputs))
+
+    def compare(self, expected: Any, actual: Any, *, input_set: str, tolerance: Any) -> Mismatch | None:
+        return compare_flat(
+            onnx_output_leaves(expected, len(actual)), list(actual), input_set=input_set, tolerance=tolerance
+        )
+
+
+class OnnxDynamo(OnnxTarget):
+    """``torch.onnx.export(module, args, kwargs=..., dynamo=True)`` + checker + ORT verification.
+
+    The exporter runs with its own optimisation and verification off; this target runs each
+    later step itself, so a failure names its stage.
+    """
 
     name = "onnx"
     requires = ("onnx", "onnxscript")
-    extra = "onnx"
 
-    def prepare(self) -> None:
-        """Pay the one-off start-up now (onnxscript import, torchlib registry, first trace)."""
-        warm_up(self)
-
-    def attempt(
-        self,
-        module: Any,
-        example: Call,
-        *,
-        checks: Sequence[tuple[str, Call]] = (),
-        options: TargetOptions,
-    ) -> Outcome:
+    def capture(self, job: Attempt) -> OnnxExport:
         mods = onnx_modules()
         dynamo_exporter()
-        with _Artifacts(options) as artifacts:
-            outcome, program = self._attempt(mods, module, example, checks, options, artifacts)
-            if outcome.verdict in (Verdict.FAIL, Verdict.MISMATCH):
-                artifacts.keep(program, mods)
-            return outcome
-
-    def _attempt(
-        self,
-        mods: OnnxModules,
-        module: Any,
-        example: Call,
-        checks: Sequence[tuple[str, Call]],
-        options: TargetOptions,
-        artifacts: _Artifacts,
-    ) -> tuple[Outcome, Any]:
-        notes: list[str] = []
+        module, example, options = job.module, job.example, job.options
         args, kwargs = clone_tree(tuple(example.args)), clone_tree(dict(example.kwargs))
         shared = shared_capture(module, example, options)
+        report_dir = job.scratch() if options.artifacts_dir is not None else None
         try:
             with capture_exporter_output("torch.onnx") as captured, _reuse_torchlib_registry():
                 if shared is not None:  # what the capture warned, where it would have warned it
@@ -201,49 +219,46 @@ class OnnxDynamo(Target):
                     custom_translation_table=options.onnx_custom_translations,
                     optimize=False,
                     verify=False,
-                    report=artifacts.report_dir is not None,
-                    artifacts_dir=artifacts.report_dir or ".",
+                    report=report_dir is not None,
+                    artifacts_dir=report_dir or ".",
                 )
         except Exception as exc:
-            notes.extend(captured.notes())
-            notes.extend(capture_fallback_notes(captured.stdout))
+            job.notes.extend(captured.notes())
+            job.notes.extend(capture_fallback_notes(captured.stdout))
             stage = export_error_stage(exc, mods.errors)
             if stage == Stage.TRANSLATION:
                 op = untranslated_op(exc)
                 if op:
-                    notes.append(f"no ONNX translation for {op}")
-            return Outcome.failed(stage, exc, notes), None
+                    job.notes.append(f"no ONNX translation for {op}")
+            raise StageFailed(stage, exc) from None
         # Typed ``ONNXProgram | None``: None is the legacy (dynamo=False) exporter's return only.
         assert program is not None
-        notes.extend(captured.notes())
-        notes.extend(capture_fallback_notes(captured.stdout, compat.onnx_capture_strategy(program)))
+        job.artifact = program
+        job.notes.extend(captured.notes())
+        job.notes.extend(capture_fallback_notes(captured.stdout, compat.onnx_capture_strategy(program)))
 
         try:
             with capture_exporter_output("onnxscript") as captured:
                 program.optimize()
         except Exception as exc:
-            return Outcome.failed(Stage.OPTIMIZATION, exc, notes + captured.notes()), program
-        try:
+            job.notes.extend(captured.notes())
+            raise StageFailed(Stage.OPTIMIZATION, exc) from None
+        with job.stage(Stage.TRANSLATION, keep=None):
             model = program.model_proto  # IR → protobuf; fails on values ONNX cannot hold
-        except Exception as exc:
-            return Outcome.failed(Stage.TRANSLATION, exc, notes), None
         ep = program.exported_program
-        notes.extend(specialised_onnx_dims(model, module, ep, options.dynamic_shapes))
+        job.notes.extend(specialised_onnx_dims(model, module, ep, options.dynamic_shapes))
+        onnx_model = job.hold(OnnxModel(mods.onnx, model))
+        return OnnxExport(onnx_model=onnx_model, feeder=lambda: _DynamoFeeder.build(ep, example))
 
-        with OnnxModel(mods.onnx, model) as onnx_model:
-            error = onnx_model.check()
-            if error is not None:
-                return Outcome.failed(Stage.CHECKER, error, notes), program
-            if not options.verify:
-                return Outcome.ok(notes), program
-            if mods.ort is None:
-                notes.append(MISSING_ORT_NOTE)
-                return Outcome.ok(notes), program
-            feeder = _DynamoFeeder.build(ep, example)
-            options.report_phase("verification")
-            return verify_with_onnxruntime(
-                mods.ort, onnx_model, module, example, checks, options, feeder, notes
-            ), program
+    def keep(self, job: Attempt, directory: Path) -> None:
+        """The .onnx (when the exporter got that far) and the exporter's markdown report."""
+        directory.mkdir(parents=True, exist_ok=True)
+        stem = job.options.artifact_name
+        if job.artifact is not None:
+            save_model(job.artifact.model_proto, directory / f"{stem}.onnx", onnx_modules().onnx)
+        reports = sorted(job.scratch().glob("*.md"))
+        if reports:
+            shutil.copyfile(reports[-1], directory / f"{stem}.report.md")
 
 
 def shared_capture(module: Any, example: Call, options: TargetOptions) -> SharedTrace | None:
@@ -271,18 +286,11 @@ MISSING_ORT_NOTE = (
 )
 
 
-def warm_up(target: Target) -> None:
-    """One throwaway attempt on a tiny model: imports, registries and first-trace caches."""
-    tiny = torch.nn.Linear(2, 2).eval()
-    with torch.no_grad():
-        target.attempt(tiny, Call(args=(torch.ones(1, 2),)), options=TargetOptions())
-
-
 # ---------------------------------------------------------------------------------------------
 # Stage detection.
 
 
-def export_error_stage(exc: BaseException, errors: ModuleType) -> str:
+def export_error_stage(exc: BaseException, errors: ModuleType) -> Stage:
     """Which stage ``torch.onnx.export`` died in, from its wrapper exception classes."""
     torch_export_error = getattr(errors, "TorchExportError", None)
     conversion_error = getattr(errors, "ConversionError", None)
@@ -555,88 +563,8 @@ def _concrete(value: Any) -> Any:
     return value
 
 
-def verify_with_onnxruntime(
-    ort: ModuleType,
-    onnx_model: OnnxModel,
-    module: Any,
-    example: Call,
-    checks: Sequence[tuple[str, Call]],
-    options: TargetOptions,
-    feeder: InputFeeder,
-    notes: list[str],
-) -> Outcome:
-    """Create an ORT session, run every input set and compare with eager."""
-    try:
-        session = onnx_model.session(ort)
-    except Exception as exc:
-        return Outcome.failed(Stage.RUNTIME, exc, notes)
-    session_inputs = [i.name for i in session.get_inputs()]
-    tolerance = Tolerance(rtol=options.rtol, atol=options.atol)
-    for set_name, call, expected in eager_references(module, example, checks, notes):
-        try:
-            actual = session.run(None, feeder.feed(call, session_inputs))
-        except Exception as exc:
-            raised = Mismatch(
-                input_set=set_name,
-                output="",
-                message=(
-                    f"input set {set_name!r}: ONNX Runtime raised {type(exc).__name__}: {_first_line(exc)}"
-                ),
-            )
-            return Outcome(
-                verdict=Verdict.MISMATCH, stage=Stage.RUNTIME, error=exc, warnings=notes, mismatch=raised
-            )
-        mismatch = compare_flat(
-            onnx_output_leaves(expected, len(actual)), list(actual), input_set=set_name, tolerance=tolerance
-        )
-        if mismatch is not None:
-            return Outcome(
-                verdict=Verdict.MISMATCH,
-                stage=Stage.ACCURACY,
-                error=NumericMismatchError(mismatch),
-                warnings=notes,
-                mismatch=mismatch,
-            )
-    return Outcome.ok(notes)
-
-
 # ---------------------------------------------------------------------------------------------
 # Artifacts of failing attempts.
-
-
-class _Artifacts:
-    """``--keep-artifacts``: the exporter writes its report into a scratch dir; we keep it
-    (and the .onnx) under ``<artifact_name>`` only when the attempt failed or mismatched."""
-
-    def __init__(self, options: TargetOptions) -> None:
-        self.target_dir = options.artifacts_dir
-        self.stem = options.artifact_name
-        self._scratch: tempfile.TemporaryDirectory[str] | None = None
-        self.report_dir: Path | None = None
-
-    def __enter__(self) -> _Artifacts:
-        if self.target_dir is not None:
-            self._scratch = tempfile.TemporaryDirectory(prefix="exportwatch-report-")
-            self.report_dir = Path(self._scratch.name)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._scratch is not None:
-            self._scratch.cleanup()
-
-    def keep(self, program: Any, mods: OnnxModules) -> None:
-        if self.target_dir is None:
-            return
-        try:
-            self.target_dir.mkdir(parents=True, exist_ok=True)
-            if program is not None:
-                save_model(program.model_proto, self.target_dir / f"{self.stem}.onnx", mods.onnx)
-            if self.report_dir is not None:
-                reports = sorted(self.report_dir.glob("*.md"))
-                if reports:
-                    shutil.copyfile(reports[-1], self.target_dir / f"{self.stem}.report.md")
-        except Exception:  # artifacts are a courtesy: never turn a result into a crash
-            log.exception("could not keep ONNX artifacts in %s", self.target_dir)
 
 
 def save_model(model: Any, path: Path, onnx: ModuleType) -> None:
@@ -697,19 +625,13 @@ def _default_opset(registration: ModuleType) -> int:
     return int(getattr(constants, "TORCHLIB_OPSET", 18))
 
 
-def _first_line(value: object) -> str:
-    for line in str(value).splitlines():
-        if line.strip():
-            return line.strip()[:300]
-    return ""
-
-
 __all__ = [
     "MISSING_ORT_NOTE",
     "OnnxDynamo",
+    "OnnxExport",
     "OnnxModel",
+    "OnnxTarget",
     "capture_exporter_output",
     "cause_chain",
     "root_cause",
-    "verify_with_onnxruntime",
 ]

@@ -23,22 +23,19 @@ from torch.onnx import TrainingMode
 from torch.utils import _pytree as pytree
 
 from exportwatch import compat
-from exportwatch.report import Verdict
-from exportwatch.targets.base import Call, Outcome, Stage, Target, TargetOptions
+from exportwatch.targets.base import Attempt, Call, Stage, StageFailed
 from exportwatch.targets.onnx import (
     EXTERNAL_DATA_THRESHOLD_BYTES,
-    MISSING_ORT_NOTE,
     InputFeeder,
     InputStructureError,
+    OnnxExport,
     OnnxModel,
-    OnnxModules,
+    OnnxTarget,
     capture_exporter_output,
     onnx_modules,
     save_model,
     specialised_input_dims,
     to_numpy,
-    verify_with_onnxruntime,
-    warm_up,
 )
 from exportwatch.targets.verify import clone_tree, requested_dynamic_dims, slot_tree
 
@@ -49,53 +46,25 @@ _TRANSLATION_FRAMES = ("_run_symbolic_function", "_optimize_graph")
 _TRANSLATION_FILES = ("symbolic_opset", "symbolic_helper")
 
 
-class OnnxLegacy(Target):
+class OnnxLegacy(OnnxTarget):
     """``torch.onnx.export(..., dynamo=False)`` + checker + ONNX Runtime verification."""
 
     name = "onnx-legacy"
-    requires = ("onnx",)
-    extra = "onnx"
 
-    def prepare(self) -> None:
-        """Pay the one-off start-up now (onnx import, first trace), not in the first job."""
-        warm_up(self)
-
-    def attempt(
-        self,
-        module: Any,
-        example: Call,
-        *,
-        checks: Sequence[tuple[str, Call]] = (),
-        options: TargetOptions,
-    ) -> Outcome:
+    def capture(self, job: Attempt) -> OnnxExport:
         mods = onnx_modules()
-        with tempfile.TemporaryDirectory(prefix="exportwatch-legacy-") as scratch:
-            outcome, model = self._attempt(mods, module, example, checks, options, Path(scratch))
-            if outcome.verdict in (Verdict.FAIL, Verdict.MISMATCH) and options.artifacts_dir is not None:
-                _keep(model, mods, options)
-            return outcome
-
-    def _attempt(
-        self,
-        mods: OnnxModules,
-        module: Any,
-        example: Call,
-        checks: Sequence[tuple[str, Call]],
-        options: TargetOptions,
-        scratch: Path,
-    ) -> tuple[Outcome, Any]:
-        notes: list[str] = []
+        module, example, options = job.module, job.example, job.options
         try:
             flat = _FlatModule.build(module, example)
         except UnsupportedLegacyInput as exc:
-            return Outcome.failed(Stage.CAPTURE, exc), None
+            raise StageFailed(Stage.CAPTURE, exc) from None
         input_names = [f"in_{i}" for i in flat.tensor_leaves]
         dims = flat.dynamic_dims(options.dynamic_shapes)
         dynamic_axes: dict[str, dict[int, str]] = {}
         for dim in dims:
             dynamic_axes.setdefault(f"in_{dim.leaf}", {})[dim.dim] = dim.name
         big = _parameter_bytes(module) > EXTERNAL_DATA_THRESHOLD_BYTES
-        target: io.BytesIO | str = str(scratch / "model.onnx") if big else io.BytesIO()
+        target: io.BytesIO | str = str(job.scratch() / "model.onnx") if big else io.BytesIO()
         try:
             with capture_exporter_output("torch.onnx") as captured, _native_stdout_silenced():
                 torch.onnx.export(
@@ -114,32 +83,27 @@ class OnnxLegacy(Target):
                     do_constant_folding=not flat.training,
                 )
         except Exception as exc:
-            return Outcome.failed(legacy_error_stage(exc), exc, notes + captured.notes()), None
-        notes.extend(captured.notes())
+            job.notes.extend(captured.notes())
+            raise StageFailed(legacy_error_stage(exc), exc) from None
+        job.notes.extend(captured.notes())
         if isinstance(target, io.BytesIO):
             model, path = mods.onnx.load_model_from_string(target.getvalue()), None
         else:
             model, path = mods.onnx.load_model(target, load_external_data=False), Path(target)
-        notes.extend(specialised_input_dims(model, [(f"in_{d.leaf}", d) for d in dims]))
+        job.artifact = model
+        job.notes.extend(specialised_input_dims(model, [(f"in_{d.leaf}", d) for d in dims]))
+        onnx_model = job.hold(OnnxModel(mods.onnx, model, path=path))
+        return OnnxExport(onnx_model=onnx_model, feeder=lambda: _LegacyFeeder(flat))
 
-        with OnnxModel(mods.onnx, model, path=path) as onnx_model:
-            error = onnx_model.check()
-            if error is not None:
-                return Outcome.failed(Stage.CHECKER, error, notes), model
-            if not options.verify:
-                return Outcome.ok(notes), model
-            if mods.ort is None:
-                notes.append(MISSING_ORT_NOTE)
-                return Outcome.ok(notes), model
-            feeder = _LegacyFeeder(flat)
-            options.report_phase("verification")
-            outcome = verify_with_onnxruntime(
-                mods.ort, onnx_model, module, example, checks, options, feeder, notes
-            )
-            return outcome, model
+    def keep(self, job: Attempt, directory: Path) -> None:
+        """The .onnx, when the exporter wrote one."""
+        if job.artifact is None:
+            return
+        directory.mkdir(parents=True, exist_ok=True)
+        save_model(job.artifact, directory / f"{job.options.artifact_name}.onnx", onnx_modules().onnx)
 
 
-def legacy_error_stage(exc: BaseException) -> str:
+def legacy_error_stage(exc: BaseException) -> Stage:
     """translation: a symbolic function rejected an op; capture: tracing the model failed."""
     if isinstance(exc, torch.onnx.errors.UnsupportedOperatorError | torch.onnx.errors.SymbolicValueError):
         return Stage.TRANSLATION
@@ -262,16 +226,6 @@ def _parameter_bytes(module: Any) -> int:
         return 0
     tensors = [*module.parameters(), *module.buffers()]
     return sum(t.numel() * t.element_size() for t in tensors)
-
-
-def _keep(model: Any, mods: OnnxModules, options: TargetOptions) -> None:
-    if model is None or options.artifacts_dir is None:
-        return
-    try:
-        options.artifacts_dir.mkdir(parents=True, exist_ok=True)
-        save_model(model, options.artifacts_dir / f"{options.artifact_name}.onnx", mods.onnx)
-    except Exception:  # artifacts are a courtesy: never turn a result into a crash
-        log.exception("could not keep the ONNX model in %s", options.artifacts_dir)
 
 
 __all__ = ["OnnxLegacy", "legacy_error_stage"]

@@ -18,31 +18,26 @@ import torch
 from torch.fx.experimental.symbolic_shapes import is_concrete_int
 
 from exportwatch import compat
-from exportwatch.report import Mismatch, Verdict
 from exportwatch.targets.base import (
     NOISE_WARNINGS,
-    Call,
-    Outcome,
+    Attempt,
+    Runner,
     SharedTrace,
     Stage,
+    StageFailed,
     Target,
     TargetOptions,
+    first_line,
 )
-from exportwatch.targets.verify import (
-    NumericMismatchError,
-    Tolerance,
-    clone_tree,
-    compare_outputs,
-    eager_references,
-    requested_dynamic_dims,
-    slot_tree,
-)
+from exportwatch.targets.verify import clone_tree, requested_dynamic_dims, slot_tree
 
 log = logging.getLogger(__name__)
 
 
-class TorchExport(Target):
-    """``torch.export.export(module, args, kwargs, dynamic_shapes=..., strict=...)``."""
+class TorchExport(Target["torch.export.ExportedProgram"]):
+    """``torch.export.export(module, args, kwargs, dynamic_shapes=..., strict=...)``; run as
+    ``ep.module()`` on every input set. The first torch.export in a process costs about a second
+    more than later ones, which the base's :meth:`~Target.prepare` pays up front."""
 
     name = "export"
 
@@ -50,24 +45,13 @@ class TorchExport(Target):
         self.strict = strict
         self.name = "export-strict" if strict else "export"  # type: ignore[misc]
 
-    def prepare(self) -> None:
-        """The first torch.export in a process costs about a second more than later ones."""
-        tiny = torch.nn.Linear(2, 2).eval()
-        with torch.no_grad():
-            self.attempt(tiny, Call(args=(torch.ones(1, 2),)), options=TargetOptions())
-
-    def attempt(
-        self,
-        module: Any,
-        example: Call,
-        *,
-        checks: Sequence[tuple[str, Call]] = (),
-        options: TargetOptions,
-    ) -> Outcome:
-        notes: list[str] = []
+    def capture(self, job: Attempt) -> torch.export.ExportedProgram:
+        """Export; hand a static non-strict capture on to the ``onnx`` target (``TraceShelf``)."""
+        module, example, options = job.module, job.example, job.options
         shelf = options.traces if self._shareable(options) else None
         state = shelf.state(module) if shelf is not None else None  # before the trace runs forward
         watch = compat.watch_onnx_export_flag() if shelf is not None else contextlib.nullcontext(None)
+        caught: list[warnings.WarningMessage] = []
         try:
             with warnings.catch_warnings(record=True) as caught, watch as asked_if_onnx:
                 warnings.simplefilter("always")
@@ -79,60 +63,23 @@ class TorchExport(Target):
                     strict=self.strict,
                 )
         except Exception as exc:
-            return Outcome.failed(Stage.CAPTURE, exc, _warning_lines(caught))
-        notes.extend(_warning_lines(caught))
+            job.notes.extend(_warning_lines(caught))
+            raise StageFailed(Stage.CAPTURE, exc) from None
+        job.notes.extend(_warning_lines(caught))
         # Code that asked whether ONNX is exporting traces otherwise under torch.onnx.
         if shelf is not None and asked_if_onnx is not None and not asked_if_onnx():
-            shelf.keep(module, example, state, SharedTrace(program=ep, warnings=tuple(notes)))
-        notes.extend(specialised_dims_warnings(ep, module, options.dynamic_shapes))
-        if not options.verify:
-            return Outcome.ok(notes)
-        options.report_phase("verification")
-        return verify_exported_program(ep, module, example, checks=checks, options=options, notes=notes)
+            shelf.keep(module, example, state, SharedTrace(program=ep, warnings=tuple(job.notes)))
+        job.notes.extend(specialised_dims_warnings(ep, module, options.dynamic_shapes))
+        return ep
+
+    def load(self, job: Attempt, exported: torch.export.ExportedProgram) -> Runner:
+        with job.stage(Stage.RUNTIME):
+            program = exported.module()
+        return lambda call: program(*clone_tree(call.args), **clone_tree(call.kwargs))
 
     def _shareable(self, options: TargetOptions) -> bool:
         """A static non-strict capture is what the ``onnx`` exporter's first strategy makes."""
         return not self.strict and options.dynamic_shapes is None and options.traces is not None
-
-
-def verify_exported_program(
-    ep: torch.export.ExportedProgram,
-    module: Any,
-    example: Call,
-    *,
-    checks: Sequence[tuple[str, Call]],
-    options: TargetOptions,
-    notes: list[str],
-) -> Outcome:
-    """Run ``ep.module()`` on every input set and compare with eager."""
-    tolerance = Tolerance(rtol=options.rtol, atol=options.atol)
-    try:
-        exported = ep.module()
-    except Exception as exc:
-        return Outcome.failed(Stage.RUNTIME, exc, notes)
-    for set_name, call, expected in eager_references(module, example, checks, notes):
-        try:
-            actual = exported(*clone_tree(call.args), **clone_tree(call.kwargs))
-        except Exception as exc:
-            raised = Mismatch(
-                input_set=set_name,
-                output="",
-                message=f"input set {set_name!r}: the exported program raised "
-                f"{type(exc).__name__}: {_first_line(exc)}",
-            )
-            return Outcome(
-                verdict=Verdict.MISMATCH, stage=Stage.RUNTIME, error=exc, warnings=notes, mismatch=raised
-            )
-        mismatch = compare_outputs(expected, actual, input_set=set_name, tolerance=tolerance)
-        if mismatch is not None:
-            return Outcome(
-                verdict=Verdict.MISMATCH,
-                stage=Stage.ACCURACY,
-                error=NumericMismatchError(mismatch),
-                warnings=notes,
-                mismatch=mismatch,
-            )
-    return Outcome.ok(notes)
 
 
 def specialised_dims_warnings(
@@ -181,12 +128,5 @@ def _warning_lines(caught: Sequence[warnings.WarningMessage]) -> list[str]:
     seen: dict[str, None] = {}
     for w in caught:
         if not issubclass(w.category, NOISE_WARNINGS):
-            seen.setdefault(f"{w.category.__name__}: {_first_line(w.message)}", None)
+            seen.setdefault(f"{w.category.__name__}: {first_line(w.message)}", None)
     return list(seen)
-
-
-def _first_line(exc: object) -> str:
-    for line in str(exc).splitlines():
-        if line.strip():
-            return line.strip()[:300]
-    return ""

@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import hashlib
+import inspect
+import logging
+import types
 from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -20,6 +24,8 @@ from torch.utils import _pytree as pytree
 
 from exportwatch.manifest import DEFAULT_INPUT_SET
 from exportwatch.targets.base import Call
+
+log = logging.getLogger(__name__)
 
 #: The name of the manifest's main input set; extra sets keep their manifest names.
 EXAMPLE_SET = DEFAULT_INPUT_SET
@@ -37,6 +43,9 @@ class Capture:
     calls: dict[int, dict[str, list[Call]]] = field(default_factory=dict)  # id -> set -> calls
     outputs: dict[str, Any] = field(default_factory=dict)  # input set -> root output
     eager_errors: dict[str, BaseException] = field(default_factory=dict)
+    #: id -> method -> calls (example set), for modules whose ``forward`` the model never called
+    #: but whose other methods it did (encodec's quantizer, used through ``.encode``).
+    method_calls: dict[int, dict[str, list[Call]]] = field(default_factory=dict)
 
     def calls_of(self, module: nn.Module, input_set: str = EXAMPLE_SET) -> list[Call]:
         return self.calls.get(id(module), {}).get(input_set, [])
@@ -75,7 +84,112 @@ def capture_calls(model: nn.Module, input_sets: dict[str, Call], *, no_grad: boo
     finally:
         for handle in handles:
             handle.remove()
+    if EXAMPLE_SET in input_sets and EXAMPLE_SET not in capture.eager_errors:
+        try:
+            capture_method_calls(model, capture, input_sets[EXAMPLE_SET], no_grad=no_grad)
+        except Exception as exc:  # a courtesy: those modules then read as not-called, as before
+            log.warning("recording calls to other methods failed: %s: %s", type(exc).__name__, exc)
+            capture.method_calls.clear()
     return capture
+
+
+# ---------------------------------------------------------------------------------------------
+# Modules used through another method than forward
+
+#: Calls recorded per method of a module used through it (inputs are cloned: keep it bounded).
+MAX_METHOD_CALLS = 8
+_MODULE_ATTRIBUTES = frozenset(dir(nn.Module))
+
+
+def own_methods(module: nn.Module) -> list[str]:
+    """Methods its classes define besides ``forward`` and ``nn.Module``'s own (``encode``,
+    ``decode``, ``_quantize``): how a model may use a module without calling it."""
+    found: list[str] = []
+    for cls in type(module).__mro__:
+        if cls is nn.Module or not issubclass(cls, nn.Module):
+            break
+        if cls.__module__.split(".", 1)[0] == "torch":
+            continue  # torch's own modules (an unused LSTM's ``flatten_parameters``) are not it
+        for name, value in vars(cls).items():
+            if (
+                isinstance(value, types.FunctionType)
+                and not name.startswith("__")
+                and name not in _MODULE_ATTRIBUTES
+                and name not in found
+                and name not in vars(module)
+                # what the instance resolves (a subclass may shadow it with a property)
+                and isinstance(inspect.getattr_static(module, name, None), types.FunctionType)
+            ):
+                found.append(name)
+    return found
+
+
+def capture_method_calls(model: nn.Module, capture: Capture, example: Call, *, no_grad: bool) -> None:
+    """One more eager pass, only when some module's ``forward`` was never called while it has
+    methods of its own: record which of those the model called, and with what.
+
+    Without it such a module reads as dead code (``not-called``). The methods are wrapped on
+    the instance for that pass only; calls a recorded method makes on its own module are not
+    recorded again. The random state is restored, so later exports see what they saw before.
+    """
+    unused: dict[int, tuple[nn.Module, list[str]]] = {}
+    for module in model.modules():
+        if capture.calls_of(module) or id(module) in unused:
+            continue
+        methods = own_methods(module)
+        if methods:
+            unused[id(module)] = (module, methods)
+    if not unused:
+        return
+    active: set[int] = set()
+
+    def wrap(module: nn.Module, name: str) -> Any:
+        original = getattr(module, name)
+
+        @functools.wraps(original)
+        def recording(*args: Any, **kwargs: Any) -> Any:
+            if id(module) in active:
+                return original(*args, **kwargs)
+            per_method = capture.method_calls.setdefault(id(module), {}).setdefault(name, [])
+            if len(per_method) < MAX_METHOD_CALLS:
+                per_method.append(Call(args=_clone(tuple(args)), kwargs=_clone(dict(kwargs))))
+            active.add(id(module))
+            try:
+                return original(*args, **kwargs)
+            finally:
+                active.discard(id(module))
+
+        return recording
+
+    wrapped: list[tuple[nn.Module, str]] = []
+    try:
+        for module, methods in unused.values():
+            for name in methods:
+                object.__setattr__(module, name, wrap(module, name))
+                wrapped.append((module, name))
+        devices = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
+        with torch.random.fork_rng(devices=devices), torch.no_grad() if no_grad else nullcontext():
+            try:
+                model(*_clone(example.args), **_clone(example.kwargs))
+            except Exception:  # it ran once already; a second run that raises tells nothing
+                capture.method_calls.clear()
+    finally:
+        for module, name in wrapped:
+            vars(module).pop(name, None)
+
+
+class MethodAsForward(nn.Module):
+    """Exports ``module.<method>`` as if it were a forward (the manifest's ``methods``)."""
+
+    def __init__(self, module: nn.Module, method: str) -> None:
+        super().__init__()
+        self.inner = module
+        self.method = method
+        #: Where a failure at this export's interface is fixed (``diagnose.interface_frame``).
+        self.exported_method = getattr(module, method)
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        return getattr(self.inner, self.method)(*args, **kwargs)
 
 
 # ---------------------------------------------------------------------------------------------

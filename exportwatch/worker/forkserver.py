@@ -11,6 +11,10 @@ model's process leaves behind is re-parented here and ended. When the sweep's en
 closes (the sweep ended, or was killed), it ends every model's process tree and exits. It dies
 with the sweep even while it warms up (and reads no pipe): the kernel sends it SIGKILL then
 (``PR_SET_PDEATHSIG``), SIGTERM once it serves, so that it ends its models' trees first.
+
+Where forking is unsafe, ``spawned_model_main`` is the fallback: the same warm-up in a fresh
+interpreter per model. Both are started by name (the sweep never imports this package); this
+module imports ``model_process``, never the other way round.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
+import multiprocessing
 import multiprocessing.util
 import os
 import signal
@@ -27,6 +32,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.reduction import recv_handle
 from pathlib import Path
 
+from exportwatch.plan import Unit
 from exportwatch.sweep import processes
 from exportwatch.sweep.preload import ImportStatement, run_preload
 from exportwatch.sweep.protocol import Exited, Preloading, ServerReady, Started, StartUnit
@@ -74,7 +80,7 @@ def warm_up(settings: SweepSettings, targets: list[str]) -> Warm:
     from exportwatch.targets import get_target
     from exportwatch.worker.quiet import quiet_torch_logs
 
-    with quiet_torch_logs(settings.verbose):
+    with quiet_torch_logs(settings.options.verbose):
         for name in dict.fromkeys(targets):
             try:
                 get_target(name).prepare()
@@ -112,9 +118,9 @@ def serve(
     """The fork server's main: warm up, then fork one process per ``StartUnit`` until told to stop."""
     if sweep_pid is not None:  # warming up, it reads no pipe: only the kernel can end it in time
         die_with_the_sweep(sweep_pid, signal.SIGKILL)
-    if not settings.verbose:
+    if not settings.options.verbose:
         redirect_output(log_path)
-    logging.basicConfig(level=logging.DEBUG if settings.verbose else logging.ERROR)
+    logging.basicConfig(level=logging.DEBUG if settings.options.verbose else logging.ERROR)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the sweep handles Ctrl-C, and ends us
     for ending in (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
         signal.signal(ending, _exit_through_cleanup)  # a CI step's timeout signals the group
@@ -165,6 +171,23 @@ def serve(
         os._exit(0)
 
 
+def spawned_model_main(conn: Connection, unit: Unit, settings: SweepSettings, log_path: Path | None) -> None:
+    """The spawn fallback: a fresh interpreter per model, warmed up before the clock starts."""
+    # Warming up, nothing watches the sweep's pipe yet: the kernel ends us if the sweep dies. Once
+    # the watching thread runs, it ends our whole tree instead (SIGKILL would leave it).
+    sweep = multiprocessing.parent_process()
+    if sweep is not None and sweep.pid is not None:
+        die_with_the_sweep(sweep.pid, signal.SIGKILL)
+    with contextlib.suppress(OSError):
+        os.setpgid(0, 0)
+    if not settings.options.verbose:
+        redirect_output(log_path)
+    logging.basicConfig(level=logging.DEBUG if settings.options.verbose else logging.ERROR)
+    warm = warm_up(settings, unit.targets)
+    processes.die_with_parent(0)
+    run_model_process(conn, unit, settings, threads=settings.threads or warm.default_threads)
+
+
 def _exit_through_cleanup(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)  # the ``finally`` of ``serve`` ends every model's tree
 
@@ -178,7 +201,7 @@ def _become_model_process(
     try:
         os.setpgid(0, 0)
         conn.close()
-        if not settings.verbose:
+        if not settings.options.verbose:
             redirect_output(start.log_path)
         own = Pipe(fd)
     except BaseException:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import difflib
 import logging
-import multiprocessing
 import os
 import signal
 import sys
@@ -123,7 +122,7 @@ def run_model_process(conn: Connection, unit: Unit, settings: SweepSettings, *, 
             torch.set_num_threads(threads)
         from exportwatch.worker.quiet import quiet_torch_logs
 
-        with quiet_torch_logs(settings.verbose):
+        with quiet_torch_logs(settings.options.verbose):
             _run_unit(conn, unit, settings, phases)
         conn.send(UnitDone())
     except BaseException:  # our own bug, outside any job: the parent reports the exit code
@@ -133,25 +132,6 @@ def run_model_process(conn: Connection, unit: Unit, settings: SweepSettings, *, 
         sys.stdout.flush()
         sys.stderr.flush()
     real_exit(code)  # no interpreter teardown: seconds with torch loaded, and nothing to tear down
-
-
-def spawned_model_main(conn: Connection, unit: Unit, settings: SweepSettings, log_path: Path | None) -> None:
-    """The spawn fallback: a fresh interpreter per model, warmed up before the clock starts."""
-    from exportwatch.worker import forkserver
-
-    # Warming up, nothing watches the sweep's pipe yet: the kernel ends us if the sweep dies. Once
-    # the watching thread runs, it ends our whole tree instead (SIGKILL would leave it).
-    sweep = multiprocessing.parent_process()
-    if sweep is not None and sweep.pid is not None:
-        forkserver.die_with_the_sweep(sweep.pid, signal.SIGKILL)
-    with contextlib.suppress(OSError):
-        os.setpgid(0, 0)
-    if not settings.verbose:
-        redirect_output(log_path)
-    logging.basicConfig(level=logging.DEBUG if settings.verbose else logging.ERROR)
-    warm = forkserver.warm_up(settings, unit.targets)
-    processes.die_with_parent(0)
-    run_model_process(conn, unit, settings, threads=settings.threads or warm.default_threads)
 
 
 def _environment_notes(conn: Connection, said: set[str]) -> list[str]:

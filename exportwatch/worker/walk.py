@@ -11,7 +11,6 @@ This module runs inside a worker process; it knows nothing of processes or timeo
 
 from __future__ import annotations
 
-import inspect
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -31,6 +30,7 @@ from exportwatch.targets.base import Call, Outcome, Stage, TargetOptions, TraceS
 from exportwatch.worker.capture import (
     EXAMPLE_SET,
     Capture,
+    MethodAsForward,
     call_signature,
     capture_calls,
     dedup_key,
@@ -94,6 +94,12 @@ class _Walk:
         if eager_error is not None:
             self._record_model_error(eager_error)
         self._visit(self.model, "", covered_by=None)
+        root = self.results.get("")
+        for path in self.spec.methods:
+            if root is not None and path not in self.results:  # a typo must not pass in silence
+                root.warnings.append(
+                    f"manifest `methods` names submodule {path!r}, which the model does not have"
+                )
         return [self.results[p] for p in self._ordered_paths()]
 
     def _ordered_paths(self) -> list[str]:
@@ -129,6 +135,9 @@ class _Walk:
             self._skip_below_model_error(module)
             return
         calls = self.capture.calls_of(module)
+        exported, through = module, self._through_method(module, path) if not calls else None
+        if through is not None:
+            exported, calls = through
         if not calls:
             # Checked before coverage: a module the forward never calls is `not-called` whether
             # or not its ancestor exported, so breaking the root does not flip unused modules.
@@ -141,12 +150,14 @@ class _Walk:
             for child, child_path in self._children(module, path):
                 self._visit(child, child_path, covered_by=covered_by)
             return
-        key, dedup_warning = self._dedup_key(module, path, calls)
+        key, dedup_warning = self._dedup_key(exported, path, calls)
         if key in self.seen:
             self._mirror(module, path, self.seen[key])
             return
         self.seen[key] = path
-        result = self._attempt(module, path, calls)
+        result = self._attempt(exported, path, calls)
+        if exported is not module:
+            _exported_through(result, module, self.spec.methods[path])
         if dedup_warning:
             result.warnings.append(dedup_warning)
         passed = result.verdict == Verdict.OK
@@ -180,10 +191,29 @@ class _Walk:
             self._new(module, path, Verdict.SKIPPED, reason=reason)
 
     def _record_not_called(self, module: nn.Module, path: str) -> None:
-        if any(True for _ in module.children()) and not _has_own_forward(module):
+        used = list(self.capture.method_calls.get(id(module), {}))
+        if used:  # not dead code: the model calls it, through another method than forward
+            names = ", ".join(f"`.{name}`" for name in used)
+            reason = f"forward never called: used through {names} of `{path}`"
+            if self.spec.methods.get(path) not in used:
+                reason += f" (to export it through that method: `methods: {{{path}: {used[0]}}}`)"
+            self._new(module, path, Verdict.NOT_CALLED, reason=reason)
+        elif any(True for _ in module.children()) and not _has_own_forward(module):
             self._new(module, path, Verdict.NOT_CALLED, reason="container without forward")
         else:
             self._new(module, path, Verdict.NOT_CALLED, reason="never called by the model's forward")
+
+    def _through_method(self, module: nn.Module, path: str) -> tuple[nn.Module, list[Call]] | None:
+        """The manifest's ``methods`` asks for this module's ``method``, which the model called
+        (its forward it never did): a module whose forward is that method, and those calls."""
+        method = self.spec.methods.get(path)
+        calls = self.capture.method_calls.get(id(module), {}).get(method or "")
+        if not method or not calls:
+            return None
+        exported = MethodAsForward(module, method)
+        self.capture.paths[id(exported)] = self.capture.paths.get(id(module), [path])
+        self.capture.calls[id(exported)] = {EXAMPLE_SET: calls}
+        return exported, calls
 
     def _mirror(self, module: nn.Module, path: str, original: str) -> None:
         """An identical module was tried already: share its result, and its subtree's."""
@@ -273,14 +303,15 @@ class _Walk:
             rtol=self.spec.rtol,
             atol=self.spec.atol,
             opset=self.spec.opset,
-            artifacts_dir=self.settings.artifacts_dir,
+            artifacts_dir=self.settings.options.artifacts_dir,
             artifact_name=name,
             report_phase=lambda phase: self.on_phase(phase, path),
             traces=self.traces,
         )
 
     def _fill_failure(self, module: nn.Module, result: SubmoduleResult, outcome: Outcome) -> None:
-        result.stage = outcome.stage
+        stage = outcome.stage.value if outcome.stage is not None else None  # plain text in the report
+        result.stage = stage
         result.mismatch = outcome.mismatch
         error = outcome.error
         if outcome.verdict == Verdict.MISMATCH and error is None:
@@ -290,26 +321,26 @@ class _Walk:
         if error is None:
             error = RuntimeError("export failed")
         try:
-            if outcome.verdict == Verdict.MISMATCH and outcome.stage == Stage.ACCURACY:
+            if outcome.verdict == Verdict.MISMATCH and stage == Stage.ACCURACY:
                 found = diagnose.diagnose_mismatch(
                     target=self.target_name,
-                    stage=outcome.stage,
+                    stage=stage,
                     message=str(error),
                     output=outcome.mismatch.output if outcome.mismatch else "",
+                    module=module,
+                    repo_root=self.settings.repo_root,
                 )
             else:  # an export that failed, or an exported program that raised when run
                 found = diagnose.diagnose_exception(
                     error,
                     target=self.target_name,
-                    stage=outcome.stage,
+                    stage=stage,
                     repo_root=self.settings.repo_root,
                     module=module,
                 )
         except Exception as exc:  # the verdict was measured; only its explanation is lost
             log.warning("diagnosing %r failed: %s", result.path, exc)
-            found = diagnose.fallback_diagnosis(
-                error, target=self.target_name, stage=outcome.stage, error=exc
-            )
+            found = diagnose.fallback_diagnosis(error, target=self.target_name, stage=stage, error=exc)
         _apply_diagnosis(result, found)
 
     def _record_error(
@@ -334,6 +365,12 @@ class _Walk:
             found = diagnose.fallback_diagnosis(error, target="eager", stage=None, error=exc)
             found.category = "model-error"
         _apply_diagnosis(result, found)
+
+
+def _exported_through(result: SubmoduleResult, module: nn.Module, method: str) -> None:
+    """The result of a module exported through ``method``: its own type, and a note saying so."""
+    result.module_type = _type_name(module)
+    result.warnings.insert(0, f"exported through `.{method}` (manifest `methods`): forward is never called")
 
 
 def _has_own_forward(module: nn.Module) -> bool:
@@ -468,11 +505,3 @@ def device_for(spec: ModelSpec, override: str | None) -> tuple[str, str | None]:
     if wanted == "cuda" and not torch.cuda.is_available():
         return "cuda", "CUDA is not available"
     return resolve_device(wanted), None
-
-
-def forward_signature(model: nn.Module) -> str:
-    """``Model.forward(x, y)`` for messages."""
-    try:
-        return f"{type(model).__name__}.forward{inspect.signature(model.forward)}"
-    except (TypeError, ValueError):
-        return f"{type(model).__name__}.forward"

@@ -17,11 +17,8 @@ import pytest
 
 from exportwatch import __version__
 from exportwatch.baseline import compare as baseline
-from exportwatch.baseline.compare import (
-    CompareRequest,
-    load_manifest_at,
-    run_compare,
-)
+from exportwatch.baseline.compare import CompareRequest, run_compare
+from exportwatch.baseline.execute import load_manifest_at
 from exportwatch.diff import ChangeKind, diff_reports
 from exportwatch.git import GitTree, MergeBaseError, ShallowCheckoutError, find_merge_base
 from exportwatch.report import JobResult, Report, SubmoduleResult, Verdict, load_report, write_report

@@ -314,22 +314,62 @@ HANGING_AFTER_ONE_JOB = """\
 """
 
 
-def test_isolation__ctrl_c_writes_the_partial_report_and_exits_130(tmp_path):
+@pytest.mark.parametrize(
+    ("signum", "to_group"),
+    [
+        (signal.SIGINT, True),  # Ctrl-C: a terminal signals the whole foreground group
+        (signal.SIGTERM, False),  # `kill PID`, or a runner stopping the sweep's process
+        (signal.SIGTERM, True),  # a CI step's timeout (coreutils `timeout`) signals the group
+    ],
+    ids=["ctrl-c", "sigterm", "sigterm-to-the-group"],
+)
+def test_isolation__an_interrupt_writes_a_partial_report_with_the_running_job_interrupted(
+    tmp_path, signum, to_group
+):
     marker = tmp_path / "hanging"
     process, output = start_sweep(
         tmp_path, HANGING_AFTER_ONE_JOB.format(marker=str(marker), shape=SHAPE), "--workers", "1"
     )
     wait_for_file(marker, process)
-    os.killpg(process.pid, signal.SIGINT)  # what a terminal sends: the whole foreground group
+    if to_group:
+        os.killpg(process.pid, signum)
+    else:
+        os.kill(process.pid, signum)
     started = time.monotonic()
     _, stderr = process.communicate(timeout=30)
     assert process.returncode == 130, stderr
     assert time.monotonic() - started < 10
-    assert "1 of 2 job(s) finished" in stderr
-    partial = load_report(output)
-    assert partial.complete is False
-    assert [(j.model, j.verdict) for j in partial.jobs] == [("fine", Verdict.OK)]
+    assert "1 of 2 job(s) finished, 1 interrupted; partial report in" in stderr
+    for written in (output, output.with_name("report.jsonl")):  # the report, and its log
+        partial = load_report(written)
+        assert partial.complete is False, written
+        verdicts = [(j.model, j.verdict) for j in partial.jobs]
+        assert verdicts == [("fine", Verdict.OK), ("hangs", Verdict.INTERRUPTED)], written
+    hangs = partial.job("hangs", "export", "cpu")
+    assert hangs.reason.startswith("the sweep was interrupted"), hangs.reason
+    assert "while exporting" in hangs.reason
     assert wait_until_gone(in_session(process.pid), 5) == []
+
+
+def test_isolation__diff_of_an_interrupted_sweep_says_the_report_is_partial_and_fails_the_gate(tmp_path):
+    marker = tmp_path / "hanging"
+    process, output = start_sweep(
+        tmp_path, HANGING_AFTER_ONE_JOB.format(marker=str(marker), shape=SHAPE), "--workers", "1"
+    )
+    wait_for_file(marker, process)
+    os.kill(process.pid, signal.SIGTERM)
+    process.communicate(timeout=30)
+    for view in ("text", "markdown"):
+        done = subprocess.run(
+            [sys.executable, "-m", "exportwatch", "diff", str(output), "--format", view, "--color", "never"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 1, (view, done.stdout, done.stderr)  # interrupted is never a pass
+        assert "The head's sweep was interrupted: 1 export not checked (a partial report)" in done.stdout
+        assert "head report is partial" in done.stdout, (view, done.stdout)
+        assert "interrupted" in done.stdout.split("head report is partial")[0], (view, done.stdout)
 
 
 def test_isolation__a_second_ctrl_c_ends_everything_at_once(tmp_path):

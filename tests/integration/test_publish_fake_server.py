@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from exportwatch.action import main as action
+from exportwatch.action.main import ModeOutcome, conclude
 from exportwatch.diff import diff_reports, gate
 from exportwatch.github.artifacts import download_artifact, find_run_artifact, safe_extract
 from exportwatch.github.client import (
@@ -485,10 +485,8 @@ def test_action__outputs_and_summary_are_written_even_when_the_api_is_down(fake,
     config = action_config(fake, tmp_path)
     changes, result = regression_changes()
     out = io.StringIO()
-    code = action.finish(
-        config, changes=changes, result=result, pr_number=7, sha=HEAD, out=out,
-        settings=replace(FAST, api_url=fake.api_url), report_path="exportwatch-report.json",
-    )  # fmt: skip
+    outcome = ModeOutcome(changes=changes, result=result, pr_number=7, sha=HEAD)
+    code = conclude(config, outcome, out=out, settings=replace(FAST, api_url=fake.api_url))
     assert code == 1, "the gate decides the exit code, not the API"
     outputs = (tmp_path / "output").read_text()
     assert "verdict<<" in outputs and "\nfailed\n" in outputs and "comment-url<<" in outputs
@@ -503,10 +501,8 @@ def test_action__a_github_client_that_cannot_be_built_never_changes_the_exit_cod
     config = action_config(fake, tmp_path)
     changes = diff_reports(base_report(ok("cnn")), report(ok("cnn")))
     out = io.StringIO()
-    code = action.finish(
-        config, changes=changes, result=gate(changes, "regression"), pr_number=7, sha=HEAD, out=out,
-        settings=replace(FAST, api_url="ftp://example.test"), report_path="r.json",
-    )  # fmt: skip
+    outcome = ModeOutcome(changes=changes, result=gate(changes, "regression"), pr_number=7, sha=HEAD)
+    code = conclude(config, outcome, out=out, settings=replace(FAST, api_url="ftp://example.test"))
     assert code == 0
     outputs = (tmp_path / "output").read_text()
     assert "comment-url<<" in outputs and "\npassed\n" in outputs
@@ -521,10 +517,8 @@ def test_action__a_comment_failure_never_turns_a_passing_gate_red(fake, tmp_path
     )
     config = action_config(fake, tmp_path)
     changes = diff_reports(base_report(ok("cnn")), report(ok("cnn")))
-    code = action.finish(
-        config, changes=changes, result=gate(changes, "regression"), pr_number=7, sha=HEAD,
-        out=io.StringIO(), settings=replace(FAST, api_url=fake.api_url), report_path="r.json",
-    )  # fmt: skip
+    outcome = ModeOutcome(changes=changes, result=gate(changes, "regression"), pr_number=7, sha=HEAD)
+    code = conclude(config, outcome, out=io.StringIO(), settings=replace(FAST, api_url=fake.api_url))
     assert code == 0
     assert len(fake.check_runs(REPO)) == 1
 
@@ -539,10 +533,9 @@ def test_action__token_never_reaches_logs_outputs_or_the_summary(fake, tmp_path,
     changes, result = regression_changes()
     out = io.StringIO()
     settings = replace(FAST, api_url=fake.api_url)
-    action.finish(
-        config, changes=changes, result=result, pr_number=7, sha=HEAD, out=out, settings=settings,
-        report_path="r.json",
-    )  # fmt: skip
+    conclude(
+        config, ModeOutcome(changes=changes, result=result, pr_number=7, sha=HEAD), out=out, settings=settings
+    )
     repo = build_github(config.github_token, settings).get_repo(REPO)
     info = find_run_artifact(repo, 60, "exportwatch-report")
     download_artifact(info.artifact, tmp_path / "a.zip", token=config.github_token, settings=settings)

@@ -30,7 +30,7 @@ LATE_IMPORTS = textwrap.dedent(
     import exportwatch.action.main as action
     action.preload_publish_modules()
     from exportwatch.diff import diff_reports, gate
-    from exportwatch.github.client import ClientSettings
+    from exportwatch.github.client import ClientSettings, NoArtifact, build_github
     from exportwatch.github.config import ActionConfig
     from tests.factories import base_report, failing, ok, report
     from tests.fakegithub import FakeGitHub
@@ -46,10 +46,10 @@ LATE_IMPORTS = textwrap.dedent(
         })
         settings = ClientSettings(api_url=fake.api_url, seconds_between_writes=0)
         changes = diff_reports(base_report(ok("cnn")), report(failing("cnn")))
-        action.finish(
-            config, changes=changes, result=gate(changes, "regression"), pr_number=7, sha="1" * 40,
-            out=io.StringIO(), settings=settings, report_path="r.json",
+        outcome = action.ModeOutcome(
+            changes=changes, result=gate(changes, "regression"), pr_number=7, sha="1" * 40
         )
+        action.conclude(config, outcome, out=io.StringIO(), settings=settings)
         action.warm_cache(config, report(ok("cnn")))
         action.xfail_index(config)
         fake.add_workflow_run("o/r", 5, head_sha="1" * 40)
@@ -57,13 +57,13 @@ LATE_IMPORTS = textwrap.dedent(
         with zipfile.ZipFile(archive, "w") as zf:
             zf.writestr("exportwatch-report.json", report(ok("cnn")).to_json())
         fake.add_artifact("o/r", 5, "baseline", archive.getvalue())
-        repo = action.build_github(config.github_token, settings).get_repo("o/r")
+        repo = build_github(config.github_token, settings).get_repo("o/r")
         try:
             action.fetch_stored_baseline(
                 repo, name="baseline", sha="1" * 40, token=config.github_token, dest=tmp / "b",
                 settings=settings,
             )
-        except action.NoArtifact:
+        except NoArtifact:
             pass  # the report is about another commit: all the code ran
         from exportwatch.git import find_merge_base  # stored_baseline's lazy import
     print(json.dumps(sorted(m for m in set(sys.modules) - before if not m.startswith("tests"))))

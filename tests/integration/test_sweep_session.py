@@ -54,8 +54,10 @@ def test_session__a_fork_server_death_in_one_sweep_is_not_charged_in_the_next(tm
     assert verdicts == ["ok", "ok"]
 
 
-def _settings(tree: Path, *path: Path) -> SweepSettings:
-    return SweepSettings(manifest_root=tree, repo_root=tree, sys_path=tuple(map(str, path)))
+def _settings(tree: Path, *path: Path, options: SweepOptions | None = None) -> SweepSettings:
+    return SweepSettings(
+        manifest_root=tree, repo_root=tree, options=options or SweepOptions(), sys_path=tuple(map(str, path))
+    )
 
 
 def test_shadowed_modules__a_tree_with_its_own_copy_of_a_preloaded_library(tmp_path):
@@ -76,9 +78,9 @@ def test_session__replaces_a_server_whose_preloads_the_next_tree_shadows(tmp_pat
     monkeypatch.setattr(workers.WorkerPool, "close", lambda self: closed.append(self))
     session = SweepSession()
     options = SweepOptions(workers=1)
-    head = session.pool_for(options, _settings(tmp_path / "head"))
-    assert session.pool_for(options, _settings(tmp_path / "head")) is head  # nothing shadowed
-    base = session.pool_for(options, _settings(tree))
+    head = session.pool_for(_settings(tmp_path / "head", options=options))
+    assert session.pool_for(_settings(tmp_path / "head", options=options)) is head  # nothing shadowed
+    base = session.pool_for(_settings(tree, options=options))
     assert base is not head and closed == [head]
 
 

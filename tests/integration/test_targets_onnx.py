@@ -140,7 +140,7 @@ def test_onnx__passes_an_exportable_model_verified_on_every_input_set_and_keeps_
         options=TargetOptions(artifacts_dir=tmp_path, artifact_name="exportable"),
     )
     assert outcome.verdict == Verdict.OK, outcome
-    assert outcome.warnings == []
+    assert outcome.warnings == ()
     assert list(tmp_path.iterdir()) == []
 
 
@@ -246,9 +246,9 @@ def test_onnx__warns_when_the_exporter_specialised_a_dynamic_dim(dynamo: Target)
         options=TargetOptions(dynamic_shapes={"x": {0: Dim("batch")}}),
     )
     assert outcome.verdict == Verdict.OK
-    assert outcome.warnings == [
-        "dynamic dim x.shape[0] (batch) was specialised to 8 in the ONNX graph (input 'x')"
-    ]
+    assert outcome.warnings == (
+        "dynamic dim x.shape[0] (batch) was specialised to 8 in the ONNX graph (input 'x')",
+    )
 
 
 @pytest.mark.slow
@@ -260,7 +260,7 @@ def test_onnx__keeps_a_dynamic_dim_dynamic_and_verifies_another_batch_size(dynam
         options=TargetOptions(dynamic_shapes={"x": {0: Dim("batch")}}),
     )
     assert outcome.verdict == Verdict.OK
-    assert outcome.warnings == []
+    assert outcome.warnings == ()
 
 
 @pytest.mark.slow
@@ -282,10 +282,10 @@ def test_onnx__reports_onnx_runtime_rejecting_an_input_set_as_a_runtime_mismatch
 def test_onnx__notes_a_fallback_between_capture_strategies(dynamo: Target) -> None:
     outcome = dynamo.attempt(NumpyRoundTrip().eval(), Call(args=(X,)), options=TargetOptions())
     assert outcome.verdict == Verdict.OK
-    assert outcome.warnings == [
+    assert outcome.warnings == (
         "capture fell back: torch.export.export(..., strict=False) failed, "
-        "torch.export.export(..., strict=True) succeeded"
-    ]
+        "torch.export.export(..., strict=True) succeeded",
+    )
 
 
 @pytest.mark.slow
@@ -351,7 +351,7 @@ def test_onnx_legacy__passes_an_exportable_model_with_keyword_inputs_and_nested_
         options=TargetOptions(),
     )
     assert outcome.verdict == Verdict.OK, outcome
-    assert outcome.warnings == []
+    assert outcome.warnings == ()
 
 
 def test_onnx_legacy__bakes_in_a_data_dependent_branch_that_the_second_input_set_catches(
@@ -406,7 +406,7 @@ def test_onnx_legacy__turns_dynamic_shapes_into_dynamic_axes_and_verifies_anothe
         options=TargetOptions(dynamic_shapes={"x": {0: Dim("batch")}}),
     )
     assert outcome.verdict == Verdict.OK
-    assert outcome.warnings == []
+    assert outcome.warnings == ()
 
 
 def test_cause_chain__walks_causes_then_contexts_outermost_first() -> None:

@@ -149,7 +149,7 @@ def test_export__warns_when_a_dynamic_dim_was_specialised(target: Target) -> Non
         options=TargetOptions(dynamic_shapes={"x": {0: Dim.AUTO}}),
     )
     assert outcome.verdict == Verdict.OK
-    assert outcome.warnings == ["dynamic dim x.shape[0] (AUTO) was specialised to 8"]
+    assert outcome.warnings == ("dynamic dim x.shape[0] (AUTO) was specialised to 8",)
 
 
 def test_export__fails_at_capture_when_a_named_dim_is_forced_to_a_constant(non_strict: Target) -> None:

@@ -18,6 +18,7 @@ from exportwatch.manifest import load_manifest
 from exportwatch.plan import Unit
 from exportwatch.report import Verdict, load_report
 from exportwatch.sweep.options import SweepOptions
+from exportwatch.sweep.protocol import JobFinished, News, TargetStarted
 from exportwatch.sweep.runner import SweepRequest, run_sweep
 from exportwatch.sweep.settings import SweepSettings
 from exportwatch.sweep.workers import WorkerPool
@@ -236,11 +237,50 @@ def test_workers__a_file_that_starts_with_its_imports_has_its_libraries_preloade
     )
     manifest = load_manifest(tmp_path / "m.yml")
     settings = SweepSettings(manifest_root=tmp_path, repo_root=tmp_path)
-    jobs = []
-    pool = WorkerPool(size=1, settings=settings, on_event=lambda e: jobs.append(e.job), persistent=True)
+    news: list[News] = []
+    pool = WorkerPool(size=1, settings=settings, on_event=news.append, persistent=True)
     try:
         pool.run([Unit(spec=manifest.models[0], targets=["export"], device=None, order=0)])
         assert pool.preloaded == ["from transformers import GPT2Config", "import idna"]
     finally:
         pool.close()
-    assert [job.verdict for job in jobs if job is not None] == [Verdict.OK]
+    # The protocol's messages reach the caller as they are: typed, with the model's name.
+    assert [type(n.event) for n in news] == [TargetStarted, JobFinished]
+    assert {n.model for n in news} == {"net"}
+    assert [n.event.job.verdict for n in news if isinstance(n.event, JobFinished)] == [Verdict.OK]
+
+
+PARENT_PROBE = """
+import sys
+from pathlib import Path
+from exportwatch.manifest import load_manifest
+from exportwatch.sweep.options import SweepOptions
+from exportwatch.sweep.runner import SweepRequest, run_sweep
+
+request = SweepRequest.of(
+    load_manifest(Path(sys.argv[1])), output=Path(sys.argv[2]), options=SweepOptions(workers=1)
+)
+jobs = run_sweep(request).report.jobs
+print([(job.model, job.verdict.value) for job in jobs])
+print(sorted(m for m in sys.modules if m == "torch" or m.startswith(("torch.", "exportwatch.worker"))))
+"""
+
+
+def test_workers__the_sweeps_parent_loads_neither_the_worker_package_nor_torch(tmp_path):
+    """The parent starts the fork server by module name: a real sweep, and the parent's modules."""
+    manifest = make_project(
+        tmp_path,
+        "version: 1\nmodels:\n  - {name: fine, factory: 'models/sweep_cases.py:Fine',"
+        " inputs: {args: [{shape: [2, 4]}]}}\n",
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", PARENT_PROBE, str(manifest), str(tmp_path / "r.json")],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    swept, loaded = done.stdout.splitlines()[-2:]
+    assert swept == "[('fine', 'ok')]"  # the worker ran, in the processes the parent started
+    assert loaded == "[]"

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from exportwatch.baseline.cache import ResultCache
-from exportwatch.baseline.compare import baseline_incompatibility, decide_reuse, load_stored_baseline
+from exportwatch.baseline.execute import load_stored_baseline
+from exportwatch.baseline.plan import baseline_incompatibility, decide_reuse
 from exportwatch.report import Environment, JobResult, Report, ResultSource, Verdict, write_report
 from exportwatch.report.provenance import ModelFingerprint
 

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from exportwatch.action import decide
 from exportwatch.action import main as action
 from exportwatch.diff import diff_reports, gate
-from exportwatch.github.config import ActionConfig
+from exportwatch.github.config import ActionConfig, ActionConfigError
 from exportwatch.github.event import Event
 from exportwatch.report import base_report_path
 from tests.factories import base_report, failing, job, ok, report, sub
@@ -22,18 +23,18 @@ def config(**inputs: str) -> ActionConfig:
 
 
 def test_resolve_base__prefers_the_input_then_the_pull_requests_base():
-    assert action.resolve_base(config(base="v1.0"), PR) == (action.BaseSource.INPUT, "v1.0")
-    assert action.resolve_base(config(), PR) == (action.BaseSource.PULL_REQUEST, "b" * 40)
-    assert action.resolve_base(config(), Event(name="push", head_sha="a" * 40)) == (
-        action.BaseSource.NONE,
+    assert decide.resolve_base(config(base="v1.0"), PR) == (decide.BaseSource.INPUT, "v1.0")
+    assert decide.resolve_base(config(), PR) == (decide.BaseSource.PULL_REQUEST, "b" * 40)
+    assert decide.resolve_base(config(), Event(name="push", head_sha="a" * 40)) == (
+        decide.BaseSource.NONE,
         None,
     )
 
 
 def test_head_commit__is_the_prs_head_not_the_merge_commit_the_runner_checked_out():
     merge = ActionConfig.from_env({"GITHUB_SHA": "c" * 40})
-    assert action.head_commit(merge, PR) == "h" * 40
-    assert action.head_commit(merge, Event(name="workflow_dispatch")) == "c" * 40
+    assert decide.head_commit(merge, PR) == "h" * 40
+    assert decide.head_commit(merge, Event(name="workflow_dispatch")) == "c" * 40
 
 
 def test_base_report_path__sits_beside_the_head_report_and_matches_the_upload_glob():
@@ -42,14 +43,14 @@ def test_base_report_path__sits_beside_the_head_report_and_matches_the_upload_gl
 
 
 def test_marker_key__default_manifest_keeps_the_plain_marker_and_others_get_their_own():
-    assert action.marker_key(config()) is None
-    assert action.marker_key(config(manifest="gpu/exportwatch.yml")) == "gpu/exportwatch.yml"
+    assert decide.marker_key(config()) is None
+    assert decide.marker_key(config(manifest="gpu/exportwatch.yml")) == "gpu/exportwatch.yml"
 
 
 def test_sweep_command__passes_only_the_inputs_that_are_set():
-    plain = action.sweep_command(config(), manifest=Path("m.yml"), output=Path("r.json"))
+    plain = decide.sweep_command(config(), manifest=Path("m.yml"), output=Path("r.json"))
     assert plain == [sys.executable, "-m", "exportwatch", "sweep", "m.yml", "-o", "r.json"]
-    full = action.sweep_command(
+    full = decide.sweep_command(
         config(targets="export onnx", device="cpu", workers="2", timeout="30", shard="1/2"),
         manifest=Path("m.yml"),
         output=Path("r.json"),
@@ -61,7 +62,7 @@ def test_sweep_command__passes_only_the_inputs_that_are_set():
 
 
 def test_compare_command__asks_compare_for_both_reports_and_leaves_the_gate_to_the_action():
-    cmd = action.compare_command(
+    cmd = decide.compare_command(
         config(targets="onnx", workers="1"), manifest=Path("m.yml"), base_ref="b" * 40,
         output=Path("r.json"), base_output=Path("r.base.json"), rendered=Path("/tmp/c.json"),
     )  # fmt: skip
@@ -74,14 +75,14 @@ def test_compare_command__asks_compare_for_both_reports_and_leaves_the_gate_to_t
 
 def test_compare_command__passes_the_stored_baseline_and_the_cache_directory(tmp_path):
     cfg = ActionConfig.from_env({"GITHUB_WORKSPACE": str(tmp_path), "INPUT_CACHE-DIR": ".exportwatch-cache"})
-    cmd = action.compare_command(
+    cmd = decide.compare_command(
         cfg, manifest=Path("m.yml"), base_ref="main", output=Path("r.json"),
         base_output=Path("r.base.json"), rendered=Path("c.json"), baseline=Path("/tmp/stored/r.json"),
     )  # fmt: skip
     assert cmd[cmd.index("--baseline") + 1] == "/tmp/stored/r.json"
     # absolute: compare runs in working-directory, the cache path is relative to the workspace
     assert cmd[cmd.index("--cache-dir") + 1] == str((tmp_path / ".exportwatch-cache").resolve())
-    plain = action.compare_command(
+    plain = decide.compare_command(
         config(), manifest=Path("m.yml"), base_ref="main", output=Path("r.json"),
         base_output=Path("r.base.json"), rendered=Path("c.json"),
     )  # fmt: skip
@@ -89,10 +90,10 @@ def test_compare_command__passes_the_stored_baseline_and_the_cache_directory(tmp
 
 
 def test_baseline_artifact_name__puts_the_commit_where_the_template_says():
-    assert action.baseline_artifact_name("exportwatch-baseline-{sha}", "a" * 40) == (
+    assert decide.baseline_artifact_name("exportwatch-baseline-{sha}", "a" * 40) == (
         "exportwatch-baseline-" + "a" * 40
     )
-    assert action.baseline_artifact_name("main-report", "a" * 40) == "main-report"
+    assert decide.baseline_artifact_name("main-report", "a" * 40) == "main-report"
 
 
 BASE = "b" * 40
@@ -110,7 +111,7 @@ def listed_artifact(id: int, *, name: str = "exportwatch-baseline", sha: str = B
 
 def test_choose_baseline_artifact__takes_the_newest_run_on_the_commit_in_this_repository():
     listed = [listed_artifact(1), listed_artifact(3), listed_artifact(2)]
-    ref, origin = action.choose_baseline_artifact(listed, name="exportwatch-baseline", sha=BASE)
+    ref, origin = decide.choose_baseline_artifact(listed, name="exportwatch-baseline", sha=BASE)
     assert ref is not None and ref.id == 3 and ref.download_url.endswith("/3/zip")
     assert origin == "artifact 'exportwatch-baseline' of run 30"
 
@@ -126,15 +127,15 @@ def test_choose_baseline_artifact__takes_the_newest_run_on_the_commit_in_this_re
     ],
 )
 def test_choose_baseline_artifact__refuses_expired_other_commits_and_forks_runs(artifact, problem):
-    assert action.baseline_artifact_problem(artifact, name="exportwatch-baseline", sha=BASE) == problem
-    ref, why = action.choose_baseline_artifact(
+    assert decide.baseline_artifact_problem(artifact, name="exportwatch-baseline", sha=BASE) == problem
+    ref, why = decide.choose_baseline_artifact(
         [artifact, listed_artifact(1, expired=True)], name="exportwatch-baseline", sha=BASE
     )
     assert ref is None and problem in why and "2 artifact(s) named 'exportwatch-baseline'" in why
 
 
 def test_choose_baseline_artifact__says_when_there_is_none_at_all():
-    assert action.choose_baseline_artifact([], name="x", sha=BASE) == (None, "no artifact named 'x'")
+    assert decide.choose_baseline_artifact([], name="x", sha=BASE) == (None, "no artifact named 'x'")
 
 
 def test_scrubbed_env__hides_the_tokens_from_the_users_code():
@@ -155,7 +156,7 @@ def test_annotations_for__puts_the_gating_failure_on_the_users_line_first():
     head = report(failing("cnn"), failing("old"))
     changes = diff_reports(base, head)
     result = gate(changes, "regression")
-    annotations = action.annotations_for(changes, result)
+    annotations = decide.annotations_for(changes, result)
     assert annotations, "the origin has a user frame"
     first = annotations[0]
     assert (first.path, first.start_line, first.level) == ("models/cnn.py", 42, "failure")
@@ -179,7 +180,7 @@ def test_annotations_for__leave_library_frames_out_and_the_comment_marks_them():
     )
     changes = diff_reports(base_report(ok("llama")), report(regressed))
     result = gate(changes, "regression")
-    assert action.annotations_for(changes, result) == []  # nothing of the repository to annotate
+    assert decide.annotations_for(changes, result) == []  # nothing of the repository to annotate
     comment = render(changes, result, "markdown", context=RenderContext(repository="o/r", sha="a" * 40))
     assert "`transformers/models/llama/modeling_llama.py:42`" in comment
     assert "library code: `transformers`" in comment
@@ -188,15 +189,15 @@ def test_annotations_for__leave_library_frames_out_and_the_comment_marks_them():
 
 def test_check_conclusion__follows_the_gate():
     changes = diff_reports(base_report(ok("cnn")), report(failing("cnn")))
-    assert action.check_conclusion(gate(changes, "regression")) == "failure"
-    assert action.check_conclusion(gate(changes, "never")) == "success"
+    assert decide.check_conclusion(gate(changes, "regression")) == "failure"
+    assert decide.check_conclusion(gate(changes, "never")) == "success"
 
 
 def test_shard__is_refused_outside_mode_sweep_with_a_pointer_to_merge(tmp_path):
     (tmp_path / "exportwatch.yml").write_text("version: 1\nmodels: []\n")
     env = {"GITHUB_WORKSPACE": str(tmp_path)}
     full = ActionConfig.from_env(env | {"INPUT_SHARD": "1/2", "INPUT_MODE": "full"})
-    with pytest.raises(action.ActionConfigError, match="exportwatch merge"):
+    with pytest.raises(ActionConfigError, match="exportwatch merge"):
         action._checked_manifest(full)
     sweep = ActionConfig.from_env(env | {"INPUT_SHARD": "1/2", "INPUT_MODE": "sweep"})
     assert action._checked_manifest(sweep) == tmp_path / "exportwatch.yml"
@@ -241,7 +242,7 @@ def test_annotations_for__a_path_outside_the_repository_is_dropped_not_annotated
     origin = regressed.submodules[-1]
     regressed.submodules[-1] = replace(origin, user_frame=replace(origin.user_frame, path="../../etc/passwd"))
     changes = diff_reports(base_report(ok("cnn")), report(regressed))
-    (annotation,) = action.annotations_for(changes, gate(changes, "regression"))
+    (annotation,) = decide.annotations_for(changes, gate(changes, "regression"))
     assert annotation.path is None
     import io
 
@@ -258,10 +259,10 @@ def test_outputs__say_what_a_torch_upgrade_did(tmp_path):
 
     base = base_report(stamped(ok("cnn")), stamped(ok("vit")), torch="2.13.0")
     head = report(stamped(failing("cnn")), stamped(ok("vit")), torch="2.14.1")
-    outputs = action.Result.of("failed", diff_reports(base, head)).outputs()
+    outputs = decide.StepOutputs.of("failed", diff_reports(base, head)).outputs()
     assert outputs["environment-change"] == "torch 2.13.0 → 2.14.1: 1 regression in 1 model"
     assert outputs["upgrade-regressions"] == 1
-    same = action.Result.of("passed", diff_reports(base_report(ok("cnn")), report(ok("cnn")))).outputs()
+    same = decide.StepOutputs.of("passed", diff_reports(base_report(ok("cnn")), report(ok("cnn")))).outputs()
     assert (same["environment-change"], same["upgrade-regressions"]) == ("", 0)
 
 
@@ -272,13 +273,13 @@ def test_compare_command__passes_the_base_environment_inputs(tmp_path):
         "INPUT_DEPENDENCY-FILES": "reqs/a.txt, uv.lock",
     }
     config = ActionConfig.from_env(env)
-    cmd = action.compare_command(
+    cmd = decide.compare_command(
         config, manifest=Path("m.yml"), base_ref="main", output=Path("h.json"), base_output=Path("b.json"),
         rendered=Path("r.json"),
     )  # fmt: skip
     assert cmd[cmd.index("--base-env") + 1] == "never"
     assert [cmd[i + 1] for i, a in enumerate(cmd) if a == "--dependency-file"] == ["reqs/a.txt", "uv.lock"]
-    default = action.compare_command(
+    default = decide.compare_command(
         ActionConfig.from_env({"GITHUB_WORKSPACE": str(tmp_path), "INPUT_BASE-ENV": ""}),
         manifest=Path("m.yml"), base_ref="main", output=Path("h.json"), base_output=Path("b.json"),
         rendered=Path("r.json"),

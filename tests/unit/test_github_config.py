@@ -199,6 +199,8 @@ def test_config__input_names_are_the_documented_action_inputs():
         "base-env",
         "dependency-files",
         "html-artifact",
+        "max-annotations",
+        "fail-on-publish-error",
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 import sys
 import textwrap
 from collections.abc import Callable, Iterator
@@ -122,6 +123,12 @@ def project(tmp_path: Path) -> Iterator[Project]:
         places = [getattr(module, "__file__", None) or "", *getattr(module, "__path__", [])]
         if any(str(place).startswith(roots) for place in places):
             del sys.modules[name]
+            # inspect caches module files by name; a later module of the same name (a namespace
+            # package ``models``, say) would be looked up through the stale entry and break
+            # torch.library.custom_op's source lookup in a later test.
+            stale = inspect._filesbymodname.pop(name, None)  # type: ignore[attr-defined]
+            if stale is not None:
+                inspect.modulesbyfile.pop(stale, None)  # type: ignore[attr-defined]
 
 
 def config_error(fn: Callable[..., object], *args: object, **kwargs: object) -> ConfigError:

@@ -6,15 +6,21 @@ which ``import torch`` cannot succeed (``sys.modules["torch"] = None``): the imp
 that swallows the error is an import of torch wherever torch is installed). A row names a module
 (``exportwatch.diff``) or a package with everything in it (``exportwatch.render.*``). The table
 must name every module of the package exactly once, so a new module gets a row.
+
+One rule is read from the source instead: the torch-free parent of the sweep (``sweep.*``)
+never imports the worker package, not even lazily inside a function; it starts the worker's
+processes by module name.
 """
 
 from __future__ import annotations
 
+import ast
 import re
 import subprocess
 import sys
 import textwrap
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -144,3 +150,57 @@ def test_layering__loading_a_manifest_needs_no_torch() -> None:
     )
     done = without_torch(body, str(FIXTURES / "manifests" / "full.yml"))
     assert done.returncode == 0, done.stderr
+
+
+def imported_names(source: str, *, module: str, is_package: bool = False) -> set[str]:
+    """Every module an import statement anywhere in ``source`` names (in functions too), with
+    ``from package import name`` counted as ``package.name`` and relative imports resolved."""
+    names: set[str] = set()
+    here = module.split(".") if is_package else module.split(".")[:-1]
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                parts = here[: len(here) - node.level + 1]
+                base = ".".join([*parts, *([node.module] if node.module else [])])
+            else:
+                base = node.module or ""
+            names.add(base)
+            names.update(f"{base}.{alias.name}" for alias in node.names)
+    return names
+
+
+def _source_of(module: str) -> Path:
+    path = PACKAGE.parent.joinpath(*module.split("."))
+    return path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
+
+
+def worker_imports(module: str) -> list[str]:
+    source = _source_of(module)
+    found = imported_names(
+        source.read_text(encoding="utf-8"), module=module, is_package=source.name == "__init__.py"
+    )
+    return sorted(n for n in found if n == "exportwatch.worker" or n.startswith("exportwatch.worker."))
+
+
+def test_layering__the_sweep_parent_never_imports_the_worker_package_not_even_lazily() -> None:
+    parent = [m for m in all_modules() if m == "exportwatch.sweep" or m.startswith("exportwatch.sweep.")]
+    assert "exportwatch.sweep.workers" in parent
+    offenders = {module: worker_imports(module) for module in parent if worker_imports(module)}
+    assert not offenders, f"the sweep's parent imports the worker package: {offenders}"
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "import exportwatch.worker.forkserver",
+        "from exportwatch.worker import forkserver",
+        "from exportwatch import worker",
+        "from ..worker.model_process import run_model_process",
+    ],
+)
+def test_layering__a_lazy_import_of_the_worker_inside_a_function_is_found(statement: str) -> None:
+    source = f"def start():\n    {statement}\n"
+    found = imported_names(source, module="exportwatch.sweep.workers")
+    assert any(n == "exportwatch.worker" or n.startswith("exportwatch.worker.") for n in found), found
