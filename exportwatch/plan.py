@@ -19,21 +19,19 @@ from __future__ import annotations
 
 import heapq
 import json
-import re
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, TypeVar
 
-from exportwatch.errors import UsageError
 from exportwatch.manifest import KNOWN_TARGETS, ConfigError, Manifest, ModelSpec, did_you_mean
 from exportwatch.report import SCHEMA_VERSION, Report
+from exportwatch.report.shards import ShardError
 
 #: Cost of one target of a model nothing is known about. Costs are relative: with history they
 #: are seconds, and unknown models are then priced at the median known per-target time instead.
 DEFAULT_TARGET_COST = 1.0
-_SHARD_PATTERN = re.compile(r"\s*(\d+)\s*/\s*(\d+)\s*")
 
 
 @dataclass(kw_only=True)
@@ -118,10 +116,6 @@ def build_plan(
     )
 
 
-class ShardError(UsageError, ValueError):
-    """A ``--shard`` value that cannot be used."""
-
-
 # Read-only members (properties): scheduling never assigns them, and a read-only protocol member
 # is covariant, so ``workers.Unit`` (whose ``spec`` is a ``ModelSpec``) satisfies it; a plain
 # mutable attribute would be invariant and demand ``spec: _Spec`` exactly.
@@ -146,26 +140,6 @@ class UnitLike(Protocol):
 #: The concrete unit type a caller schedules: the functions that hand units back return the
 #: caller's own type (``list[Unit]`` in, ``list[Unit]`` out), not the bare protocol.
 U = TypeVar("U", bound=UnitLike)
-
-
-def parse_shard(text: str) -> tuple[int, int]:
-    """``"2/4"`` → ``(2, 4)``: the 2nd of 4 shards, counting from 1 (as a job matrix does)."""
-    match = _SHARD_PATTERN.fullmatch(text or "")
-    if match is None:
-        raise ShardError(
-            f"--shard {text!r} is not of the form I/N (the I-th of N shards, counting from 1, e.g. 2/4)"
-        )
-    index, count = int(match.group(1)), int(match.group(2))
-    if count < 1:
-        raise ShardError(f"--shard {text!r}: the number of shards must be at least 1")
-    if not 1 <= index <= count:
-        raise ShardError(f"--shard {text!r}: the shard index must be between 1 and {count} (counting from 1)")
-    return index, count
-
-
-def format_shard(shard: tuple[int, int]) -> str:
-    """``(2, 4)`` → ``"2/4"``, the form a report's ``shard`` field holds."""
-    return f"{shard[0]}/{shard[1]}"
 
 
 def estimate_costs(units: Sequence[UnitLike], previous: Report | None = None) -> dict[str, float]:

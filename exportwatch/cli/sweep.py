@@ -12,7 +12,7 @@ from exportwatch.errors import EXIT_GATE_FAILED, EXIT_OK, EXIT_USAGE, UsageError
 
 
 def _shard(text: str) -> tuple[int, int]:
-    from exportwatch.plan import ShardError, parse_shard
+    from exportwatch.report.shards import ShardError, parse_shard
 
     try:
         return parse_shard(text)

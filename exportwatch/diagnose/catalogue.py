@@ -67,6 +67,7 @@ CATEGORIES: dict[str, str] = {
     "crash": "The worker process died (signal, abort or unexpected exit) during the export.",
     "timeout": "The export did not finish within the job's time limit.",
     "oom": "The worker ran out of memory during the export.",
+    "interrupted": "The sweep was stopped (Ctrl-C or SIGTERM) while this export ran: it was not checked.",
     "internal-error": (
         "exportwatch itself failed while checking this (a bug in exportwatch, not in the model): "
         "the export was not checked."
@@ -180,6 +181,11 @@ HINTS: dict[str, Hint] = {
     "oom": Hint(
         "Use smaller example inputs or fewer layers for the export check, or raise `--max-memory`.",
         f"{_DOCS}/notes/faq.html",
+    ),
+    "interrupted": Hint(
+        "Nothing went wrong with the model: rerun the sweep (or this model with `--model`) to check "
+        "it; the report it belongs to is partial.",
+        "https://github.com/exportwatch/exportwatch/blob/main/docs/categories.md",
     ),
     "internal-error": Hint(
         "This is a bug in exportwatch, not in your model, and rerunning will not help: please "

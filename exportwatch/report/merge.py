@@ -16,8 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from exportwatch.plan import ShardError, format_shard, parse_shard
 from exportwatch.report import JobResult, Report, ReportError
+from exportwatch.report.shards import ShardError, format_shard, parse_shard
 
 #: Report fields every shard must agree on: (label, getter).
 _SAME_RUN = (

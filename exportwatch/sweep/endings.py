@@ -73,12 +73,14 @@ def infrastructure_job(
 ) -> JobResult:
     """crash / timeout / oom / interrupted, as the parent saw it (no exception object crossed over)."""
     from exportwatch.diagnose import diagnose_infrastructure
+    from exportwatch.diagnose.catalogue import hint_for
 
     found = diagnose_infrastructure(verdict.value, target=target, message=message)
     if verdict == Verdict.ERROR:
         found.category = "internal-error"
-    elif verdict == Verdict.INTERRUPTED:  # nothing went wrong with the model: no hint to give
-        found.category, found.hint = "interrupted", None
+    elif verdict == Verdict.INTERRUPTED:  # nothing went wrong with the model
+        found.category = "interrupted"
+        found.hint = hint_for("interrupted")
     detail = message + (f"\n\nLast output of the model's process:\n{log_tail}" if log_tail.strip() else "")
     return _root_only_job(
         spec,

@@ -19,9 +19,10 @@ from typing import Generic, TypeVar
 
 from exportwatch.errors import UsageError
 from exportwatch.manifest import Manifest
-from exportwatch.plan import Plan, Unit, build_plan, format_shard
+from exportwatch.plan import Plan, Unit, build_plan
 from exportwatch.report import JobResult, JsonlLog, Report, Verdict, provenance, write_report
 from exportwatch.report.provenance import new_report, repository_root
+from exportwatch.report.shards import format_shard
 from exportwatch.sweep.devices import require_devices
 from exportwatch.sweep.options import SweepOptions
 from exportwatch.sweep.preload import model_packages

@@ -9,7 +9,8 @@ must name every module of the package exactly once, so a new module gets a row.
 
 One rule is read from the source instead: the torch-free parent of the sweep (``sweep.*``)
 never imports the worker package, not even lazily inside a function; it starts the worker's
-processes by module name.
+processes by module name. And the packages (``sweep``, ``report``) and top-level modules (``plan``,
+``git``) form no cycle: no two of them import each other, directly or through others, lazily or not.
 """
 
 from __future__ import annotations
@@ -204,3 +205,63 @@ def test_layering__a_lazy_import_of_the_worker_inside_a_function_is_found(statem
     source = f"def start():\n    {statement}\n"
     found = imported_names(source, module="exportwatch.sweep.workers")
     assert any(n == "exportwatch.worker" or n.startswith("exportwatch.worker.") for n in found), found
+
+
+def _unit_of(name: str) -> str | None:
+    """The package (``sweep``, ``report``) or top-level module (``plan``, ``git``) a module
+    belongs to; None for the root package itself and for what is not exportwatch's."""
+    parts = name.split(".")
+    if parts[0] != "exportwatch" or len(parts) < 2 or parts[1] == "__version__":
+        return None
+    candidate = PACKAGE / parts[1]
+    if candidate.is_dir() or candidate.with_suffix(".py").is_file():
+        return parts[1]
+    return None
+
+
+def package_graph() -> dict[str, dict[str, set[str]]]:
+    """unit → the units it imports (anywhere in its source, lazily too) → the modules that do."""
+    graph: dict[str, dict[str, set[str]]] = {}
+    for module in all_modules():
+        unit = _unit_of(module)
+        if unit is None:
+            continue
+        source = _source_of(module)
+        names = imported_names(
+            source.read_text(encoding="utf-8"), module=module, is_package=source.name == "__init__.py"
+        )
+        for name in names:
+            other = _unit_of(name)
+            if other is not None and other != unit:
+                graph.setdefault(unit, {}).setdefault(other, set()).add(module)
+    return graph
+
+
+def cycles_of(graph: dict[str, dict[str, set[str]]]) -> list[tuple[str, str]]:
+    """Each edge ``a → b`` of the graph from which ``a`` can be reached again."""
+
+    def reaches(start: str, goal: str) -> bool:
+        seen, stack = {start}, [start]
+        while stack:
+            here = stack.pop()
+            if here == goal:
+                return True
+            for nxt in graph.get(here, {}):
+                if nxt not in seen:
+                    seen.add(nxt)
+                    stack.append(nxt)
+        return False
+
+    return sorted((a, b) for a, targets in graph.items() for b in targets if reaches(b, a))
+
+
+def test_layering__no_two_packages_import_each_other_not_even_lazily() -> None:
+    graph = package_graph()
+    assert "worker" in graph and "sweep" in graph["worker"]  # the graph is really read
+    found = {f"{a} → {b}": sorted(graph[a][b]) for a, b in cycles_of(graph)}
+    assert not found, f"packages import each other (a cycle): {found}"
+
+
+def test_layering__a_cycle_between_two_packages_is_found() -> None:
+    graph = {"plan": {"report": {"exportwatch.plan"}}, "report": {"plan": {"exportwatch.report.merge"}}}
+    assert cycles_of(graph) == [("plan", "report"), ("report", "plan")]

@@ -9,18 +9,16 @@ import pytest
 
 from exportwatch.manifest import InputsSpec, ModelSpec
 from exportwatch.plan import (
-    ShardError,
     Unit,
     estimate_costs,
-    format_shard,
     load_history,
     longest_first,
-    parse_shard,
     partition,
     select_shard,
     shard_loads,
 )
 from exportwatch.report import JobResult, Report, ResultSource, Verdict
+from exportwatch.report.shards import ShardError, format_shard, parse_shard
 
 
 def unit(name: str, order: int, targets: tuple[str, ...] = ("export",), timeout: float = 300.0) -> Unit:

@@ -8,7 +8,7 @@ import subprocess
 import pytest
 import yaml
 
-from exportwatch.plan import parse_shard
+from exportwatch.report.shards import parse_shard
 from tests.conftest import REPO_ROOT
 
 WORKFLOW = REPO_ROOT / "config" / "workflows" / "exportwatch-sharded.yml"
