@@ -23,6 +23,7 @@ from exportwatch.render.common import (
     Part,
     RenderContext,
     Section,
+    coverage_phrase,
     deferred,
     failures_phrase,
     fit,
@@ -833,6 +834,9 @@ def tree_lines(branch: TreeNode, *, max_nodes: int = TREE_MAX_NODES) -> list[str
             line += f" ({one_line(node.result.module_type, limit=60)})"
         if node.shown.category:
             line += f" · {one_line(node.shown.category, limit=60)}"
+        coverage = coverage_phrase(node.shown.delegation)
+        if coverage is not None:
+            line += f" · {one_line(coverage, limit=160)}"
         if node.twin is not None:
             line += f" = same as {one_line(node.twin, limit=120)}"
         if node.origin:
