@@ -64,7 +64,9 @@ class Executorch(Target[Any]):
             edge = to_edge_transform_and_lower(program, partitioner=_partitioners(backend))
         job.attach("delegation", delegation_of(edge.exported_program().graph_module, backend))
         with job.stage(Stage.SERIALISATION):
-            return edge.to_executorch()
+            program_file = edge.to_executorch()
+        job.artifact = program_file  # what `keep` writes as a .pte if loading or running fails
+        return program_file
 
     def load(self, job: Attempt, exported: Any) -> Runner:
         from executorch.runtime import Runtime
