@@ -146,6 +146,7 @@ def test_execution_order__executorch_after_export_and_after_onnx():
     assert execution_order(["executorch", "onnx"]) == ["executorch", "onnx"]  # no export to wait for
 
 
+@pytest.mark.slow  # compat imports torch (seconds on a loaded machine)
 def test_compat__executorch_and_torch_pairing():
     compat = pytest.importorskip("exportwatch.compat")  # imports torch
     assert compat.executorch_pairing_problem("1.5.1", "2.13.0+cpu") is None
