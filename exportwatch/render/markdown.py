@@ -490,6 +490,9 @@ def _cell_part(
         lines.append(f"_{md_text(cell.note)}_")
     if result is not None:
         lines.extend(_failure_lines(result, repository=repository, sha=sha))
+        coverage = coverage_phrase(result.delegation)
+        if coverage is not None:  # operator names come from the report: escaped
+            lines.append(f"Coverage: {md_text(coverage, limit=200)}")
         if cell.kind is ChangeKind.CHANGED_FAILURE and cell.base_result is not None:
             was = cell.base_result
             lines.append(

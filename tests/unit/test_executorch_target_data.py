@@ -185,3 +185,30 @@ def test_sweep__asking_for_executorch_without_the_extra_is_a_usage_error_before_
     assert "pip install 'exportwatch[executorch]'" in done.stderr
     assert not (tmp_path / "ran").exists()
     assert not (tmp_path / "r.json").exists()
+
+
+def test_render__a_regressed_executorch_cell_shows_its_coverage_in_text_and_markdown():
+    from exportwatch.diff import diff_reports, gate
+    from exportwatch.render import RenderContext, render
+
+    base = report(job("m", "executorch", replace(sub(""), delegation=PARTIAL)))
+    left = replace(PARTIAL, delegated_nodes=1, not_delegated={"aten.cumsum": 1, "aten.native_layer_norm": 2})
+    head = report(
+        job(
+            "m",
+            "executorch",
+            replace(sub("", "fail", category="executorch-operator-missing"), delegation=left),
+            replace(
+                sub("head", "fail", origin=True, category="executorch-operator-missing"), delegation=left
+            ),
+        )
+    )
+    changes = diff_reports(base, head)
+    verdict = gate(changes, "regression")
+    phrase = "XNNPACK 25% (1/4 nodes), not delegated: aten.native_layer_norm ×2, aten.cumsum ×1"
+    left_sorted = replace(left, not_delegated={"aten.native_layer_norm": 2, "aten.cumsum": 1})
+    assert coverage_phrase(left_sorted) == phrase
+    text = render(changes, verdict, "text", context=RenderContext())
+    assert "coverage: XNNPACK 25% (1/4 nodes)" in text
+    markdown = render(changes, verdict, "markdown", context=RenderContext())
+    assert "XNNPACK 25% (1/4 nodes)" in markdown
