@@ -13,7 +13,9 @@ backend's delegation coverage and the operators left undelegated (``report.Deleg
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import re
 import warnings
 from collections import Counter
 from pathlib import Path
@@ -22,7 +24,7 @@ from typing import Any
 import torch
 
 from exportwatch.report import Delegation
-from exportwatch.targets.base import NOISE_WARNINGS, Attempt, Runner, Stage, Target, first_line
+from exportwatch.targets.base import NOISE_WARNINGS, Attempt, Runner, Stage, StageFailed, Target, first_line
 from exportwatch.targets.verify import clone_tree
 
 log = logging.getLogger(__name__)
@@ -59,9 +61,13 @@ class Executorch(Target[Any]):
         program = self._program(job)
         backend = job.options.executorch_backend
         job.artifact = program
-        with job.stage(Stage.LOWERING), warnings.catch_warnings():
-            warnings.simplefilter("ignore", NOISE_WARNINGS)
-            edge = to_edge_transform_and_lower(program, partitioner=_partitioners(backend))
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", NOISE_WARNINGS)
+                edge = to_edge_transform_and_lower(program, partitioner=_partitioners(backend))
+        except Exception as exc:
+            _point_at_user_line(exc, program)
+            raise StageFailed(Stage.LOWERING, exc) from None
         job.attach("delegation", delegation_of(edge.exported_program().graph_module, backend))
         with job.stage(Stage.SERIALISATION):
             program_file = edge.to_executorch()
@@ -120,6 +126,33 @@ class Executorch(Target[Any]):
                 dynamic_shapes=job.options.dynamic_shapes,
                 strict=False,
             )
+
+
+#: The operator a lowering error names: ``Operator torch._ops.aten.median.dim is not in Core ATen``.
+_NAMED_OPERATOR = re.compile(r"torch\._ops\.([\w.]+)")
+
+
+def _point_at_user_line(error: BaseException, program: torch.export.ExportedProgram) -> None:
+    """Put the graph node of the operator ``error`` names on its traceback, as a frame whose
+    ``node`` local the diagnosis reads (the node's ``stack_trace`` is the user's line): the
+    lowering's own traceback holds only ExecuTorch's frames."""
+    found = _NAMED_OPERATOR.search(str(error))
+    if found is None:
+        return
+    name = found.group(1)
+    node = next(
+        (n for n in program.graph.nodes if n.op == "call_function" and str(n.target) == name),
+        None,
+    )
+    if node is None or not node.meta.get("stack_trace"):
+        return
+    with contextlib.suppress(Exception):  # now on the traceback, with the node beside it
+        _raise_at(node, error)
+
+
+def _raise_at(node: torch.fx.Node, error: BaseException) -> None:
+    """Raise ``error`` again from a frame that holds ``node`` (read by the diagnosis)."""
+    raise error
 
 
 def _partitioners(backend: str) -> list[Any]:

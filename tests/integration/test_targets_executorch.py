@@ -115,6 +115,9 @@ def test_executorch__the_failing_submodule_is_the_origin_and_its_parent_keeps_co
     job = _sweep(_spec("NonCoreOperator", [2, 8]), "executorch")["executorch"]
     assert job.submodule("pick").category == "executorch-lowering"
     assert job.submodule("pick").origin
+    frame = job.submodule("pick").user_frame  # the user's line, read from the graph node
+    assert frame is not None and frame.path.endswith("executorch_cases.py")
+    assert "torch.median" in frame.source
     # Below a root that fails, each submodule is lowered on its own, with its own coverage.
     scale = job.submodule("scale")
     assert scale.verdict == Verdict.OK
