@@ -69,19 +69,25 @@ class Executorch(Target[Any]):
             _point_at_user_line(exc, program)
             raise StageFailed(Stage.LOWERING, exc) from None
         job.attach("delegation", delegation_of(edge.exported_program().graph_module, backend))
-        with job.stage(Stage.SERIALISATION):
+        try:
             program_file = edge.to_executorch()
+        except Exception as exc:
+            _point_at_user_line(exc, program)
+            raise StageFailed(Stage.SERIALISATION, exc) from None
         job.artifact = program_file  # what `keep` writes as a .pte if loading or running fails
-        return program_file
+        return program_file, program
 
     def load(self, job: Attempt, exported: Any) -> Runner:
         from executorch.runtime import Runtime
 
+        program_file, program = exported
+        missing = unregistered_operators(program_file)
+        if missing:
+            error = OperatorMissingError(missing)
+            _point_at_user_line(error, program)
+            raise StageFailed(Stage.LOAD, error)
         with job.stage(Stage.LOAD):
-            missing = unregistered_operators(exported)
-            if missing:
-                raise OperatorMissingError(missing)
-            method = Runtime.get().load_program(exported.buffer).load_method("forward")
+            method = Runtime.get().load_program(program_file.buffer).load_method("forward")
 
         def run(call: Any) -> Any:
             flat = _flat_inputs(call)
@@ -128,22 +134,28 @@ class Executorch(Target[Any]):
             )
 
 
-#: The operator a lowering error names: ``Operator torch._ops.aten.median.dim is not in Core ATen``.
-_NAMED_OPERATOR = re.compile(r"torch\._ops\.([\w.]+)")
+#: Where an ExecuTorch error names an operator: ``torch._ops.aten.median.dim`` (lowering),
+#: ``Missing out variants: {'ns::op'}`` (serialisation), ``operator 'ns::op.out'`` (load).
+_NAMED_OPERATOR = re.compile(
+    r"torch\._ops\.([\w.]+)|[Mm]issing out variants?: \{'([\w:.]+)'|operator '([\w:.]+)'"
+)
 
 
 def _point_at_user_line(error: BaseException, program: torch.export.ExportedProgram) -> None:
     """Put the graph node of the operator ``error`` names on its traceback, as a frame whose
     ``node`` local the diagnosis reads (the node's ``stack_trace`` is the user's line): the
-    lowering's own traceback holds only ExecuTorch's frames."""
+    traceback itself holds only ExecuTorch's frames."""
     found = _NAMED_OPERATOR.search(str(error))
     if found is None:
         return
-    name = found.group(1)
-    node = next(
-        (n for n in program.graph.nodes if n.op == "call_function" and str(n.target) == name),
-        None,
-    )
+    name = next(group for group in found.groups() if group).replace("::", ".")
+    packet = name.rsplit(".", 1)[0] if name.endswith(".out") else name
+
+    def names_it(node: torch.fx.Node) -> bool:
+        target = str(node.target)
+        return target == name or target.rsplit(".", 1)[0] == packet
+
+    node = next((n for n in program.graph.nodes if n.op == "call_function" and names_it(n)), None)
     if node is None or not node.meta.get("stack_trace"):
         return
     with contextlib.suppress(Exception):  # now on the traceback, with the node beside it

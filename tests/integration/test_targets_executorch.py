@@ -107,6 +107,10 @@ def test_executorch__each_step_fails_with_its_own_category(
     root = job.root
     assert (root.verdict, root.stage, root.category) == (verdict, stage, category), root.message
     assert root.fingerprint and root.hint
+    if category.startswith("executorch-") and category != "executorch-run-error":
+        # The user's line, read from the graph node of the operator the error names.
+        assert root.user_frame is not None and root.user_frame.path.endswith("executorch_cases.py")
+        assert root.user_frame.function == "forward"
     if operator:
         assert operator in (root.message or "") or operator in (root.detail or "")
 
