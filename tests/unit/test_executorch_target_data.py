@@ -157,6 +157,7 @@ def test_compat__executorch_and_torch_pairing():
     assert untested is not None and "not a tested release" in untested
 
 
+@pytest.mark.slow  # a CLI subprocess
 def test_sweep__asking_for_executorch_without_the_extra_is_a_usage_error_before_any_model(tmp_path):
     """Exit 2 naming the extra, and no model ran (its factory would have written a file)."""
     try:
