@@ -28,6 +28,42 @@ import torch.export
 TESTED_TORCH = ("2.13", "2.14", "2.15")
 
 
+#: ExecuTorch release (major.minor) → the torch release its wheels are built against: its C++
+#: extensions load only with that torch (another one fails at import, or worse, at run time).
+#: ``pyproject.toml``'s ``executorch`` extra pins the newest tested pair.
+EXECUTORCH_FOR_TORCH = {"1.5": "2.13"}
+
+
+def executorch_pairing_problem(executorch_version: str | None, torch_version: str) -> str | None:
+    """Why this executorch cannot run with this torch, as a sentence; None when the pair is
+    tested. Pure (versions in, words out), so the check runs before executorch is imported."""
+    if executorch_version is None:
+        return None
+    release = ".".join(executorch_version.split("+")[0].split(".")[:2])
+    torch_now = ".".join(torch_version.split("+")[0].split(".")[:2])
+    wanted = EXECUTORCH_FOR_TORCH.get(release)
+    if wanted is None:
+        tested = ", ".join(f"executorch {e} with torch {t}" for e, t in EXECUTORCH_FOR_TORCH.items())
+        return f"executorch {executorch_version} is not a tested release (tested: {tested})"
+    if wanted != torch_now:
+        return (
+            f"executorch {executorch_version} needs torch {wanted}.x, but torch {torch_version} is "
+            f"installed: pip install 'torch=={wanted}.*' 'exportwatch[executorch]'"
+        )
+    return None
+
+
+def installed_executorch_problem() -> str | None:
+    """:func:`executorch_pairing_problem` for what is installed here (read from metadata)."""
+    from importlib import metadata
+
+    try:
+        version = metadata.version("executorch")
+    except metadata.PackageNotFoundError:
+        return None
+    return executorch_pairing_problem(version, torch.__version__)
+
+
 def torch_release() -> str:
     """``2.14.1+cu130`` → ``2.14``."""
     return ".".join(torch.__version__.split("+")[0].split(".")[:2])

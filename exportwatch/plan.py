@@ -65,11 +65,18 @@ class Plan:
 
 
 def execution_order(targets: Sequence[str]) -> list[str]:
-    """The order a model's process sweeps its targets: ``export`` before ``onnx``, which starts
-    from the capture ``export`` made (the report keeps the manifest's order)."""
-    if "onnx" not in targets or "export" not in targets:
+    """The order a model's process sweeps its targets: ``export`` before ``onnx`` and
+    ``executorch``, which start from the capture ``export`` made, and ``executorch`` last (its
+    lowering may rewrite that program in place; ONNX gets it as ``export`` made it). The report
+    keeps the manifest's order."""
+    if "export" not in targets or not set(targets) & set(TRACE_READERS):
         return list(targets)
-    return ["export", *(t for t in targets if t != "export")]
+    rest = [t for t in targets if t not in ("export", "executorch")]
+    return ["export", *rest, *(["executorch"] if "executorch" in targets else [])]
+
+
+#: The targets that take the ``export`` target's capture of the same module and call.
+TRACE_READERS = ("onnx", "executorch")
 
 
 def plan_units(

@@ -60,6 +60,19 @@ CATEGORIES: dict[str, str] = {
     "numeric-mismatch": (
         "The exported program runs, but its outputs disagree with eager PyTorch beyond tolerance."
     ),
+    "executorch-lowering": (
+        "ExecuTorch could not lower the exported program to its edge dialect or a backend: an "
+        "operator outside the core ATen opset, a dtype or shape the edge verifier rejects."
+    ),
+    "executorch-missing-out-variant": (
+        "An operator in the lowered program has no out variant, so `to_executorch` cannot plan "
+        "its memory (typical of a custom operator registered without a `.out` overload)."
+    ),
+    "executorch-operator-missing": (
+        "The `.pte` was built but the ExecuTorch runtime cannot load it: an operator it calls has "
+        "no kernel registered in the runtime."
+    ),
+    "executorch-run-error": "The `.pte` loaded, but the ExecuTorch runtime failed while running it.",
     "model-error": "The model's own eager forward raises with the manifest's inputs.",
     "config-error": (
         "The export was given inputs or `dynamic_shapes` that do not fit the model's signature."
@@ -157,6 +170,26 @@ HINTS: dict[str, Hint] = {
         "Look for values baked in as constants (random numbers, `.item()`, a specialised branch) or "
         "a wrong custom translation; compare outputs on the failing input set.",
         f"{_DOCS}/export.programming_model.html",
+    ),
+    "executorch-lowering": Hint(
+        "Replace the operator with core ATen ones (or give it a decomposition), or wrap it in a "
+        "`torch.library.custom_op` with an out variant and an ExecuTorch kernel.",
+        "https://docs.pytorch.org/executorch/stable/ir-ops-set-definition.html",
+    ),
+    "executorch-missing-out-variant": Hint(
+        "Define the custom operator's out variant (`my_op.out(..., *, Tensor(a!) out)`) with "
+        "`torch.library`, and register its ExecuTorch kernel.",
+        "https://docs.pytorch.org/executorch/stable/kernel-library-custom-aten-kernel.html",
+    ),
+    "executorch-operator-missing": Hint(
+        "Link a kernel for the named operator into the runtime (a custom kernel library or the "
+        "optimized kernels), or rewrite the call with operators the portable library has.",
+        "https://docs.pytorch.org/executorch/stable/kernel-library-selective-build.html",
+    ),
+    "executorch-run-error": Hint(
+        "Run the kept `.pte` on the failing input set with the ExecuTorch runtime; a shape "
+        "outside what was exported, or a kernel's own check, is the usual cause.",
+        "https://docs.pytorch.org/executorch/stable/using-executorch-troubleshooting.html",
     ),
     "model-error": Hint(
         "Make the eager forward run with the manifest's inputs first (shapes, dtypes, kwargs); "

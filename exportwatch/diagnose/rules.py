@@ -102,6 +102,20 @@ def _op_name(text: str) -> str | None:
     return None
 
 
+_EXECUTORCH_OPERATOR = re.compile(
+    r"Operator torch\._ops\.([\w.]+) is not in Core ATen|[Mm]issing out variants?: \{'([\w:.]+)'|"
+    r"operator '([\w:.]+)' is not registered"
+)
+
+
+def _named_operator(message: str) -> str | None:
+    """The operator an ExecuTorch message names (``aten.median.dim``, ``my_ns.op``)."""
+    found = _EXECUTORCH_OPERATOR.search(message)
+    if found is None:
+        return None
+    return _canonical_op(next(group for group in found.groups() if group))
+
+
 def _canonical_op(name: str) -> str:
     """``aten::foo``, ``aten.foo``, ``aten.foo.default`` → ``aten.foo``."""
     name = name.replace("::", ".")
@@ -272,6 +286,32 @@ _CHECKER_STAGES = frozenset({"checker"})
 #: (an op without a fake kernel) come before the wrappers that carry them (dynamo's
 #: ``Unsupported``, ``UserError(CONSTRAINT_VIOLATION)`` around a data-dependent guard).
 RULES: tuple[Rule, ...] = (
+    # --- ExecuTorch: its own stages first (only the executorch target has them)
+    Rule(
+        name="executorch-missing-out-variant",
+        category="executorch-missing-out-variant",
+        stages=frozenset({"serialisation"}),
+        message=r"[Mm]issing out variants?",
+        discriminator=lambda link, _evidence: _named_operator(link.message),
+    ),
+    Rule(
+        name="executorch-lowering",
+        category="executorch-lowering",
+        stages=frozenset({"lowering"}),
+        discriminator=lambda link, _evidence: _named_operator(link.message) or normalise(link.first_line),
+    ),
+    Rule(
+        name="executorch-operator-missing",
+        category="executorch-operator-missing",
+        classes=("exportwatch.targets.executorch.OperatorMissingError",),
+        discriminator=lambda link, _evidence: _named_operator(link.message),
+    ),
+    Rule(
+        name="executorch-run-error",
+        category="executorch-run-error",
+        classes=("exportwatch.targets.executorch.ExecutorchRunError",),
+        discriminator=lambda link, _evidence: normalise(link.first_line),
+    ),
     # --- the exported program refusing an input set at run time (a range or shape learned at
     #     export time): not a numeric problem, whatever the verification step called it
     Rule(
@@ -505,7 +545,7 @@ RULES: tuple[Rule, ...] = (
     Rule(
         name="runtime-stage",
         category="runtime-error",
-        stages=frozenset({"runtime"}),
+        stages=frozenset({"runtime", "load"}),
     ),
 )
 

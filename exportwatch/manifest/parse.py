@@ -15,6 +15,8 @@ from exportwatch.manifest.specs import (
     DIM_KEYS,
     DOTTED_RE,
     DTYPES,
+    EXECUTORCH_BACKENDS,
+    EXECUTORCH_KEYS,
     EXPECT_KEYS,
     IDENT_RE,
     INPUTS_KEYS,
@@ -236,6 +238,8 @@ class _Parser:
                 setattr(spec, tolerance, self.number(merged[tolerance], source[tolerance]))
         if merged.get("opset") is not None:
             spec.opset = self.integer(merged["opset"], source["opset"], minimum=1)
+        if merged.get("executorch") is not None:
+            spec.executorch_backend = self.executorch(merged["executorch"], source["executorch"])
         if merged.get("expect") is not None:
             spec.xfail, spec.xfail_submodules = self.expect(merged["expect"], source["expect"])
             for submodule in spec.xfail_submodules:  # where each path was written: a typo is warned
@@ -250,6 +254,15 @@ class _Parser:
                 self.string(g, (*source["depends_on"], i), what="a glob pattern") for i, g in enumerate(globs)
             ]
         return spec
+
+    def executorch(self, value: Any, path: FieldPath) -> str:
+        """``executorch: {backend: xnnpack}``: the partitioner the ``executorch`` target lowers with."""
+        value = self.mapping(value, path, what="a mapping with backend")
+        self.keys(value, path, EXECUTORCH_KEYS)
+        if value.get("backend") is None:
+            return "xnnpack"
+        backend = value["backend"]
+        return self.choice(backend, (*path, "backend"), EXECUTORCH_BACKENDS, what="executorch backend")
 
     def choice(self, value: Any, path: FieldPath, known: tuple[str, ...], *, what: str) -> str:
         if not isinstance(value, str):

@@ -13,7 +13,9 @@ from typing import Any
 from exportwatch.errors import UsageError
 
 MANIFEST_VERSION = 1
-KNOWN_TARGETS = ("export", "export-strict", "onnx", "onnx-legacy")
+KNOWN_TARGETS = ("export", "export-strict", "onnx", "onnx-legacy", "executorch")
+#: How the ``executorch`` target lowers: XNNPACK's partitioner, or none (the portable kernels).
+EXECUTORCH_BACKENDS = ("xnnpack", "portable")
 KNOWN_DEVICES = ("cpu", "cuda", "auto")
 #: The name the sweep gives ``inputs``; extra ``input_sets`` may not reuse it.
 DEFAULT_INPUT_SET = "default"
@@ -67,6 +69,7 @@ MODEL_KEYS = (
     "rtol",
     "atol",
     "opset",
+    "executorch",
     "expect",
     "depends_on",
     "methods",
@@ -78,6 +81,7 @@ INPUTS_KEYS = ("args", "kwargs", "seed", "callable")
 TENSOR_KEYS = ("shape", "dtype", "low", "high", "fill")
 DIM_KEYS = ("min", "max")
 EXPECT_KEYS = ("xfail",)
+EXECUTORCH_KEYS = ("backend",)
 #: ``{tuple: [...]}`` spells a Python tuple; ``{dict: {...}}`` spells a dict whose keys would
 #: otherwise read as a tensor spec or a tuple (e.g. a forward argument dict with a ``shape`` key).
 TUPLE_KEY = "tuple"
@@ -195,6 +199,7 @@ class ModelSpec:
     rtol: float | None = None
     atol: float | None = None
     opset: int | None = None
+    executorch_backend: str = "xnnpack"  # the `executorch` target's partitioner (EXECUTORCH_BACKENDS)
     xfail: str | None = None  # reason, when the whole model is expected to fail
     xfail_submodules: dict[str, str] = field(default_factory=dict)  # path -> reason
     depends_on: list[str] = field(default_factory=list)  # globs, repo-relative

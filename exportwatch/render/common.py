@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from exportwatch.diff import SEVERITY, Cell, ChangeKind, Changes, GateResult, JobKey, ModelRow, Move, Policy
 from exportwatch.render.escape import one_line
-from exportwatch.report import FAILING, INFRASTRUCTURE, SubmoduleResult, Verdict, failure_identity
+from exportwatch.report import FAILING, INFRASTRUCTURE, Delegation, SubmoduleResult, Verdict, failure_identity
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -510,3 +510,26 @@ def fit(sections: Sequence[Section], *, budget: int, measure: Callable[[str], in
             block = f"{block}\n\n{section.tail}"
         blocks.append(block)
     return Fitted(blocks=tuple(blocks), cut=cut)
+
+
+#: Undelegated operators named in a coverage phrase; the rest are counted.
+COVERAGE_OPERATORS = 3
+
+
+def coverage_phrase(delegation: Delegation | None) -> str | None:
+    """``XNNPACK 80% (4/5 nodes), not delegated: aten.cumsum ×1``: one short line of plain,
+    unescaped text (the operator names come from the report: each renderer escapes it)."""
+    if delegation is None:
+        return None
+    left = list(delegation.not_delegated.items())
+    named = ", ".join(f"{name} ×{count}" for name, count in left[:COVERAGE_OPERATORS])
+    if len(left) > COVERAGE_OPERATORS:
+        named += f", +{len(left) - COVERAGE_OPERATORS} more"
+    if delegation.backend == "portable":
+        nodes = plural(delegation.compute_nodes, "node")
+        return f"portable kernels, {nodes}: {named}" if named else f"portable kernels, {nodes}"
+    coverage = delegation.coverage
+    share = "–" if coverage is None else f"{coverage * 100:.0f}%"
+    counts = f"{delegation.delegated_nodes}/{delegation.compute_nodes} nodes"
+    phrase = f"{delegation.backend.upper()} {share} ({counts})"
+    return f"{phrase}, not delegated: {named}" if named else phrase

@@ -26,7 +26,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from exportwatch.diff import QUIET, ChangeKind, Changes, JobKey, diff_reports
-from exportwatch.render.common import exports_phrase, plural, tally
+from exportwatch.render.common import coverage_phrase, exports_phrase, plural, tally
 from exportwatch.render.escape import blob_url, clean, documentation_url, one_line
 from exportwatch.render.tree_view import STYLES, TreeNode, VerdictStyle, build_tree, changes_by_job
 from exportwatch.report import FAILING, JobResult, Report, Verdict
@@ -462,6 +462,9 @@ def _row(side: _Side, key: tuple[str, str, str], node: TreeNode) -> str:
     facts = []
     if shown.category and node.failing:
         facts.append(f'<span class="category">{text(shown.category, limit=80)}</span>')
+    coverage = coverage_phrase(shown.delegation)
+    if coverage is not None:  # operator names come from the report: escaped
+        facts.append(f'<span class="coverage">{text(coverage, limit=200)}</span>')
     if result.calls:
         facts.append(_number(result.calls, "{:d}× called"))
     if result.inputs:  # how it was called: shapes and dtypes (text from the report: escaped)

@@ -23,6 +23,7 @@ from exportwatch.render.common import (
     Part,
     RenderContext,
     Section,
+    coverage_phrase,
     deferred,
     failures_phrase,
     fit,
@@ -489,6 +490,9 @@ def _cell_part(
         lines.append(f"_{md_text(cell.note)}_")
     if result is not None:
         lines.extend(_failure_lines(result, repository=repository, sha=sha))
+        coverage = coverage_phrase(result.delegation)
+        if coverage is not None:  # operator names come from the report: escaped
+            lines.append(f"Coverage: {md_text(coverage, limit=200)}")
         if cell.kind is ChangeKind.CHANGED_FAILURE and cell.base_result is not None:
             was = cell.base_result
             lines.append(
@@ -833,6 +837,9 @@ def tree_lines(branch: TreeNode, *, max_nodes: int = TREE_MAX_NODES) -> list[str
             line += f" ({one_line(node.result.module_type, limit=60)})"
         if node.shown.category:
             line += f" · {one_line(node.shown.category, limit=60)}"
+        coverage = coverage_phrase(node.shown.delegation)
+        if coverage is not None:
+            line += f" · {one_line(coverage, limit=160)}"
         if node.twin is not None:
             line += f" = same as {one_line(node.twin, limit=120)}"
         if node.origin:

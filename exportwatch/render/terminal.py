@@ -17,6 +17,7 @@ from exportwatch.render.common import (
     KIND_LABEL,
     CauseGroup,
     RenderContext,
+    coverage_phrase,
     failures_phrase,
     format_duration,
     group_by_cause,
@@ -194,6 +195,9 @@ def _cell_lines(changes: Changes, group: CauseGroup, *, paint: _Painter, hints: 
     if cell.expected:
         head += f"  expected: {term_text(cell.xfail, limit=200)}"
     lines = [paint(head, _KIND_COLOUR.get(cell.kind))]
+    coverage = coverage_phrase(result.delegation if result is not None else None)
+    if coverage is not None:
+        lines.append(f"      coverage: {term_text(coverage, limit=200)}")
     if cell.note:
         lines.append(f"      note: {term_text(cell.note)}")
     if cell.kind is ChangeKind.FIX and result is not None:

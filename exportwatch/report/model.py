@@ -124,6 +124,27 @@ class Mismatch:
 
 
 @dataclass(kw_only=True, slots=True)
+class Delegation:
+    """How much of one submodule's lowered program a backend runs (the ``executorch`` target).
+
+    Stored per submodule so a later diff can gate on a coverage drop or a newly non-delegated
+    operator; ``compute_nodes`` counts operator calls only (no ``getitem``).
+    """
+
+    backend: str  # "xnnpack", or "portable" (no delegate: nothing is delegated by design)
+    delegated_nodes: int = 0
+    compute_nodes: int = 0
+    subgraphs: int = 0  # delegated subgraphs (lowered_module calls)
+    #: Operators left to the portable kernels: ``aten.cumsum`` -> how many calls.
+    not_delegated: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def coverage(self) -> float | None:
+        """Delegated share of the compute nodes, 0..1; None for a program with none."""
+        return self.delegated_nodes / self.compute_nodes if self.compute_nodes else None
+
+
+@dataclass(kw_only=True, slots=True)
 class SubmoduleResult:
     """The verdict for one submodule path (``""`` is the root) of one job."""
 
@@ -152,6 +173,7 @@ class SubmoduleResult:
     mismatch: Mismatch | None = None
     xfail: str | None = None  # reason, when the manifest expects this submodule to fail
     duration_s: float = 0.0
+    delegation: Delegation | None = None  # the `executorch` target's backend coverage
 
 
 @dataclass(kw_only=True, slots=True)

@@ -33,6 +33,7 @@ from pydantic_core import core_schema as cs
 
 from exportwatch.report.model import (
     SCHEMA_VERSION,
+    Delegation,
     Environment,
     JobResult,
     Mismatch,
@@ -59,6 +60,7 @@ SCHEMA_PLACES: dict[type, tuple[str, ...]] = {
     SubmoduleResult: ("$defs", "submodule"),
     UserFrame: ("$defs", "user_frame"),
     Mismatch: ("$defs", "mismatch"),
+    Delegation: ("$defs", "delegation"),
 }
 
 # Union branches are named in pydantic's error locations: the value's own branch is dropped

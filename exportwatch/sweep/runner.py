@@ -162,6 +162,9 @@ def run_sweep(
     plan, options = request.plan, request.options
     units = list(plan.units)
     require_devices(((u.spec.name, u.device or u.spec.device) for u in units), allow_skip=options.allow_skip)
+    from exportwatch.targets import require_installed  # the registry: torch-free, lazily
+
+    require_installed({target for unit in units for target in unit.targets})
     progress = progress or Progress(total=plan.total, quiet=True)
     log_path = partial_log_path(request.output)
     with _sole_writer(log_path, report=request.output):

@@ -17,6 +17,7 @@ from exportwatch.targets.base import Call, Outcome, Stage, Target, TargetOptions
 __all__ = [
     "TARGET_NAMES",
     "Call",
+    "IncompatibleDependency",
     "MissingDependency",
     "Outcome",
     "Stage",
@@ -24,6 +25,7 @@ __all__ = [
     "TargetOptions",
     "get_target",
     "missing_packages",
+    "require_installed",
 ]
 
 
@@ -35,6 +37,16 @@ class MissingDependency(UsageError):
         self.packages = packages
         self.extra = extra
         super().__init__(f"target {target!r} needs {', '.join(packages)}: pip install 'exportwatch[{extra}]'")
+
+
+class IncompatibleDependency(MissingDependency):
+    """A target's package is installed, but in a version that cannot run with this torch."""
+
+    def __init__(self, target: str, problem: str) -> None:
+        self.target = target
+        self.packages = []
+        self.extra = target
+        UsageError.__init__(self, f"target {target!r}: {problem}")
 
 
 def _torch_export() -> Target:
@@ -61,13 +73,28 @@ def _onnx_legacy() -> Target:
     return OnnxLegacy()
 
 
+def _executorch() -> Target:
+    from exportwatch import compat
+
+    problem = compat.installed_executorch_problem()  # before importing it: a wrong pair may crash
+    if problem is not None:
+        raise IncompatibleDependency("executorch", problem)
+    from exportwatch.targets.executorch import Executorch
+
+    return Executorch()
+
+
 #: name -> (factory, packages the target cannot run without, extra that installs them)
 _REGISTRY: dict[str, tuple[Callable[[], Target], tuple[str, ...], str | None]] = {
     "export": (_torch_export, (), None),
     "export-strict": (_torch_export_strict, (), None),
     "onnx": (_onnx, ("onnx", "onnxscript"), "onnx"),
     "onnx-legacy": (_onnx_legacy, ("onnx",), "onnx"),
+    "executorch": (_executorch, ("executorch",), "executorch"),
 }
+#: Targets whose missing extra stops the sweep before any model runs (a usage error naming the
+#: extra), rather than a skipped job per model: nothing about them could be checked.
+_REQUIRED_UP_FRONT = frozenset({"executorch"})
 TARGET_NAMES: tuple[str, ...] = KNOWN_TARGETS  # the manifest's names, declared once
 assert tuple(_REGISTRY) == TARGET_NAMES, "every target the manifest accepts has an exporter"
 
@@ -83,6 +110,16 @@ def missing_packages(packages: tuple[str, ...] | list[str]) -> list[str]:
         if not found:
             missing.append(package)
     return missing
+
+
+def require_installed(names: set[str] | list[str] | tuple[str, ...]) -> None:
+    """:class:`MissingDependency` (exit 2) for the first asked-for target that must have its
+    extra up front and lacks it; checked by the sweep before any model process starts."""
+    for name in sorted(set(names) & _REQUIRED_UP_FRONT):
+        _factory, packages, extra = _REGISTRY[name]
+        missing = missing_packages(packages)
+        if missing:
+            raise MissingDependency(name, missing, extra or name)
 
 
 def get_target(name: str) -> Target:

@@ -63,6 +63,9 @@ class Stage(str, Enum):
     OPTIMIZATION = "optimization"
     CHECKER = "checker"  # onnx.checker.check_model(full_check=True)
     RUNTIME = "runtime"  # running the exported program / ONNX Runtime session
+    LOWERING = "lowering"  # ExecuTorch: to the edge dialect, partitioned to a backend
+    SERIALISATION = "serialisation"  # ExecuTorch: out variants, memory plan, the .pte buffer
+    LOAD = "load"  # ExecuTorch: the runtime loading the program (every operator registered)
     ACCURACY = "accuracy"  # outputs compared with eager
 
     def __str__(self) -> str:
@@ -96,11 +99,16 @@ class TraceShelf:
     would build the same program. A capture is handed on only while the module is in the state
     it was traced from (``state_of``: the sweep's description of its code, attributes and
     tensors' versions), so a forward that mutates its module is traced again.
+
+    ``readers`` is how many later targets of the process may take each capture (``onnx``,
+    ``executorch``): each gets the same program, and the shelf lets it go after the last.
     """
 
-    def __init__(self, state_of: Callable[[Any], Hashable | None]) -> None:
+    def __init__(self, state_of: Callable[[Any], Hashable | None], *, readers: int = 1) -> None:
         self._state_of = state_of
+        self.readers = readers
         self._kept: dict[tuple[int, int], tuple[Any, Any, Hashable, SharedTrace]] = {}
+        self._taken: dict[tuple[int, int], int] = {}
 
     def state(self, module: Any) -> Hashable | None:
         """The module's state now, or None when it cannot be told (then nothing is shared)."""
@@ -113,13 +121,18 @@ class TraceShelf:
         """``trace`` was captured from ``module`` called as ``call``, in ``state``."""
         if state is not None:  # module and call are held too, so their ids stay theirs
             self._kept[(id(module), id(call))] = (module, call, state, trace)
+            self._taken.pop((id(module), id(call)), None)
 
     def take(self, module: Any, call: Call) -> SharedTrace | None:
         """The capture of ``module`` and ``call``, if one was kept and the module is unchanged;
-        each capture is handed on once (the shelf holds no program longer than needed)."""
-        kept = self._kept.pop((id(module), id(call)), None)  # handed on once, then let go
+        each capture is handed on ``readers`` times, then let go (no program held longer)."""
+        key = (id(module), id(call))
+        kept = self._kept.get(key)
         if kept is None:
             return None
+        self._taken[key] = self._taken.get(key, 0) + 1
+        if self._taken[key] >= self.readers:
+            del self._kept[key], self._taken[key]
         state = self.state(module)
         return kept[3] if state is not None and state == kept[2] else None
 
@@ -138,6 +151,8 @@ class TargetOptions:
     #: ``torch.onnx.export(custom_translation_table=...)`` for the ``onnx`` target:
     #: {torch op overload: onnxscript function}. Not serialisable; set by code, not YAML.
     onnx_custom_translations: dict[Any, Any] | None = None
+    #: The ``executorch`` target's partitioner (the manifest's ``executorch: {backend: ...}``).
+    executorch_backend: str = "xnnpack"
     #: Told when the attempt moves on (``"verification"``), so a timeout can name the phase.
     report_phase: Callable[[str], None] = field(default=lambda phase: None, repr=False)
     #: Captures shared between this model's targets (None: every target captures its own).

@@ -291,6 +291,7 @@ class _Walk:
             duration_s=round(time.perf_counter() - started, 4),
             warnings=list(dict.fromkeys(notes)),
         )
+        result.delegation = outcome.extras.get("delegation")  # a deployment target's coverage
         if outcome.verdict != Verdict.OK:
             self._fill_failure(module, result, outcome)
         return result
@@ -303,6 +304,7 @@ class _Walk:
             rtol=self.spec.rtol,
             atol=self.spec.atol,
             opset=self.spec.opset,
+            executorch_backend=self.spec.executorch_backend,
             artifacts_dir=self.settings.options.artifacts_dir,
             artifact_name=name,
             report_phase=lambda phase: self.on_phase(phase, path),
