@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from exportwatch import diagnose
+from exportwatch.diagnose import blockers
 from exportwatch.manifest import ModelSpec
 from exportwatch.report import JobResult, SubmoduleResult, Verdict, tree
 from exportwatch.sweep.settings import SweepSettings
@@ -88,6 +89,8 @@ class _Walk:
     seen: dict[str, str] = field(default_factory=dict)  # dedup key -> first path
     visited: set[int] = field(default_factory=set)
     attempts: int = 0
+    #: path -> the module exported and the call it failed on: where draft_export looks again.
+    failed_calls: dict[str, tuple[nn.Module, Call]] = field(default_factory=dict)
 
     def run(self) -> list[SubmoduleResult]:
         eager_error = self.capture.eager_errors.get(EXAMPLE_SET)
@@ -293,6 +296,7 @@ class _Walk:
         )
         if outcome.verdict != Verdict.OK:
             self._fill_failure(module, result, outcome)
+            self.failed_calls[path] = (module, call)
         return result
 
     def _options(self, path: str, *, dynamic: bool) -> TargetOptions:
@@ -485,7 +489,32 @@ def sweep_target(
         job = tree.mark_origins(job)
     except Exception as exc:  # origins explain the verdicts; they never decide them
         log.warning("marking origins for %s/%s failed: %s", spec.name, target_name, exc)
+    if target_name == BLOCKERS_TARGET and spec.blockers and settings.options.blockers:
+        _search_blockers(job, walk, settings=settings)
+        job.duration_s = round(time.perf_counter() - started, 3)
     return job
+
+
+#: The target whose origins get every blocker from ``draft_export`` (non-strict, as it is).
+BLOCKERS_TARGET = "export"
+
+
+def _search_blockers(job: JobResult, walk: _Walk, *, settings: SweepSettings) -> None:
+    """Every blocker of each failing origin: one ``draft_export`` run per origin, on the call
+    its export failed on (the root with the manifest's dynamic shapes, as it was exported)."""
+    for result in job.submodules:
+        found = walk.failed_calls.get(result.path)
+        if not result.origin or result.verdict != Verdict.FAIL or found is None:
+            continue
+        module, call = found
+        shapes = walk.root_dynamic_shapes if result.path == "" else None
+        walk.on_phase("draft_export", result.path)
+
+        def run(module: nn.Module = module, call: Call = call, shapes: Any = shapes) -> Any:
+            with _grad_mode(walk.spec.no_grad):
+                return torch.export.draft_export(module, call.args, call.kwargs, dynamic_shapes=shapes)
+
+        result.blockers = blockers.search(run, repo_root=settings.repo_root)
 
 
 def skipped_job(spec: ModelSpec, target: str, device: str, reason: str) -> JobResult:
