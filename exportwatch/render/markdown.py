@@ -482,7 +482,7 @@ def _blocker_lines(found: Blockers, *, repository: str | None, sha: str | None) 
         return [headline]
     lines = [f"🧱 **{md_text(blockers_headline(found), limit=700)}**"]
     for number, blocker in enumerate(found.found[:SHOWN_BLOCKERS], start=1):
-        item = f"{number}. {md_text(blocker_words(blocker), limit=400)}"
+        item = f"{number}. {md_text_with_code(blocker_words(blocker), limit=400)}"
         if blocker.user_frame is not None:
             item += f" at {_frame_link(blocker.user_frame, repository=repository, sha=sha)}"
             if blocker.user_frame.source.strip():

@@ -25,6 +25,7 @@ from exportwatch import diagnose
 from exportwatch.diagnose import blockers
 from exportwatch.manifest import ModelSpec
 from exportwatch.report import JobResult, SubmoduleResult, Verdict, tree
+from exportwatch.report.model import Blockers, BlockerStatus
 from exportwatch.sweep.settings import SweepSettings
 from exportwatch.targets import get_target
 from exportwatch.targets.base import Call, Outcome, Stage, TargetOptions, TraceShelf
@@ -490,21 +491,31 @@ def sweep_target(
     except Exception as exc:  # origins explain the verdicts; they never decide them
         log.warning("marking origins for %s/%s failed: %s", spec.name, target_name, exc)
     if target_name == BLOCKERS_TARGET and spec.blockers and settings.options.blockers:
-        _search_blockers(job, walk, settings=settings)
+        timeout = settings.options.timeout_s or spec.timeout
+        _search_blockers(job, walk, settings=settings, until=started + timeout * BLOCKERS_SHARE_OF_TIMEOUT)
         job.duration_s = round(time.perf_counter() - started, 3)
     return job
 
 
 #: The target whose origins get every blocker from ``draft_export`` (non-strict, as it is).
 BLOCKERS_TARGET = "export"
+#: No draft_export starts once the job has used this share of its timeout: the search explains
+#: a verdict, and must never cost the job that verdict (a timeout).
+BLOCKERS_SHARE_OF_TIMEOUT = 0.5
 
 
-def _search_blockers(job: JobResult, walk: _Walk, *, settings: SweepSettings) -> None:
+def _search_blockers(job: JobResult, walk: _Walk, *, settings: SweepSettings, until: float) -> None:
     """Every blocker of each failing origin: one ``draft_export`` run per origin, on the call
     its export failed on (the root with the manifest's dynamic shapes, as it was exported)."""
     for result in job.submodules:
         found = walk.failed_calls.get(result.path)
         if not result.origin or result.verdict != Verdict.FAIL or found is None:
+            continue
+        if time.perf_counter() > until:
+            result.blockers = Blockers(
+                status=BlockerStatus.FAILED,
+                note="not searched: the job had used half its timeout (draft_export costs one more export)",
+            )
             continue
         module, call = found
         shapes = walk.root_dynamic_shapes if result.path == "" else None

@@ -169,3 +169,11 @@ def test_blockers__cli_no_blockers_flag_skips_the_search_and_the_report_round_tr
     without_root = reports["without"].jobs[0].root
     assert without_root is not None and without_root.verdict == Verdict.FAIL and without_root.blockers is None
     assert SweepOptions(blockers=False).to_argv() == ["--no-blockers"]
+
+
+def test_blockers__not_searched_once_the_job_used_half_its_timeout() -> None:
+    job = sweep("TwoDataDependent", timeout=0.001)
+    root = job.root
+    assert root is not None and root.verdict == Verdict.FAIL
+    assert root.blockers is not None and root.blockers.status is BlockerStatus.FAILED
+    assert root.blockers.found == [] and "half its timeout" in (root.blockers.note or "")
