@@ -511,6 +511,8 @@ def _search_blockers(job: JobResult, walk: _Walk, *, settings: SweepSettings, un
         found = walk.failed_calls.get(result.path)
         if not result.origin or result.verdict != Verdict.FAIL or found is None:
             continue
+        if not blockers.worth_searching(result.category):  # draft_export would stop there too
+            continue
         if time.perf_counter() > until:
             result.blockers = Blockers(
                 status=BlockerStatus.FAILED,
