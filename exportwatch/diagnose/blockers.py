@@ -71,9 +71,13 @@ def worth_searching(category: str | None) -> bool:
     return category in SEARCHED_CATEGORIES
 
 
-def search(run: Callable[[], Any], *, repo_root: Path) -> Blockers:
+def search(
+    run: Callable[[], Any], *, repo_root: Path, interned: Callable[[], Mapping[str, int]] | None = None
+) -> Blockers:
     """Run ``run`` (a ``draft_export`` call, returning its ``ExportedProgram``) and read its report.
 
+    ``interned``: the process's string table (torch's ``INTERN_TABLE``, filename → index): a file
+    interned by an earlier trace in this process is not in the draft report's own table.
     Never raises: a draft export that fails, or a report this module cannot read, is a
     ``failed`` search that names why; the origin's diagnosis stays as it was.
     """
@@ -87,7 +91,7 @@ def search(run: Callable[[], Any], *, repo_root: Path) -> Blockers:
             duration_s=_since(started),
         )
     try:
-        found = read_draft(program, repo_root=repo_root)
+        found = read_draft(program, repo_root=repo_root, interned=interned() if interned else None)
     except Exception as exc:  # torch's private report changed shape: say so, never lose the verdict
         log.warning("reading draft_export's report failed: %s: %s", type(exc).__name__, exc)
         return Blockers(
@@ -108,11 +112,12 @@ def _since(started: float) -> float:
     return round(time.perf_counter() - started, 3)
 
 
-def read_draft(program: Any, *, repo_root: Path) -> list[Blocker]:
+def read_draft(program: Any, *, repo_root: Path, interned: Mapping[str, int] | None = None) -> list[Blocker]:
     """The blockers of a draft-exported program (``program._report``), in the order torch met them;
-    failures torch marks ``xfail`` are left out."""
+    failures torch marks ``xfail`` are left out. ``interned``: see :func:`search`."""
     report = program._report
-    names: Mapping[Any, str] = getattr(report, "str_to_filename", {}) or {}
+    names: dict[Any, str] = {index: name for name, index in (interned or {}).items()}
+    names.update(getattr(report, "str_to_filename", {}) or {})
     repo = _real(str(repo_root))
     nodes = list(_graph_nodes(program))
     created = creation_sites(nodes, repo=repo)

@@ -527,7 +527,15 @@ def _search_blockers(job: JobResult, walk: _Walk, *, settings: SweepSettings, un
             with _grad_mode(walk.spec.no_grad):
                 return torch.export.draft_export(module, call.args, call.kwargs, dynamic_shapes=shapes)
 
-        result.blockers = blockers.search(run, repo_root=settings.repo_root)
+        result.blockers = blockers.search(run, repo_root=settings.repo_root, interned=_interned_strings)
+
+
+def _interned_strings() -> dict[str, int]:
+    """torch's structured-log string table (filename → index): a file an earlier trace of this
+    process interned is named only there, not in a later draft report's own table."""
+    from torch._logging import structured
+
+    return dict(getattr(structured, "INTERN_TABLE", {}))
 
 
 def skipped_job(spec: ModelSpec, target: str, device: str, reason: str) -> JobResult:

@@ -81,9 +81,17 @@ def test_blockers__draft_export_that_raises_keeps_the_diagnosis_and_says_so() ->
     job = sweep("DraftExportRaises")
     root = job.root
     assert root is not None and root.verdict == Verdict.FAIL
+    assert root.category == "data-dependent-control-flow"
     assert root.blockers is not None and root.blockers.status is BlockerStatus.FAILED
     assert root.blockers.found == [] and "draft_export raised" in (root.blockers.note or "")
     assert root.category and root.message and root.user_frame is not None  # today's diagnosis
+
+
+def test_blockers__not_searched_behind_a_failure_draft_export_cannot_get_past() -> None:
+    job = sweep("NumpyOnly")
+    root = job.root
+    assert root is not None and root.verdict == Verdict.FAIL and root.category == "untraceable-call"
+    assert root.blockers is None
 
 
 def test_blockers__manifest_blockers_false_skips_the_search(tmp_path: Path) -> None:
@@ -177,3 +185,11 @@ def test_blockers__not_searched_once_the_job_used_half_its_timeout() -> None:
     assert root is not None and root.verdict == Verdict.FAIL
     assert root.blockers is not None and root.blockers.status is BlockerStatus.FAILED
     assert root.blockers.found == [] and "half its timeout" in (root.blockers.note or "")
+
+
+def test_blockers__lines_are_found_when_an_earlier_trace_of_the_process_interned_the_file() -> None:
+    # torch names a file in a draft report's string table only the first time the process logs it
+    for _ in range(2):
+        root = sweep("TwoDataDependent").root
+        assert root is not None and root.blockers is not None
+        assert [b.user_frame.line for b in root.blockers.found if b.user_frame] == [21, 23]
