@@ -173,7 +173,11 @@ def nothing_published(*, attempted: bool, comment_url: str, check_created: bool)
 def sweep_options(config: ActionConfig) -> SweepOptions:
     """The action's inputs as the CLI's sweep options (turned into flags by ``to_argv``)."""
     return SweepOptions(
-        targets=config.targets, device=config.device, workers=config.workers, timeout_s=config.timeout
+        targets=config.targets,
+        device=config.device,
+        workers=config.workers,
+        timeout_s=config.timeout,
+        blockers=config.blockers,
     )
 
 

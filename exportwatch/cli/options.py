@@ -61,6 +61,13 @@ def add_sweep_options(parser: argparse.ArgumentParser) -> None:
         help="sweep even when a model's device is missing (e.g. --device cuda without a GPU): "
         "its jobs are reported as skipped, never as passing",
     )
+    parser.add_argument(
+        "--no-blockers",
+        dest="blockers",
+        action="store_false",
+        help="do not run torch.export.draft_export on each failing origin of the export target to "
+        "list every blocker (it costs one more export per origin)",
+    )
 
 
 def sweep_options(args: argparse.Namespace) -> SweepOptions:
@@ -74,6 +81,7 @@ def sweep_options(args: argparse.Namespace) -> SweepOptions:
         artifacts_dir=args.keep_artifacts,
         verbose=getattr(args, "verbose", False),
         allow_skip=args.allow_skip,
+        blockers=getattr(args, "blockers", True),
     )
 
 

@@ -152,6 +152,11 @@ def _flag(raw: str, name: str) -> bool:
     raise ActionConfigError(name, f"{raw.strip()!r} is not true or false")
 
 
+def _flag_on(raw: str, name: str) -> bool:
+    """A flag whose default is on: empty (an input passed through unset) reads as ``true``."""
+    return True if not raw.strip() else _flag(raw, name)
+
+
 def _enum(cls: type[Enum]) -> Callable[[str, str], Any]:
     options = tuple(m.value for m in cls)
     choose = _choice(options)
@@ -308,6 +313,7 @@ class ActionConfig:
     working_directory: Path = Path(".")
     workers: int | None = None
     timeout: float | None = None
+    blockers: bool = True  # draft_export on each failing export origin: every blocker, not the first
     report_path: Path = Path("exportwatch-report.json")
     base: str | None = None
     shard: str | None = None
@@ -412,6 +418,7 @@ _SOURCES: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "working_directory": ("INPUT_WORKING-DIRECTORY", lambda raw, name: Path(raw.strip() or ".")),
     "workers": ("INPUT_WORKERS", _positive_int),
     "timeout": ("INPUT_TIMEOUT", _seconds),
+    "blockers": ("INPUT_BLOCKERS", _flag_on),
     "report_path": ("INPUT_REPORT-PATH", _path),
     "base": ("INPUT_BASE", _optional_text),
     "shard": ("INPUT_SHARD", _shard),

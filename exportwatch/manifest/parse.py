@@ -230,7 +230,7 @@ class _Parser:
             spec.device = self.choice(merged["device"], source["device"], KNOWN_DEVICES, what="device")
         if "timeout" in merged:
             spec.timeout = self.number(merged["timeout"], source["timeout"], positive=True)
-        for flag in ("train", "no_grad", "verify"):
+        for flag in ("train", "no_grad", "verify", "blockers"):
             if flag in merged:
                 setattr(spec, flag, self.boolean(merged[flag], source[flag]))
         for tolerance in ("rtol", "atol"):

@@ -66,6 +66,7 @@ MODEL_KEYS = (
     "train",
     "no_grad",
     "verify",
+    "blockers",
     "rtol",
     "atol",
     "opset",
@@ -196,6 +197,8 @@ class ModelSpec:
     train: bool = False  # False: model.eval()
     no_grad: bool = True
     verify: bool = True
+    #: draft_export on each failing origin of ``export`` to list every blocker (a run each).
+    blockers: bool = True
     rtol: float | None = None
     atol: float | None = None
     opset: int | None = None

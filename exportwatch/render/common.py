@@ -11,7 +11,16 @@ from dataclasses import dataclass, field
 
 from exportwatch.diff import SEVERITY, Cell, ChangeKind, Changes, GateResult, JobKey, ModelRow, Move, Policy
 from exportwatch.render.escape import one_line
-from exportwatch.report import FAILING, INFRASTRUCTURE, Delegation, SubmoduleResult, Verdict, failure_identity
+from exportwatch.report import (
+    FAILING,
+    INFRASTRUCTURE,
+    Delegation,
+    SubmoduleResult,
+    UserFrame,
+    Verdict,
+    failure_identity,
+)
+from exportwatch.report.model import Blocker, Blockers, BlockerStatus
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -533,3 +542,41 @@ def coverage_phrase(delegation: Delegation | None) -> str | None:
     counts = f"{delegation.delegated_nodes}/{delegation.compute_nodes} nodes"
     phrase = f"{delegation.backend.upper()} {share} ({counts})"
     return f"{phrase}, not delegated: {named}" if named else phrase
+
+
+# ---------------------------------------------------------------------------------------------
+# Blockers: every issue draft_export found for an origin, said the same way in every view (each
+# view escapes these plain texts its own way: they hold the user's code and torch's words)
+
+#: Blockers listed under one origin; the rest are counted.
+SHOWN_BLOCKERS = 5
+
+
+def blockers_headline(found: Blockers) -> str:
+    """``3 blockers (draft_export: every issue, where export stops at the first)``, or why none."""
+    if found.status is BlockerStatus.FOUND:
+        total = max(found.total, len(found.found))
+        return f"{plural(total, 'blocker')} (draft_export lists every issue; export stops at the first)"
+    if found.status is BlockerStatus.NONE:
+        return "draft_export found no blocker besides the failure above"
+    reason = f": {found.note}" if found.note else ""
+    return f"draft_export could not list the blockers{reason}; the diagnosis above stands"
+
+
+def blocker_words(blocker: Blocker) -> str:
+    """``data-dependent: cannot decide `u0 > 2` … (2 times)``: kind, message, occurrences."""
+    words = f"{blocker.kind}: {blocker.message}"
+    return words + (f" ({blocker.occurrences} times)" if blocker.occurrences > 1 else "")
+
+
+def frame_words(frame: UserFrame) -> str:
+    """``models/net.py:12 in forward (library code: timm)``."""
+    words = f"{frame.path}:{frame.line}"
+    if frame.function:
+        words += f" in {frame.function}"
+    return words + (f" (library code: {frame.library})" if frame.library else "")
+
+
+def blockers_left(found: Blockers) -> int:
+    """Blockers found but not listed (over ``SHOWN_BLOCKERS``, or over the report's cap)."""
+    return max(found.total, len(found.found)) - min(len(found.found), SHOWN_BLOCKERS)

@@ -26,10 +26,21 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from exportwatch.diff import QUIET, ChangeKind, Changes, JobKey, diff_reports
-from exportwatch.render.common import coverage_phrase, exports_phrase, plural, tally
+from exportwatch.render.common import (
+    SHOWN_BLOCKERS,
+    blocker_words,
+    blockers_headline,
+    blockers_left,
+    coverage_phrase,
+    exports_phrase,
+    frame_words,
+    plural,
+    tally,
+)
 from exportwatch.render.escape import blob_url, clean, documentation_url, one_line
 from exportwatch.render.tree_view import STYLES, TreeNode, VerdictStyle, build_tree, changes_by_job
 from exportwatch.report import FAILING, JobResult, Report, Verdict
+from exportwatch.report.model import Blockers, BlockerStatus
 
 #: Caps on what one node shows (a report may come from a stranger's fork: a 1 MB message
 #: must not make a 1 MB line, nor a million nodes' tracebacks a gigabyte page).
@@ -493,6 +504,32 @@ def _verdict_words(side: _Side, key: tuple[str, str, str], node: TreeNode) -> st
     return label
 
 
+def _blockers(found: Blockers) -> str:
+    """Every blocker of an origin (draft_export): a numbered list, each with its lines."""
+    out = [f'<div class="blockers"><p class="blockers-head">{text(blockers_headline(found), limit=700)}</p>']
+    if found.status is BlockerStatus.FOUND:
+        out.append("<ol>")
+        for blocker in found.found[:SHOWN_BLOCKERS]:
+            item = text(blocker_words(blocker), limit=400)
+            if blocker.user_frame is not None:
+                item += f" at <code>{text(frame_words(blocker.user_frame))}</code>"
+                if blocker.user_frame.source.strip():
+                    item += f": <code>{text(blocker.user_frame.source.strip(), limit=160)}</code>"
+            for made in blocker.created:
+                if made.frame is not None:
+                    item += f"; <code>{text(made.symbol, limit=40)}</code> made at "
+                    item += f"<code>{text(frame_words(made.frame))}</code>"
+                    if made.frame.source.strip():
+                        item += f": <code>{text(made.frame.source.strip(), limit=160)}</code>"
+            out.append(f"<li>{item}</li>")
+        out.append("</ol>")
+        left = blockers_left(found)
+        if left > 0:
+            out.append(f"<p>{plural(left, 'more blocker')} not listed</p>")
+    out.append("</div>")
+    return "".join(out)
+
+
 def _why(side: _Side, key: tuple[str, str, str], node: TreeNode) -> str:
     """Why a node fails: message, the origin it fails because of, the source line, the hint."""
     result = node.shown
@@ -532,6 +569,8 @@ def _why(side: _Side, key: tuple[str, str, str], node: TreeNode) -> str:
         out.append(f'<p class="where">at {location}</p>')
         if frame.source and frame.source.strip():
             out.append(f'<pre class="src">{block(frame.source.strip(chr(10)), limit=SOURCE_CHARS)}</pre>')
+    if result.blockers is not None:
+        out.append(_blockers(result.blockers))
     if result.hint:
         out.append(f'<p class="hint">hint: {with_links(result.hint, limit=HINT_CHARS)}</p>')
     facts = _facts(node)

@@ -18,16 +18,21 @@ from functools import partial
 
 from exportwatch.diff import Cell, ChangeKind, Changes, GateResult, JobKey, ModelCell, ModelRow, Move
 from exportwatch.render.common import (
+    SHOWN_BLOCKERS,
     CauseGroup,
     InOrder,
     Part,
     RenderContext,
     Section,
+    blocker_words,
+    blockers_headline,
+    blockers_left,
     coverage_phrase,
     deferred,
     failures_phrase,
     fit,
     format_duration,
+    frame_words,
     group_by_cause,
     grouped_moves,
     headline,
@@ -58,7 +63,8 @@ from exportwatch.render.tree_view import (
     head_job,
     walk,
 )
-from exportwatch.report import BUG_REPORT_URL, FAILING, PASSING, SubmoduleResult, Verdict
+from exportwatch.report import BUG_REPORT_URL, FAILING, PASSING, SubmoduleResult, UserFrame, Verdict
+from exportwatch.report.model import Blockers, BlockerStatus
 
 #: The hidden marker that finds our comment again (the github module also checks the author).
 COMMENT_MARKER = "<!-- exportwatch:comment -->"
@@ -463,9 +469,43 @@ def _failure_lines(result: SubmoduleResult, *, repository: str | None, sha: str 
         lines.append(location)
         if frame.source and frame.source.strip():
             lines.append(md_code_block(frame.source.strip("\n"), lang="python", limit=600))
+    if result.blockers is not None:
+        lines.extend(_blocker_lines(result.blockers, repository=repository, sha=sha))
     if result.hint:
         lines.append(f"💡 {md_text_with_code(result.hint, limit=600)}")
     return lines
+
+
+def _blocker_lines(found: Blockers, *, repository: str | None, sha: str | None) -> list[str]:
+    """Every blocker of an origin, numbered, each with its line and where its values were made."""
+    headline = f"🧱 {md_text(blockers_headline(found), limit=700)}"
+    if found.status is not BlockerStatus.FOUND:
+        return [headline]
+    lines = [f"🧱 **{md_text(blockers_headline(found), limit=700)}**"]
+    for number, blocker in enumerate(found.found[:SHOWN_BLOCKERS], start=1):
+        item = f"{number}. {md_text_with_code(blocker_words(blocker), limit=400)}"
+        if blocker.user_frame is not None:
+            item += f" at {_frame_link(blocker.user_frame, repository=repository, sha=sha)}"
+            if blocker.user_frame.source.strip():
+                item += f": {md_code(blocker.user_frame.source.strip(), limit=160)}"
+        for made in blocker.created:
+            if made.frame is not None:
+                item += f"; {md_code(made.symbol, limit=40)} made at "
+                item += _frame_link(made.frame, repository=repository, sha=sha)
+                if made.frame.source.strip():
+                    item += f": {md_code(made.frame.source.strip(), limit=160)}"
+        lines.append(item)
+    left = blockers_left(found)
+    if left > 0:
+        lines.append(f"{plural(left, 'more blocker')} not listed")
+    return lines
+
+
+def _frame_link(frame: UserFrame, *, repository: str | None, sha: str | None) -> str:
+    label = md_code(frame_words(frame), limit=LABEL_LIMIT)
+    if frame.library:
+        return label
+    return md_link(label, blob_url(repository=repository, sha=sha, path=frame.path, line=frame.line))
 
 
 def _cell_part(

@@ -15,11 +15,16 @@ from collections.abc import Sequence
 from exportwatch.diff import Cell, ChangeKind, Changes, GateResult
 from exportwatch.render.common import (
     KIND_LABEL,
+    SHOWN_BLOCKERS,
     CauseGroup,
     RenderContext,
+    blocker_words,
+    blockers_headline,
+    blockers_left,
     coverage_phrase,
     failures_phrase,
     format_duration,
+    frame_words,
     group_by_cause,
     grouped_moves,
     headline,
@@ -29,6 +34,7 @@ from exportwatch.render.common import (
     verdict_word,
 )
 from exportwatch.render.escape import LABEL_LIMIT, no_workflow_commands, term_block, term_text, term_width
+from exportwatch.report.model import Blockers, BlockerStatus
 
 _RESET = "\x1b[0m"
 _COLOURS = {"red": "\x1b[31m", "green": "\x1b[32m", "yellow": "\x1b[33m", "bold": "\x1b[1m", "dim": "\x1b[2m"}
@@ -216,6 +222,8 @@ def _cell_lines(changes: Changes, group: CauseGroup, *, paint: _Painter, hints: 
             lines.append(f"      at {where}")
             if frame.source.strip():
                 lines.extend(f"      | {s}" for s in term_block(frame.source, limit=600).splitlines())
+        if result.blockers is not None:
+            lines.extend(_blocker_lines(result.blockers))
         if result.hint:
             seen = hints.get(result.hint)
             if seen is None:
@@ -256,3 +264,26 @@ def _footer(changes: Changes) -> str:
     if head.run_url:
         bits.append(term_text(head.run_url, limit=300))
     return " · ".join(bits)
+
+
+def _blocker_lines(found: Blockers) -> list[str]:
+    """Every blocker of an origin, numbered, with its line and where its values were made."""
+    lines = [f"      {term_text(blockers_headline(found), limit=700)}"]
+    if found.status is not BlockerStatus.FOUND:
+        return lines
+    for number, blocker in enumerate(found.found[:SHOWN_BLOCKERS], start=1):
+        lines.append(f"      {number}. {term_text(blocker_words(blocker), limit=400)}")
+        if blocker.user_frame is not None:
+            lines.append(f"         at {term_text(frame_words(blocker.user_frame), limit=LABEL_LIMIT)}")
+            if blocker.user_frame.source.strip():
+                lines.append(f"         | {term_text(blocker.user_frame.source.strip(), limit=160)}")
+        for made in blocker.created:
+            if made.frame is not None:
+                where = term_text(frame_words(made.frame), limit=LABEL_LIMIT)
+                lines.append(f"         {term_text(made.symbol, limit=40)} made at {where}")
+                if made.frame.source.strip():
+                    lines.append(f"         | {term_text(made.frame.source.strip(), limit=160)}")
+    left = blockers_left(found)
+    if left > 0:
+        lines.append(f"      {left} more not listed")
+    return lines

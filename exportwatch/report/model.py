@@ -123,6 +123,52 @@ class Mismatch:
     message: str = ""
 
 
+#: The blockers of one origin a report keeps (the count of all is kept too).
+MAX_BLOCKERS = 20
+
+
+class BlockerStatus(str, Enum):
+    """What the search for every blocker of an origin (``draft_export``) came to."""
+
+    FOUND = "found"
+    NONE = "none"  # draft_export exported with no issue: the failure shown is the only one known
+    FAILED = "failed"  # draft_export itself raised: the diagnosis shown is all there is
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(kw_only=True, slots=True)
+class CreatedAt:
+    """Where an unbacked symbol (``u0``, ``zuf0``) was created: the ``.item()``, the ``nonzero``."""
+
+    symbol: str
+    frame: UserFrame | None = None
+
+
+@dataclass(kw_only=True, slots=True)
+class Blocker:
+    """One issue ``draft_export`` met while exporting an origin; export stops at the first."""
+
+    kind: str  # data-dependent / missing-fake-kernel / mismatched-fake-kernel / guard-added
+    message: str
+    expression: str | None = None  # the symbolic expression (``u0 > 2``)
+    user_frame: UserFrame | None = None
+    created: list[CreatedAt] = field(default_factory=list)
+    occurrences: int = 1
+
+
+@dataclass(kw_only=True, slots=True)
+class Blockers:
+    """Every blocker found for one origin (at most ``MAX_BLOCKERS`` kept, ``total`` counted)."""
+
+    status: BlockerStatus
+    found: list[Blocker] = field(default_factory=list)
+    total: int = 0
+    note: str | None = None  # why none were found, or why the search failed
+    duration_s: float = 0.0
+
+
 @dataclass(kw_only=True, slots=True)
 class Delegation:
     """How much of one submodule's lowered program a backend runs (the ``executorch`` target).
@@ -174,6 +220,8 @@ class SubmoduleResult:
     xfail: str | None = None  # reason, when the manifest expects this submodule to fail
     duration_s: float = 0.0
     delegation: Delegation | None = None  # the `executorch` target's backend coverage
+    #: For an origin of the ``export`` target: every issue ``draft_export`` found (None: not searched).
+    blockers: Blockers | None = None
 
 
 @dataclass(kw_only=True, slots=True)

@@ -33,6 +33,9 @@ from pydantic_core import core_schema as cs
 
 from exportwatch.report.model import (
     SCHEMA_VERSION,
+    Blocker,
+    Blockers,
+    CreatedAt,
     Delegation,
     Environment,
     JobResult,
@@ -61,6 +64,9 @@ SCHEMA_PLACES: dict[type, tuple[str, ...]] = {
     UserFrame: ("$defs", "user_frame"),
     Mismatch: ("$defs", "mismatch"),
     Delegation: ("$defs", "delegation"),
+    Blockers: ("$defs", "blockers"),
+    Blocker: ("$defs", "blocker"),
+    CreatedAt: ("$defs", "created_at"),
 }
 
 # Union branches are named in pydantic's error locations: the value's own branch is dropped

@@ -17,6 +17,7 @@ class SweepOptions:
     artifacts_dir: Path | None = None  # --keep-artifacts
     verbose: bool = False  # the exporters' own output reaches the log
     allow_skip: bool = False  # jobs on a missing device are skipped, not a usage error
+    blockers: bool = True  # every blocker of an export origin, from draft_export (a run each)
 
     def to_argv(self) -> list[str]:
         """The ``sweep`` / ``compare`` flags that reproduce these options (``-v`` is global)."""
@@ -35,4 +36,6 @@ class SweepOptions:
             args += ["--keep-artifacts", str(self.artifacts_dir)]
         if self.allow_skip:
             args.append("--allow-skip")
+        if not self.blockers:
+            args.append("--no-blockers")
         return args

@@ -22,8 +22,10 @@ import torch
 from torch import nn
 
 from exportwatch import diagnose
+from exportwatch.diagnose import blockers
 from exportwatch.manifest import ModelSpec
 from exportwatch.report import JobResult, SubmoduleResult, Verdict, tree
+from exportwatch.report.model import Blockers, BlockerStatus
 from exportwatch.sweep.settings import SweepSettings
 from exportwatch.targets import get_target
 from exportwatch.targets.base import Call, Outcome, Stage, TargetOptions, TraceShelf
@@ -88,6 +90,8 @@ class _Walk:
     seen: dict[str, str] = field(default_factory=dict)  # dedup key -> first path
     visited: set[int] = field(default_factory=set)
     attempts: int = 0
+    #: path -> the module exported and the call it failed on: where draft_export looks again.
+    failed_calls: dict[str, tuple[nn.Module, Call]] = field(default_factory=dict)
 
     def run(self) -> list[SubmoduleResult]:
         eager_error = self.capture.eager_errors.get(EXAMPLE_SET)
@@ -294,6 +298,7 @@ class _Walk:
         result.delegation = outcome.extras.get("delegation")  # a deployment target's coverage
         if outcome.verdict != Verdict.OK:
             self._fill_failure(module, result, outcome)
+            self.failed_calls[path] = (module, call)
         return result
 
     def _options(self, path: str, *, dynamic: bool) -> TargetOptions:
@@ -487,7 +492,52 @@ def sweep_target(
         job = tree.mark_origins(job)
     except Exception as exc:  # origins explain the verdicts; they never decide them
         log.warning("marking origins for %s/%s failed: %s", spec.name, target_name, exc)
+    if target_name == BLOCKERS_TARGET and spec.blockers and settings.options.blockers:
+        timeout = settings.options.timeout_s or spec.timeout
+        _search_blockers(job, walk, settings=settings, until=started + timeout * BLOCKERS_SHARE_OF_TIMEOUT)
+        job.duration_s = round(time.perf_counter() - started, 3)
     return job
+
+
+#: The target whose origins get every blocker from ``draft_export`` (non-strict, as it is).
+BLOCKERS_TARGET = "export"
+#: No draft_export starts once the job has used this share of its timeout: the search explains
+#: a verdict, and must never cost the job that verdict (a timeout).
+BLOCKERS_SHARE_OF_TIMEOUT = 0.5
+
+
+def _search_blockers(job: JobResult, walk: _Walk, *, settings: SweepSettings, until: float) -> None:
+    """Every blocker of each failing origin: one ``draft_export`` run per origin, on the call
+    its export failed on (the root with the manifest's dynamic shapes, as it was exported)."""
+    for result in job.submodules:
+        found = walk.failed_calls.get(result.path)
+        if not result.origin or result.verdict != Verdict.FAIL or found is None:
+            continue
+        if not blockers.worth_searching(result.category):  # draft_export would stop there too
+            continue
+        if time.perf_counter() > until:
+            result.blockers = Blockers(
+                status=BlockerStatus.FAILED,
+                note="not searched: the job had used half its timeout (draft_export costs one more export)",
+            )
+            continue
+        module, call = found
+        shapes = walk.root_dynamic_shapes if result.path == "" else None
+        walk.on_phase("draft_export", result.path)
+
+        def run(module: nn.Module = module, call: Call = call, shapes: Any = shapes) -> Any:
+            with _grad_mode(walk.spec.no_grad):
+                return torch.export.draft_export(module, call.args, call.kwargs, dynamic_shapes=shapes)
+
+        result.blockers = blockers.search(run, repo_root=settings.repo_root, interned=_interned_strings)
+
+
+def _interned_strings() -> dict[str, int]:
+    """torch's structured-log string table (filename → index): a file an earlier trace of this
+    process interned is named only there, not in a later draft report's own table."""
+    from torch._logging import structured
+
+    return dict(getattr(structured, "INTERN_TABLE", {}))
 
 
 def skipped_job(spec: ModelSpec, target: str, device: str, reason: str) -> JobResult:

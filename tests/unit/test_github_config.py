@@ -189,6 +189,7 @@ def test_config__input_names_are_the_documented_action_inputs():
         "working-directory",
         "workers",
         "timeout",
+        "blockers",
         "report-path",
         "base",
         "shard",
