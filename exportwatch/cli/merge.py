@@ -75,13 +75,11 @@ def run(args: argparse.Namespace, *, out: TextIO | None = None, err: TextIO | No
         try:
             shards.append(Shard(name=str(path), report=load_report(path, untrusted=True)))
         except ReportError as exc:
-            print(term_block(f"error: {exc}"), file=err)
-            return exc.exit_code
+            return _refused(exc, err=err)
     try:
         merged = merge_reports(shards)
     except MergeError as exc:
-        print(term_block(f"error: {exc}"), file=err)
-        return exc.exit_code
+        return _refused(exc, err=err)
     if not _written(merged, output, err=err):
         return EXIT_USAGE
     if not getattr(args, "quiet", False):
@@ -97,8 +95,7 @@ def _from_log(log: Path, *, output: Path, quiet: bool, out: TextIO, err: TextIO)
     try:
         rebuilt = report_from_log(log)
     except ReportError as exc:
-        print(term_block(f"error: {exc}"), file=err)
-        return exc.exit_code
+        return _refused(exc, err=err)
     if not _written(rebuilt, output, err=err):
         return EXIT_USAGE
     if not quiet:
@@ -108,6 +105,12 @@ def _from_log(log: Path, *, output: Path, quiet: bool, out: TextIO, err: TextIO)
         )
         print(f"wrote the report of {log}, {len(rebuilt.jobs)} job(s) ({state}) → {output}", file=out)
     return EXIT_OK
+
+
+def _refused(exc: ReportError | MergeError, *, err: TextIO) -> int:
+    """One located error line (its text is untrusted: quoted for the terminal), its exit code."""
+    print(term_block(f"error: {exc}"), file=err)
+    return exc.exit_code
 
 
 def _written(report: Report, output: Path, *, err: TextIO) -> bool:

@@ -167,9 +167,9 @@ def _blocker(
 
 def _message(kind: str, data: Mapping[str, Any], *, expression: str | None, op: str | None) -> str:
     if kind == "data-dependent":
-        result = _text(data.get("result"))
-        assumed = f" (traced as {result})" if result else ""
-        text = f"cannot decide `{expression}` from the tensors' shapes: it depends on their values{assumed}"
+        # Not the value it was traced as: that is the example's, and a report must not change
+        # between two sweeps of the same code (the shards of one sweep, base and head).
+        text = f"cannot decide `{expression}` from the tensors' shapes: it depends on their values"
     elif kind == "missing-fake-kernel":
         text = f"custom op `torch.ops.{op}` has no fake kernel (register one with `register_fake`)"
     elif kind == "mismatched-fake-kernel":

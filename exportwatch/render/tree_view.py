@@ -186,91 +186,96 @@ def build_tree(job: JobResult, *, changes: Mapping[str, ChangeKind] | None = Non
     module that exported), in report order; a repeated path is drawn once. ``changes`` maps a
     path to its change kind from :func:`exportwatch.diff.diff_reports`, when there is a base.
     """
-    index: dict[str, SubmoduleResult] = {}
-    for sub in job.submodules:
-        index.setdefault(sub.path, sub)
-    root = index.get("") or SubmoduleResult(path="", module_type="", verdict=job.verdict, reason=job.reason)
-    index[""] = root
-    shown = {path: follow_same_as(sub, index.get) for path, sub in index.items()}
-    origin_set = origin_paths(job)
-    origins = [path for path in index if path in origin_set]  # report order: deterministic
-    failing = {path for path, result in shown.items() if result.verdict in FAILING}
-
-    children: dict[str, list[str]] = {path: [] for path in index}
-    for path in index:
+    facts = _JobFacts.of(job)
+    children: dict[str, list[str]] = {path: [] for path in facts.index}
+    for path in facts.index:
         if path:
-            children[_parent(path, index)].append(path)
-
+            children[_parent(path, facts.index)].append(path)
     # Which branches fail, bottom-up over an explicit order (no recursion on untrusted depth).
-    order = _preorder(children)
     branch_fails: dict[str, bool] = {}
-    for path in reversed(order):
-        branch_fails[path] = path in failing or any(branch_fails[c] for c in children[path])
-
-    built: dict[str, TreeNode] = {}
-    for path in reversed(order):
-        sub = index[path]
-        twin = sub.same_as if sub.verdict == Verdict.SAME_AS and sub.same_as in index else None
-        built[path] = TreeNode(
-            path=path,
-            name=_name(path, index, job),
-            result=sub,
-            shown=shown[path],
-            failing=path in failing,
-            branch_fails=branch_fails[path],
-            origin=path in origin_set and path in failing,
-            caused_by=_caused_by(path, shown, origins, failing),
-            twin=twin,
-            change=(changes or {}).get(path),
-            children=tuple(built[c] for c in children[path]),
-        )
-    return built[""]
+    for path in reversed(_preorder(children)):
+        branch_fails[path] = path in facts.failing or any(branch_fails[c] for c in children[path])
+    return facts.nodes(children, branch_fails=branch_fails, changes=changes)
 
 
 def failing_tree(job: JobResult, *, changes: Mapping[str, ChangeKind] | None = None) -> TreeNode | None:
     """``failing_branch(build_tree(job, changes=changes))``, built without the rest of the tree:
     only the failing nodes and their ancestors become nodes (the job summary draws a failing
     branch per job, and a job of thousands of passing submodules should cost what it shows)."""
-    index: dict[str, SubmoduleResult] = {}
-    for sub in job.submodules:
-        index.setdefault(sub.path, sub)
-    root = index.get("") or SubmoduleResult(path="", module_type="", verdict=job.verdict, reason=job.reason)
-    index[""] = root
-    shown = {path: follow_same_as(sub, index.get) for path, sub in index.items()}
-    failing = {path for path, result in shown.items() if result.verdict in FAILING}
-    if not failing:
+    facts = _JobFacts.of(job)
+    if not facts.failing:
         return None
     branch: set[str] = set()
-    for path in failing:
+    for path in facts.failing:
         while path not in branch:
             branch.add(path)
             if not path:
                 break
-            path = _parent(path, index)
+            path = _parent(path, facts.index)
     children: dict[str, list[str]] = {path: [] for path in branch}
-    for path in index:  # report order, as build_tree
+    for path in facts.index:  # report order, as build_tree
         if path and path in branch:
-            children[_parent(path, index)].append(path)
-    origin_set = origin_paths(job)
-    origins = [path for path in index if path in origin_set]
-    built: dict[str, TreeNode] = {}
-    for path in reversed(_preorder(children)):
-        sub = index[path]
-        twin = sub.same_as if sub.verdict == Verdict.SAME_AS and sub.same_as in index else None
-        built[path] = TreeNode(
-            path=path,
-            name=_name(path, index, job),
-            result=sub,
-            shown=shown[path],
-            failing=path in failing,
-            branch_fails=True,
-            origin=path in origin_set and path in failing,
-            caused_by=_caused_by(path, shown, origins, failing),
-            twin=twin,
-            change=(changes or {}).get(path),
-            children=tuple(built[c] for c in children[path]),
+            children[_parent(path, facts.index)].append(path)
+    return facts.nodes(children, branch_fails=dict.fromkeys(branch, True), changes=changes)
+
+
+@dataclass(frozen=True)
+class _JobFacts:
+    """What every tree of one job reads: its submodules by path (the first of a repeated path),
+    what each shows after same-as, which fail, and its origins in report order."""
+
+    job: JobResult
+    index: dict[str, SubmoduleResult]
+    shown: dict[str, SubmoduleResult]
+    failing: set[str]
+    origin_set: set[str]
+    origins: list[str]
+
+    @classmethod
+    def of(cls, job: JobResult) -> _JobFacts:
+        index: dict[str, SubmoduleResult] = {}
+        for sub in job.submodules:
+            index.setdefault(sub.path, sub)
+        index[""] = index.get("") or SubmoduleResult(
+            path="", module_type="", verdict=job.verdict, reason=job.reason
         )
-    return built[""]
+        shown = {path: follow_same_as(sub, index.get) for path, sub in index.items()}
+        origin_set = origin_paths(job)
+        return cls(
+            job=job,
+            index=index,
+            shown=shown,
+            failing={path for path, result in shown.items() if result.verdict in FAILING},
+            origin_set=origin_set,
+            origins=[path for path in index if path in origin_set],  # report order: deterministic
+        )
+
+    def nodes(
+        self,
+        children: Mapping[str, list[str]],
+        *,
+        branch_fails: Mapping[str, bool],
+        changes: Mapping[str, ChangeKind] | None,
+    ) -> TreeNode:
+        """The tree of ``children`` under the root, built bottom-up (no recursion on untrusted depth)."""
+        built: dict[str, TreeNode] = {}
+        for path in reversed(_preorder(children)):
+            sub = self.index[path]
+            twin = sub.same_as if sub.verdict == Verdict.SAME_AS and sub.same_as in self.index else None
+            built[path] = TreeNode(
+                path=path,
+                name=_name(path, self.index, self.job),
+                result=sub,
+                shown=self.shown[path],
+                failing=path in self.failing,
+                branch_fails=branch_fails[path],
+                origin=path in self.origin_set and path in self.failing,
+                caused_by=_caused_by(path, self.shown, self.origins, self.failing),
+                twin=twin,
+                change=(changes or {}).get(path),
+                children=tuple(built[c] for c in children[path]),
+            )
+        return built[""]
 
 
 def _parent(path: str, index: Mapping[str, SubmoduleResult]) -> str:

@@ -221,4 +221,6 @@ def without_timing(report: Report) -> dict:
         for sub in job.get("submodules", []):
             for name in TIMING_FIELDS["submodule"]:
                 sub.pop(name, None)
+            if isinstance(sub.get("blockers"), dict):
+                sub["blockers"].pop("duration_s", None)  # draft_export's own time
     return data
