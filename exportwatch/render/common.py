@@ -325,6 +325,7 @@ KIND_LABEL: dict[ChangeKind, str] = {
     ChangeKind.REGRESSION: "regression",
     ChangeKind.FIX: "fixed",
     ChangeKind.CHANGED_FAILURE: "changed failure",
+    ChangeKind.COVERAGE_DROP: "coverage drop",
     ChangeKind.STILL_FAILING: "still failing",
     ChangeKind.NEW: "new",
     ChangeKind.REMOVED: "removed",
