@@ -156,3 +156,14 @@ def test_coverage__exportwatch_diff_fails_the_gate_with_the_policy_on(tmp_path: 
         timeout=120,
     )
     assert lenient.returncode == 1  # the newly undelegated operator still counts
+
+
+def test_coverage__the_html_tree_marks_the_node_whose_coverage_dropped():
+    from exportwatch.render.html import render_html
+
+    base = base_report(et_job(nodes=(97, 100)))
+    page = render_html(report(et_job(nodes=(61, 100), aten_native_layer_norm=1)), base=base)
+    assert '<span class="badge k-coverage-drop">coverage drop</span>' in page  # on its node
+    assert "XNNPACK 61% (61/100 nodes), not delegated: aten.native_layer_norm ×1" in page
+    unchanged = render_html(report(et_job(nodes=(97, 100))), base=base)
+    assert "k-coverage-drop" not in unchanged.replace(".badge.k-coverage-drop", "")
