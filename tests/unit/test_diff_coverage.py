@@ -99,6 +99,14 @@ def test_coverage__the_gate_reports_a_drop_and_fails_on_it_only_when_asked():
     assert not gate(changes, "never", fail_on_coverage_drop=True).passed
 
 
+def test_coverage__a_gated_drop_beside_a_regression_names_both_in_the_headline():
+    base = base_report(et_job(nodes=(97, 100)), job("cnn", "executorch", sub("", "ok")))
+    head = report(et_job(nodes=(61, 100)), job("cnn", "executorch", sub("", "fail")))
+    changes = diff_reports(base, head)
+    text = render(changes, gate(changes, fail_on_coverage_drop=True), "text", context=RenderContext())
+    assert text.startswith("FAIL  1 export regression in 1 model, and 1 delegation coverage drop")
+
+
 @pytest.mark.parametrize("fmt", ["markdown", "summary", "text"])
 def test_coverage__every_view_names_the_module_the_share_and_the_operator(fmt):
     changes = changes_of({"nodes": (97, 100)}, {"nodes": (61, 100), "aten_native_layer_norm": 1})
@@ -134,7 +142,8 @@ def test_coverage__exportwatch_diff_fails_the_gate_with_the_policy_on(tmp_path: 
 
     reported = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
     assert reported.returncode == 0, reported.stderr
-    assert "coverage drop" in reported.stdout
+    assert reported.stdout.startswith("PASS  No export regressions · 1 delegation coverage drop")
+    assert "1 delegation coverage drop was not gated" in reported.stdout
 
     gated = subprocess.run(
         [*cmd, "--fail-on-coverage-drop", "--coverage-threshold", "5"],
@@ -145,6 +154,7 @@ def test_coverage__exportwatch_diff_fails_the_gate_with_the_policy_on(tmp_path: 
     )
     assert gated.returncode == 1, gated.stderr
     out = gated.stdout
+    assert out.startswith("FAIL  1 delegation coverage drop in 1 model"), out
     assert f"1 delegation coverage drop: vit/executorch/cpu:{ATTN}" in out
     assert "XNNPACK delegation 97% → 61%; aten.native_layer_norm no longer delegated" in out
 
