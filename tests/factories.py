@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from exportwatch.report import (
     FAILING,
+    Delegation,
     Environment,
     JobResult,
     Mismatch,
@@ -47,6 +48,7 @@ def sub(
     module_type: str | None = None,
     reason: str | None = None,
     mismatch: Mismatch | None = None,
+    delegation: Delegation | None = None,
 ) -> SubmoduleResult:
     """One submodule result; ``frame="models/cnn.py:42"`` sets the user frame."""
     v = Verdict(verdict)
@@ -72,6 +74,21 @@ def sub(
         origin=origin,
         xfail=xfail,
         mismatch=mismatch,
+        delegation=delegation,
+    )
+
+
+def delegation(
+    delegated: int, compute: int, *, backend: str = "xnnpack", subgraphs: int = 1, **not_delegated: int
+) -> Delegation:
+    """``delegation(4, 5, aten_cumsum=1)``: XNNPACK takes 4 of 5 compute nodes, ``aten.cumsum``
+    is left once (``_`` in a keyword reads as ``.``: operator names are not identifiers)."""
+    return Delegation(
+        backend=backend,
+        delegated_nodes=delegated,
+        compute_nodes=compute,
+        subgraphs=subgraphs,
+        not_delegated={name.replace("_", ".", 1): n for name, n in not_delegated.items()},
     )
 
 

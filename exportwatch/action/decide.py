@@ -251,6 +251,7 @@ class StepOutputs:
     verdict: str
     regressions: int = 0
     fixes: int = 0
+    coverage_drops: int = 0  # modules delegating less to their backend (executorch target)
     report_path: str = ""
     html_report: str = ""  # "" when it could not be written
     exit_code: int = EXIT_OK
@@ -265,6 +266,7 @@ class StepOutputs:
             verdict=verdict,
             regressions=changes.counts.get(ChangeKind.REGRESSION, 0),
             fixes=changes.counts.get(ChangeKind.FIX, 0),
+            coverage_drops=changes.counts.get(ChangeKind.COVERAGE_DROP, 0),
             environment_change=upgrade.summary() if upgrade is not None else "",
             upgrade_regressions=len(upgrade.regressions) if upgrade is not None else 0,
             **fields,
@@ -275,6 +277,7 @@ class StepOutputs:
             "verdict": self.verdict,
             "regressions": self.regressions,
             "fixes": self.fixes,
+            "coverage-drops": self.coverage_drops,
             "report-path": self.report_path,
             "html-report": self.html_report,
             "environment-change": self.environment_change,

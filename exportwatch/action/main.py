@@ -340,8 +340,14 @@ def write_html_report(config: ActionConfig, head: Report, base: Report | None, *
 def analyse(
     head: Report, base: Report | None, *, config: ActionConfig, xfail: XfailIndex | None
 ) -> tuple[Changes, GateResult]:
-    changes = diff_reports(base, head, xfail=xfail)
-    return changes, gate(changes, config.fail_on, allow_errors=config.allow_errors)
+    changes = diff_reports(base, head, xfail=xfail, coverage_threshold=config.coverage_threshold)
+    verdict = gate(
+        changes,
+        config.fail_on,
+        allow_errors=config.allow_errors,
+        fail_on_coverage_drop=config.fail_on_coverage_drop,
+    )
+    return changes, verdict
 
 
 def log_models(changes: Changes, *, out: TextIO) -> None:

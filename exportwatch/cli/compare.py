@@ -183,8 +183,18 @@ def run(args: argparse.Namespace) -> int:
         + f"; reports: {request.head_output}, {request.base_output}"
     )
 
-    changes = diff_reports(result.base, result.head, xfail=XfailIndex.from_manifest(manifest))
-    verdict = gate(changes, args.fail_on, allow_errors=args.allow_errors)
+    changes = diff_reports(
+        result.base,
+        result.head,
+        xfail=XfailIndex.from_manifest(manifest),
+        coverage_threshold=args.coverage_threshold,
+    )
+    verdict = gate(
+        changes,
+        args.fail_on,
+        allow_errors=args.allow_errors,
+        fail_on_coverage_drop=args.fail_on_coverage_drop,
+    )
     colour = use_colour(args.color, stream=sys.stdout) if args.rendered is None else args.color == "always"
     context = RenderContext(marker_key=args.marker_key, title=args.title, color=colour)
     text = render(changes, verdict, args.format, context=context)

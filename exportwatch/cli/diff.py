@@ -79,8 +79,13 @@ def _run(args: argparse.Namespace) -> int:
     base = load_report(base_path, untrusted=True) if base_path is not None else None
     head = load_report(head_path, untrusted=True)
 
-    changes = diff_reports(base, head)
-    verdict = gate(changes, args.fail_on, allow_errors=args.allow_errors)
+    changes = diff_reports(base, head, coverage_threshold=args.coverage_threshold)
+    verdict = gate(
+        changes,
+        args.fail_on,
+        allow_errors=args.allow_errors,
+        fail_on_coverage_drop=args.fail_on_coverage_drop,
+    )
     output: Path | None = args.output
     context = RenderContext(
         marker_key=args.marker_key,

@@ -86,8 +86,9 @@ def sweep_options(args: argparse.Namespace) -> SweepOptions:
 
 
 def add_gate_options(parser: argparse.ArgumentParser) -> None:
-    """``--fail-on`` and ``--allow-errors``: what fails the merge gate (diff and compare)."""
-    from exportwatch.diff import DEFAULT_POLICY, Policy
+    """``--fail-on``, ``--allow-errors``, ``--fail-on-coverage-drop`` and
+    ``--coverage-threshold``: what fails the merge gate (diff and compare)."""
+    from exportwatch.diff import DEFAULT_COVERAGE_THRESHOLD, DEFAULT_POLICY, Policy
 
     parser.add_argument(
         "--fail-on",
@@ -100,6 +101,28 @@ def add_gate_options(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="do not fail the gate on checks exportwatch itself could not complete (verdict 'error')",
     )
+    parser.add_argument(
+        "--fail-on-coverage-drop",
+        action="store_true",
+        help="also fail the gate when a module that exports on both sides delegates less to its "
+        "backend (executorch target; default: report the drop, do not fail)",
+    )
+    parser.add_argument(
+        "--coverage-threshold",
+        type=coverage_points,
+        default=DEFAULT_COVERAGE_THRESHOLD,
+        metavar="POINTS",
+        help="percentage points of delegation coverage a module may lose before it is a coverage "
+        f"drop (default: {DEFAULT_COVERAGE_THRESHOLD:g}); a newly non-delegated operator always is",
+    )
+
+
+def coverage_points(text: str) -> float:
+    """A coverage threshold in percentage points, 0..100."""
+    value = float(text)
+    if not math.isfinite(value) or not 0 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 100 points, got {text}")
+    return value
 
 
 def positive_float(text: str) -> float:

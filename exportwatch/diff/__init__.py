@@ -13,9 +13,10 @@ exist on that side: no verdict is claimed for it. A subtree that moved (a model 
 
 The package, by responsibility: ``kinds`` (keys, change kinds, policies), ``xfail`` (expected
 failures), ``changes`` (the result: cells, rows, moves, notes), ``classify`` (one cell's kind),
-``compare`` (the diff itself, linear in the cells), ``moves`` (renamed subtrees), ``notes``
-(versions, upgrade, partial reports, devices), ``gate`` (the merge verdict) and ``wording``
-(what the gate says). Other packages import from ``exportwatch.diff`` only.
+``coverage`` (a delegation coverage drop), ``compare`` (the diff itself, linear in the cells),
+``moves`` (renamed subtrees), ``notes`` (versions, upgrade, partial reports, devices), ``gate``
+(the merge verdict) and ``wording`` (what the gate says). Other packages import from
+``exportwatch.diff`` only.
 """
 
 from exportwatch.diff.changes import (
@@ -30,6 +31,12 @@ from exportwatch.diff.changes import (
 )
 from exportwatch.diff.classify import classify
 from exportwatch.diff.compare import diff_reports
+from exportwatch.diff.coverage import (
+    DEFAULT_COVERAGE_THRESHOLD,
+    CoverageDrop,
+    coverage_drop,
+    coverage_drop_note,
+)
 from exportwatch.diff.gate import GateResult, gate, gate_counts
 from exportwatch.diff.kinds import (
     DEFAULT_POLICY,
@@ -45,6 +52,7 @@ from exportwatch.diff.moves import find_moves, rename_paths
 from exportwatch.diff.xfail import XfailIndex
 
 __all__ = [
+    "DEFAULT_COVERAGE_THRESHOLD",
     "DEFAULT_POLICY",
     "QUIET",
     "SEVERITY",
@@ -52,6 +60,7 @@ __all__ = [
     "CellKey",
     "ChangeKind",
     "Changes",
+    "CoverageDrop",
     "GateResult",
     "JobKey",
     "ModelCell",
@@ -63,6 +72,8 @@ __all__ = [
     "VersionNote",
     "XfailIndex",
     "classify",
+    "coverage_drop",
+    "coverage_drop_note",
     "diff_reports",
     "find_moves",
     "gate",

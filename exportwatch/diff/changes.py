@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 
+from exportwatch.diff.coverage import CoverageDrop
 from exportwatch.diff.kinds import QUIET, SEVERITY, CellKey, ChangeKind, JobKey, plural
 from exportwatch.report import FAILING, INFRASTRUCTURE, PASSING, Report, SubmoduleResult, Verdict
 
@@ -113,6 +114,7 @@ class Cell:
     xfail: str | None = None  # reason, when this failure is expected
     xfail_scope: str | None = None  # "submodule" | "model" | "inherited"
     moved_from: str | None = None  # the base path of a submodule whose subtree moved (see Move)
+    coverage_drop: CoverageDrop | None = None  # what fell, for a COVERAGE_DROP cell
 
     @property
     def key(self) -> CellKey:

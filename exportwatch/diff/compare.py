@@ -14,6 +14,12 @@ from enum import Enum
 
 from exportwatch.diff.changes import Cell, Changes, ModelCell, ModelRow, Move, ReportMeta
 from exportwatch.diff.classify import classify
+from exportwatch.diff.coverage import (
+    DEFAULT_COVERAGE_THRESHOLD,
+    CoverageDrop,
+    coverage_drop,
+    coverage_drop_note,
+)
 from exportwatch.diff.kinds import STOPPING, CellKey, ChangeKind, JobKey
 from exportwatch.diff.moves import find_moves, rename_paths
 from exportwatch.diff.notes import code_differs, report_notes, upgrade_of, version_notes
@@ -31,8 +37,18 @@ from exportwatch.report import (
 )
 
 
-def diff_reports(base: Report | None, head: Report, *, xfail: XfailIndex | None = None) -> Changes:
-    """Compare every cell of ``base`` and ``head``; ``base=None`` makes everything new."""
+def diff_reports(
+    base: Report | None,
+    head: Report,
+    *,
+    xfail: XfailIndex | None = None,
+    coverage_threshold: float = DEFAULT_COVERAGE_THRESHOLD,
+) -> Changes:
+    """Compare every cell of ``base`` and ``head``; ``base=None`` makes everything new.
+
+    A cell passing on both sides whose delegation coverage fell by more than
+    ``coverage_threshold`` points, or that no longer delegates an operator, is a coverage drop.
+    """
     index = xfail or XfailIndex()
     base_jobs = {j.key: j for j in base.jobs} if base is not None else {}
     head_jobs = {j.key: j for j in head.jobs}
@@ -50,7 +66,9 @@ def diff_reports(base: Report | None, head: Report, *, xfail: XfailIndex | None 
                 renames = {old: new for m in job_moves for old, new in m.paths}
                 base_job = rename_paths(base_job, renames)
                 moved_from = {new: old for old, new in renames.items()}
-        for cell in _diff_job(base_job, head_job, index=index, moved_from=moved_from):
+        for cell in _diff_job(
+            base_job, head_job, index=index, moved_from=moved_from, coverage_threshold=coverage_threshold
+        ):
             cells[cell.key] = cell
 
     targets = tuple(dict.fromkeys(k[1] for k in job_keys))
@@ -185,6 +203,7 @@ _HEAD_SIDE = frozenset(
     {
         ChangeKind.REGRESSION,
         ChangeKind.CHANGED_FAILURE,
+        ChangeKind.COVERAGE_DROP,
         ChangeKind.STILL_FAILING,
         ChangeKind.NEW,
         ChangeKind.INFRASTRUCTURE,
@@ -213,6 +232,7 @@ class _Draft:
     folded_under: str | None = None
     xfail: str | None = None
     xfail_scope: str | None = None
+    coverage_drop: CoverageDrop | None = None
 
     @property
     def shown_side(self) -> _Shown:
@@ -232,13 +252,19 @@ def _diff_job(
     *,
     index: XfailIndex,
     moved_from: Mapping[str, str] | None = None,
+    coverage_threshold: float = DEFAULT_COVERAGE_THRESHOLD,
 ) -> list[Cell]:
     base, head = _Side(base_job), _Side(head_job)
     job = head_job or base_job
     assert job is not None
     paths = ["", *dict.fromkeys(s.path for j in (head_job, base_job) if j for s in j.submodules if s.path)]
     renamed = moved_from or {}
-    draft = {path: _draft(path, base=base, head=head, moved_from=renamed.get(path)) for path in paths}
+    draft = {
+        path: _draft(
+            path, base=base, head=head, moved_from=renamed.get(path), coverage_threshold=coverage_threshold
+        )
+        for path in paths
+    }
     _fold(draft, sides={_Shown.HEAD: head, _Shown.BASE: base})
     _apply_xfail(draft, base_job=base_job, head_job=head_job, index=index)
     return [
@@ -263,16 +289,22 @@ def _diff_job(
             xfail=d.xfail,
             xfail_scope=d.xfail_scope,
             moved_from=d.moved_from,
+            coverage_drop=d.coverage_drop,
         )
         for d in draft.values()
     ]
 
 
-def _draft(path: str, *, base: _Side, head: _Side, moved_from: str | None) -> _Draft:
+def _draft(
+    path: str, *, base: _Side, head: _Side, moved_from: str | None, coverage_threshold: float
+) -> _Draft:
     """One path compared: its kind, note, effective results and what it shares."""
     b, b_synth = base.resolve(path)
     h, h_synth = head.resolve(path)
     kind, note = classify(b, h)
+    drop = coverage_drop(b, h, threshold=coverage_threshold) if kind is ChangeKind.UNCHANGED_OK else None
+    if drop is not None:
+        kind, note = ChangeKind.COVERAGE_DROP, coverage_drop_note(drop)
     synthesized_infra = bool(
         kind in (ChangeKind.INFRASTRUCTURE, ChangeKind.ERROR)
         and path
@@ -303,6 +335,7 @@ def _draft(path: str, *, base: _Side, head: _Side, moved_from: str | None) -> _D
         same_as=same_as,
         moved_from=moved_from,
         synthesized_infra=synthesized_infra,
+        coverage_drop=drop,
     )
 
 

@@ -16,6 +16,7 @@ class GateResult:
 
     policy: Policy
     passed: bool
+    fail_on_coverage_drop: bool = False
     failing: tuple[CellKey, ...] = ()
     reasons: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
@@ -25,21 +26,28 @@ class GateResult:
         return 0 if self.passed else 1
 
 
-def gate_counts(changes: Changes, policy: Policy, *, allow_errors: bool = False) -> list[Cell]:
+def gate_counts(
+    changes: Changes, policy: Policy, *, allow_errors: bool = False, fail_on_coverage_drop: bool = False
+) -> list[Cell]:
     """The top-level cells that ``policy`` holds against the pull request.
+
+    A coverage drop is gated by its own setting, ``fail_on_coverage_drop``, whatever the
+    policy: the export still works, so only a user who asked for it fails on a slower program.
 
     A check exportwatch could not complete on head (``error``) is never a pass: every policy
     but ``never`` holds it against the pull request unless ``allow_errors`` says otherwise. An
     export the head's sweep was stopped in (``interrupted``) was never checked: held likewise.
     """
     cells = [c for c in changes.top_level() if not c.expected]
+    drops = [c for c in cells if c.kind is ChangeKind.COVERAGE_DROP] if fail_on_coverage_drop else []
     if policy is Policy.NEVER:
-        return []
+        return drops
     errors = (
         [] if allow_errors else [c for c in cells if c.kind is ChangeKind.ERROR and c.head is Verdict.ERROR]
     )
     stopped = [c for c in cells if c.head is Verdict.INTERRUPTED]
-    return errors + stopped + [c for c in _policy_counts(cells, policy) if c.head is not Verdict.INTERRUPTED]
+    gated = [c for c in _policy_counts(cells, policy) if c.head is not Verdict.INTERRUPTED]
+    return errors + stopped + gated + drops
 
 
 def _policy_counts(cells: list[Cell], policy: Policy) -> list[Cell]:
@@ -57,15 +65,27 @@ def _policy_counts(cells: list[Cell], policy: Policy) -> list[Cell]:
 
 
 def gate(
-    changes: Changes, policy: str | Policy = DEFAULT_POLICY, *, allow_errors: bool = False
+    changes: Changes,
+    policy: str | Policy = DEFAULT_POLICY,
+    *,
+    allow_errors: bool = False,
+    fail_on_coverage_drop: bool = False,
 ) -> GateResult:
-    """Apply ``policy`` (regression | new-failure | any-failure | never) to ``changes``."""
+    """Apply ``policy`` (regression | new-failure | any-failure | never) to ``changes``, and
+    fail on delegation coverage drops too when ``fail_on_coverage_drop``."""
     policy = parse_policy(policy)
-    failing = gate_counts(changes, policy, allow_errors=allow_errors)
+    failing = gate_counts(
+        changes, policy, allow_errors=allow_errors, fail_on_coverage_drop=fail_on_coverage_drop
+    )
     return GateResult(
         policy=policy,
         passed=not failing,
+        fail_on_coverage_drop=fail_on_coverage_drop,
         failing=tuple(c.key for c in failing),
         reasons=tuple(gate_reasons(failing)),
-        notes=tuple(gate_notes(changes, policy, allow_errors=allow_errors)),
+        notes=tuple(
+            gate_notes(
+                changes, policy, allow_errors=allow_errors, fail_on_coverage_drop=fail_on_coverage_drop
+            )
+        ),
     )

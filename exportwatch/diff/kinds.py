@@ -21,6 +21,7 @@ class ChangeKind(str, Enum):
     REGRESSION = "regression"  # exported on base, fails on head
     FIX = "fix"  # failed on base, exports on head
     CHANGED_FAILURE = "changed-failure"  # fails on both, for a different reason
+    COVERAGE_DROP = "coverage-drop"  # passes on both; delegation coverage fell (see diff.coverage)
     STILL_FAILING = "still-failing"  # fails on both, same fingerprint
     NEW = "new"  # no result on base (absent or skipped there)
     REMOVED = "removed"  # no result on head
@@ -39,6 +40,7 @@ SEVERITY: tuple[ChangeKind, ...] = (
     ChangeKind.ERROR,
     ChangeKind.INFRASTRUCTURE,
     ChangeKind.CHANGED_FAILURE,
+    ChangeKind.COVERAGE_DROP,
     ChangeKind.NEW,
     ChangeKind.FIX,
     ChangeKind.REMOVED,

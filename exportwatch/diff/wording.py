@@ -14,6 +14,7 @@ _INTERRUPTED_NOUNS = (
 _REASON_NOUNS = {
     ChangeKind.REGRESSION: ("regression", "regressions"),
     ChangeKind.CHANGED_FAILURE: ("changed failure", "changed failures"),
+    ChangeKind.COVERAGE_DROP: ("delegation coverage drop", "delegation coverage drops"),
     ChangeKind.NEW: ("new failure", "new failures"),
     ChangeKind.INFRASTRUCTURE: ("infrastructure failure", "infrastructure failures"),
     ChangeKind.ERROR: (
@@ -58,9 +59,18 @@ def _reason(cells: list[Cell], nouns: tuple[str, str]) -> str:
     return f"{n} {one if n == 1 else many}: {where}"
 
 
-def gate_notes(changes: Changes, policy: Policy, *, allow_errors: bool) -> list[str]:
-    """What the gate did not count, and why: infrastructure, allowed errors, xfail, stale xfail."""
+def gate_notes(
+    changes: Changes, policy: Policy, *, allow_errors: bool, fail_on_coverage_drop: bool = False
+) -> list[str]:
+    """What the gate did not count, and why: infrastructure, allowed errors, coverage drops,
+    xfail, stale xfail."""
     notes: list[str] = []
+    drops = changes.top_level(ChangeKind.COVERAGE_DROP)
+    if drops and not fail_on_coverage_drop:
+        notes.append(
+            f"{plural(len(drops), 'delegation coverage drop')} "
+            f"{'was' if len(drops) == 1 else 'were'} not gated (fail-on-coverage-drop is off)"
+        )
     infra = [c for c in changes.top_level(ChangeKind.INFRASTRUCTURE) if c.head is not Verdict.INTERRUPTED]
     if infra and policy is not Policy.ANY_FAILURE:
         notes.append(

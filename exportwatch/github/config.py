@@ -14,7 +14,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from exportwatch.diff import Policy
+from exportwatch.diff import DEFAULT_COVERAGE_THRESHOLD, Policy
 from exportwatch.errors import UsageError
 from exportwatch.manifest import KNOWN_DEVICES, KNOWN_TARGETS
 
@@ -223,6 +223,20 @@ def _flag_or_auto(raw: str, name: str) -> bool | None:
     return _flag(value, name)
 
 
+def _coverage_points(raw: str, name: str) -> float:
+    """``coverage-threshold``: percentage points, 0 to 100; empty is the default."""
+    value = raw.strip().lower().removesuffix("%").strip()
+    if not value:
+        return DEFAULT_COVERAGE_THRESHOLD
+    try:
+        points = float(value)
+    except ValueError:
+        points = -1.0
+    if not 0 <= points <= 100:  # NaN fails too
+        raise ActionConfigError(name, f"{raw.strip()!r} is not a number of points from 0 to 100")
+    return points
+
+
 def _seconds(raw: str, name: str) -> float | None:
     value = raw.strip().lower().removesuffix("s")
     if not value:
@@ -307,6 +321,8 @@ class ActionConfig:
     device: str | None = None
     fail_on: str = "regression"
     allow_errors: bool = False
+    fail_on_coverage_drop: bool = False  # a delegation coverage drop fails the step too
+    coverage_threshold: float = DEFAULT_COVERAGE_THRESHOLD  # points lost before it is a drop
     comment: CommentMode = CommentMode.ON_CHANGE
     mode: Mode = Mode.FULL
     install: str = ""
@@ -412,6 +428,8 @@ _SOURCES: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "device": ("INPUT_DEVICE", _device),
     "fail_on": ("INPUT_FAIL-ON", _choice(FAIL_ON_POLICIES)),
     "allow_errors": ("INPUT_ALLOW-ERRORS", _flag),
+    "fail_on_coverage_drop": ("INPUT_FAIL-ON-COVERAGE-DROP", _flag),
+    "coverage_threshold": ("INPUT_COVERAGE-THRESHOLD", _coverage_points),
     "comment": ("INPUT_COMMENT", _enum(CommentMode)),
     "mode": ("INPUT_MODE", _enum(Mode)),
     "install": ("INPUT_INSTALL", _block),

@@ -222,7 +222,13 @@ def _headline(changes: Changes, gate: GateResult) -> Headline:
         failing = [changes.cells[k] for k in gate.failing]
         unchecked = [c for c in failing if c.kind is ChangeKind.ERROR]
         stopped = [c for c in failing if c.head is Verdict.INTERRUPTED]  # the head report is partial
-        failing = [c for c in failing if c.kind is not ChangeKind.ERROR and c.head is not Verdict.INTERRUPTED]
+        drops = [c for c in failing if c.kind is ChangeKind.COVERAGE_DROP]  # fail_on_coverage_drop
+        failing = [
+            c
+            for c in failing
+            if c.kind not in (ChangeKind.ERROR, ChangeKind.COVERAGE_DROP)
+            and c.head is not Verdict.INTERRUPTED
+        ]
         if stopped:
             text = f"The head's sweep was interrupted: {plural(len(stopped), 'export')} not checked"
             if failing:
@@ -230,20 +236,34 @@ def _headline(changes: Changes, gate: GateResult) -> Headline:
             if unchecked:
                 text += f", and {plural(len(unchecked), 'export')} exportwatch could not check"
             return Headline(status="fail", text=f"{text} (a partial report)")
-        if not failing:
+        if drops and not failing and not unchecked:
+            models = plural(len({c.model for c in drops}), "model")
+            return Headline(
+                status="fail", text=f"{plural(len(drops), 'delegation coverage drop')} in {models}"
+            )
+        if not failing and not drops:
             models = plural(len({c.model for c in unchecked}), "model")
             return Headline(
                 status="fail",
                 text=f"exportwatch could not check {plural(len(unchecked), 'export')} in {models} "
                 "(an exportwatch bug: please report it)",
             )
-        text = _failures_in(
-            failing,
-            {
-                Policy.REGRESSION: ("export regression", "regression"),
-                Policy.NEW_FAILURE: ("new export failure", "new failure"),
-                Policy.ANY_FAILURE: ("failing export", "failure"),
-            }.get(gate.policy, ("failure", "failure")),
+        text = ", and ".join(
+            part
+            for part in (
+                _failures_in(
+                    failing,
+                    {
+                        Policy.REGRESSION: ("export regression", "regression"),
+                        Policy.NEW_FAILURE: ("new export failure", "new failure"),
+                        Policy.ANY_FAILURE: ("failing export", "failure"),
+                    }.get(gate.policy, ("failure", "failure")),
+                )
+                if failing
+                else "",
+                plural(len(drops), "delegation coverage drop") if drops else "",
+            )
+            if part
         )
         if unchecked:
             text += f", and {plural(len(unchecked), 'export')} exportwatch could not check"
@@ -274,6 +294,9 @@ def _headline(changes: Changes, gate: GateResult) -> Headline:
         extras.append(plural(len(expected_regressions), "expected failure"))
     if changes.xfail_passing:
         extras.append(f"{plural(len(changes.xfail_passing), 'xfail')} to remove")
+    drops = [c for c in top if c.kind is ChangeKind.COVERAGE_DROP and not c.expected]
+    if drops:  # reported, not gated (fail_on_coverage_drop is off)
+        extras.append(plural(len(drops), "delegation coverage drop"))
     tail = f" · {' · '.join(extras)}" if extras else ""
     if regressions:  # gate passed anyway: policy "never"
         text = _failures_in(regressions, ("export regression", "regression"))
@@ -334,6 +357,7 @@ KIND_LABEL: dict[ChangeKind, str] = {
     ChangeKind.REGRESSION: "regression",
     ChangeKind.FIX: "fixed",
     ChangeKind.CHANGED_FAILURE: "changed failure",
+    ChangeKind.COVERAGE_DROP: "coverage drop",
     ChangeKind.STILL_FAILING: "still failing",
     ChangeKind.NEW: "new",
     ChangeKind.REMOVED: "removed",

@@ -57,6 +57,7 @@ _CHANGE_LABEL: Mapping[ChangeKind, str] = {
     ChangeKind.REGRESSION: "regression",
     ChangeKind.FIX: "fixed",
     ChangeKind.CHANGED_FAILURE: "changed failure",
+    ChangeKind.COVERAGE_DROP: "coverage drop",
     ChangeKind.NEW: "new",
     ChangeKind.REMOVED: "removed",
     ChangeKind.NEWLY_SKIPPED: "newly skipped",
@@ -681,6 +682,7 @@ border:1px solid var(--line);color:var(--muted)}
 .badge.k-regression{background:var(--fail);border-color:var(--fail);color:#fff}
 .badge.k-fix{background:var(--pass);border-color:var(--pass);color:#fff}
 .badge.k-changed-failure,.badge.k-new{border-color:var(--infra);color:var(--infra)}
+.badge.k-coverage-drop{background:var(--infra);border-color:var(--infra);color:#fff}
 .c-regression{color:var(--fail)}.c-fix{color:var(--pass)}
 .why{margin:2px 0 4px 22px;padding:4px 10px;border-left:3px solid var(--tone);background:#fafbfc}
 .why p{margin:2px 0;overflow-wrap:anywhere}

@@ -16,7 +16,17 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from functools import partial
 
-from exportwatch.diff import Cell, ChangeKind, Changes, GateResult, JobKey, ModelCell, ModelRow, Move
+from exportwatch.diff import (
+    Cell,
+    ChangeKind,
+    Changes,
+    GateResult,
+    JobKey,
+    ModelCell,
+    ModelRow,
+    Move,
+    coverage_drop_note,
+)
 from exportwatch.render.common import (
     SHOWN_BLOCKERS,
     CauseGroup,
@@ -95,6 +105,7 @@ _KIND_TAG = {
     ChangeKind.REGRESSION: "**regression**",
     ChangeKind.FIX: "fixed",
     ChangeKind.CHANGED_FAILURE: "changed",
+    ChangeKind.COVERAGE_DROP: "coverage drop",
     ChangeKind.NEW: "new",
     ChangeKind.REMOVED: "removed",
     ChangeKind.NEWLY_SKIPPED: "newly skipped",
@@ -153,6 +164,7 @@ def render_comment(
             ChangeKind.CHANGED_FAILURE not in gating,
         ),
         _folded(_new_failures_section(changes, context, priority=5, extra=7), ChangeKind.NEW not in gating),
+        _folded(_coverage_section(changes, priority=5), ChangeKind.COVERAGE_DROP not in gating),
         _error_section(changes, priority=1),
         _folded(_infra_section(changes, priority=6), ChangeKind.INFRASTRUCTURE not in gating),
         _folded(_other_section(changes, priority=6), True),
@@ -189,6 +201,7 @@ def render_summary(
             changes, context, ChangeKind.CHANGED_FAILURE, "🔁 Changed failures", priority=3, extra=5
         ),
         _new_failures_section(changes, context, priority=3, extra=5),
+        _coverage_section(changes, priority=3),
         _infra_section(changes, priority=3),
         _cells_section(changes, context, ChangeKind.STILL_FAILING, "🟥 Still failing", priority=4, extra=6),
         _other_section(changes, priority=4),
@@ -720,6 +733,31 @@ def _error_section(changes: Changes, *, priority: int) -> Section:
             f"_A bug in exportwatch, not in your model; rerunning will not help. Please "
             f"[report it]({BUG_REPORT_URL}) with the detail from the job summary._"
         ),
+        parts=parts,
+        joiner="\n",
+        more=lambda n: f"_…and {n} more (cut to fit)._",
+    )
+
+
+def _coverage_section(changes: Changes, *, priority: int) -> Section:
+    """Modules that export on both sides but delegate less to their backend on head."""
+    several_devices = len(changes.devices) > 1
+
+    def line(cell: Cell) -> str:
+        drop = cell.coverage_drop
+        assert drop is not None
+        where = f"**{md_text(cell.model, limit=LABEL_LIMIT)}** · {md_text(cell.target, limit=60)}"
+        if several_devices:
+            where += f" · {md_text(cell.device, limit=40)}"
+        path = md_code(cell.path) if cell.path else "(root)"
+        note = coverage_drop_note(drop, text=lambda t: md_text(t, limit=200), code=md_code)
+        return f"- 📉 {where}: {path}: {note}"
+
+    cells = [c for c in changes.top_level(ChangeKind.COVERAGE_DROP) if c.coverage_drop is not None]
+    parts = [deferred(partial(line, cell), priority=priority) for cell in cells]
+    return Section(
+        noun="coverage drops",
+        head=f"#### 📉 Delegation coverage drops ({len(parts)})",
         parts=parts,
         joiner="\n",
         more=lambda n: f"_…and {n} more (cut to fit)._",

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
-from exportwatch.diff import Cell, ChangeKind, Changes, GateResult
+from exportwatch.diff import Cell, ChangeKind, Changes, GateResult, coverage_drop_note
 from exportwatch.render.common import (
     KIND_LABEL,
     SHOWN_BLOCKERS,
@@ -47,6 +47,7 @@ _KIND_COLOUR = {
     ChangeKind.INFRASTRUCTURE: "yellow",
     ChangeKind.ERROR: "red",
     ChangeKind.NEWLY_SKIPPED: "yellow",
+    ChangeKind.COVERAGE_DROP: "yellow",
 }
 
 
@@ -86,6 +87,15 @@ def render_text(changes: Changes, gate: GateResult, *, context: RenderContext) -
             out.append(paint(f"{title_} ({failures_phrase(cells, noun=one)})", colour, bold=True))
             for group in group_by_cause(cells):
                 out.extend(_cell_lines(changes, group, paint=paint, hints=hints))
+    drops = [c for c in changes.top_level(ChangeKind.COVERAGE_DROP) if c.coverage_drop is not None]
+    if drops:
+        out.append("")
+        heading = f"Delegation coverage drops ({plural(len(drops), 'module')})"
+        out.append(paint(heading, _KIND_COLOUR[ChangeKind.COVERAGE_DROP], bold=True))
+        for cell in drops:
+            assert cell.coverage_drop is not None
+            note = term_text(coverage_drop_note(cell.coverage_drop), limit=600)  # report text
+            out.append(f"  {_label(cell)}: {note}")
     moves = grouped_moves(changes)
     if moves:
         out.append("")

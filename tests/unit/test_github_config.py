@@ -183,6 +183,8 @@ def test_config__input_names_are_the_documented_action_inputs():
         "device",
         "fail-on",
         "allow-errors",
+        "fail-on-coverage-drop",
+        "coverage-threshold",
         "comment",
         "mode",
         "install",

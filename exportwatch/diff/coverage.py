@@ -1,0 +1,86 @@
+"""A passing cell whose delegation coverage dropped: the ``executorch`` target's own change.
+
+Pure: two effective results and a threshold in, a :class:`CoverageDrop` (or None) out. A
+drop is counted only on a cell that exports on both sides and carries ``delegation`` on both
+(an old report without it gives no coverage change): a cell failing on head is a regression.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from exportwatch.report import PASSING, SubmoduleResult
+
+#: Percentage points of coverage a cell may lose before the diff calls it a drop.
+DEFAULT_COVERAGE_THRESHOLD = 5.0
+#: Operators named in a drop's wording; the rest are counted (the names are report text).
+_NAMED_OPERATORS = 3
+_OPERATOR_CHARS = 80
+
+
+@dataclass(frozen=True, kw_only=True)
+class CoverageDrop:
+    """How one cell's delegation got worse: its share of delegated nodes, and the operators
+    the backend no longer takes."""
+
+    backend: str
+    base_percent: float | None  # None: no compute nodes on that side
+    head_percent: float | None
+    newly_not_delegated: tuple[str, ...] = ()
+
+    @property
+    def percent_drop(self) -> float:
+        if self.base_percent is None or self.head_percent is None:
+            return 0.0
+        return self.base_percent - self.head_percent
+
+
+def coverage_drop(
+    base: SubmoduleResult | None,
+    head: SubmoduleResult | None,
+    *,
+    threshold: float = DEFAULT_COVERAGE_THRESHOLD,
+) -> CoverageDrop | None:
+    """The drop from ``base`` to ``head``: coverage lost beyond ``threshold`` points, or an
+    operator delegated on base and not on head; None when neither (or no comparison)."""
+    if base is None or head is None or base.verdict not in PASSING or head.verdict not in PASSING:
+        return None
+    before, after = base.delegation, head.delegation
+    if before is None or after is None or before.backend != after.backend or after.backend == "portable":
+        return None  # nothing comparable: a portable program delegates nothing by design
+    base_percent = before.coverage * 100 if before.coverage is not None else None
+    head_percent = after.coverage * 100 if after.coverage is not None else None
+    lost = base_percent is not None and head_percent is not None and base_percent - head_percent > threshold
+    newly = tuple(op for op in after.not_delegated if op not in before.not_delegated)
+    if not lost and not newly:
+        return None
+    return CoverageDrop(
+        backend=after.backend,
+        base_percent=base_percent,
+        head_percent=head_percent,
+        newly_not_delegated=newly,
+    )
+
+
+def coverage_drop_note(
+    drop: CoverageDrop, *, text: Callable[[str], str] = str, code: Callable[[str], str] = str
+) -> str:
+    """``XNNPACK delegation 97% → 61%; aten.native_layer_norm no longer delegated``. Plain,
+    unescaped text by default (backend and operators are report text: each renderer escapes
+    it); a markdown view passes ``text`` (its escaping) and ``code`` (its code span)."""
+
+    def percent(value: float | None) -> str:
+        return "–" if value is None else f"{value:.0f}%"
+
+    backend = drop.backend.upper()[:_OPERATOR_CHARS]
+    before, after = percent(drop.base_percent), percent(drop.head_percent)
+    note = text(
+        f"{backend} delegation {before} → {after}" if before != after else f"{backend} delegation {after}"
+    )
+    ops = [code(op[:_OPERATOR_CHARS]) for op in drop.newly_not_delegated[:_NAMED_OPERATORS]]
+    if ops:
+        more = len(drop.newly_not_delegated) - len(ops)
+        named = ", ".join(ops) + (f" and {more} more" if more else "")
+        note += f"; {named} no longer delegated"  # our words: no escaping needed
+    return note
