@@ -211,82 +211,89 @@ def headline(changes: Changes, gate: GateResult) -> Headline:
 
 
 def _headline(changes: Changes, gate: GateResult) -> Headline:
+    if not gate.passed:
+        return _failed_headline(changes, gate)
+    skipped = [c for c in changes.cells.values() if c.is_root and c.head is Verdict.SKIPPED]
+    not_run = f"{plural(len(skipped), 'export')} not run ({_skip_reasons(skipped)})" if skipped else ""
+    if not changes.has_base:
+        return _no_base_headline(changes, not_run=not_run, skipped=bool(skipped))
+    return _passed_headline(changes, not_run=not_run, skipped=bool(skipped))
+
+
+def _failed_headline(changes: Changes, gate: GateResult) -> Headline:
+    """The gate failed: what it holds against the pull request, most telling first."""
+    failing = [changes.cells[k] for k in gate.failing]
+    unchecked = [c for c in failing if c.kind is ChangeKind.ERROR]
+    stopped = [c for c in failing if c.head is Verdict.INTERRUPTED]  # the head report is partial
+    drops = [c for c in failing if c.kind is ChangeKind.COVERAGE_DROP]  # fail_on_coverage_drop
+    failing = [
+        c
+        for c in failing
+        if c.kind not in (ChangeKind.ERROR, ChangeKind.COVERAGE_DROP) and c.head is not Verdict.INTERRUPTED
+    ]
+    if stopped:
+        text = f"The head's sweep was interrupted: {plural(len(stopped), 'export')} not checked"
+        if failing:
+            text += f", and {_failures_in(failing, ('failing export', 'failure'))}"
+        if unchecked:
+            text += f", and {plural(len(unchecked), 'export')} exportwatch could not check"
+        return Headline(status="fail", text=f"{text} (a partial report)")
+    if drops and not failing and not unchecked:
+        models = plural(len({c.model for c in drops}), "model")
+        return Headline(status="fail", text=f"{plural(len(drops), 'delegation coverage drop')} in {models}")
+    if not failing and not drops:
+        models = plural(len({c.model for c in unchecked}), "model")
+        return Headline(
+            status="fail",
+            text=f"exportwatch could not check {plural(len(unchecked), 'export')} in {models} "
+            "(an exportwatch bug: please report it)",
+        )
+    text = ", and ".join(
+        part
+        for part in (
+            _failures_in(
+                failing,
+                {
+                    Policy.REGRESSION: ("export regression", "regression"),
+                    Policy.NEW_FAILURE: ("new export failure", "new failure"),
+                    Policy.ANY_FAILURE: ("failing export", "failure"),
+                }.get(gate.policy, ("failure", "failure")),
+            )
+            if failing
+            else "",
+            plural(len(drops), "delegation coverage drop") if drops else "",
+        )
+        if part
+    )
+    if unchecked:
+        text += f", and {plural(len(unchecked), 'export')} exportwatch could not check"
+    return Headline(status="fail", text=text)
+
+
+def _no_base_headline(changes: Changes, *, not_run: str, skipped: bool) -> Headline:
+    """Nothing to compare with: what head alone says."""
+    counts = tally(changes)
+    troubled = counts.failing_exports or counts.unfinished
+    if not counts.exports:
+        return Headline(status="warn", text=f"No base to compare with, and nothing was checked: {not_run}")
+    text = f"No base to compare with: {exports_phrase(counts)}"
+    if troubled:
+        extra = f"; {not_run}" if skipped else ""
+        return Headline(status="warn", text=f"{text}{extra}")
+    text = f"No base to compare with: {plural(counts.exports, 'export')} checked"
+    if skipped:  # a skipped export is never a passing one
+        return Headline(status="warn", text=f"{text}, all pass; {not_run}")
+    return Headline(status="pass", text=f"{text}, all pass")
+
+
+def _passed_headline(changes: Changes, *, not_run: str, skipped: bool) -> Headline:
+    """The gate passed: whether anything still calls for a look, and what changed."""
     top = changes.top_level()
     regressions = [c for c in top if c.kind is ChangeKind.REGRESSION and not c.expected]
     expected_regressions = [c for c in top if c.kind is ChangeKind.REGRESSION and c.expected]
     infra = [c for c in top if c.kind is ChangeKind.INFRASTRUCTURE]
     errors = [c for c in top if c.kind is ChangeKind.ERROR]
     fixes = [c for c in top if c.kind is ChangeKind.FIX]
-
-    if not gate.passed:
-        failing = [changes.cells[k] for k in gate.failing]
-        unchecked = [c for c in failing if c.kind is ChangeKind.ERROR]
-        stopped = [c for c in failing if c.head is Verdict.INTERRUPTED]  # the head report is partial
-        drops = [c for c in failing if c.kind is ChangeKind.COVERAGE_DROP]  # fail_on_coverage_drop
-        failing = [
-            c
-            for c in failing
-            if c.kind not in (ChangeKind.ERROR, ChangeKind.COVERAGE_DROP)
-            and c.head is not Verdict.INTERRUPTED
-        ]
-        if stopped:
-            text = f"The head's sweep was interrupted: {plural(len(stopped), 'export')} not checked"
-            if failing:
-                text += f", and {_failures_in(failing, ('failing export', 'failure'))}"
-            if unchecked:
-                text += f", and {plural(len(unchecked), 'export')} exportwatch could not check"
-            return Headline(status="fail", text=f"{text} (a partial report)")
-        if drops and not failing and not unchecked:
-            models = plural(len({c.model for c in drops}), "model")
-            return Headline(
-                status="fail", text=f"{plural(len(drops), 'delegation coverage drop')} in {models}"
-            )
-        if not failing and not drops:
-            models = plural(len({c.model for c in unchecked}), "model")
-            return Headline(
-                status="fail",
-                text=f"exportwatch could not check {plural(len(unchecked), 'export')} in {models} "
-                "(an exportwatch bug: please report it)",
-            )
-        text = ", and ".join(
-            part
-            for part in (
-                _failures_in(
-                    failing,
-                    {
-                        Policy.REGRESSION: ("export regression", "regression"),
-                        Policy.NEW_FAILURE: ("new export failure", "new failure"),
-                        Policy.ANY_FAILURE: ("failing export", "failure"),
-                    }.get(gate.policy, ("failure", "failure")),
-                )
-                if failing
-                else "",
-                plural(len(drops), "delegation coverage drop") if drops else "",
-            )
-            if part
-        )
-        if unchecked:
-            text += f", and {plural(len(unchecked), 'export')} exportwatch could not check"
-        return Headline(status="fail", text=text)
-
-    skipped = [c for c in changes.cells.values() if c.is_root and c.head is Verdict.SKIPPED]
-    not_run = f"{plural(len(skipped), 'export')} not run ({_skip_reasons(skipped)})" if skipped else ""
-    if not changes.has_base:
-        counts = tally(changes)
-        troubled = counts.failing_exports or counts.unfinished
-        if not counts.exports:
-            return Headline(
-                status="warn", text=f"No base to compare with, and nothing was checked: {not_run}"
-            )
-        text = f"No base to compare with: {exports_phrase(counts)}"
-        if troubled:
-            extra = f"; {not_run}" if skipped else ""
-            return Headline(status="warn", text=f"{text}{extra}")
-        text = f"No base to compare with: {plural(counts.exports, 'export')} checked"
-        if skipped:  # a skipped export is never a passing one
-            return Headline(status="warn", text=f"{text}, all pass; {not_run}")
-        return Headline(status="pass", text=f"{text}, all pass")
-
     extras: list[str] = []
     if fixes:
         extras.append(f"{len(fixes)} fixed")
