@@ -18,6 +18,7 @@ from pathlib import Path
 
 from exportwatch.diagnose.chain import Link
 from exportwatch.diagnose.fingerprint import _SPACE
+from exportwatch.pysource import parse_python
 from exportwatch.report import (
     UserFrame,
     cap,
@@ -153,7 +154,7 @@ def _is_user_path(path: str, repo: str, *, from_text: bool = False) -> bool:
 @lru_cache(maxsize=256)
 def _function_spans(path: str) -> tuple[tuple[int, int, str], ...]:
     try:
-        tree = ast.parse(Path(path).read_text(encoding="utf-8"))
+        tree = parse_python(Path(path).read_text(encoding="utf-8"), filename=path)
     except (OSError, SyntaxError, ValueError):
         return ()
     spans = [
@@ -468,7 +469,7 @@ def _def_line(path: str, first: int, name: str) -> int:
 
 def _last_return(path: str, def_line: int) -> int | None:
     try:
-        tree = ast.parse(Path(path).read_text(encoding="utf-8"))
+        tree = parse_python(Path(path).read_text(encoding="utf-8"), filename=path)
     except (OSError, SyntaxError, ValueError):
         return None
     for node in ast.walk(tree):

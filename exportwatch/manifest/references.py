@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from exportwatch.manifest.specs import ConfigError, Location, Manifest, ModelSpec, did_you_mean
+from exportwatch.pysource import parse_python
 
 # --- the code a manifest names, checked without running it --------------------------------------
 #
@@ -192,7 +193,7 @@ class _ReferenceChecker:
             try:
                 with warnings.catch_warnings():  # under -W error, a warning would read as an error
                     warnings.simplefilter("ignore")
-                    parsed = _Parsed(ast.parse(path.read_bytes(), filename=str(path)))
+                    parsed = _Parsed(parse_python(path.read_bytes(), filename=str(path)))
             except SyntaxError as exc:
                 rel = _relative(path, self.root)
                 parsed = _Parsed(None, f"SyntaxError: {exc.msg} (at {rel}:{exc.lineno})")

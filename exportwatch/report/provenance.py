@@ -51,6 +51,7 @@ from typing import Any, Protocol
 
 from exportwatch import __version__, git
 from exportwatch.manifest import Manifest, ModelSpec
+from exportwatch.pysource import parse_python
 from exportwatch.report import Environment, JobResult, Report
 
 log = logging.getLogger(__name__)
@@ -216,7 +217,7 @@ class ImportGraph:
         if source is None:
             return []
         try:
-            module = ast.parse(source, filename=rel)
+            module = parse_python(source, filename=rel)
         except (SyntaxError, ValueError) as exc:
             log.debug("%s: cannot parse (%s); its imports are not followed", rel, exc)
             return []

@@ -34,6 +34,7 @@ from importlib import metadata
 from pathlib import Path
 
 from exportwatch.manifest import Manifest, ModelSpec
+from exportwatch.pysource import parse_python
 from exportwatch.report.provenance import OWN_FIELDS, package_version, repository_root
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,7 @@ class ImportStatement:
 def import_statements(source: str) -> list[ImportStatement]:
     """Every absolute import in ``source``, function bodies included (factories import lazily)."""
     try:
-        tree = ast.parse(source)
+        tree = parse_python(source)
     except (SyntaxError, ValueError):
         return []
     found: list[ImportStatement] = []
@@ -156,7 +157,7 @@ def leading_imports(source: str | bytes, *, kind_of: Callable[[str], str]) -> li
 def _leading(source: str | bytes, *, kind_of: Callable[[str], str]) -> tuple[list[ImportStatement], bool]:
     """:func:`leading_imports`, and whether they are all the module runs (nothing of its own ended them)."""
     found: list[ImportStatement] = []
-    for node in ast.parse(source).body:
+    for node in parse_python(source).body:
         if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
             continue  # a docstring: evaluating a constant runs nothing
         if isinstance(node, ast.Import):
