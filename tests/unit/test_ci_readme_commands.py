@@ -66,4 +66,7 @@ def test_ci_run__its_main_leg_is_the_readme_leg_in_a_fresh_venv_and_no_other_run
     # The suite runs once, in the README's command; other legs run chosen parts: the fuzz tier
     # (which a plain run leaves out) in the README's venv, the rest in venvs of their own.
     others = [line.strip() for line in run.splitlines() if line.strip().startswith("python -m pytest")]
-    assert others == ["python -m pytest -q -p no:cacheprovider -m fuzz"]
+    assert others == [
+        "python -m pytest -q -p no:cacheprovider -m fuzz",
+        "python -m pytest -q -p no:cacheprovider -m zoo",
+    ]
