@@ -28,8 +28,8 @@ at run time (weights, configs, vocabularies), native extensions, and code outsid
 repository (an installed package's new version is not seen, except torch and onnx themselves).
 
 Files are read through a :class:`SourceTree`, so the same code fingerprints the working tree
-(:class:`WorkingTree`) and any commit without checking it out (:class:`GitTree`). Must not
-import torch.
+(:class:`WorkingTree`) and any commit without checking it out (:class:`GitTree`). Torch-free:
+the publish half reads it.
 """
 
 from __future__ import annotations
