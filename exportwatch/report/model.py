@@ -158,6 +158,57 @@ class Blocker:
     occurrences: int = 1
 
 
+class FixKind(str, Enum):
+    """What a fix changes."""
+
+    CHECK = "torch-check"  # a ``torch._check(...)`` after the line that created a value
+    DYNAMIC_SHAPES = "dynamic-shapes"  # the ``dynamic_shapes`` for the manifest and the export call
+    FAKE_KERNEL = "fake-kernel"  # a ``register_fake`` stub for a custom op
+    LIBRARY = "library"  # a library case's known remedy (a transformers cache setting)
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class FixProof(str, Enum):
+    """What re-exporting the module with a fix applied showed: a fix is shown only with one."""
+
+    EXPORTS = "exports"  # the module exports with this change
+    PAST_BLOCKER = "past-blocker"  # the re-export got past the blocker it addresses, then met another
+
+    def __str__(self) -> str:
+        return self.value
+
+
+#: Fixes kept per origin, and the longest snippet one may carry.
+MAX_FIXES = 10
+MAX_SNIPPET_CHARS = 4_000
+
+
+@dataclass(kw_only=True, slots=True)
+class SourceEdit:
+    """A change to one line of a repository file: what a review's suggested change replaces."""
+
+    path: str  # repo-relative, POSIX separators
+    line: int  # 1-based: the line the change replaces
+    original: str  # that line as it was swept (a suggestion on a line that changed since is stale)
+    replacement: str  # the text that takes its place (the line itself, then the added lines)
+
+
+@dataclass(kw_only=True, slots=True)
+class Fix:
+    """One change that was applied and re-exported before it is shown, with what that proved."""
+
+    kind: FixKind
+    summary: str  # one line: "add `torch._check(n > 0)` after line 12 of model.py"
+    snippet: str  # ready to paste: Python code, or YAML for the manifest (``language``)
+    language: str = "python"
+    edit: SourceEdit | None = None  # a change to a repository line (a suggested change in a review)
+    blockers: list[int] = field(default_factory=list)  # indices into ``Blockers.found`` it addresses
+    proof: FixProof = FixProof.EXPORTS
+    next_blocker: str | None = None  # PAST_BLOCKER: the first line of what the re-export met next
+
+
 @dataclass(kw_only=True, slots=True)
 class Blockers:
     """Every blocker found for one origin (at most ``MAX_BLOCKERS`` kept, ``total`` counted)."""
@@ -167,6 +218,7 @@ class Blockers:
     total: int = 0
     note: str | None = None  # why none were found, or why the search failed
     duration_s: float = 0.0
+    fixes: list[Fix] = field(default_factory=list)  # each proven by a re-export (at most MAX_FIXES)
 
 
 @dataclass(kw_only=True, slots=True)

@@ -38,10 +38,12 @@ from exportwatch.report.model import (
     CreatedAt,
     Delegation,
     Environment,
+    Fix,
     JobResult,
     Mismatch,
     Report,
     ReportError,
+    SourceEdit,
     SubmoduleResult,
     UserFrame,
     _json_kind,
@@ -67,6 +69,8 @@ SCHEMA_PLACES: dict[type, tuple[str, ...]] = {
     Blockers: ("$defs", "blockers"),
     Blocker: ("$defs", "blocker"),
     CreatedAt: ("$defs", "created_at"),
+    Fix: ("$defs", "fix"),
+    SourceEdit: ("$defs", "source_edit"),
 }
 
 # Union branches are named in pydantic's error locations: the value's own branch is dropped

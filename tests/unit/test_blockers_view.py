@@ -10,7 +10,16 @@ from exportwatch.render import RenderContext, render
 from exportwatch.render.common import SHOWN_BLOCKERS
 from exportwatch.render.html import render_html
 from exportwatch.report import Report, UserFrame
-from exportwatch.report.model import Blocker, Blockers, BlockerStatus, CreatedAt
+from exportwatch.report.model import (
+    Blocker,
+    Blockers,
+    BlockerStatus,
+    CreatedAt,
+    Fix,
+    FixKind,
+    FixProof,
+    SourceEdit,
+)
 from exportwatch.report.validate import validate_report
 from tests.factories import base_report, job, ok, report, sub
 
@@ -57,6 +66,30 @@ def test_blockers__round_trip_through_json_and_strict_validation() -> None:
     head = _head(found)
     again = validate_report(head.to_json(), strict=True)
     assert again.jobs[0].root is not None and again.jobs[0].root.blockers == found
+
+
+def test_blockers__fixes_round_trip_and_a_report_without_them_loads_with_none() -> None:
+    fix = Fix(
+        kind=FixKind.CHECK,
+        summary="add `torch._check(peak >= 1.0)` after line 20 of models/router.py",
+        snippet="torch._check(peak >= 1.0)",
+        edit=SourceEdit(
+            path=CASES,
+            line=20,
+            original="peak = x.max().item()",
+            replacement="peak = x.max().item()\ntorch._check(peak >= 1.0)",
+        ),
+        blockers=[0],
+        proof=FixProof.PAST_BLOCKER,
+        next_blocker="custom op `torch.ops.mylib.scale` has no fake kernel",
+    )
+    found = Blockers(status=BlockerStatus.FOUND, found=[_blocker(21, "u0 > 2", 20)], total=1, fixes=[fix])
+    again = validate_report(_head(found).to_json(), strict=True)
+    assert again.jobs[0].root is not None and again.jobs[0].root.blockers == found
+    data = _head(found).to_dict()
+    del data["jobs"][0]["submodules"][0]["blockers"]["fixes"]
+    loaded = validate_report(json.dumps(data), strict=True).jobs[0].root
+    assert loaded is not None and loaded.blockers is not None and loaded.blockers.fixes == []
 
 
 def test_blockers__a_report_without_the_field_still_loads_with_none() -> None:
