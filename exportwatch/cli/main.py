@@ -107,7 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # would kill the process by signal instead of exiting 130: ignore it instead.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         print(str(exc) or "interrupted", file=sys.stderr)
-        return 130
+        return 128 + int(getattr(exc, "signum", signal.SIGINT))  # 130 Ctrl-C, 143 SIGTERM
     except Exception:  # a bug of ours: say so, with the trace, and a distinct exit code
         print("exportwatch: internal error (please report it):", file=sys.stderr)
         traceback.print_exc()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import signal
 import sys
 import threading
 import time
@@ -256,7 +257,7 @@ def _sweep(
     pool = session.pool_for(settings) if session is not None else _pool(settings)
     try:
         pool.run(plan.queue(), settings=settings, on_event=on_news)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         header, journal = opened.result()
         journal.close()
         progress.close()
@@ -269,7 +270,13 @@ def _sweep(
             log=log_path,
         )
         cut = sum(job.verdict is Verdict.INTERRUPTED for job in partial.jobs)
-        raise SweepInterrupted(request.output, len(results) - cut, plan.total, interrupted=cut) from None
+        raise SweepInterrupted(
+            request.output,
+            len(results) - cut,
+            plan.total,
+            interrupted=cut,
+            signum=getattr(exc, "signum", signal.SIGINT),
+        ) from None
     finally:
         opened.result()[1].close()  # an error making the header is raised here, after the pool
         progress.close()
@@ -310,9 +317,12 @@ class SweepInterrupted(KeyboardInterrupt):
     """Ctrl-C or SIGTERM: the jobs that finished, and those that were running (``interrupted``),
     are in an incomplete report at ``output``."""
 
-    def __init__(self, output: Path, finished: int, total: int, *, interrupted: int = 0) -> None:
+    def __init__(
+        self, output: Path, finished: int, total: int, *, interrupted: int = 0, signum: int = signal.SIGINT
+    ) -> None:
         cut = f", {interrupted} interrupted" if interrupted else ""
         super().__init__(
             f"interrupted: {finished} of {total} job(s) finished{cut}; partial report in {output}"
         )
         self.output = output
+        self.signum = signum  # the command exits 128 + signum

@@ -12,7 +12,8 @@ not reached go back to the queue, for a fresh process.
 
 Ctrl-C or SIGTERM: the first one stops scheduling, ends every model's process tree, records
 each job that was running as ``interrupted`` and raises ``KeyboardInterrupt`` (the runner writes
-the partial report); a second one ends everything at once and exits 130.
+the partial report); a second one ends everything at once and exits 128 + the signal (130 for
+Ctrl-C, 143 for SIGTERM).
 
 The worker's processes are started by name (``processes.run_by_name``): this module never
 imports :mod:`exportwatch.worker`, which imports torch.
@@ -89,6 +90,15 @@ FORK_SERVER_MAIN: Final = "exportwatch.worker.forkserver:serve"
 SPAWNED_MODEL_MAIN: Final = "exportwatch.worker.forkserver:spawned_model_main"
 #: The signals that interrupt a sweep: a terminal's Ctrl-C, and a CI runner's or a user's kill.
 INTERRUPTING_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class Interrupted(KeyboardInterrupt):
+    """The sweep was stopped by ``signum``: its command exits ``128 + signum`` as the shell's
+    convention has it (130 for Ctrl-C, 143 for SIGTERM), after the partial report is written."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"interrupted by {signal.Signals(signum).name}")
+        self.signum = signum
 
 
 class WorkerStartError(InternalError, RuntimeError):
@@ -362,6 +372,7 @@ class WorkerPool:
         self._tokens = 0
         self._launcher: _ForkServer | _Spawner | None = None
         self._interrupts = 0
+        self._interrupted_by: int = signal.SIGINT
         self._failed_starts = 0
         self.start_method = "fork"
         self._next_police = 0.0
@@ -424,18 +435,20 @@ class WorkerPool:
                     if running.returncode is not None:
                         self._finish(running, queue)
             finished = True
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             self._end_all(hard=False)
             self._record_interrupted()
             if self._launcher is not None:
                 self._launcher.close(grace_s=1.0)
                 self._launcher = None
-            raise
+            if isinstance(exc, Interrupted) or not self._interrupts:
+                raise
+            raise Interrupted(self._interrupted_by) from None
         finally:
             if not (finished and self.persistent):
                 self.close()
             # After an interrupt our handler stays: a second Ctrl-C, while the partial report
-            # is written, still ends the sweep at once, with 130.
+            # is written, still ends the sweep at once, with 128 + the signal.
             if not self._interrupts:
                 for signum, handler in previous.items():
                     if handler is not None:  # None: not set from Python, nothing to put back
@@ -470,9 +483,11 @@ class WorkerPool:
 
         def on_interrupt(signum: int, frame: FrameType | None) -> None:
             self._interrupts += 1
-            if self._interrupts > 1:
+            if self._interrupts == 1:
+                self._interrupted_by = signum
+            else:
                 self._end_all(hard=True)
-                os._exit(130)
+                os._exit(128 + signum)
 
         return {signum: signal.signal(signum, on_interrupt) for signum in INTERRUPTING_SIGNALS}
 
