@@ -90,6 +90,8 @@ class _Walk:
     seen: dict[str, str] = field(default_factory=dict)  # dedup key -> first path
     visited: set[int] = field(default_factory=set)
     attempts: int = 0
+    #: Seconds the target spent compiling, over every attempt (AOTInductor); None: none did.
+    compile_s: float | None = None
     #: path -> the module exported and the call it failed on: where draft_export looks again.
     failed_calls: dict[str, tuple[nn.Module, Call]] = field(default_factory=dict)
 
@@ -281,6 +283,9 @@ class _Walk:
                 return self._record_error(module, path, exc, attempts=attempts, started=started)
             attempts += 1
             notes.extend(outcome.warnings)
+            compiled = outcome.extras.get("compile_s")  # a compiling target's time (aoti)
+            if compiled is not None:
+                self.compile_s = (self.compile_s or 0.0) + compiled
             if outcome.verdict != Verdict.OK:
                 break
         assert outcome is not None
@@ -487,6 +492,7 @@ def sweep_target(
         xfail=spec.xfail or spec.xfail_submodules.get(""),
         submodules=submodules,
         parameters=sum(p.numel() for p in prepared.model.parameters()),
+        compile_s=round(walk.compile_s, 3) if walk.compile_s is not None else None,
     )
     try:
         job = tree.mark_origins(job)
