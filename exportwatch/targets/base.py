@@ -182,8 +182,8 @@ class Outcome:
     error: BaseException | None = field(default=None, compare=False, repr=False)
     warnings: tuple[str, ...] = ()
     mismatch: Mismatch | None = None
-    #: Facts a target attaches for the report beyond the verdict (a deployment target's
-    #: coverage, say), by name; no existing target attaches any.
+    #: Facts a target attaches for the report beyond the verdict, by name: ``delegation``
+    #: (``executorch``'s coverage), ``compile_s`` (``aoti``'s compile time).
     extras: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
     @classmethod

@@ -138,6 +138,36 @@ def test_aoti__a_compiler_error_names_the_missing_header_and_reuses_exports_capt
     assert root.message == "C++ compile error: missing header 'Python.h'"
     assert root.hint is not None and "python3-dev" in root.hint
     assert job.compile_s is not None  # the time until the compiler failed is the job's too
+    proj = job.submodule("proj")  # below the failing root, compiled on its own: time allows
+    assert proj is not None and (proj.verdict, proj.stage) == (Verdict.FAIL, "compile")
+
+
+def test_aoti__stops_compiling_submodules_when_another_compile_would_pass_the_timeout(monkeypatch):
+    """Below a failing root each submodule is a compile of its own: once another compile as long
+    as the last would not fit in the job's timeout, the rest are skipped, saying why, and the
+    job keeps the verdicts it has instead of ending as a timeout."""
+    import time
+
+    from torch._inductor.exc import CppCompileError
+
+    def slow_failure(program: Any, **kwargs: Any) -> str:
+        time.sleep(0.5)
+        raise CppCompileError(["g++"], "x.cpp:1:1: error: 'nope' was not declared in this scope\n")
+
+    monkeypatch.setattr(torch._inductor, "aoti_compile_and_package", slow_failure)
+    spec = ModelSpec(
+        name="tiny",
+        factory=f"{CASES}:TinyMLP",
+        inputs=InputsSpec(args=[TensorSpec(shape=[2, 8])]),
+        timeout=1.0,
+    )
+    job = sweep_target(prepare_model(spec, device="cpu", settings=SETTINGS), "aoti", settings=SETTINGS)
+    assert job.root is not None and (job.root.verdict, job.root.stage) == (Verdict.FAIL, "compile")
+    assert job.root.message == "C++ compile error: 'nope' was not declared in this scope"
+    proj = job.submodule("proj")
+    assert proj is not None and proj.verdict == Verdict.SKIPPED
+    assert proj.reason is not None and proj.reason.startswith("not compiled: ")
+    assert "timeout" in proj.reason
 
 
 @pytest.mark.cuda
