@@ -65,10 +65,10 @@ class Plan:
 
 
 def execution_order(targets: Sequence[str]) -> list[str]:
-    """The order a model's process sweeps its targets: ``export`` before ``onnx`` and
+    """The order a model's process sweeps its targets: ``export`` before ``onnx``, ``aoti`` and
     ``executorch``, which start from the capture ``export`` made, and ``executorch`` last (its
-    lowering may rewrite that program in place; ONNX gets it as ``export`` made it). The report
-    keeps the manifest's order."""
+    lowering may rewrite that program in place; ONNX and AOTInductor get it as ``export`` made
+    it). The report keeps the manifest's order."""
     if "export" not in targets or not set(targets) & set(TRACE_READERS):
         return list(targets)
     rest = [t for t in targets if t not in ("export", "executorch")]
@@ -76,7 +76,7 @@ def execution_order(targets: Sequence[str]) -> list[str]:
 
 
 #: The targets that take the ``export`` target's capture of the same module and call.
-TRACE_READERS = ("onnx", "executorch")
+TRACE_READERS = ("onnx", "aoti", "executorch")
 
 
 def plan_units(

@@ -40,7 +40,7 @@ def add_sweep_options(parser: argparse.ArgumentParser) -> None:
         "--timeout",
         type=positive_float,
         metavar="S",
-        help="per-job timeout in seconds (default: each model's, or 300)",
+        help="per-job timeout in seconds, an aoti compile included (default: each model's, or 300)",
     )
     parser.add_argument(
         "--max-memory",

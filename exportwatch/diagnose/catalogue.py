@@ -73,6 +73,17 @@ CATEGORIES: dict[str, str] = {
         "no kernel registered in the runtime."
     ),
     "executorch-run-error": "The `.pte` loaded, but the ExecuTorch runtime failed while running it.",
+    "aoti-compile-error": (
+        "AOTInductor could not compile the exported program into a package: Inductor's lowering "
+        "or code generation failed, or the C++ compiler or linker did (a missing header, library "
+        "or compiler is named)."
+    ),
+    "aoti-specialised-dim": (
+        "A dimension declared dynamic is a fixed size in the AOTInductor package, so the package "
+        "does not take an input set whose size differs (the dim is named)."
+    ),
+    "aoti-load-error": "The AOTInductor package was built, but `aoti_load_package` could not load it.",
+    "aoti-run-error": "The AOTInductor package loaded, but running it on an input set failed.",
     "model-error": "The model's own eager forward raises with the manifest's inputs.",
     "config-error": (
         "The export was given inputs or `dynamic_shapes` that do not fit the model's signature."
@@ -101,6 +112,7 @@ class Hint:
 
 
 _DOCS = "https://docs.pytorch.org/docs/stable"
+_AOTI_DOCS = f"{_DOCS}/torch.compiler_aot_inductor.html"
 
 #: Category id → what to do about it.
 HINTS: dict[str, Hint] = {
@@ -190,6 +202,28 @@ HINTS: dict[str, Hint] = {
         "Run the kept `.pte` on the failing input set with the ExecuTorch runtime; a shape "
         "outside what was exported, or a kernel's own check, is the usual cause.",
         "https://docs.pytorch.org/executorch/stable/using-executorch-troubleshooting.html",
+    ),
+    "aoti-compile-error": Hint(
+        "Read the compiler's output in the detail: install what it names on the machine that runs "
+        "the sweep (a C++ compiler, Python's headers, the CUDA toolkit for a CUDA package), or "
+        "rewrite the operator Inductor could not lower.",
+        _AOTI_DOCS,
+    ),
+    "aoti-specialised-dim": Hint(
+        "Find what fixes the dim's size (a reshape to a literal, a branch on the size, a size read "
+        "as a Python int) and keep it symbolic, or declare the dim static; the `export` target's "
+        "warnings name the dims torch.export specialised.",
+        f"{_DOCS}/export.html#expressing-dynamism",
+    ),
+    "aoti-load-error": Hint(
+        "Load the kept `.pt2` with `torch._inductor.aoti_load_package` in the same environment; a "
+        "package built for another device, torch or C++ runtime does not load.",
+        _AOTI_DOCS,
+    ),
+    "aoti-run-error": Hint(
+        "Run the kept `.pt2` on the failing input set with `torch._inductor.aoti_load_package`, "
+        "with `AOTI_RUNTIME_CHECK_INPUTS=1` so the package checks the shapes it takes.",
+        _AOTI_DOCS,
     ),
     "model-error": Hint(
         "Make the eager forward run with the manifest's inputs first (shapes, dtypes, kwargs); "

@@ -280,6 +280,7 @@ _GUARD_MESSAGE = (
 _USER_ERROR = ("torch._dynamo.exc.UserError",)
 _UNSUPPORTED = ("torch._dynamo.exc.Unsupported",)
 _ONNX_ERRORS = "torch.onnx._internal.exporter._errors"
+_AOTI = "exportwatch.targets.aoti"
 _CHECKER_STAGES = frozenset({"checker"})
 
 #: Ordered: the first rule that matches any exception of the chain decides. Specific causes
@@ -310,6 +311,73 @@ RULES: tuple[Rule, ...] = (
         name="executorch-run-error",
         category="executorch-run-error",
         classes=("exportwatch.targets.executorch.ExecutorchRunError",),
+        discriminator=lambda link, _evidence: normalise(link.first_line),
+    ),
+    # --- AOTInductor: its own errors (only the aoti target raises them)
+    Rule(
+        name="aoti-missing-toolchain",
+        category="aoti-compile-error",
+        classes=(f"{_AOTI}.AotiCompileError",),
+        message=r"missing (?:header|library|program) |no working C\+\+ compiler",
+        discriminator=lambda link, _evidence: normalise(link.first_line),
+        hint=Hint(
+            "The machine that runs the sweep lacks what the compiler names: install it there (a "
+            "C++ compiler such as g++, Python's headers such as `python3-dev`, the CUDA toolkit "
+            "for a CUDA package), or point `torch._inductor.config.cpp.cxx` at a working compiler.",
+            f"{_DOCS}/torch.compiler_aot_inductor.html",
+        ),
+    ),
+    Rule(
+        name="aoti-compile-error",
+        category="aoti-compile-error",
+        classes=(f"{_AOTI}.AotiCompileError",),
+        discriminator=lambda link, _evidence: normalise(link.first_line),
+    ),
+    Rule(
+        name="aoti-specialised-dim",
+        category="aoti-specialised-dim",
+        classes=(f"{_AOTI}.SpecialisedDimError",),
+        discriminator=lambda link, _evidence: "|".join(
+            part for part in (link.attr("label"), link.attr("dim_name"), link.attr("fixed")) if part
+        ),
+    ),
+    Rule(
+        name="aoti-size-one",
+        category="runtime-error",
+        classes=(f"{_AOTI}.AotiShapeError",),
+        message=r"dim value is too small\b.*>= 2\b",
+        discriminator=lambda link, _evidence: link.attr("label"),
+        hint=Hint(
+            "AOTInductor compiles a dynamic dim for sizes of 2 or more, so the package refuses a "
+            "size of 1 that torch.export allows: give that size an input set of its own with the "
+            "dim static, or compile with "
+            "`torch._inductor.config.aot_inductor.check_lowerbound = False` if the model is "
+            "correct at size 1.",
+            f"{_DOCS}/torch.compiler_aot_inductor.html",
+        ),
+    ),
+    Rule(
+        name="aoti-input-shape",
+        category="runtime-error",
+        classes=(f"{_AOTI}.AotiShapeError",),
+        discriminator=lambda link, _evidence: link.attr("label"),
+        hint=Hint(
+            "The AOTInductor package takes only the shapes it was compiled for, and this input set "
+            "is outside them: mark the dim dynamic (`dims`, `dynamic_shapes`), widen its "
+            "`Dim(min=..., max=...)` range, or drop the input set.",
+            f"{_DOCS}/export.html#expressing-dynamism",
+        ),
+    ),
+    Rule(
+        name="aoti-load-error",
+        category="aoti-load-error",
+        classes=(f"{_AOTI}.AotiLoadError",),
+        discriminator=lambda link, _evidence: normalise(link.first_line),
+    ),
+    Rule(
+        name="aoti-run-error",
+        category="aoti-run-error",
+        classes=(f"{_AOTI}.AotiRunError",),
         discriminator=lambda link, _evidence: normalise(link.first_line),
     ),
     # --- the exported program refusing an input set at run time (a range or shape learned at

@@ -13,7 +13,7 @@ from typing import Any
 from exportwatch.errors import UsageError
 
 MANIFEST_VERSION = 1
-KNOWN_TARGETS = ("export", "export-strict", "onnx", "onnx-legacy", "executorch")
+KNOWN_TARGETS = ("export", "export-strict", "onnx", "onnx-legacy", "executorch", "aoti")
 #: How the ``executorch`` target lowers: XNNPACK's partitioner, or none (the portable kernels).
 EXECUTORCH_BACKENDS = ("xnnpack", "portable")
 KNOWN_DEVICES = ("cpu", "cuda", "auto")

@@ -205,7 +205,7 @@ def _merged(named: Sequence[Shard], indices: dict[str, tuple[int, int]]) -> Repo
 #: Fields that differ between two runs of the same sweep (for comparisons in tests and tools).
 TIMING_FIELDS = {
     "report": ("created_at", "duration_s"),
-    "job": ("duration_s", "peak_rss_mb"),
+    "job": ("duration_s", "peak_rss_mb", "compile_s"),
     "submodule": ("duration_s",),
 }
 

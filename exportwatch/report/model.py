@@ -293,6 +293,9 @@ class JobResult:
     xfail: str | None = None
     peak_rss_mb: float | None = None
     parameters: int | None = None  # the model's parameter count: a cost estimate for sharding
+    #: Seconds spent compiling, over every submodule attempted (the ``aoti`` target); part of
+    #: ``duration_s``, and of the time the job's timeout allows.
+    compile_s: float | None = None
     submodules: list[SubmoduleResult] = field(default_factory=list)
 
     @property

@@ -15,6 +15,7 @@ from typing import TextIO
 
 from exportwatch.render.escape import no_workflow_commands, term_block, term_text, term_width
 from exportwatch.report import FAILING, JobResult, Report, Verdict
+from exportwatch.targets.base import COMPILE_PHASE
 
 _SYMBOLS = {
     Verdict.OK: "ok",
@@ -40,17 +41,41 @@ class Progress:
         self.live = self.stream.isatty() and not quiet
         self.started = time.monotonic()
         self._running: dict[tuple[str, str], float] = {}
+        self._compiling: set[tuple[str, str]] = set()  # jobs compiling now (the aoti target)
+        self._said_compiling: set[tuple[str, str]] = set()  # jobs whose log line said so
         self._warnings: list[str] = []
 
     def start(self, model: str, target: str) -> None:
         self._running[(model, target)] = time.monotonic()
         self._live_line()
 
+    def phase(self, model: str, name: str) -> None:
+        """The model's running job entered phase ``name``: "compiling…" on the live line while
+        it compiles; in a log (no terminal), one line the first time a job compiles, so a long
+        silence reads as a compile and not as a hang."""
+        key = next((k for k in self._running if k[0] == model), None)
+        if key is None:
+            return
+        if name != COMPILE_PHASE:
+            self._compiling.discard(key)
+            self._live_line()
+            return
+        self._compiling.add(key)
+        if self.quiet:
+            return
+        if self.live:
+            self._live_line()
+        elif key not in self._said_compiling:
+            self._said_compiling.add(key)
+            self._print(f"  {_name(*key)}: compiling… (AOTInductor: tens of seconds per module)")
+
     def result(self, job: JobResult, *, reason: str | None = None) -> None:
         """One line for a finished job; ``reason`` replaces the job's own where that is said
         elsewhere (a configuration error, printed once after the sweep)."""
         self.done += 1
         self._running.pop((job.model, job.target), None)
+        self._compiling.discard((job.model, job.target))
+        self._said_compiling.discard((job.model, job.target))
         if self.quiet:
             return
         failing = sum(
@@ -88,7 +113,10 @@ class Progress:
         if not self.live or not self._running:
             return
         now = time.monotonic()
-        running = ", ".join(f"{_name(*key)} ({now - t:.0f}s)" for key, t in list(self._running.items())[:3])
+        running = ", ".join(
+            f"{_name(*key)} ({now - t:.0f}s{', compiling…' if key in self._compiling else ''})"
+            for key, t in list(self._running.items())[:3]
+        )
         text = no_workflow_commands(f"  … {self.done}/{self.total} done; running {running}"[:160])
         print(f"\r\x1b[2K{text}", end="", file=self.stream, flush=True)
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from exportwatch.plan import Unit
 from exportwatch.report import JobResult
 from exportwatch.sweep.settings import SweepSettings
+from exportwatch.targets.base import COMPILE_PHASE
 
 # --- the sweep and its fork server -------------------------------------------------------------
 
@@ -68,7 +69,7 @@ ServerMessage = ServerReady | Preloading | Started | Exited
 class Phase:
     """What the model's process is doing now; a timeout names it."""
 
-    name: str  # "build" | "capture" | "export" | "verification"
+    name: str  # "build" | "capture" | "export" | "compile" (aoti) | "verification"
     path: str = ""  # the submodule, for export and verification
 
 
@@ -133,7 +134,7 @@ ModelMessage = (
 
 
 #: What the worker pool hands its caller: the model messages that are news beyond the pool.
-SweepEvent = TargetStarted | JobFinished | UnitConfigError | UnitNote | SweepNote
+SweepEvent = TargetStarted | Phase | JobFinished | UnitConfigError | UnitNote | SweepNote
 
 
 @dataclass(frozen=True)
@@ -153,5 +154,6 @@ def describe_phase(phase: Phase | None) -> str:
         "build": "while building the model",
         "capture": "while capturing its inputs",
         "export": f"while exporting {where}",
+        COMPILE_PHASE: f"while compiling {where} with AOTInductor",
         "verification": f"while verifying the export of {where}",
     }.get(phase.name, f"during {phase.name}")

@@ -28,7 +28,15 @@ from exportwatch.sweep.devices import require_devices
 from exportwatch.sweep.options import SweepOptions
 from exportwatch.sweep.preload import model_packages
 from exportwatch.sweep.progress import Progress
-from exportwatch.sweep.protocol import JobFinished, News, SweepNote, TargetStarted, UnitConfigError, UnitNote
+from exportwatch.sweep.protocol import (
+    JobFinished,
+    News,
+    Phase,
+    SweepNote,
+    TargetStarted,
+    UnitConfigError,
+    UnitNote,
+)
 from exportwatch.sweep.settings import SweepSettings
 from exportwatch.sweep.workers import WorkerPool
 
@@ -231,6 +239,8 @@ def _sweep(
         match news.event:
             case TargetStarted(target=target):
                 progress.start(news.model, target)
+            case Phase(name=name):
+                progress.phase(news.model, name)
             case JobFinished(job=job):
                 opened.result()[1].append(job)
                 model_order, target_order = order[news.model]

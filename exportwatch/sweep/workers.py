@@ -66,6 +66,7 @@ from exportwatch.sweep.protocol import (
     describe_phase,
 )
 from exportwatch.sweep.settings import SweepSettings
+from exportwatch.targets.base import COMPILE_PHASE
 
 log = logging.getLogger(__name__)
 
@@ -626,7 +627,10 @@ class WorkerPool:
         running.spoke = True
         match message:
             case Phase(name=name):
+                was = running.phase.name if running.phase is not None else None
                 running.phase = message
+                if COMPILE_PHASE in (name, was) and name != was:  # "compiling…" on the progress line
+                    self.on_event(News(unit.spec.name, message))
                 if name == "build":
                     running.clock_started = now
                     running.deadline = now + self._timeout_for(unit)

@@ -84,6 +84,12 @@ def _executorch() -> Target:
     return Executorch()
 
 
+def _aoti() -> Target:
+    from exportwatch.targets.aoti import AotInductor
+
+    return AotInductor()
+
+
 #: name -> (factory, packages the target cannot run without, extra that installs them)
 _REGISTRY: dict[str, tuple[Callable[[], Target], tuple[str, ...], str | None]] = {
     "export": (_torch_export, (), None),
@@ -91,6 +97,7 @@ _REGISTRY: dict[str, tuple[Callable[[], Target], tuple[str, ...], str | None]] =
     "onnx": (_onnx, ("onnx", "onnxscript"), "onnx"),
     "onnx-legacy": (_onnx_legacy, ("onnx",), "onnx"),
     "executorch": (_executorch, ("executorch",), "executorch"),
+    "aoti": (_aoti, (), None),  # AOTInductor: torch and a C++ compiler (gcc/clang), no extra
 }
 #: Targets whose missing extra stops the sweep before any model runs (a usage error naming the
 #: extra), rather than a skipped job per model: nothing about them could be checked.

@@ -51,6 +51,11 @@ NOISE_WARNINGS: tuple[type[Warning], ...] = (
 )
 
 
+#: The phase a compiling target tells the sweep (``TargetOptions.report_phase``) while it
+#: compiles: the progress line says "compiling…", a timeout says "while compiling".
+COMPILE_PHASE = "compile"
+
+
 class Stage(str, Enum):
     """The steps an export goes through; a failure records the one it died in.
 
@@ -65,7 +70,8 @@ class Stage(str, Enum):
     RUNTIME = "runtime"  # running the exported program / ONNX Runtime session
     LOWERING = "lowering"  # ExecuTorch: to the edge dialect, partitioned to a backend
     SERIALISATION = "serialisation"  # ExecuTorch: out variants, memory plan, the .pte buffer
-    LOAD = "load"  # ExecuTorch: the runtime loading the program (every operator registered)
+    LOAD = "load"  # ExecuTorch: the runtime loading the program; AOTInductor: the package
+    COMPILE = "compile"  # AOTInductor: Inductor's codegen and the C++ compiler building the package
     ACCURACY = "accuracy"  # outputs compared with eager
 
     def __str__(self) -> str:
@@ -101,7 +107,7 @@ class TraceShelf:
     tensors' versions), so a forward that mutates its module is traced again.
 
     ``readers`` is how many later targets of the process may take each capture (``onnx``,
-    ``executorch``): each gets the same program, and the shelf lets it go after the last.
+    ``aoti``, ``executorch``): each gets the same program, and the shelf lets it go after the last.
     """
 
     def __init__(self, state_of: Callable[[Any], Hashable | None], *, readers: int = 1) -> None:
@@ -153,7 +159,8 @@ class TargetOptions:
     onnx_custom_translations: dict[Any, Any] | None = None
     #: The ``executorch`` target's partitioner (the manifest's ``executorch: {backend: ...}``).
     executorch_backend: str = "xnnpack"
-    #: Told when the attempt moves on (``"verification"``), so a timeout can name the phase.
+    #: Told when the attempt moves on (``"verification"``, :data:`COMPILE_PHASE`), so a timeout
+    #: can name the phase and the progress line can say "compiling…".
     report_phase: Callable[[str], None] = field(default=lambda phase: None, repr=False)
     #: Captures shared between this model's targets (None: every target captures its own).
     traces: TraceShelf | None = field(default=None, repr=False)
@@ -175,8 +182,8 @@ class Outcome:
     error: BaseException | None = field(default=None, compare=False, repr=False)
     warnings: tuple[str, ...] = ()
     mismatch: Mismatch | None = None
-    #: Facts a target attaches for the report beyond the verdict (a deployment target's
-    #: coverage, say), by name; no existing target attaches any.
+    #: Facts a target attaches for the report beyond the verdict, by name: ``delegation``
+    #: (``executorch``'s coverage), ``compile_s`` (``aoti``'s compile time).
     extras: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
     @classmethod

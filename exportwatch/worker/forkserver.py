@@ -27,6 +27,7 @@ import multiprocessing.util
 import os
 import signal
 import sys
+import threading
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.reduction import recv_handle
@@ -68,6 +69,10 @@ def warm_up(settings: SweepSettings, targets: list[str]) -> Warm:
         import tqdm  # type: ignore[import-untyped]  # onnxscript's progress bars: no monitor thread to be lost in a fork
 
         tqdm.tqdm.monitor_interval = 0
+        # A thread lock, not tqdm's default multiprocessing one: a model's process ends with
+        # os._exit, and the sweep's resource tracker then reports that semaphore as leaked (the
+        # FX interpreter's progress bar makes one in every AOTInductor compile).
+        tqdm.tqdm.set_lock(threading.RLock())
     from exportwatch import compat
 
     # When torchvision is first imported (transformers and timm import it), not before: a shim

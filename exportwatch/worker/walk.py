@@ -90,6 +90,13 @@ class _Walk:
     seen: dict[str, str] = field(default_factory=dict)  # dedup key -> first path
     visited: set[int] = field(default_factory=set)
     attempts: int = 0
+    #: Seconds the target spent compiling, over every attempt (AOTInductor); None: none did.
+    compile_s: float | None = None
+    #: The last attempt's compile, the job's start and its timeout: a compiling target stops
+    #: descending when another compile would not fit (``_no_time_to_compile``).
+    last_compile_s: float = 0.0
+    started: float = field(default_factory=time.perf_counter)
+    timeout_s: float | None = None
     #: path -> the module exported and the call it failed on: where draft_export looks again.
     failed_calls: dict[str, tuple[nn.Module, Call]] = field(default_factory=dict)
 
@@ -154,6 +161,12 @@ class _Walk:
             for child, child_path in self._children(module, path):
                 self._visit(child, child_path, covered_by=covered_by)
             return
+        late = self._no_time_to_compile(path)
+        if late is not None:
+            self._new(module, path, Verdict.SKIPPED, reason=late)
+            for child, child_path in self._children(module, path):
+                self._visit(child, child_path, covered_by=None)
+            return
         key, dedup_warning = self._dedup_key(exported, path, calls)
         if key in self.seen:
             self._mirror(module, path, self.seen[key])
@@ -167,6 +180,21 @@ class _Walk:
         passed = result.verdict == Verdict.OK
         for child, child_path in self._children(module, path):
             self._visit(child, child_path, covered_by=path if passed else None)
+
+    def _no_time_to_compile(self, path: str) -> str | None:
+        """Why a submodule below a failing one is not compiled: a target that compiles (``aoti``,
+        tens of seconds each) would otherwise pass the job's timeout compiling one submodule
+        after another, and a timeout would cost the job the verdicts it has."""
+        if not path or self.last_compile_s <= 0 or self.timeout_s is None:
+            return None
+        elapsed = time.perf_counter() - self.started
+        if elapsed + COMPILES_AHEAD * self.last_compile_s <= TIMEOUT_SHARE_FOR_COMPILES * self.timeout_s:
+            return None
+        return (
+            f"not compiled: {elapsed:.0f} s of the job's {self.timeout_s:g} s timeout are spent and "
+            f"a compile takes about {self.last_compile_s:.0f} s (raise `timeout` to compile every "
+            "submodule below a failure)"
+        )
 
     def _dedup_key(self, module: nn.Module, path: str, calls: list[Call]) -> tuple[str, str | None]:
         """The dedup key, or a key of its own (no dedup) when describing the module failed."""
@@ -281,6 +309,10 @@ class _Walk:
                 return self._record_error(module, path, exc, attempts=attempts, started=started)
             attempts += 1
             notes.extend(outcome.warnings)
+            compiled = outcome.extras.get("compile_s")  # a compiling target's time (aoti)
+            if compiled is not None:
+                self.compile_s = (self.compile_s or 0.0) + compiled
+                self.last_compile_s = compiled
             if outcome.verdict != Verdict.OK:
                 break
         assert outcome is not None
@@ -475,6 +507,8 @@ def sweep_target(
         root_dynamic_shapes=prepared.dynamic_shapes,
         traces=prepared.traces,
         on_phase=on_phase or (lambda name, path: None),
+        started=started,
+        timeout_s=settings.options.timeout_s or spec.timeout,
     )
     submodules = walk.run()
     job = JobResult(
@@ -487,6 +521,7 @@ def sweep_target(
         xfail=spec.xfail or spec.xfail_submodules.get(""),
         submodules=submodules,
         parameters=sum(p.numel() for p in prepared.model.parameters()),
+        compile_s=round(walk.compile_s, 3) if walk.compile_s is not None else None,
     )
     try:
         job = tree.mark_origins(job)
@@ -498,6 +533,12 @@ def sweep_target(
         job.duration_s = round(time.perf_counter() - started, 3)
     return job
 
+
+#: A compiling target attempts a submodule below a failure only while this many compiles as long
+#: as the last one fit in this share of the job's timeout (the rest is the model's build and
+#: capture, and the verification).
+COMPILES_AHEAD = 1.5
+TIMEOUT_SHARE_FOR_COMPILES = 0.8
 
 #: The target whose origins get every blocker from ``draft_export`` (non-strict, as it is).
 BLOCKERS_TARGET = "export"
