@@ -128,7 +128,7 @@ def _proposals(
                 made = propose.propose_fake_kernel(index, found.found[index], signature, seen[op])
                 if made is not None:
                     proposals.append(made)
-    return proposals
+    return sorted(proposals, key=lambda p: min(p.blockers, default=0))
 
 
 # ---------------------------------------------------------------------------------------------
