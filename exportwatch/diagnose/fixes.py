@@ -13,6 +13,9 @@ is never shown unproven.
   then takes the branch the example took, and an input for which the check is false raises.
   No fix when a symbol has no local name, the expression is not plain arithmetic, or the line
   is not a statement a line can follow (a compound header, a ``;``).
+- **guard-added** (a dynamic dim the code specialises): torch's suggested fix of the constraint
+  violation (``seq = Dim('seq', min=4, max=64)``) as the manifest's ``dims`` (and the
+  ``torch.export.Dim`` for an export call), proven by exporting with it.
 - **missing fake kernel**: a ``@torch.library.register_fake("ns::op")`` stub built from the op's
   schema and its observed calls (input and output shapes, dtypes): each output size written as
   the input size it equalled in every call, else a data-dependent size (``new_dynamic_size``).
@@ -51,6 +54,7 @@ class Proposal:
     edit: SourceEdit | None = None
     blockers: tuple[int, ...] = ()
     op: str | None = None  # FAKE_KERNEL: ``ns::name``, the op ``snippet`` registers a fake kernel for
+    dims: Mapping[str, tuple[int | None, int | None]] | None = None  # DYNAMIC_SHAPES: every named dim
 
 
 # ---------------------------------------------------------------------------------------------
@@ -446,3 +450,55 @@ def propose_fake_kernel(
         blockers=(index,),
         op=signature.name,
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Dynamic shapes
+
+_SUGGESTED_DIM = re.compile(r"^(\w+) = Dim\('(\w+)'((?:, (?:min|max)=\d+)*)\)$")
+_BOUND = re.compile(r"(min|max)=(\d+)")
+
+
+def propose_dims(
+    found: Sequence[Blocker], suggested: Sequence[str], dims: Mapping[str, tuple[int | None, int | None]]
+) -> Proposal | None:
+    """torch's suggested fixes of a constraint violation (``seq = Dim('seq', min=4, max=64)``)
+    as the manifest's ``dims`` to write, for the ``guard-added`` blockers. None unless every
+    suggestion narrows a dim the manifest names (a derived dim, ``batch = 4*_batch``, or a dim
+    made static, ``batch = 8``, has no such fix: the manifest cannot say it)."""
+    guards = tuple(i for i, b in enumerate(found) if b.kind == "guard-added")
+    if not guards or not suggested:
+        return None
+    new: dict[str, tuple[int | None, int | None]] = dict(dims)
+    changed: list[str] = []
+    for line in suggested:
+        match = _SUGGESTED_DIM.match(line.strip())
+        if match is None or match.group(1) != match.group(2) or match.group(1) not in dims:
+            return None
+        bounds = dict(_BOUND.findall(match.group(3)))
+        name = match.group(1)
+        low, high = bounds.get("min"), bounds.get("max")
+        new[name] = (int(low) if low else None, int(high) if high else None)
+        changed.append(name)
+    if not changed or all(new[n] == dims[n] for n in changed):
+        return None
+    yaml_lines = ["dims:"] + [f"  {n}: {{{_yaml_bounds(new[n])}}}" for n in changed]
+    python = [f'{n} = torch.export.Dim("{n}"{_python_bounds(new[n])})' for n in changed]
+    snippet = "\n".join([*yaml_lines, "# in a torch.export.export call:", *(f"# {line}" for line in python)])
+    names = ", ".join(f"`{n}`" for n in changed)
+    return Proposal(
+        kind=FixKind.DYNAMIC_SHAPES,
+        summary=_short(f"set the range of {names} in the manifest's `dims` as torch suggests"),
+        snippet=snippet,
+        language="yaml",
+        blockers=guards,
+        dims=new,
+    )
+
+
+def _yaml_bounds(bounds: tuple[int | None, int | None]) -> str:
+    return ", ".join(f"{k}: {v}" for k, v in zip(("min", "max"), bounds, strict=True) if v is not None)
+
+
+def _python_bounds(bounds: tuple[int | None, int | None]) -> str:
+    return "".join(f", {k}={v}" for k, v in zip(("min", "max"), bounds, strict=True) if v is not None)

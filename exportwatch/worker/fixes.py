@@ -26,6 +26,7 @@ import tempfile
 import time
 import types
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +53,17 @@ from exportwatch.targets.verify import clone_tree
 
 log = logging.getLogger(__name__)
 
-Export = Callable[[Any], Any]  # (dynamic_shapes) -> ExportedProgram; the caller sets grad mode
+Bounds = Mapping[str, tuple[int | None, int | None]]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Dims:
+    """What a dynamic-shapes fix needs: torch's suggested fixes (``seq = Dim('seq', min=4)``),
+    the manifest's named dims as ``(min, max)``, and ``dynamic_shapes`` made from other bounds."""
+
+    suggested: Sequence[str]
+    bounds: Bounds
+    reshape: Callable[[Bounds], Any]
 
 
 def prove(
@@ -65,13 +76,18 @@ def prove(
     repo_root: Path,
     until: float,
     interned: Callable[[], Mapping[str, int]],
+    dims: Dims | None = None,
 ) -> Blockers:
     """``found`` with every fix that re-exporting proved (at most ``MAX_FIXES``). Never raises:
-    a proof that cannot run drops its fix."""
+    a proof that cannot run drops its fix. ``dims``: for the root of a model with dynamic
+    shapes whose export violated them, torch's suggested fixes, the manifest's named dims and
+    how to make ``dynamic_shapes`` from other bounds."""
     if found.status is not BlockerStatus.FOUND or not facts:
         return found
     try:
         proposals = _proposals(found, facts, module=module, call=call, repo_root=repo_root)
+        if dims is not None and (made := propose.propose_dims(found.found, dims.suggested, dims.bounds)):
+            proposals = sorted([*proposals, made], key=lambda p: min(p.blockers, default=0))
     except Exception as exc:  # a fix is a courtesy: never the verdict's cost
         log.warning("proposing fixes failed: %s: %s", type(exc).__name__, exc)
         return found
@@ -83,6 +99,7 @@ def prove(
         facts=facts,
         found=found,
         interned=interned,
+        reshape=dims.reshape if dims is not None else None,
     )
     shown: list[tuple[propose.Proposal, Fix]] = []
     dropped = 0
@@ -360,7 +377,9 @@ class _Prover:
         facts: Sequence[Facts],
         found: Blockers,
         interned: Callable[[], Mapping[str, int]],
+        reshape: Callable[[Bounds], Any] | None = None,
     ) -> None:
+        self.reshape = reshape
         self.module = module
         self.call = call
         self.shapes = shapes
@@ -374,12 +393,18 @@ class _Prover:
         """The fix the proposals make together, with what a re-export proved; None if nothing."""
         addressed = {self.facts[i].key() for p in proposals for i in p.blockers}
         try:
+            shapes = self.shapes
+            for proposal in proposals:
+                if proposal.dims is not None:
+                    if self.reshape is None:
+                        return None
+                    shapes = self.reshape(proposal.dims)
             with applied(proposals, repo_root=self.repo_root) as patched:
                 program = torch.export.draft_export(
                     self.module,
                     clone_tree(self.call.args),
                     clone_tree(self.call.kwargs),
-                    dynamic_shapes=self.shapes,
+                    dynamic_shapes=shapes,
                 )
                 left = [
                     f.key(where=patched.where) for f in draft.read_facts(program, interned=self.interned())
@@ -397,7 +422,7 @@ class _Prover:
                         self.module,
                         clone_tree(self.call.args),
                         clone_tree(self.call.kwargs),
-                        dynamic_shapes=self.shapes,
+                        dynamic_shapes=shapes,
                         strict=False,
                     )
                     proof = FixProof.EXPORTS

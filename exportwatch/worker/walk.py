@@ -11,6 +11,7 @@ This module runs inside a worker process; it knows nothing of processes or timeo
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -23,7 +24,7 @@ from torch import nn
 
 from exportwatch import diagnose
 from exportwatch.diagnose import blockers
-from exportwatch.manifest import ModelSpec
+from exportwatch.manifest import DimSpec, ModelSpec
 from exportwatch.report import JobResult, SubmoduleResult, Verdict, tree
 from exportwatch.report.model import Blockers, BlockerStatus
 from exportwatch.sweep.settings import SweepSettings
@@ -548,9 +549,28 @@ def _search_blockers(job: JobResult, walk: _Walk, *, settings: SweepSettings, un
                     repo_root=settings.repo_root,
                     until=until,
                     interned=_interned_strings,
+                    dims=_dims_fix(walk, result, call) if result.path == "" else None,
                 )
             found_blockers.duration_s = round(found_blockers.duration_s + time.perf_counter() - started, 3)
         result.blockers = found_blockers
+
+
+def _dims_fix(walk: _Walk, result: SubmoduleResult, call: Call) -> fixes.Dims | None:
+    """torch's suggested dynamic-shapes fixes for a root whose export violated the manifest's dims."""
+    spec = walk.spec
+    if spec.dynamic_shapes is None or result.category != "constraint-violation":
+        return None
+    suggested = diagnose.constraint_details(result.detail or "")[1]
+
+    def reshape(bounds: fixes.Bounds) -> Any:
+        dims = {name: DimSpec(name=name, min=low, max=high) for name, (low, high) in bounds.items()}
+        return build_dynamic_shapes(
+            dataclasses.replace(spec, dims=dims), call.args, call.kwargs, model=walk.model
+        )
+
+    return fixes.Dims(
+        suggested=suggested, bounds={n: (d.min, d.max) for n, d in spec.dims.items()}, reshape=reshape
+    )
 
 
 def _interned_strings() -> dict[str, int]:

@@ -14,9 +14,10 @@ from types import ModuleType
 
 import pytest
 import torch
+import yaml
 
 from exportwatch.diagnose import fixes as propose
-from exportwatch.manifest import InputsSpec, ModelSpec, TensorSpec
+from exportwatch.manifest import DimSpec, InputsSpec, ModelSpec, TensorSpec, load_manifest
 from exportwatch.report import JobResult, Report, Verdict
 from exportwatch.report.model import BlockerStatus, FixKind, FixProof, SourceEdit
 from exportwatch.report.validate import validate_report
@@ -170,3 +171,41 @@ def test_fixes__a_proposal_the_re_export_disproves_is_dropped_and_counted(
     root = sweep("Helper").root
     assert root is not None and root.blockers is not None
     assert root.blockers.fixes == [] and root.blockers.fixes_dropped == 1
+
+
+def test_fixes__a_violated_dynamic_dim_gets_the_manifest_dims_torch_suggests_and_they_export(
+    tmp_path: Path,
+) -> None:
+    spec = ModelSpec(
+        name="model",
+        factory="models.fix_cases:NeedsFourColumns",
+        inputs=InputsSpec(args=[TensorSpec(shape=[8, 6])]),
+        dynamic_shapes={"x": {0: "batch", 1: "seq"}},
+        dims={"batch": DimSpec(name="batch"), "seq": DimSpec(name="seq", max=64)},
+    )
+    job = sweep_target(prepare_model(spec, device="cpu", settings=SETTINGS), "export", settings=SETTINGS)
+    root = job.root
+    assert root is not None and root.category == "constraint-violation" and root.blockers is not None
+    (fix,) = root.blockers.fixes
+    assert fix.kind is FixKind.DYNAMIC_SHAPES and fix.language == "yaml" and fix.proof is FixProof.EXPORTS
+    assert fix.blockers == [0] and root.blockers.found[0].kind == "guard-added"
+    # pasted into the manifest, the snippet's dims make the model export
+    pasted = yaml.safe_load(fix.snippet)
+    assert pasted == {"dims": {"seq": {"min": 4, "max": 64}}}
+    manifest = tmp_path / "exportwatch.yml"
+    document = {
+        "version": 1,
+        "models": [
+            {
+                "name": "model",
+                "factory": "models.fix_cases:NeedsFourColumns",
+                "inputs": {"args": [{"shape": [8, 6]}]},
+                "dynamic_shapes": {"x": {0: "batch", 1: "seq"}},
+                "dims": {"batch": {}, "seq": {"max": 64}, **pasted["dims"]},
+            }
+        ],
+    }
+    manifest.write_text(yaml.safe_dump(document))
+    (fixed,) = load_manifest(manifest).models
+    again = sweep_target(prepare_model(fixed, device="cpu", settings=SETTINGS), "export", settings=SETTINGS)
+    assert again.root is not None and again.root.verdict == Verdict.OK

@@ -16,6 +16,7 @@ from exportwatch.diagnose.fixes import (
     check_condition,
     fake_kernel_stub,
     propose_checks,
+    propose_dims,
 )
 from exportwatch.report import UserFrame
 from exportwatch.report.model import Blocker, CreatedAt, FixKind
@@ -160,3 +161,28 @@ def test_fake_kernel_stub__none_without_a_call_or_a_tensor_argument() -> None:
     assert fake_kernel_stub(_signature("n"), [OpCall(inputs={}, outputs=(_meta(3),))]) is None
     bad = OpSignature(name="mylib::op; import os", params=(OpParam(name="x"),), outputs=1)
     assert fake_kernel_stub(bad, [OpCall(inputs={"x": _meta(3)}, outputs=(_meta(3),))]) is None
+
+
+def test_propose_dims__torch_s_suggested_range_as_manifest_dims_for_the_guard_blockers() -> None:
+    guard = Blocker(kind="guard-added", message="a guard was added", expression="s27 > 3")
+    made = propose_dims(
+        [guard], ["seq = Dim('seq', min=4, max=64)"], {"seq": (None, 64), "batch": (None, None)}
+    )
+    assert made is not None and made.kind is FixKind.DYNAMIC_SHAPES and made.blockers == (0,)
+    assert made.dims == {"seq": (4, 64), "batch": (None, None)}
+    assert made.language == "yaml" and made.snippet.startswith("dims:\n  seq: {min: 4, max: 64}\n")
+    assert '# seq = torch.export.Dim("seq", min=4, max=64)' in made.snippet
+
+
+@pytest.mark.parametrize(
+    "suggested",
+    [
+        ["_batch = Dim('_batch', min=1, max=oo)", "batch = 4*_batch"],  # a derived dim
+        ["batch = 8"],  # made static
+        ["other = Dim('other', min=4)"],  # not a dim the manifest names
+        [],
+    ],
+)
+def test_propose_dims__nothing_the_manifest_cannot_say(suggested: list[str]) -> None:
+    guard = Blocker(kind="guard-added", message="a guard was added")
+    assert propose_dims([guard], suggested, {"batch": (None, None)}) is None
