@@ -95,12 +95,12 @@ def test_fixes__two_data_dependent_problems_and_a_custom_op_each_get_a_fix_that_
     assert top.kind is FixKind.CHECK and top.blockers == [0]
     assert top.edit == SourceEdit(
         path=CASES,
-        line=16,
+        line=15,
         original="        top = x.abs().max().item()",
         replacement="        top = x.abs().max().item()\n        torch._check(top > 0.5)",
     )
     assert count.kind is FixKind.CHECK and count.blockers == [2] and count.edit is not None
-    assert count.edit.line == 19 and count.edit.replacement.endswith("\n        torch._check(count > 2)")
+    assert count.edit.line == 18 and count.edit.replacement.endswith("\n        torch._check(count > 2)")
     assert kernel.kind is FixKind.FAKE_KERNEL and kernel.blockers == [1] and kernel.edit is None
     assert kernel.snippet.startswith(f'@torch.library.register_fake("{OP}")')
     # alone, each gets past its own blocker and names the next; together they export
