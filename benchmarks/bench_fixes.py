@@ -308,9 +308,8 @@ def summary(rows: list[dict[str, Any]]) -> None:
     print(f"  fixes shown by kind: {dict(shown)}; origins with at least one: {addressed}")
     print(f"  origins whose fixes together export: {sum(1 for r in rows if r['together'] == 'exports')}")
     print(f"  proposals dropped by their proof: {sum(r['dropped'] for r in rows)}")
-    print(
-        f"  proving time per failing model: {sum(r['proving_seconds'] for r in rows) / max(len(failing), 1):.2f} s"
-    )
+    proving = {r["model"]: r["proving_seconds"] for r in rows}  # one per model, not per origin
+    print(f"  proving time per failing model: {sum(proving.values()) / max(len(failing), 1):.2f} s")
     print(f"  wrong fixes shown: {sum(r['wrong'] for r in rows)}")
 
 
