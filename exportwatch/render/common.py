@@ -651,6 +651,6 @@ def fixes_footer(found: Blockers) -> list[str]:
     if found.fixes_dropped:
         lines.append(
             f"{plural(found.fixes_dropped, 'proposed fix', 'proposed fixes')} not shown: exporting again "
-            "with it applied did not get past its blocker"
+            "with it applied did not prove it (or there was no time left to)"
         )
     return lines

@@ -209,3 +209,29 @@ def test_fixes__a_violated_dynamic_dim_gets_the_manifest_dims_torch_suggests_and
     (fixed,) = load_manifest(manifest).models
     again = sweep_target(prepare_model(fixed, device="cpu", settings=SETTINGS), "export", settings=SETTINGS)
     assert again.root is not None and again.root.verdict == Verdict.OK
+
+
+def test_fixes__with_no_time_left_nothing_is_shown_unproven() -> None:
+    from models.fix_cases import Helper
+
+    from exportwatch.diagnose import blockers
+    from exportwatch.targets.base import Call
+    from exportwatch.worker import fixes
+    from exportwatch.worker.walk import _interned_strings
+
+    module, call = Helper(), Call(args=(torch.rand(8),), kwargs={})
+    found, facts = blockers.search_with_facts(
+        lambda: torch.export.draft_export(module, call.args), repo_root=REPO_ROOT, interned=_interned_strings
+    )
+    assert found.status is BlockerStatus.FOUND
+    found = fixes.prove(
+        found,
+        facts,
+        module=module,
+        call=call,
+        shapes=None,
+        repo_root=REPO_ROOT,
+        until=0.0,
+        interned=_interned_strings,
+    )
+    assert found.fixes == [] and found.fixes_dropped == 1
