@@ -76,7 +76,8 @@ class Facts:
     kind: str
     expression: str | None = None
     result: str | None = None
-    names: Mapping[str, str] = field(default_factory=dict)  # local name -> the symbol it holds
+    #: what holds each symbol in the failing frame: a local (``n``) or a size (``x.shape[0]``)
+    names: Mapping[str, str] = field(default_factory=dict)
     op: str | None = None
     file: str | None = None
     line: int | None = None
@@ -94,6 +95,7 @@ class Facts:
 
 
 _SYMBOL = re.compile(r"[a-z]+\d+")
+_TENSOR_SHAPE = re.compile(r"Tensor\(shape: torch\.Size\(\[([^\]]*)\]\)")
 _SYMBOL_NUMBER = re.compile(r"\b([a-z]+)\d+\b")
 
 
@@ -209,18 +211,26 @@ def read_facts(program: Any, *, interned: Mapping[str, int] | None = None) -> li
 
 
 def _symbol_names(frame_locals: Any) -> dict[str, str]:
-    """The failing frame's locals that hold exactly one symbol: ``{"n": "u0"}``."""
+    """The failing frame's locals that hold exactly one symbol (``{"n": "u0"}``), then the sizes
+    of its tensors that are a symbol no local holds (``{"x.shape[0]": "s77"}``)."""
     found: dict[str, str] = {}
     local_values = frame_locals.get("locals") if isinstance(frame_locals, Mapping) else None
-    for name, values in (local_values or {}).items() if isinstance(local_values, Mapping) else ():
+    items = list(local_values.items()) if isinstance(local_values, Mapping) else []
+    for name, values in items:
         value = values[0] if isinstance(values, list) and len(values) == 1 else values
-        if (
-            isinstance(name, str)
-            and name.isidentifier()
-            and isinstance(value, str)
-            and _SYMBOL.fullmatch(value)
-        ):
+        named = isinstance(name, str) and name.isidentifier()
+        if named and isinstance(value, str) and _SYMBOL.fullmatch(value):
             found.setdefault(name, value)
+    held = set(found.values())
+    for name, values in items:
+        value = values[0] if isinstance(values, list) and len(values) == 1 else values
+        shape = _TENSOR_SHAPE.match(value) if isinstance(name, str) and isinstance(value, str) else None
+        if shape is None or not name.isidentifier():
+            continue
+        for dim, size in enumerate(part.strip() for part in shape.group(1).split(",")):
+            if _SYMBOL.fullmatch(size) and size not in held:
+                found[f"{name}.shape[{dim}]"] = size
+                held.add(size)
     return found
 
 

@@ -82,7 +82,9 @@ def check_condition(expression: str, result: str | None, names: Mapping[str, str
     """
     if result not in ("True", "False"):
         return None
-    symbol_to_name = {symbol: name for name, symbol in names.items()}
+    symbol_to_name: dict[str, str] = {}
+    for name, symbol in names.items():  # a local's name before a size (``x.shape[0]``)
+        symbol_to_name.setdefault(symbol, name)
     try:
         tree = parse_python(expression, "<expression>").body
     except (SyntaxError, ValueError):
@@ -263,8 +265,10 @@ def propose_checks(
         source = sources[frame.path]
         if source is None or not source.binds_torch or frame.line > len(source.lines):
             continue
-        used = [n for n in fact.names if re.search(rf"\b{re.escape(n)}\b", condition)]
-        edit = _after_creation(source, blocker, frame, used, fact.names)
+        used = [n for n in fact.names if n.isidentifier() and re.search(rf"\b{re.escape(n)}\b", condition)]
+        sizes = any(not n.isidentifier() and n in condition for n in fact.names)
+        # a size is read where the failure read it: a tensor may be rebound in between
+        edit = None if sizes or not used else _after_creation(source, blocker, frame, used, fact.names)
         after = edit is not None
         edit = edit or _before_failure(source, frame)
         if edit is None:

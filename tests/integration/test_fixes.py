@@ -235,3 +235,22 @@ def test_fixes__with_no_time_left_nothing_is_shown_unproven() -> None:
         interned=_interned_strings,
     )
     assert found.fixes == [] and found.fixes_dropped == 1
+
+
+def test_fixes__a_value_compared_with_a_dynamic_size_is_checked_where_both_are_read(tmp_path: Path) -> None:
+    spec = ModelSpec(
+        name="model",
+        factory="models.fix_cases:CountAgainstBatch",
+        inputs=InputsSpec(args=[TensorSpec(shape=[8, 4])]),
+        dynamic_shapes={"x": {0: "batch"}},
+        dims={"batch": DimSpec(name="batch")},
+    )
+    job = sweep_target(prepare_model(spec, device="cpu", settings=SETTINGS), "export", settings=SETTINGS)
+    assert job.root is not None and job.root.blockers is not None
+    (fix,) = job.root.blockers.fixes
+    assert fix.proof is FixProof.EXPORTS and fix.edit is not None
+    assert fix.edit.replacement == "        torch._check(n >= x.shape[0])\n        if n < x.shape[0]:"
+    patched = apply_edits([fix.edit], tmp_path, "batch_fixed")
+    torch.manual_seed(0)
+    batch = torch.export.Dim("batch")
+    torch.export.export(patched.CountAgainstBatch(), (torch.rand(8, 4),), dynamic_shapes={"x": {0: batch}})

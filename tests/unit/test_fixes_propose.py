@@ -53,12 +53,14 @@ SOURCE = textwrap.dedent(
         ("u0", "True", None),
         ("u0 > 2 > 1", "True", None),
         ("__import__('os') > 1", "True", None),
+        ("u0 < s77", "False", "n >= x.shape[0]"),  # a dynamic size no local holds
     ],
 )
 def test_check_condition__writes_what_held_for_the_example_in_the_locals_names(
     expression: str, result: str, expected: str | None
 ) -> None:
-    assert check_condition(expression, result, {"n": "u0", "peak": "zuf0"}) == expected
+    names = {"n": "u0", "peak": "zuf0", "x.shape[0]": "s77"}
+    assert check_condition(expression, result, names) == expected
 
 
 def _blocker(line: int, *, made: int | None, function: str = "forward", source: str = SOURCE) -> Blocker:
@@ -186,3 +188,12 @@ def test_propose_dims__torch_s_suggested_range_as_manifest_dims_for_the_guard_bl
 def test_propose_dims__nothing_the_manifest_cannot_say(suggested: list[str]) -> None:
     guard = Blocker(kind="guard-added", message="a guard was added")
     assert propose_dims([guard], suggested, {"batch": (None, None)}) is None
+
+
+def test_propose_checks__a_check_that_reads_a_size_goes_before_the_failing_statement() -> None:
+    fact = Facts(
+        kind="data-dependent", expression="u0 > s0", result="True", names={"n": "u0", "x.shape[0]": "s0"}
+    )
+    (proposal,) = propose_checks([_blocker(7, made=6)], [fact], read_source=lambda path: SOURCE)
+    assert proposal.edit is not None and proposal.edit.line == 7
+    assert proposal.edit.replacement == "        torch._check(n > x.shape[0])\n        if n > 2:"
