@@ -11,6 +11,7 @@ This module runs inside a worker process; it knows nothing of processes or timeo
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -23,12 +24,13 @@ from torch import nn
 
 from exportwatch import diagnose
 from exportwatch.diagnose import blockers
-from exportwatch.manifest import ModelSpec
+from exportwatch.manifest import DimSpec, ModelSpec
 from exportwatch.report import JobResult, SubmoduleResult, Verdict, tree
 from exportwatch.report.model import Blockers, BlockerStatus
 from exportwatch.sweep.settings import SweepSettings
 from exportwatch.targets import get_target
 from exportwatch.targets.base import Call, Outcome, Stage, TargetOptions, TraceShelf
+from exportwatch.worker import fixes
 from exportwatch.worker.capture import (
     EXAMPLE_SET,
     Capture,
@@ -549,7 +551,9 @@ BLOCKERS_SHARE_OF_TIMEOUT = 0.5
 
 def _search_blockers(job: JobResult, walk: _Walk, *, settings: SweepSettings, until: float) -> None:
     """Every blocker of each failing origin: one ``draft_export`` run per origin, on the call
-    its export failed on (the root with the manifest's dynamic shapes, as it was exported)."""
+    its export failed on (the root with the manifest's dynamic shapes, as it was exported); then
+    the fixes of its blockers, each proven by exporting again with it applied (``worker.fixes``),
+    within the same share of the job's timeout."""
     for result in job.submodules:
         found = walk.failed_calls.get(result.path)
         if not result.origin or result.verdict != Verdict.FAIL or found is None:
@@ -570,7 +574,44 @@ def _search_blockers(job: JobResult, walk: _Walk, *, settings: SweepSettings, un
             with _grad_mode(walk.spec.no_grad):
                 return torch.export.draft_export(module, call.args, call.kwargs, dynamic_shapes=shapes)
 
-        result.blockers = blockers.search(run, repo_root=settings.repo_root, interned=_interned_strings)
+        found_blockers, facts = blockers.search_with_facts(
+            run, repo_root=settings.repo_root, interned=_interned_strings
+        )
+        if found_blockers.status is BlockerStatus.FOUND and time.perf_counter() <= until:
+            walk.on_phase("fixes", result.path)
+            started = time.perf_counter()
+            with _grad_mode(walk.spec.no_grad):
+                found_blockers = fixes.prove(
+                    found_blockers,
+                    facts,
+                    module=module,
+                    call=call,
+                    shapes=shapes,
+                    repo_root=settings.repo_root,
+                    until=until,
+                    interned=_interned_strings,
+                    dims=_dims_fix(walk, result, call) if result.path == "" else None,
+                )
+            found_blockers.duration_s = round(found_blockers.duration_s + time.perf_counter() - started, 3)
+        result.blockers = found_blockers
+
+
+def _dims_fix(walk: _Walk, result: SubmoduleResult, call: Call) -> fixes.Dims | None:
+    """torch's suggested dynamic-shapes fixes for a root whose export violated the manifest's dims."""
+    spec = walk.spec
+    if spec.dynamic_shapes is None or result.category != "constraint-violation":
+        return None
+    suggested = diagnose.constraint_details(result.detail or "")[1]
+
+    def reshape(bounds: fixes.Bounds) -> Any:
+        dims = {name: DimSpec(name=name, min=low, max=high) for name, (low, high) in bounds.items()}
+        return build_dynamic_shapes(
+            dataclasses.replace(spec, dims=dims), call.args, call.kwargs, model=walk.model
+        )
+
+    return fixes.Dims(
+        suggested=suggested, bounds={n: (d.min, d.max) for n, d in spec.dims.items()}, reshape=reshape
+    )
 
 
 def _interned_strings() -> dict[str, int]:
