@@ -17,6 +17,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,36 @@ _NAME = re.compile(r"[A-Za-z_]\w*")
 _EXPRESSION_CHARS = 300
 
 
+@dataclass(frozen=True, kw_only=True)
+class Facts:
+    """What the report keeps out of a :class:`Blocker` but a fix needs (never shown): the value
+    the expression had for the example (``result``), the failing frame's locals that hold an
+    unbacked symbol (``n`` → ``u0``), the op, and the raw innermost frame (file, line)."""
+
+    kind: str
+    expression: str | None = None
+    result: str | None = None
+    names: Mapping[str, str] = field(default_factory=dict)  # local name -> the symbol it holds
+    op: str | None = None
+    file: str | None = None
+    line: int | None = None
+
+    def key(self, *, where: Callable[[str, int], tuple[str, int] | None] | None = None) -> tuple[Any, ...]:
+        """What identifies this failure between two draft exports of the same code: kind, op or
+        expression (symbol numbers left out: a fake kernel's new sizes renumber them), and line
+        (``where`` maps a scratch copy's file and line back to the original's)."""
+        if self.op:
+            return (self.kind, self.op)
+        place = (self.file, self.line) if self.file and self.line else None
+        if place is not None and where is not None:
+            place = where(*place)
+        return (self.kind, _SYMBOL_NUMBER.sub(r"\1", self.expression or ""), place)
+
+
+_SYMBOL = re.compile(r"[a-z]+\d+")
+_SYMBOL_NUMBER = re.compile(r"\b([a-z]+)\d+\b")
+
+
 def worth_searching(category: str | None) -> bool:
     """Whether draft_export could list more blockers behind a failure of ``category``."""
     return category in SEARCHED_CATEGORIES
@@ -74,12 +105,20 @@ def worth_searching(category: str | None) -> bool:
 def search(
     run: Callable[[], Any], *, repo_root: Path, interned: Callable[[], Mapping[str, int]] | None = None
 ) -> Blockers:
+    """:func:`search_with_facts` without the facts."""
+    return search_with_facts(run, repo_root=repo_root, interned=interned)[0]
+
+
+def search_with_facts(
+    run: Callable[[], Any], *, repo_root: Path, interned: Callable[[], Mapping[str, int]] | None = None
+) -> tuple[Blockers, list[Facts]]:
     """Run ``run`` (a ``draft_export`` call, returning its ``ExportedProgram``) and read its report.
 
     ``interned``: the process's string table (torch's ``INTERN_TABLE``, filename → index): a file
     interned by an earlier trace in this process is not in the draft report's own table.
     Never raises: a draft export that fails, or a report this module cannot read, is a
-    ``failed`` search that names why; the origin's diagnosis stays as it was.
+    ``failed`` search that names why; the origin's diagnosis stays as it was. The facts are
+    one per blocker kept, in the same order (see :class:`Facts`).
     """
     started = time.perf_counter()
     try:
@@ -89,23 +128,25 @@ def search(
             status=BlockerStatus.FAILED,
             note=cap(f"draft_export raised {type(exc).__name__}: {first_line(_str(exc))}", MAX_MESSAGE_CHARS),
             duration_s=_since(started),
-        )
+        ), []
     try:
-        found = read_draft(program, repo_root=repo_root, interned=interned() if interned else None)
+        table = interned() if interned else None
+        found = read_draft(program, repo_root=repo_root, interned=table)
+        facts = read_facts(program, interned=table)
     except Exception as exc:  # torch's private report changed shape: say so, never lose the verdict
         log.warning("reading draft_export's report failed: %s: %s", type(exc).__name__, exc)
         return Blockers(
             status=BlockerStatus.FAILED,
             note=f"exportwatch could not read draft_export's report ({type(exc).__name__})",
             duration_s=_since(started),
-        )
+        ), []
     return Blockers(
         status=BlockerStatus.FOUND if found else BlockerStatus.NONE,
         found=found[:MAX_BLOCKERS],
         total=len(found),
         note=None if found else "draft_export found no issue: the failure above is the only one known",
         duration_s=_since(started),
-    )
+    ), facts[:MAX_BLOCKERS]
 
 
 def _since(started: float) -> float:
@@ -138,6 +179,49 @@ def read_draft(program: Any, *, repo_root: Path, interned: Mapping[str, int] | N
             )
         )
     return blockers
+
+
+def read_facts(program: Any, *, interned: Mapping[str, int] | None = None) -> list[Facts]:
+    """One :class:`Facts` per failure :func:`read_draft` keeps, in the same order."""
+    report = program._report
+    names: dict[Any, str] = {index: name for name, index in (interned or {}).items()}
+    names.update(getattr(report, "str_to_filename", {}) or {})
+    facts = []
+    for failure in report.failures:
+        if getattr(failure, "xfail", False):
+            continue
+        kind_name = getattr(failure.failure_type, "name", str(failure.failure_type))
+        data: Mapping[str, Any] = failure.data if isinstance(failure.data, Mapping) else {}
+        frames = _stack_frames(data.get("user_stack"), names)
+        file, line = (frames[-1][0], frames[-1][1]) if frames else (None, None)
+        facts.append(
+            Facts(
+                kind=KINDS.get(kind_name, kind_name.lower()),
+                expression=_text(data.get("expr")),
+                result=_text(data.get("result")),
+                names=_symbol_names(data.get("frame_locals")),
+                op=_text(data.get("op")),
+                file=file,
+                line=line,
+            )
+        )
+    return facts
+
+
+def _symbol_names(frame_locals: Any) -> dict[str, str]:
+    """The failing frame's locals that hold exactly one symbol: ``{"n": "u0"}``."""
+    found: dict[str, str] = {}
+    local_values = frame_locals.get("locals") if isinstance(frame_locals, Mapping) else None
+    for name, values in (local_values or {}).items() if isinstance(local_values, Mapping) else ():
+        value = values[0] if isinstance(values, list) and len(values) == 1 else values
+        if (
+            isinstance(name, str)
+            and name.isidentifier()
+            and isinstance(value, str)
+            and _SYMBOL.fullmatch(value)
+        ):
+            found.setdefault(name, value)
+    return found
 
 
 def _blocker(

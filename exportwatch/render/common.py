@@ -20,7 +20,7 @@ from exportwatch.report import (
     Verdict,
     failure_identity,
 )
-from exportwatch.report.model import Blocker, Blockers, BlockerStatus
+from exportwatch.report.model import Blocker, Blockers, BlockerStatus, Fix, FixProof
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -611,3 +611,46 @@ def frame_words(frame: UserFrame) -> str:
 def blockers_left(found: Blockers) -> int:
     """Blockers found but not listed (over ``SHOWN_BLOCKERS``, or over the report's cap)."""
     return max(found.total, len(found.found)) - min(len(found.found), SHOWN_BLOCKERS)
+
+
+# ---------------------------------------------------------------------------------------------
+# Fixes: each one applied and exported again before it is shown (said the same way everywhere)
+
+
+def fix_proof_words(fix: Fix) -> str:
+    """``verified: exports with this change`` or ``verified: gets past this blocker; next: …``."""
+    if fix.proof is FixProof.EXPORTS:
+        return "verified: exports with this change"
+    what = "this blocker" if len(fix.blockers) < 2 else "these blockers"
+    return (
+        f"verified: gets past {what}; next: {fix.next_blocker}"
+        if fix.next_blocker
+        else f"verified: gets past {what}"
+    )
+
+
+def fixes_under(found: Blockers, index: int) -> list[tuple[Fix, int | None]]:
+    """The fixes shown under blocker ``index``: (fix, None) where it is shown in full, (fix, n)
+    where it was shown under blocker number ``n`` (1-based) already."""
+    shown = []
+    for fix in found.fixes:
+        if index in fix.blockers:
+            first = min(fix.blockers)
+            shown.append((fix, None if first == index else first + 1))
+    return shown
+
+
+def fixes_footer(found: Blockers) -> list[str]:
+    """What all of an origin's fixes did together, and how many were proposed but not shown."""
+    lines = []
+    count = len(found.fixes)
+    if count > 1 and found.fixes_together is FixProof.EXPORTS:
+        lines.append(f"verified: with all {count} fixes applied, the module exports")
+    elif count > 1 and found.fixes_together is FixProof.PAST_BLOCKER:
+        lines.append(f"verified: with all {count} fixes applied, export gets past every blocker they address")
+    if found.fixes_dropped:
+        lines.append(
+            f"{plural(found.fixes_dropped, 'proposed fix', 'proposed fixes')} not shown: exporting again "
+            "with it applied did not get past its blocker"
+        )
+    return lines

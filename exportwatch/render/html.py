@@ -33,6 +33,9 @@ from exportwatch.render.common import (
     blockers_left,
     coverage_phrase,
     exports_phrase,
+    fix_proof_words,
+    fixes_footer,
+    fixes_under,
     frame_words,
     plural,
     tally,
@@ -40,7 +43,7 @@ from exportwatch.render.common import (
 from exportwatch.render.escape import blob_url, clean, documentation_url, one_line
 from exportwatch.render.tree_view import STYLES, TreeNode, VerdictStyle, build_tree, changes_by_job
 from exportwatch.report import FAILING, JobResult, Report, Verdict
-from exportwatch.report.model import Blockers, BlockerStatus
+from exportwatch.report.model import MAX_SNIPPET_CHARS, Blockers, BlockerStatus
 
 #: Caps on what one node shows (a report may come from a stranger's fork: a 1 MB message
 #: must not make a 1 MB line, nor a million nodes' tracebacks a gigabyte page).
@@ -510,7 +513,7 @@ def _blockers(found: Blockers) -> str:
     out = [f'<div class="blockers"><p class="blockers-head">{text(blockers_headline(found), limit=700)}</p>']
     if found.status is BlockerStatus.FOUND:
         out.append("<ol>")
-        for blocker in found.found[:SHOWN_BLOCKERS]:
+        for number, blocker in enumerate(found.found[:SHOWN_BLOCKERS]):
             item = text(blocker_words(blocker), limit=400)
             if blocker.user_frame is not None:
                 item += f" at <code>{text(frame_words(blocker.user_frame))}</code>"
@@ -522,11 +525,21 @@ def _blockers(found: Blockers) -> str:
                     item += f"<code>{text(frame_words(made.frame))}</code>"
                     if made.frame.source.strip():
                         item += f": <code>{text(made.frame.source.strip(), limit=160)}</code>"
+            for fix, shown_under in fixes_under(found, number):
+                if shown_under is not None:
+                    item += f'<p class="fix">fixed by the change shown under blocker {shown_under}</p>'
+                    continue
+                item += (
+                    f'<div class="fix"><p>{text(fix.summary, limit=600)}: '
+                    f'<span class="proof">{text(fix_proof_words(fix), limit=700)}</span></p>'
+                    f'<pre class="src">{block(fix.snippet, limit=MAX_SNIPPET_CHARS)}</pre></div>'
+                )
             out.append(f"<li>{item}</li>")
         out.append("</ol>")
         left = blockers_left(found)
         if left > 0:
             out.append(f"<p>{plural(left, 'more blocker')} not listed</p>")
+        out.extend(f'<p class="fix">{text(line, limit=300)}</p>' for line in fixes_footer(found))
     out.append("</div>")
     return "".join(out)
 

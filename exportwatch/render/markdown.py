@@ -41,6 +41,9 @@ from exportwatch.render.common import (
     deferred,
     failures_phrase,
     fit,
+    fix_proof_words,
+    fixes_footer,
+    fixes_under,
     format_duration,
     frame_words,
     group_by_cause,
@@ -74,7 +77,7 @@ from exportwatch.render.tree_view import (
     walk,
 )
 from exportwatch.report import BUG_REPORT_URL, FAILING, PASSING, SubmoduleResult, UserFrame, Verdict
-from exportwatch.report.model import Blockers, BlockerStatus
+from exportwatch.report.model import MAX_SNIPPET_CHARS, Blockers, BlockerStatus
 
 #: The hidden marker that finds our comment again (the github module also checks the author).
 COMMENT_MARKER = "<!-- exportwatch:comment -->"
@@ -507,10 +510,19 @@ def _blocker_lines(found: Blockers, *, repository: str | None, sha: str | None) 
                 item += _frame_link(made.frame, repository=repository, sha=sha)
                 if made.frame.source.strip():
                     item += f": {md_code(made.frame.source.strip(), limit=160)}"
+        for fix, shown_under in fixes_under(found, number - 1):
+            if shown_under is not None:
+                item += f"\n   🔧 fixed by the change shown under blocker {shown_under}"
+                continue
+            proof = md_text(fix_proof_words(fix), limit=700)
+            item += f"\n   🔧 {md_text_with_code(fix.summary, limit=600)}: ✅ {proof}"
+            block = md_code_block(fix.snippet, lang=fix.language, limit=MAX_SNIPPET_CHARS)
+            item += "\n" + "\n".join(f"   {line}" for line in block.split("\n"))
         lines.append(item)
     left = blockers_left(found)
     if left > 0:
         lines.append(f"{plural(left, 'more blocker')} not listed")
+    lines.extend(f"🔧 {md_text(line, limit=300)}" for line in fixes_footer(found))
     return lines
 
 

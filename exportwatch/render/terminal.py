@@ -23,6 +23,9 @@ from exportwatch.render.common import (
     blockers_left,
     coverage_phrase,
     failures_phrase,
+    fix_proof_words,
+    fixes_footer,
+    fixes_under,
     format_duration,
     frame_words,
     group_by_cause,
@@ -34,7 +37,7 @@ from exportwatch.render.common import (
     verdict_word,
 )
 from exportwatch.render.escape import LABEL_LIMIT, no_workflow_commands, term_block, term_text, term_width
-from exportwatch.report.model import Blockers, BlockerStatus
+from exportwatch.report.model import MAX_SNIPPET_CHARS, Blockers, BlockerStatus
 
 _RESET = "\x1b[0m"
 _COLOURS = {"red": "\x1b[31m", "green": "\x1b[32m", "yellow": "\x1b[33m", "bold": "\x1b[1m", "dim": "\x1b[2m"}
@@ -293,7 +296,16 @@ def _blocker_lines(found: Blockers) -> list[str]:
                 lines.append(f"         {term_text(made.symbol, limit=40)} made at {where}")
                 if made.frame.source.strip():
                     lines.append(f"         | {term_text(made.frame.source.strip(), limit=160)}")
+        for fix, shown_under in fixes_under(found, number - 1):
+            if shown_under is not None:
+                lines.append(f"         fix: the change shown under blocker {shown_under}")
+                continue
+            lines.append(f"         fix: {term_text(fix.summary, limit=600)}")
+            lines.append(f"           {term_text(fix_proof_words(fix), limit=700)}")
+            snippet = term_block(fix.snippet, limit=MAX_SNIPPET_CHARS).split("\n")
+            lines.extend(f"             {line}" for line in snippet)
     left = blockers_left(found)
     if left > 0:
         lines.append(f"      {left} more not listed")
+    lines.extend(f"      {term_text(line, limit=300)}" for line in fixes_footer(found))
     return lines

@@ -219,6 +219,9 @@ class Blockers:
     note: str | None = None  # why none were found, or why the search failed
     duration_s: float = 0.0
     fixes: list[Fix] = field(default_factory=list)  # each proven by a re-export (at most MAX_FIXES)
+    #: Every fix shown applied at once (two or more): what that re-export proved; None if not run or failed.
+    fixes_together: FixProof | None = None
+    fixes_dropped: int = 0  # proposed, but not proven by a re-export (or no time left): not shown
 
 
 @dataclass(kw_only=True, slots=True)

@@ -29,6 +29,7 @@ from exportwatch.report.model import Blockers, BlockerStatus
 from exportwatch.sweep.settings import SweepSettings
 from exportwatch.targets import get_target
 from exportwatch.targets.base import Call, Outcome, Stage, TargetOptions, TraceShelf
+from exportwatch.worker import fixes
 from exportwatch.worker.capture import (
     EXAMPLE_SET,
     Capture,
@@ -508,7 +509,9 @@ BLOCKERS_SHARE_OF_TIMEOUT = 0.5
 
 def _search_blockers(job: JobResult, walk: _Walk, *, settings: SweepSettings, until: float) -> None:
     """Every blocker of each failing origin: one ``draft_export`` run per origin, on the call
-    its export failed on (the root with the manifest's dynamic shapes, as it was exported)."""
+    its export failed on (the root with the manifest's dynamic shapes, as it was exported); then
+    the fixes of its blockers, each proven by exporting again with it applied (``worker.fixes``),
+    within the same share of the job's timeout."""
     for result in job.submodules:
         found = walk.failed_calls.get(result.path)
         if not result.origin or result.verdict != Verdict.FAIL or found is None:
@@ -529,7 +532,25 @@ def _search_blockers(job: JobResult, walk: _Walk, *, settings: SweepSettings, un
             with _grad_mode(walk.spec.no_grad):
                 return torch.export.draft_export(module, call.args, call.kwargs, dynamic_shapes=shapes)
 
-        result.blockers = blockers.search(run, repo_root=settings.repo_root, interned=_interned_strings)
+        found_blockers, facts = blockers.search_with_facts(
+            run, repo_root=settings.repo_root, interned=_interned_strings
+        )
+        if found_blockers.status is BlockerStatus.FOUND and time.perf_counter() <= until:
+            walk.on_phase("fixes", result.path)
+            started = time.perf_counter()
+            with _grad_mode(walk.spec.no_grad):
+                found_blockers = fixes.prove(
+                    found_blockers,
+                    facts,
+                    module=module,
+                    call=call,
+                    shapes=shapes,
+                    repo_root=settings.repo_root,
+                    until=until,
+                    interned=_interned_strings,
+                )
+            found_blockers.duration_s = round(found_blockers.duration_s + time.perf_counter() - started, 3)
+        result.blockers = found_blockers
 
 
 def _interned_strings() -> dict[str, int]:
