@@ -25,7 +25,7 @@ from tests.fakegithub import FakeGitHub, events
 from tests.review_cases import ROUTER, check_fix, regressed, router_line, router_patch
 from tests.unit.test_fuzz_report_inputs import artifact
 
-pytestmark = pytest.mark.quick
+pytestmark = pytest.mark.quick  # each publish ~0.4 s; the tests of two or more are slow
 
 REPO = "octo/vision"
 HEAD = "1" * 40
@@ -99,6 +99,7 @@ def test_review__first_push_posts_one_review_with_a_suggestion_per_fix_on_its_li
     assert len(fake.comments(REPO, 7)) == 1 and len(fake.check_runs(REPO)) == 1, "comment and check as ever"
 
 
+@pytest.mark.slow  # two or three publishes
 def test_review__second_push_with_the_same_fixes_writes_nothing_more(fake, tmp_path):
     publish(fake, tmp_path / "1", check_fix(20), check_fix(22))
     before = fake.review_comments(REPO, 7)
@@ -110,6 +111,7 @@ def test_review__second_push_with_the_same_fixes_writes_nothing_more(fake, tmp_p
     assert not fake.requests_to("pulls/update-review-comment")
 
 
+@pytest.mark.slow  # two or three publishes
 def test_review__a_fix_whose_text_changed_is_edited_in_place(fake, tmp_path):
     publish(fake, tmp_path / "1", check_fix(20, proof=FixProof.PAST_BLOCKER, next_blocker="no fake kernel"))
     (before,) = fake.review_comments(REPO, 7)
@@ -120,6 +122,7 @@ def test_review__a_fix_whose_text_changed_is_edited_in_place(fake, tmp_path):
     assert "no fake kernel" in before["body"] and "the module exports" in after["body"]
 
 
+@pytest.mark.slow  # two or three publishes
 def test_review__a_fix_that_disappeared_is_retired_not_deleted(fake, tmp_path):
     publish(fake, tmp_path / "1", check_fix(20), check_fix(22))
     fake.push(REPO, 7, head_sha=NEXT, files={ROUTER: router_patch()})
@@ -135,6 +138,7 @@ def test_review__a_fix_that_disappeared_is_retired_not_deleted(fake, tmp_path):
     assert len(fake.requests_to("pulls/update-review-comment")) == 1, "a retired one is not written again"
 
 
+@pytest.mark.slow  # two or three publishes
 def test_review__a_suggestion_whose_line_changed_is_outdated_and_a_new_one_is_posted(fake, tmp_path):
     publish(fake, tmp_path / "1", check_fix(20))
     changed = router_patch().replace(f"+{router_line(20)}", "+    value20 = x[20].amax().item()")
@@ -177,6 +181,7 @@ def test_review__a_head_that_moved_on_gets_no_suggestions_from_an_older_run(fake
     assert fake.reviews(REPO, 7) == [] and not fake.requests_to("pulls/list-files")
 
 
+@pytest.mark.slow  # two or three publishes
 def test_review__writes_stay_under_the_cap_however_many_fixes(fake, tmp_path):
     lines = range(1, 80)
     fake.push(REPO, 7, head_sha=HEAD, files={ROUTER: router_patch(lines)})
