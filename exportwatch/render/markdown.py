@@ -514,7 +514,7 @@ def _blocker_lines(found: Blockers, *, repository: str | None, sha: str | None) 
             if shown_under is not None:
                 item += f"\n   🔧 fixed by the change shown under blocker {shown_under}"
                 continue
-            proof = md_text(fix_proof_words(fix), limit=700)
+            proof = md_text_with_code(fix_proof_words(fix), limit=700)
             item += f"\n   🔧 {md_text_with_code(fix.summary, limit=600)}: ✅ {proof}"
             block = md_code_block(fix.snippet, lang=fix.language, limit=MAX_SNIPPET_CHARS)
             item += "\n" + "\n".join(f"   {line}" for line in block.split("\n"))

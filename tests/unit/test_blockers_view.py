@@ -137,3 +137,66 @@ def test_blockers__a_failed_or_empty_search_says_so() -> None:
         assert "could not list the blockers" in text and "diagnosis above stands" in text, name
     for name, text in _views(Blockers(status=BlockerStatus.NONE)).items():
         assert "found no blocker besides the failure above" in text, name
+
+
+STUB = '@torch.library.register_fake("mylib::scale")\ndef _scale_fake(x):\n    return torch.empty_like(x)'
+
+
+def _fixes() -> Blockers:
+    check = Fix(
+        kind=FixKind.CHECK,
+        summary="add `torch._check(peak >= 1.0)` after line 20 of models/router.py",
+        snippet="peak = x.max().item()\ntorch._check(peak >= 1.0)",
+        edit=SourceEdit(
+            path=CASES,
+            line=20,
+            original="    peak = x.max().item()",
+            replacement="    peak = x.max().item()\n    torch._check(peak >= 1.0)",
+        ),
+        blockers=[0, 2],
+        proof=FixProof.PAST_BLOCKER,
+        next_blocker="custom op `torch.ops.mylib.scale` has no fake kernel",
+    )
+    stub = Fix(
+        kind=FixKind.FAKE_KERNEL,
+        summary="register a fake kernel for `mylib::scale`",
+        snippet=STUB,
+        blockers=[1],
+        proof=FixProof.EXPORTS,
+    )
+    found = [_blocker(21, "zuf0 < 1.0", 20), _blocker(25, "op", 20), _blocker(23, "u0 > 2", 22)]
+    return Blockers(
+        status=BlockerStatus.FOUND,
+        found=found,
+        total=3,
+        fixes=[check, stub],
+        fixes_together=FixProof.EXPORTS,
+        fixes_dropped=1,
+    )
+
+
+def test_blockers__every_view_shows_each_verified_fix_under_its_blocker_with_its_snippet() -> None:
+    for name, text in _views(_fixes()).items():
+        assert "verified: gets past these blockers; next: custom op" in text, name
+        assert "verified: exports with this change" in text, name
+        assert (
+            "torch._check(peak &gt;= 1.0)" in text if name == "html" else "torch._check(peak >= 1.0)" in text
+        )
+        assert (
+            "fixed by the change shown under blocker 1" in text or "the change shown under blocker 1" in text
+        )
+        assert "with all 2 fixes applied, the module exports" in text, name
+        assert "1 proposed fix not shown" in text, name
+    markdown = _views(_fixes())["markdown"]
+    # the snippet is a fenced block inside the numbered list item (indented to stay in it)
+    assert '   ```python\n   @torch.library.register_fake("mylib::scale")\n   def _scale_fake(x):' in markdown
+
+
+def test_blockers__a_hostile_snippet_cannot_close_its_fence_or_run_in_any_view() -> None:
+    found = _fixes()
+    found.fixes[1].snippet = "x = 1\n```\n<script>alert(1)</script>\n````\n@everyone \x1b[31m"
+    views = _views(found)
+    markdown = views["markdown"]
+    assert "   `````python\n" in markdown  # a fence longer than any backtick run inside
+    assert "<script>alert" not in views["html"]
+    assert "\x1b[31m" not in views["text"]
