@@ -522,6 +522,9 @@ def read_review(
         why = describe_failure(exc)
         warnings.append(f"cannot read PR #{outcome.pr_number} for review suggestions: {why}")
         return None
+    if state.head_moved:  # a newer push has its own run: this one neither adds nor retires
+        log.info("review suggestions: PR #%s moved on to %s", outcome.pr_number, state.head_moved[:12])
+        return None
     suggestions = plan_suggestions(outcome.changes, state.diff, scope=scope)
     return ReviewInput(
         number=outcome.pr_number, sha=outcome.sha, scope=scope, state=state, suggestions=suggestions

@@ -189,19 +189,21 @@ def _ours(pr: Any, *, scope: str | None, login: str) -> tuple[list[Posted], dict
 def read_pull(
     repo: Any, number: int, *, sha: str, scope: str | None, author_login: str | None, need_diff: bool
 ) -> PullState:
-    """Our suggestions on PR ``number`` and, with ``need_diff``, its diff (when its head is
-    still ``sha``: a newer push gets its own run, and its lines may differ). Raises
-    :class:`CannotReview`."""
+    """Our suggestions on PR ``number`` and, with ``need_diff``, its diff. When there is
+    something to add or to retire, the PR's head must still be ``sha``: else ``head_moved``
+    (a newer push has its own run, and its lines may differ). Raises :class:`CannotReview`."""
     login = author_login or ACTIONS_BOT
     try:
         pr = repo.get_pull(number)  # lazy: no request
         posted, objects = _ours(pr, scope=scope, login=login)
-        if not need_diff:
-            return PullState(posted=tuple(posted), comments=objects)
+        if not need_diff and not any(p.line is not None and not p.retired for p in posted):
+            return PullState(posted=tuple(posted), comments=objects)  # nothing to add or retire
         head = pr.head.sha
         if head != sha:
             log.info("PR #%s moved on to %s: no suggestions for %s", number, head[:12], sha[:12])
             return PullState(posted=tuple(posted), head_moved=head, comments=objects)
+        if not need_diff:
+            return PullState(posted=tuple(posted), comments=objects)
         files = itertools.islice(((f.filename, f.patch) for f in pr.get_files()), MAX_DIFF_FILES)
         return PullState(posted=tuple(posted), diff=PullDiff.of(files), comments=objects)
     except (GithubException, requests.RequestException) as exc:

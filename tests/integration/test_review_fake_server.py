@@ -181,6 +181,17 @@ def test_review__a_head_that_moved_on_gets_no_suggestions_from_an_older_run(fake
     assert fake.reviews(REPO, 7) == [] and not fake.requests_to("pulls/list-files")
 
 
+@pytest.mark.slow  # two publishes
+@pytest.mark.parametrize("late", [(22,), ()], ids=["another-fix", "no-fix"])
+def test_review__an_older_run_finishing_late_neither_adds_nor_retires(fake, tmp_path, late):
+    fake.push(REPO, 7, head_sha=NEXT, files={ROUTER: router_patch()})
+    publish(fake, tmp_path / "1", check_fix(20), sha=NEXT)  # the newer push's run, done first
+    publish(fake, tmp_path / "2", *(check_fix(n) for n in late), sha=HEAD)  # HEAD's run, late
+    (comment,) = fake.review_comments(REPO, 7)
+    assert comment["line"] == 20 and "no longer suggests" not in comment["body"]
+    assert not fake.requests_to("pulls/update-review-comment") and len(fake.reviews(REPO, 7)) == 1
+
+
 @pytest.mark.slow  # two or three publishes
 def test_review__writes_stay_under_the_cap_however_many_fixes(fake, tmp_path):
     lines = range(1, 80)
