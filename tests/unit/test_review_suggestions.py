@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from exportwatch.diff import diff_reports
 from exportwatch.github.review import MAX_REVIEW_WRITES, Posted, decide_review
@@ -298,3 +300,38 @@ def test_decide_review__writes_stay_within_the_budget_retirements_first():
     assert plan.writes == MAX_REVIEW_WRITES and len(plan.create) == 5
     assert len(plan.retire) == MAX_REVIEW_WRITES - 1 and plan.update == ()
     assert plan.left_out == 15 + 5 - (MAX_REVIEW_WRITES - 1)
+
+
+# ------------------------------------------------------------------------------ any text at all
+
+_ANY_TEXT = st.text(
+    alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",))
+    | st.sampled_from("`@#<>[]:\n\r|~\u202e"),
+    max_size=60,
+)
+
+
+@given(message=_ANY_TEXT, summary=_ANY_TEXT, nxt=_ANY_TEXT, model=_ANY_TEXT, code=_ANY_TEXT)
+@settings(max_examples=25, deadline=None)
+def test_body__whatever_the_report_says_the_prose_is_inert_and_the_block_is_exact(
+    message, summary, nxt, model, code
+):
+    replacement = router_line(20) + "\n" + code.replace("\r", "")
+    fix = check_fix(
+        20, proof=FixProof.PAST_BLOCKER, next_blocker=nxt, summary=summary or "s", replacement=replacement
+    )
+    base, head = regressed(fix)
+    head.jobs[0].submodules[1].blockers.found[0].message = message  # type: ignore[union-attr]
+    head.jobs[0].model = model or "m"
+    plan = plan_suggestions(diff_reports(base, head), PullDiff.of([(ROUTER, router_patch())]))
+    if not plan.suggested:  # the replacement holds an invisible character: refused, never cleaned
+        assert plan.unsuggested[0].reason is Skip.REFUSED
+        return
+    body = plan.suggested[0].body
+    fence = suggestion_fence(replacement.removesuffix("\n"))
+    prose, _, block = body.partition(f"\n\n{fence}suggestion\n")
+    assert block == f"{replacement.removesuffix(chr(10))}\n{fence}\n" or block == f"{fence}\n"
+    assert not re.search(r"@[A-Za-z0-9]", prose), "no mention notifies"
+    assert not re.search(r"(?<!\\)<", prose.replace("<!-- exportwatch:suggestion", "")), "no tag"
+    assert read_marker(body) is not None and read_marker(body).key == plan.suggested[0].key  # type: ignore[union-attr]
+    assert not any(line.lstrip().startswith("::") for line in prose.splitlines())
