@@ -182,6 +182,10 @@ class ReviewSuggestions:
         """Whether ``fix`` is a suggestion of the review (the PR comment then points there)."""
         return any(s.fix == fix for s in self.suggested)
 
+    def skipped(self, fix: Fix) -> Skip | None:
+        """Why ``fix`` is not in the review (None: it is, or it has no edit to suggest)."""
+        return next((u.reason for u in self.unsuggested if u.fix == fix), None)
+
 
 def fix_key(edit: SourceEdit, fix: Fix, blockers: Sequence[Blocker]) -> str:
     """A stable key for a suggestion: path, line, kind of fix, the blockers it addresses

@@ -98,6 +98,7 @@ def test_plan__a_fix_outside_the_diff_is_a_snippet_not_a_suggestion():
     assert [s.line for s in plan.suggested] == [20]
     ((unsuggested),) = plan.unsuggested
     assert unsuggested.reason is Skip.NOT_IN_DIFF and not plan.in_review(unsuggested.fix)
+    assert plan.skipped(unsuggested.fix) is Skip.NOT_IN_DIFF and plan.skipped(plan.suggested[0].fix) is None
 
 
 def test_plan__a_line_that_changed_since_the_sweep_is_stale():
