@@ -478,7 +478,7 @@ def publish(
             warnings.append(f"cannot create the check run: {describe_failure(exc)}")
             log_annotations(annotations, out=out)
     if review is not None:  # last: the comment and the check run never wait on it
-        publish_review(review, outcome, repo=repo, author=author, settings=settings, warnings=warnings)
+        publish_review(review, repo=repo, author=author, settings=settings, warnings=warnings)
     return Published(
         attempted=attempted, comment_url=comment_url, check_created=check_created, warnings=tuple(warnings)
     )
@@ -533,7 +533,6 @@ def read_review(
 
 def publish_review(
     review: ReviewInput,
-    outcome: ModeOutcome,
     *,
     repo: Any,
     author: Callable[[], str | None],
