@@ -16,8 +16,9 @@ from exportwatch.errors import EXIT_OK
 from exportwatch.github.artifacts import ArtifactRef
 from exportwatch.github.config import ActionConfig
 from exportwatch.github.event import Event
-from exportwatch.github.publish import Annotation, repository_path
+from exportwatch.github.publish import Annotation
 from exportwatch.render import RenderContext
+from exportwatch.render.escape import repository_path
 from exportwatch.report import FAILING
 from exportwatch.sweep.options import SweepOptions
 

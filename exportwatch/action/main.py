@@ -6,7 +6,7 @@ the composite variant alike). Modes:
 * ``full``: install → (on a PR) the merge-base's stored baseline artifact, if any → sweep head
   → base results (reused, stored baseline, cache, else swept in a git worktree of the
   merge-base) → diff → gate → render → **outputs and job summary first** → PR comment → check
-  run → exit code per gate;
+  run → the review of suggested fixes (``review-suggestions``) → exit code per gate;
 * ``sweep``: install → sweep head (+ base for a PR) → write the reports; no token needed. The
   untrusted half of the fork-safe flow, and the push-to-main baseline;
 * ``publish``: in a ``workflow_run`` workflow: download the sweep's artifact (untrusted data:
@@ -88,16 +88,17 @@ from exportwatch.github.publish import (
     append_summary,
     create_check_run,
     find_pull_request,
-    repository_path,
     unpublished_summary,
     upsert_comment,
     write_outputs,
 )
+from exportwatch.github.review import PullState, decide_review, read_pull, write_review
 from exportwatch.manifest import ConfigError
 from exportwatch.render import comment_marker, headline
-from exportwatch.render.escape import one_line, term_text
+from exportwatch.render.escape import marker_key, one_line, repository_path, term_text
 from exportwatch.render.html import render_html
 from exportwatch.render.markdown import render_comment, render_summary
+from exportwatch.render.review import ReviewSuggestions, candidates, plan_suggestions
 from exportwatch.report import Report, ReportError, base_report_path, load_report, write_report
 from exportwatch.report.io import write_text_atomically
 from exportwatch.report.merge import Shard, find_report_files, merge_reports
@@ -395,8 +396,10 @@ class Published:
 def publish(
     config: ActionConfig, outcome: ModeOutcome, *, out: TextIO, settings: ClientSettings
 ) -> Published:
-    """Comment and check run, within :data:`MAX_API_WRITES_PER_PUBLISH` writes. Never raises
-    GitHubError: every failure is a warning in the returned :class:`Published`."""
+    """Comment, check run, then the review of suggested fixes (read before the comment, written
+    last), within :data:`MAX_API_WRITES_PER_PUBLISH` writes. Never raises GitHubError: every
+    failure is a warning in the returned :class:`Published`; the review's never counts as
+    "nothing published" (``fail-on-publish-error`` looks at the comment and check run)."""
     changes, result, pr_number, sha = outcome.changes, outcome.result, outcome.pr_number, outcome.sha
     if not config.github_token or not config.repository:  # reads the token: user code is done
         return Published(warnings=("no github-token or GITHUB_REPOSITORY: nothing published to GitHub",))
@@ -413,6 +416,15 @@ def publish(
         warnings.append(f"cannot publish to GitHub: {describe_failure(exc)}: {one_line(exc, limit=200)}")
         log_annotations(annotations, out=out)
         return Published(attempted=attempted, warnings=tuple(warnings))
+    logins: list[str | None] = []
+
+    def author() -> str | None:
+        """``GET /user`` once (the comment and the review both check authors)."""
+        if not logins:
+            logins.append(my_login(gh))
+        return logins[0]
+
+    review = read_review(config, outcome, repo=repo, author=author, warnings=warnings)
     comment_url = ""
     if commenting:
         assert pr_number is not None  # commenting says so; checked again so the type narrows
@@ -424,7 +436,7 @@ def publish(
                 marker=comment_marker(context.marker_key),
                 mode=config.comment,
                 changed=changes.has_changes,
-                author_login=my_login(gh),
+                author_login=author(),
                 full_report_url=config.run_url,
                 settings=settings,
             )
@@ -465,9 +477,92 @@ def publish(
         except Exception as exc:
             warnings.append(f"cannot create the check run: {describe_failure(exc)}")
             log_annotations(annotations, out=out)
+    if review is not None:  # last: the comment and the check run never wait on it
+        publish_review(review, repo=repo, author=author, settings=settings, warnings=warnings)
     return Published(
         attempted=attempted, comment_url=comment_url, check_created=check_created, warnings=tuple(warnings)
     )
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReviewInput:
+    """The pull request as the review of suggested fixes sees it, and what to suggest."""
+
+    number: int
+    sha: str
+    scope: str | None  # the manifest's marker key: several manifests keep their suggestions apart
+    state: PullState
+    suggestions: ReviewSuggestions
+
+
+def read_review(
+    config: ActionConfig,
+    outcome: ModeOutcome,
+    *,
+    repo: Any,
+    author: Callable[[], str | None],
+    warnings: list[str],
+) -> ReviewInput | None:
+    """Our earlier suggestions on the PR, its diff, and which fixes become suggestions; None
+    when there is no review to write (``review-suggestions: false``, no PR, or GitHub failed:
+    a warning). Read before the comment, so the comment could say which fixes are in the review."""
+    if not config.review_suggestions or outcome.pr_number is None or not outcome.sha:
+        return None
+    context = render_context(config, sha=outcome.sha)
+    scope = marker_key(context.marker_key) if context.marker_key else None
+    try:
+        state = read_pull(
+            repo, outcome.pr_number, sha=outcome.sha, scope=scope, author_login=author(),
+            need_diff=bool(candidates(outcome.changes)),
+        )  # fmt: skip
+    except GitHubError as exc:
+        warnings.append(str(exc))
+        return None
+    except Exception as exc:  # GET /user, the network: the review never decides anything
+        why = describe_failure(exc)
+        warnings.append(f"cannot read PR #{outcome.pr_number} for review suggestions: {why}")
+        return None
+    if state.head_moved:  # a newer push has its own run: this one neither adds nor retires
+        log.info("review suggestions: PR #%s moved on to %s", outcome.pr_number, state.head_moved[:12])
+        return None
+    suggestions = plan_suggestions(outcome.changes, state.diff, scope=scope)
+    return ReviewInput(
+        number=outcome.pr_number, sha=outcome.sha, scope=scope, state=state, suggestions=suggestions
+    )
+
+
+def publish_review(
+    review: ReviewInput,
+    *,
+    repo: Any,
+    author: Callable[[], str | None],
+    settings: ClientSettings,
+    warnings: list[str],
+) -> None:
+    """The one review of new suggestions, then edits of earlier ones; failures are warnings."""
+    plan = decide_review(
+        review.state.posted, review.suggestions.suggested, scope=review.scope, sha=review.sha
+    )
+    if not plan.writes:
+        log.info("review suggestions: nothing to write (%d unchanged)", plan.unchanged)
+        return
+    try:
+        done = write_review(
+            repo, review.number, plan, state=review.state, sha=review.sha, scope=review.scope,
+            author_login=author(), settings=settings,
+        )  # fmt: skip
+    except GitHubError as exc:
+        warnings.append(str(exc))
+        return
+    except Exception as exc:
+        warnings.append(f"cannot post review suggestions on PR #{review.number}: {describe_failure(exc)}")
+        return
+    warnings.extend(done.warnings)
+    log.info(
+        "review suggestions: %d new%s, %d edited, %d retired, %d unchanged, %d left for the next push",
+        done.created, f" ({done.review_url})" if done.review_url else "", done.updated, done.retired,
+        done.unchanged, done.left_out,
+    )  # fmt: skip
 
 
 def log_annotations(annotations: Sequence[Annotation], *, out: TextIO) -> None:

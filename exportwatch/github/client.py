@@ -302,10 +302,10 @@ def describe(exc: GithubException) -> str:
     """A one-line reason from a PyGithub error (status and GitHub's message)."""
     data = exc.data if isinstance(exc.data, dict) else {}
     message = data.get("message") or exc.message or ""
-    details = [
-        e.get("message") or e.get("code")
+    details = [  # GitHub sends objects ({"code": ...}) or plain strings (a review's 422)
+        e if isinstance(e, str) else e.get("message") or e.get("code")
         for e in data.get("errors") or []
-        if isinstance(e, dict) and (e.get("message") or e.get("code"))
+        if isinstance(e, str) or (isinstance(e, dict) and (e.get("message") or e.get("code")))
     ]
     parts = [str(exc.status), str(message), *map(str, details)]
     return " ".join(": ".join(p for p in parts if p and p != "None").split())

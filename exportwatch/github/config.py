@@ -342,6 +342,7 @@ class ActionConfig:
     dependency_files: tuple[str, ...] = ()  # compare --dependency-file: what defines the environment
     max_annotations: int = DEFAULT_MAX_ANNOTATIONS  # distinct failures annotated on the check run
     fail_on_publish_error: bool | None = None  # None (auto): only mode publish fails, see below
+    review_suggestions: bool = True  # verified fixes as suggested changes in a PR review
     # runner
     event_name: str | None = None
     event_path: Path | None = None
@@ -449,6 +450,7 @@ _SOURCES: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "html_artifact": ("INPUT_HTML-ARTIFACT", _optional_text),
     "max_annotations": ("INPUT_MAX-ANNOTATIONS", _annotation_cap),
     "fail_on_publish_error": ("INPUT_FAIL-ON-PUBLISH-ERROR", _flag_or_auto),
+    "review_suggestions": ("INPUT_REVIEW-SUGGESTIONS", _flag_on),
     "event_name": ("GITHUB_EVENT_NAME", _optional_text),
     "event_path": ("GITHUB_EVENT_PATH", _optional_path),
     "repository": ("GITHUB_REPOSITORY", _repository),

@@ -15,7 +15,7 @@ import secrets
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import requests
@@ -33,7 +33,8 @@ from exportwatch.github.client import (
     write_once,
 )
 from exportwatch.github.config import MAX_ANNOTATIONS_CEILING, CommentMode
-from exportwatch.render.escape import UNSAFE_CHARACTERS, md_code, md_text
+from exportwatch.github.review import MAX_REVIEW_WRITES
+from exportwatch.render.escape import UNSAFE_CHARACTERS, md_code, md_text, repository_path
 from exportwatch.report.io import write_all
 
 log = logging.getLogger(__name__)
@@ -46,9 +47,12 @@ MAX_CHECK_TEXT_BYTES = 65_535
 MAX_ANNOTATIONS_PER_REQUEST = 50
 #: The writes (POST / PATCH) one publish sends, whatever the report holds: the comment, once
 #: more shortened if GitHub refuses it as too long; the check run, with the first 50 annotations;
-#: one update per further 50, at most ``MAX_ANNOTATIONS_CEILING`` (500) in all. Each write is
-#: sent at most ``ClientSettings.write_attempts`` times when its answer is lost.
-MAX_API_WRITES_PER_PUBLISH = 2 + 1 + (-(-MAX_ANNOTATIONS_CEILING // MAX_ANNOTATIONS_PER_REQUEST) - 1)
+#: one update per further 50, at most ``MAX_ANNOTATIONS_CEILING`` (500) in all; the review of
+#: suggested changes and the edits of earlier suggestions (``github.review.MAX_REVIEW_WRITES``).
+#: Each write is sent at most ``ClientSettings.write_attempts`` times when its answer is lost.
+MAX_API_WRITES_PER_PUBLISH = (
+    2 + 1 + (-(-MAX_ANNOTATIONS_CEILING // MAX_ANNOTATIONS_PER_REQUEST) - 1) + MAX_REVIEW_WRITES
+)
 #: GitHub's limit on one step's job summary ("Job summaries are limited to 1MiB"): over it, the
 #: step's summary is refused whole and the run's page shows none.
 MAX_STEP_SUMMARY_BYTES = 1024 * 1024
@@ -309,24 +313,6 @@ def _edited(comment: Any, text: str) -> Any:
 
 # ============================================================================================
 # The check run
-
-
-def repository_path(path: object) -> str | None:
-    """``path`` as a normalised, relative path inside the repository, or None. Pure.
-
-    Annotation paths come from reports, which a fork's run writes: an absolute path, a ``..``
-    step, a backslash, a drive letter or a control character is no file of this repository.
-    """
-    if not isinstance(path, str) or not path or "\\" in path:
-        return None
-    if UNSAFE_CHARACTERS.search(path) or any(ch in path for ch in "\t\n"):
-        return None
-    if path.startswith("/") or re.match(r"^[A-Za-z]:", path):
-        return None
-    parts = [p for p in PurePosixPath(path).parts if p not in ("", ".")]
-    if not parts or ".." in parts:
-        return None
-    return "/".join(parts)
 
 
 def annotation_text(text: str, *, one_line: bool = False) -> str:

@@ -32,6 +32,7 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
+from pathlib import PurePosixPath
 from urllib.parse import quote, urlsplit
 
 #: Longest single-line message shown in a comment; the job summary has the traceback.
@@ -384,3 +385,21 @@ def marker_key(key: object) -> str:
     """A suffix for the hidden comment marker: letters, digits and ``._/-`` only, no ``--``."""
     value = re.sub(r"[^A-Za-z0-9_./-]+", "-", clean(key))
     return re.sub(r"-{2,}", "-", value).strip("-")[:80]  # "--" has no place in an HTML comment
+
+
+def repository_path(path: object) -> str | None:
+    """``path`` as a normalised, relative path inside the repository, or None. Pure.
+
+    Annotation paths come from reports, which a fork's run writes: an absolute path, a ``..``
+    step, a backslash, a drive letter or a control character is no file of this repository.
+    """
+    if not isinstance(path, str) or not path or "\\" in path:
+        return None
+    if UNSAFE_CHARACTERS.search(path) or any(ch in path for ch in "\t\n"):
+        return None
+    if path.startswith("/") or re.match(r"^[A-Za-z]:", path):
+        return None
+    parts = [p for p in PurePosixPath(path).parts if p not in ("", ".")]
+    if not parts or ".." in parts:
+        return None
+    return "/".join(parts)

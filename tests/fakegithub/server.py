@@ -4,7 +4,10 @@ It serves only the operations exportwatch calls, checks every request against Gi
 published OpenAPI description (vendored subset) and answers like GitHub: pagination with
 ``Link`` headers, ``422`` for bodies over 65,536 characters, check-run text over its byte
 limits, annotations GitHub refuses (characters above U+FFFF, over 64 KB) or invalid requests,
-``302`` to a blob URL for artifact downloads. Faults are injected per method and path: N× 500,
+``302`` to a blob URL for artifact downloads, ``422`` for a review comment on a line that is
+not in the pull request's diff (each pull request's diff is modelled from the ``patch`` of each
+file, ``add_pull(..., files={path: patch})``; :meth:`FakeGitHub.push` moves the head and marks
+review comments whose line left the diff outdated). Faults are injected per method and path: N× 500,
 rate limits (403 or 429, with or without ``Retry-After`` and ``x-ratelimit-*``), and writes
 that GitHub applies but whose answer is lost (a 502, a timeout, a dropped connection).
 
@@ -81,6 +84,8 @@ class Repo:
     id: int
     comments: dict[int, dict[str, Any]] = field(default_factory=dict)  # id -> {issue, body, user, ...}
     pulls: dict[int, dict[str, Any]] = field(default_factory=dict)
+    review_comments: dict[int, dict[str, Any]] = field(default_factory=dict)  # id -> {pull, path, line, ...}
+    reviews: dict[int, dict[str, Any]] = field(default_factory=dict)
     check_runs: dict[int, dict[str, Any]] = field(default_factory=dict)
     runs: dict[int, dict[str, Any]] = field(default_factory=dict)
     artifacts: dict[int, dict[str, Any]] = field(default_factory=dict)
@@ -164,7 +169,9 @@ class FakeGitHub:
         base_ref: str = "main",
         head_repo: str | None = None,
         state: str = "open",
+        files: dict[str, str | None] | None = None,
     ) -> None:
+        """``files``: path -> its diff's ``patch`` (None: a binary or too large a diff)."""
         with self.lock:
             self.repo(repo).pulls[number] = {
                 "number": number,
@@ -174,7 +181,67 @@ class FakeGitHub:
                 "head_repo": head_repo or repo,
                 "base_sha": base_sha,
                 "base_ref": base_ref,
+                "files": dict(files or {}),
             }
+
+    def push(self, repo: str, number: int, *, head_sha: str, files: dict[str, str | None]) -> None:
+        """A new head for PR ``number`` with this diff. A review comment stays on its line when
+        that line is still on the diff's RIGHT side with the same text; else it is outdated
+        (``line`` and ``position`` null), as GitHub shows it."""
+        with self.lock:
+            pull = self.repo(repo).pulls[number]
+            pull.update(head_sha=head_sha, files=dict(files))
+            for comment in self.repo(repo).review_comments.values():
+                if comment["pull"] != number or comment["line"] is None:
+                    continue
+                now = right_side_lines(files.get(comment["path"])).get(comment["line"])
+                if now is None or now != comment["text"]:
+                    comment["line"] = None
+                else:
+                    comment["commit_id"] = head_sha
+
+    def add_review_comment(
+        self, repo: str, number: int, *, path: str, line: int, body: str, user: str
+    ) -> int:
+        """A review comment someone already wrote on a line of the diff."""
+        with self.lock:
+            pull = self.repo(repo).pulls[number]
+            text = right_side_lines(pull["files"].get(path)).get(line)
+            assert text is not None, f"{path}:{line} is not on the diff"
+            return self._new_review_comment(
+                self.repo(repo), pull, review_id=None, path=path, line=line, body=body, user=user, text=text
+            )
+
+    def _new_review_comment(  # type: ignore[no-untyped-def]
+        self, repo: Repo, pull, *, review_id, path, line, body, user, text
+    ) -> int:
+        cid = self.next_id()
+        now = _now()
+        repo.review_comments[cid] = {
+            "id": cid,
+            "pull": pull["number"],
+            "review_id": review_id,
+            "path": path,
+            "line": line,
+            "original_line": line,
+            "text": text,  # the line's text when commented: a push that changes it outdates the comment
+            "side": "RIGHT",
+            "body": body,
+            "user": user,
+            "commit_id": pull["head_sha"],
+            "original_commit_id": pull["head_sha"],
+            "created_at": now,
+            "updated_at": now,
+        }
+        return cid
+
+    def review_comments(self, repo: str, number: int) -> list[dict[str, Any]]:
+        with self.lock:
+            return [dict(c) for c in self.repo(repo).review_comments.values() if c["pull"] == number]
+
+    def reviews(self, repo: str, number: int) -> list[dict[str, Any]]:
+        with self.lock:
+            return [copy.deepcopy(r) for r in self.repo(repo).reviews.values() if r["pull"] == number]
 
     def add_comment(self, repo: str, number: int, body: str, *, user: str) -> int:
         with self.lock:
@@ -437,6 +504,72 @@ class FakeGitHub:
         }
         return out
 
+    def _file_json(self, repo: Repo, pull: dict[str, Any], path: str, patch: str | None) -> dict[str, Any]:
+        out = copy.deepcopy(self._template("pulls/list-files")[0])
+        lines = (patch or "").split("\n")
+        added = sum(1 for line in lines if line.startswith("+"))
+        removed = sum(1 for line in lines if line.startswith("-"))
+        out.update(
+            filename=path,
+            status="modified",
+            additions=added,
+            deletions=removed,
+            changes=added + removed,
+            blob_url=f"{self.server_url}/{repo.full_name}/blob/{pull['head_sha']}/{path}",
+            raw_url=f"{self.server_url}/{repo.full_name}/raw/{pull['head_sha']}/{path}",
+            contents_url=f"{self.api_url}/repos/{repo.full_name}/contents/{path}?ref={pull['head_sha']}",
+        )
+        if patch is None:
+            out.pop("patch", None)  # GitHub leaves it out for a binary file or a large diff
+        else:
+            out["patch"] = patch
+        return out
+
+    def _review_comment_json(self, repo: Repo, c: dict[str, Any]) -> dict[str, Any]:
+        out = self._template("pulls/update-review-comment")
+        number = c["pull"]
+        out.update(
+            id=c["id"],
+            node_id=f"PRRC_{c['id']}",
+            url=f"{self.api_url}/repos/{repo.full_name}/pulls/comments/{c['id']}",
+            html_url=f"{self.server_url}/{repo.full_name}/pull/{number}#discussion_r{c['id']}",
+            pull_request_url=f"{self.api_url}/repos/{repo.full_name}/pulls/{number}",
+            pull_request_review_id=c["review_id"],
+            path=c["path"],
+            line=c["line"],
+            original_line=c["original_line"],
+            position=c["line"],  # null once outdated, like the line
+            original_position=c["original_line"],
+            side=c["side"],
+            start_line=None,
+            original_start_line=None,
+            start_side=None,
+            commit_id=c["commit_id"],
+            original_commit_id=c["original_commit_id"],
+            body=c["body"],
+            user=self._user(c["user"]),
+            created_at=c["created_at"],
+            updated_at=c["updated_at"],
+            diff_hunk=f"@@ -{c['original_line']} +{c['original_line']} @@",
+        )
+        out.pop("in_reply_to_id", None)
+        return out
+
+    def _review_json(self, repo: Repo, r: dict[str, Any]) -> dict[str, Any]:
+        out = self._template("pulls/create-review")
+        number = r["pull"]
+        out.update(
+            id=r["id"],
+            node_id=f"PRR_{r['id']}",
+            user=self._user(r["user"]),
+            body=r["body"],
+            state=r["state"],
+            commit_id=r["commit_id"],
+            html_url=f"{self.server_url}/{repo.full_name}/pull/{number}#pullrequestreview-{r['id']}",
+            pull_request_url=f"{self.api_url}/repos/{repo.full_name}/pulls/{number}",
+        )
+        return out
+
     def _check_json(self, repo: Repo, c: dict[str, Any]) -> dict[str, Any]:
         out = self._template("checks/create")
         out.update(
@@ -498,6 +631,28 @@ class FakeGitHub:
             },
         )
         return out
+
+
+_REVIEW_STATES = {"COMMENT": "COMMENTED", "APPROVE": "APPROVED", "REQUEST_CHANGES": "CHANGES_REQUESTED"}
+_HUNK = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
+
+
+def right_side_lines(patch: str | None) -> dict[int, str]:
+    """The lines a review comment may go on (side RIGHT): line number -> text. The fake's own
+    reading of a unified diff, written apart from exportwatch's (``render.review.parse_patch``)."""
+    lines: dict[int, str] = {}
+    line = 0
+    remaining = 0
+    for raw in (patch or "").split("\n"):
+        match = _HUNK.match(raw)
+        if match:
+            line, remaining = int(match[3]), int(match[4] if match[4] is not None else 1)
+            continue
+        if remaining <= 0 or raw.startswith("-") or raw.startswith("\\"):
+            continue
+        lines[line] = raw[1:]
+        line, remaining = line + 1, remaining - 1
+    return lines
 
 
 def _now() -> str:
@@ -761,6 +916,84 @@ class _Handler(BaseHTTPRequestHandler):
         items = [self.fake._pull_json(repo, p) for p in repo.pulls.values() if p["head_sha"] == sha]
         chunk, headers = self._paginate(items, query, "/" + "/".join(parts))
         return 200, chunk, headers
+
+    def _pull(self, repo: Repo, number: int) -> dict[str, Any]:
+        pull = repo.pulls.get(number)
+        if pull is None:
+            raise _HTTPError(404, "Not Found")
+        return pull
+
+    def _op_pulls_list_files(self, repo, parts, query, payload, login):  # type: ignore[no-untyped-def]
+        pull = self._pull(repo, int(parts[4]))
+        items = [self.fake._file_json(repo, pull, path, patch) for path, patch in pull["files"].items()]
+        chunk, headers = self._paginate(items, query, "/" + "/".join(parts))
+        return 200, chunk, headers
+
+    def _op_pulls_list_review_comments(self, repo, parts, query, payload, login):  # type: ignore[no-untyped-def]
+        number = int(parts[4])
+        self._pull(repo, number)
+        mine = [c for c in repo.review_comments.values() if c["pull"] == number]
+        items = sorted(mine, key=lambda c: c["id"])
+        chunk, headers = self._paginate(
+            [self.fake._review_comment_json(repo, c) for c in items], query, "/" + "/".join(parts)
+        )
+        return 200, chunk, headers
+
+    def _op_pulls_create_review(self, repo, parts, query, payload, login):  # type: ignore[no-untyped-def]
+        """Like GitHub: a ``COMMENT`` or ``REQUEST_CHANGES`` review needs a body; the commit
+        must be the PR's head; each comment's ``line`` must be on its ``side`` of the diff (the
+        fake knows the RIGHT side only, the side exportwatch comments on). All or nothing."""
+        pull = self._pull(repo, int(parts[4]))
+        event = payload.get("event")
+        body = payload.get("body") or ""
+        if event in ("COMMENT", "REQUEST_CHANGES") and not body.strip():
+            raise _validation_failed("PullRequestReview", "body", "Body is required for this event")
+        if len(body) > MAX_COMMENT_CHARS:
+            raise _validation_failed("PullRequestReview", "body", "Body is too long")
+        commit = payload.get("commit_id", pull["head_sha"])
+        if commit != pull["head_sha"]:
+            raise _validation_failed("PullRequestReview", "commit_id", "is not part of the pull request")
+        placed = []
+        for comment in payload.get("comments") or []:
+            if "line" not in comment or comment.get("side", "RIGHT") != "RIGHT" or "start_line" in comment:
+                raise _HTTPError(422, "Unprocessable Entity: the fake takes single-line RIGHT-side comments")
+            if comment["path"] not in pull["files"]:
+                raise _HTTPError(422, "Unprocessable Entity", errors=["Path could not be resolved"])
+            text = right_side_lines(pull["files"][comment["path"]]).get(comment["line"])
+            if text is None:
+                why = "Pull request review thread line must be part of the diff"
+                raise _HTTPError(422, "Unprocessable Entity", errors=[why])
+            if len(comment["body"]) > MAX_COMMENT_CHARS:
+                raise _validation_failed("PullRequestReviewComment", "body", "Body is too long")
+            placed.append((comment, text))
+        rid = self.fake.next_id()
+        repo.reviews[rid] = {
+            "id": rid,
+            "pull": pull["number"],
+            "user": login,
+            "body": body,
+            "state": _REVIEW_STATES.get(event or "", "PENDING"),
+            "commit_id": commit,
+            "comments": [],
+        }
+        for comment, text in placed:
+            cid = self.fake._new_review_comment(
+                repo, pull, review_id=rid, path=comment["path"], line=comment["line"],
+                body=comment["body"], user=login, text=text,
+            )  # fmt: skip
+            repo.reviews[rid]["comments"].append(cid)
+        return 200, self.fake._review_json(repo, repo.reviews[rid]), {}
+
+    def _op_pulls_update_review_comment(self, repo, parts, query, payload, login):  # type: ignore[no-untyped-def]
+        comment = repo.review_comments.get(int(parts[5]))
+        if comment is None:
+            raise _HTTPError(404, "Not Found")
+        if comment["user"] != login:
+            raise _HTTPError(403, "You cannot edit a comment written by another user")
+        if len(payload["body"]) > MAX_COMMENT_CHARS:
+            raise _validation_failed("PullRequestReviewComment", "body", "Body is too long")
+        comment.update(body=payload["body"], updated_at=_now())
+        return 200, self.fake._review_comment_json(repo, comment), {}
 
     def _op_checks_create(self, repo, parts, query, payload, login):  # type: ignore[no-untyped-def]
         output = payload.get("output") or {}

@@ -204,6 +204,7 @@ def test_config__input_names_are_the_documented_action_inputs():
         "html-artifact",
         "max-annotations",
         "fail-on-publish-error",
+        "review-suggestions",
     )
 
 
@@ -258,3 +259,14 @@ def test_client__keywords_an_older_pygithub_lacks_are_left_out():
 
     options = {"auth": 1, "base_url": 2, "retry": 3, "lazy": True, "seconds_between_writes": 1.0}
     assert supported_keywords(older_github, options) == {"auth": 1, "base_url": 2, "retry": 3}
+
+
+@pytest.mark.parametrize(("raw", "expected"), [("", True), ("true", True), ("false", False), ("off", False)])
+def test_config__review_suggestions_is_on_unless_turned_off(raw, expected):
+    assert ActionConfig.from_env({"INPUT_REVIEW-SUGGESTIONS": raw}).review_suggestions is expected
+    assert ActionConfig.from_env({}).review_suggestions is True
+
+
+def test_config__review_suggestions_refuses_anything_else():
+    with pytest.raises(ActionConfigError, match="input 'review-suggestions'"):
+        ActionConfig.from_env({"INPUT_REVIEW-SUGGESTIONS": "sometimes"})

@@ -22,12 +22,12 @@ from exportwatch.github.publish import (
     decide_comment_action,
     format_outputs,
     is_our_comment,
-    repository_path,
     shorten_body,
     utf8_size,
     with_marker,
     write_outputs,
 )
+from exportwatch.render.escape import repository_path
 from tests.runner_files import parse_outputs
 
 MARKER = "<!-- exportwatch:comment -->"
