@@ -407,7 +407,6 @@ def publish(
     commenting = pr_number is not None and config.comment != CommentMode.OFF
     attempted = commenting or bool(sha)
     context = render_context(config, sha=sha)
-    comment_body = render_comment(changes, result, context=context, html_artifact=config.html_artifact)
     annotations = annotations_for(changes, result)
     try:  # an older PyGithub, a bad URL: the gate's verdict stands, the rest goes to the log
         gh = build_github(config.github_token, settings)
@@ -425,6 +424,10 @@ def publish(
         return logins[0]
 
     review = read_review(config, outcome, repo=repo, author=author, warnings=warnings)
+    if review is not None:  # the comment says which fixes the review suggests
+        suggested = frozenset((s.path, s.line) for s in review.suggestions.suggested)
+        context = replace(context, in_review=suggested)
+    comment_body = render_comment(changes, result, context=context, html_artifact=config.html_artifact)
     comment_url = ""
     if commenting:
         assert pr_number is not None  # commenting says so; checked again so the type narrows

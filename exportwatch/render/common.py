@@ -39,6 +39,9 @@ class RenderContext:
     title: str | None = None  # e.g. the manifest's name, shown beside the headline
     max_chars: int | None = None  # None: the format's default
     color: bool = False  # terminal only
+    #: ``(path, line)`` of the verified fixes this publish suggests as changes in the PR's review:
+    #: the comment says so beside their snippets (which stay, should the review's write fail).
+    in_review: frozenset[tuple[str, int]] = frozenset()
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -455,7 +455,13 @@ def _short_label(cell: Cell) -> str:
     return f"{where} {md_code(cell.path)}" if cell.path else where
 
 
-def _failure_lines(result: SubmoduleResult, *, repository: str | None, sha: str | None) -> list[str]:
+def _failure_lines(
+    result: SubmoduleResult,
+    *,
+    repository: str | None,
+    sha: str | None,
+    in_review: frozenset[tuple[str, int]] = frozenset(),
+) -> list[str]:
     lines: list[str] = []
     if result.message:
         lines.append(f"> {md_text(result.message)}")
@@ -486,13 +492,19 @@ def _failure_lines(result: SubmoduleResult, *, repository: str | None, sha: str 
         if frame.source and frame.source.strip():
             lines.append(md_code_block(frame.source.strip("\n"), lang="python", limit=600))
     if result.blockers is not None:
-        lines.extend(_blocker_lines(result.blockers, repository=repository, sha=sha))
+        lines.extend(_blocker_lines(result.blockers, repository=repository, sha=sha, in_review=in_review))
     if result.hint:
         lines.append(f"💡 {md_text_with_code(result.hint, limit=600)}")
     return lines
 
 
-def _blocker_lines(found: Blockers, *, repository: str | None, sha: str | None) -> list[str]:
+def _blocker_lines(
+    found: Blockers,
+    *,
+    repository: str | None,
+    sha: str | None,
+    in_review: frozenset[tuple[str, int]] = frozenset(),
+) -> list[str]:
     """Every blocker of an origin, numbered, each with its line and where its values were made."""
     headline = f"🧱 {md_text(blockers_headline(found), limit=700)}"
     if found.status is not BlockerStatus.FOUND:
@@ -516,6 +528,8 @@ def _blocker_lines(found: Blockers, *, repository: str | None, sha: str | None) 
                 continue
             proof = md_text_with_code(fix_proof_words(fix), limit=700)
             item += f"\n   🔧 {md_text_with_code(fix.summary, limit=600)}: ✅ {proof}"
+            if fix.edit is not None and (fix.edit.path, fix.edit.line) in in_review:
+                item += " · suggested as a one-click change in this PR's review"
             block = md_code_block(fix.snippet, lang=fix.language, limit=MAX_SNIPPET_CHARS)
             item += "\n" + "\n".join(f"   {line}" for line in block.split("\n"))
         lines.append(item)
@@ -554,7 +568,7 @@ def _cell_part(
     if cell.note:
         lines.append(f"_{md_text(cell.note)}_")
     if result is not None:
-        lines.extend(_failure_lines(result, repository=repository, sha=sha))
+        lines.extend(_failure_lines(result, repository=repository, sha=sha, in_review=context.in_review))
         coverage = coverage_phrase(result.delegation)
         if coverage is not None:  # operator names come from the report: escaped
             lines.append(f"Coverage: {md_text(coverage, limit=200)}")

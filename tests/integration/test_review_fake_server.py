@@ -97,6 +97,12 @@ def test_review__first_push_posts_one_review_with_a_suggestion_per_fix_on_its_li
         assert suggested(comment["body"]) == f"{router_line(line)}\n    torch._check(value{line} > 0)"
         assert comment["body"].startswith("<!-- exportwatch:suggestion key=")
     assert len(fake.comments(REPO, 7)) == 1 and len(fake.check_runs(REPO)) == 1, "comment and check as ever"
+    # The sticky comment keeps every snippet, and says which ones the review suggests.
+    sticky = fake.comments(REPO, 7)[0]["body"]
+    pointers = [line for line in sticky.splitlines() if "one-click change in this PR's review" in line]
+    assert len(pointers) == 2, sticky
+    assert all(sticky.count(f"torch._check(value{n} > 0)") == 2 for n in (20, 22, 90)), "summary + snippet"
+    assert not any("value90" in line for line in pointers)
 
 
 @pytest.mark.slow  # two or three publishes
