@@ -241,6 +241,9 @@ class JobResult:
     xfail: str | None = None
     peak_rss_mb: float | None = None
     parameters: int | None = None  # the model's parameter count: a cost estimate for sharding
+    #: The manifest's ``executorch: {coverage_threshold: ...}`` for this model (percentage
+    #: points): the diff's threshold for this job's coverage drops, instead of its own.
+    coverage_threshold: float | None = None
     submodules: list[SubmoduleResult] = field(default_factory=list)
 
     @property

@@ -68,8 +68,8 @@ ServerMessage = ServerReady | Preloading | Started | Exited
 class Phase:
     """What the model's process is doing now; a timeout names it."""
 
-    name: str  # "build" | "capture" | "export" | "verification"
-    path: str = ""  # the submodule, for export and verification
+    name: str  # "build" | "capture" | "export" | "lowering" | "serialisation" | "verification" | …
+    path: str = ""  # the submodule, for export, lowering, serialisation and verification
 
 
 @dataclass(frozen=True)
@@ -80,6 +80,16 @@ class DeviceResolved:
 @dataclass(frozen=True)
 class TargetStarted:
     target: str
+
+
+@dataclass(frozen=True)
+class TargetPhase:
+    """News for the progress line: the running target moved on to ``phase`` (a :class:`Phase`'s
+    name: ``lowering`` while the ``executorch`` target lowers). Made by the pool, never sent."""
+
+    target: str
+    phase: str
+    path: str = ""
 
 
 @dataclass(frozen=True)
@@ -133,7 +143,7 @@ ModelMessage = (
 
 
 #: What the worker pool hands its caller: the model messages that are news beyond the pool.
-SweepEvent = TargetStarted | JobFinished | UnitConfigError | UnitNote | SweepNote
+SweepEvent = TargetStarted | TargetPhase | JobFinished | UnitConfigError | UnitNote | SweepNote
 
 
 @dataclass(frozen=True)
@@ -153,5 +163,7 @@ def describe_phase(phase: Phase | None) -> str:
         "build": "while building the model",
         "capture": "while capturing its inputs",
         "export": f"while exporting {where}",
+        "lowering": f"while lowering {where} for ExecuTorch",
+        "serialisation": f"while serialising {where} to a .pte",
         "verification": f"while verifying the export of {where}",
     }.get(phase.name, f"during {phase.name}")

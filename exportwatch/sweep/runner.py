@@ -27,7 +27,15 @@ from exportwatch.sweep.devices import require_devices
 from exportwatch.sweep.options import SweepOptions
 from exportwatch.sweep.preload import model_packages
 from exportwatch.sweep.progress import Progress
-from exportwatch.sweep.protocol import JobFinished, News, SweepNote, TargetStarted, UnitConfigError, UnitNote
+from exportwatch.sweep.protocol import (
+    JobFinished,
+    News,
+    SweepNote,
+    TargetPhase,
+    TargetStarted,
+    UnitConfigError,
+    UnitNote,
+)
 from exportwatch.sweep.settings import SweepSettings
 from exportwatch.sweep.workers import WorkerPool
 
@@ -230,6 +238,8 @@ def _sweep(
         match news.event:
             case TargetStarted(target=target):
                 progress.start(news.model, target)
+            case TargetPhase(target=target, phase=phase):
+                progress.phase(news.model, target, phase)
             case JobFinished(job=job):
                 opened.result()[1].append(job)
                 model_order, target_order = order[news.model]

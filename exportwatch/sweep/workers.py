@@ -58,6 +58,7 @@ from exportwatch.sweep.protocol import (
     Started,
     StartUnit,
     SweepNote,
+    TargetPhase,
     TargetStarted,
     UnitConfigError,
     UnitDone,
@@ -610,11 +611,13 @@ class WorkerPool:
         now = time.monotonic()
         running.spoke = True
         match message:
-            case Phase(name=name):
+            case Phase(name=name, path=path):
                 running.phase = message
                 if name == "build":
                     running.clock_started = now
                     running.deadline = now + self._timeout_for(unit)
+                if running.current is not None:  # the progress line says what the target does
+                    self.on_event(News(unit.spec.name, TargetPhase(running.current, name, path)))
             case DeviceResolved(device=device):
                 running.device = device
             case TargetStarted(target=target):

@@ -487,6 +487,7 @@ def sweep_target(
         xfail=spec.xfail or spec.xfail_submodules.get(""),
         submodules=submodules,
         parameters=sum(p.numel() for p in prepared.model.parameters()),
+        coverage_threshold=spec.coverage_threshold if target_name == COVERAGE_TARGET else None,
     )
     try:
         job = tree.mark_origins(job)
@@ -499,6 +500,8 @@ def sweep_target(
     return job
 
 
+#: The target whose jobs carry the manifest's per-model coverage threshold (its delegation).
+COVERAGE_TARGET = "executorch"
 #: The target whose origins get every blocker from ``draft_export`` (non-strict, as it is).
 BLOCKERS_TARGET = "export"
 #: No draft_export starts once the job has used this share of its timeout: the search explains
