@@ -155,8 +155,10 @@ def disagreements(delegation: dict[str, Any], info: Any) -> list[str]:
 
 
 def _names(node_name: str, operator: str) -> bool:
-    stem = operator.replace(".", "_")
-    return node_name == stem or node_name.startswith(stem + "_")
+    """``aten_cumsum_default`` names ``aten.cumsum``; so does ``scalar_tensor`` (a node a pass
+    made, named without its namespace) ``aten.scalar_tensor``."""
+    stems = {operator.replace(".", "_"), operator.split(".", 1)[-1].replace(".", "_")}
+    return any(node_name == stem or node_name.startswith(stem + "_") for stem in stems)
 
 
 def _root(job: dict[str, Any]) -> dict[str, Any]:

@@ -29,7 +29,7 @@ from tests.zoo.conftest import REPO_ROOT
 
 BENCHMARKS = REPO_ROOT / "benchmarks"
 MANIFEST = BENCHMARKS / "realarch.executorch.yml"
-# Lowering is most of the time: 1-2 min a model on a busy 2-core machine. This only stops a hang.
+# Lowering is most of the time: 1-5 min a model on a busy 2-core machine. This only stops a hang.
 SWEEP_TIMEOUT_S = 1800
 
 # Before transformers/timm/torchvision: lets torchvision import when its C++ extension cannot load.
