@@ -19,6 +19,7 @@ from exportwatch.diff.coverage import (
     CoverageDrop,
     coverage_drop,
     coverage_drop_note,
+    threshold_for,
 )
 from exportwatch.diff.kinds import STOPPING, CellKey, ChangeKind, JobKey
 from exportwatch.diff.moves import find_moves, rename_paths
@@ -47,7 +48,8 @@ def diff_reports(
     """Compare every cell of ``base`` and ``head``; ``base=None`` makes everything new.
 
     A cell passing on both sides whose delegation coverage fell by more than
-    ``coverage_threshold`` points, or that no longer delegates an operator, is a coverage drop.
+    ``coverage_threshold`` points (or its model's own threshold, which the head job carries
+    from the manifest), or that no longer delegates an operator, is a coverage drop.
     """
     index = xfail or XfailIndex()
     base_jobs = {j.key: j for j in base.jobs} if base is not None else {}
@@ -259,6 +261,7 @@ def _diff_job(
     assert job is not None
     paths = ["", *dict.fromkeys(s.path for j in (head_job, base_job) if j for s in j.submodules if s.path)]
     renamed = moved_from or {}
+    coverage_threshold = threshold_for(head_job, default=coverage_threshold)
     draft = {
         path: _draft(
             path, base=base, head=head, moved_from=renamed.get(path), coverage_threshold=coverage_threshold

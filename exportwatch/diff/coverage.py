@@ -3,6 +3,8 @@
 Pure: two effective results and a threshold in, a :class:`CoverageDrop` (or None) out. A
 drop is counted only on a cell that exports on both sides and carries ``delegation`` on both
 (an old report without it gives no coverage change): a cell failing on head is a regression.
+The threshold is the diff's, or the model's own where its manifest entry sets one
+(:func:`threshold_for`).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from exportwatch.report import PASSING, SubmoduleResult
+from exportwatch.report import PASSING, JobResult, SubmoduleResult
 
 #: Percentage points of coverage a cell may lose before the diff calls it a drop.
 DEFAULT_COVERAGE_THRESHOLD = 5.0
@@ -34,6 +36,16 @@ class CoverageDrop:
         if self.base_percent is None or self.head_percent is None:
             return 0.0
         return self.base_percent - self.head_percent
+
+
+def threshold_for(head: JobResult | None, *, default: float = DEFAULT_COVERAGE_THRESHOLD) -> float:
+    """The threshold for one job's cells: the model's own (the manifest's
+    ``executorch: {coverage_threshold: ...}``, which the head report's job carries), else the
+    diff's (``--coverage-threshold``). The head's, as for ``expect: xfail``: the pull request's
+    manifest says what its models may lose."""
+    if head is not None and head.coverage_threshold is not None:
+        return head.coverage_threshold
+    return default
 
 
 def coverage_drop(

@@ -33,6 +33,24 @@ class TinyCNN(nn.Module):
         return self.head(self.features(x).flatten(1))
 
 
+class AgeEstimator(nn.Module):
+    """A small CNN that predicts an age distribution, returned as its cumulative form
+    (``P(age <= bin)``, by ``cumsum``), as ordinal-regression heads do.
+
+    Exports everywhere. Lowered to ExecuTorch with XNNPACK, the convolutions, the linear layer
+    and the softmax are delegated, but XNNPACK has no cumulative sum: ``aten.cumsum`` is left to
+    ExecuTorch's portable kernels, so the program's XNNPACK coverage is partial (the example of
+    ``config/example.executorch.yml``).
+    """
+
+    def __init__(self, channels: int = 8, bins: int = 16) -> None:
+        super().__init__()
+        self.backbone = TinyCNN(channels=channels, classes=bins)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.backbone(x).softmax(-1).cumsum(-1)
+
+
 class TransformerBlock(nn.Module):
     """Pre-norm self-attention and MLP, the building block of most LLMs.
 

@@ -24,9 +24,11 @@ from exportwatch.manifest.specs import (
     KNOWN_DEVICES,
     KNOWN_TARGETS,
     MANIFEST_VERSION,
+    MAX_COVERAGE_THRESHOLD,
     MODEL_KEYS,
     NAME_RE,
     PER_MODEL_KEYS,
+    PLANNED_TARGETS,
     SUBMODULE_PATH_RE,
     TENSOR_KEYS,
     TOP_KEYS,
@@ -239,7 +241,9 @@ class _Parser:
         if merged.get("opset") is not None:
             spec.opset = self.integer(merged["opset"], source["opset"], minimum=1)
         if merged.get("executorch") is not None:
-            spec.executorch_backend = self.executorch(merged["executorch"], source["executorch"])
+            spec.executorch_backend, spec.coverage_threshold = self.executorch(
+                merged["executorch"], source["executorch"]
+            )
         if merged.get("expect") is not None:
             spec.xfail, spec.xfail_submodules = self.expect(merged["expect"], source["expect"])
             for submodule in spec.xfail_submodules:  # where each path was written: a typo is warned
@@ -255,14 +259,36 @@ class _Parser:
             ]
         return spec
 
-    def executorch(self, value: Any, path: FieldPath) -> str:
-        """``executorch: {backend: xnnpack}``: the partitioner the ``executorch`` target lowers with."""
-        value = self.mapping(value, path, what="a mapping with backend")
+    def executorch(self, value: Any, path: FieldPath) -> tuple[str, float | None]:
+        """``executorch: {backend: xnnpack, coverage_threshold: 10}``: the partitioner the
+        ``executorch`` target lowers with, and the coverage points a module may lose before the
+        diff calls it a drop (None: the diff's own threshold)."""
+        value = self.mapping(value, path, what="a mapping with backend and coverage_threshold")
         self.keys(value, path, EXECUTORCH_KEYS)
-        if value.get("backend") is None:
-            return "xnnpack"
-        backend = value["backend"]
-        return self.choice(backend, (*path, "backend"), EXECUTORCH_BACKENDS, what="executorch backend")
+        backend = "xnnpack"
+        if value.get("backend") is not None:
+            backend = self.choice(
+                value["backend"], (*path, "backend"), EXECUTORCH_BACKENDS, what="executorch backend"
+            )
+        threshold = None
+        if value.get("coverage_threshold") is not None:
+            threshold = self.coverage_threshold(value["coverage_threshold"], (*path, "coverage_threshold"))
+        return backend, threshold
+
+    def coverage_threshold(self, value: Any, path: FieldPath) -> float:
+        """Percentage points of delegation coverage, 0 to 100 (``10``, ``2.5``; not ``"10%"``)."""
+        if not is_number(value):
+            raise self.r.error(
+                path,
+                f"expected percentage points of coverage, a number from 0 to {MAX_COVERAGE_THRESHOLD}"
+                f" (like 10), got {describe(value)}",
+            )
+        if not 0 <= value <= MAX_COVERAGE_THRESHOLD:
+            raise self.r.error(
+                path,
+                f"must be from 0 to {MAX_COVERAGE_THRESHOLD} percentage points of coverage, got {value}",
+            )
+        return float(value)
 
     def choice(self, value: Any, path: FieldPath, known: tuple[str, ...], *, what: str) -> str:
         if not isinstance(value, str):
@@ -278,6 +304,8 @@ class _Parser:
             raise self.r.error(path, f"lists no targets (known: {', '.join(KNOWN_TARGETS)})")
         targets: list[str] = []
         for i, item in enumerate(items):
+            if isinstance(item, str) and item in PLANNED_TARGETS:
+                raise self.r.error((*path, i), PLANNED_TARGETS[item])
             target = self.choice(item, (*path, i), KNOWN_TARGETS, what="target")
             if target in targets:
                 raise self.r.error((*path, i), f"target {target!r} is listed twice")

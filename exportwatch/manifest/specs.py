@@ -14,8 +14,18 @@ from exportwatch.errors import UsageError
 
 MANIFEST_VERSION = 1
 KNOWN_TARGETS = ("export", "export-strict", "onnx", "onnx-legacy", "executorch", "aoti")
+#: Targets with a place in the design but no exporter yet: the manifest refuses them with why,
+#: not as a typo (docs/targets.md, "tensorrt"). Never in KNOWN_TARGETS until implemented.
+PLANNED_TARGETS: dict[str, str] = {
+    "tensorrt": (
+        "target 'tensorrt' is not implemented yet: Torch-TensorRT needs a CUDA GPU, and the target"
+        " will come once one is at hand to test it on (see docs/targets.md, 'tensorrt')"
+    ),
+}
 #: How the ``executorch`` target lowers: XNNPACK's partitioner, or none (the portable kernels).
 EXECUTORCH_BACKENDS = ("xnnpack", "portable")
+#: The most a per-model ``executorch.coverage_threshold`` can be: coverage is a percentage.
+MAX_COVERAGE_THRESHOLD = 100
 KNOWN_DEVICES = ("cpu", "cuda", "auto")
 #: The name the sweep gives ``inputs``; extra ``input_sets`` may not reuse it.
 DEFAULT_INPUT_SET = "default"
@@ -82,7 +92,7 @@ INPUTS_KEYS = ("args", "kwargs", "seed", "callable")
 TENSOR_KEYS = ("shape", "dtype", "low", "high", "fill")
 DIM_KEYS = ("min", "max")
 EXPECT_KEYS = ("xfail",)
-EXECUTORCH_KEYS = ("backend",)
+EXECUTORCH_KEYS = ("backend", "coverage_threshold")
 #: ``{tuple: [...]}`` spells a Python tuple; ``{dict: {...}}`` spells a dict whose keys would
 #: otherwise read as a tensor spec or a tuple (e.g. a forward argument dict with a ``shape`` key).
 TUPLE_KEY = "tuple"
@@ -203,6 +213,10 @@ class ModelSpec:
     atol: float | None = None
     opset: int | None = None
     executorch_backend: str = "xnnpack"  # the `executorch` target's partitioner (EXECUTORCH_BACKENDS)
+    #: Percentage points of delegation coverage a module of this model may lose before the diff
+    #: calls it a coverage drop (``executorch: {coverage_threshold: 10}``); None: the diff's own
+    #: (``--coverage-threshold``, default 5). Recorded on the model's ``executorch`` jobs.
+    coverage_threshold: float | None = None
     xfail: str | None = None  # reason, when the whole model is expected to fail
     xfail_submodules: dict[str, str] = field(default_factory=dict)  # path -> reason
     depends_on: list[str] = field(default_factory=list)  # globs, repo-relative

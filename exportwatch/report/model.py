@@ -299,6 +299,9 @@ class JobResult:
     #: Seconds spent compiling, over every submodule attempted (the ``aoti`` target); part of
     #: ``duration_s``, and of the time the job's timeout allows.
     compile_s: float | None = None
+    #: The manifest's ``executorch: {coverage_threshold: ...}`` for this model (percentage
+    #: points): the diff's threshold for this job's coverage drops, instead of its own.
+    coverage_threshold: float | None = None
     submodules: list[SubmoduleResult] = field(default_factory=list)
 
     @property

@@ -252,7 +252,8 @@ def _typed(hint: Any, name: str, prop: dict[str, Any], *, strict: bool) -> cs.Co
     if hint is int:
         return _integer(minimum=prop.get("minimum"), maximum=prop.get("maximum"))
     if hint is float:
-        return cs.float_schema(strict=True, allow_inf_nan=False, ge=prop.get("minimum"))
+        bounds = {"ge": prop.get("minimum"), "le": prop.get("maximum")}
+        return cs.float_schema(strict=True, allow_inf_nan=False, **bounds)
     raise TypeError(f"no reader for a field of type {hint}")  # a field type added without one
 
 

@@ -15,7 +15,6 @@ from typing import TextIO
 
 from exportwatch.render.escape import no_workflow_commands, term_block, term_text, term_width
 from exportwatch.report import FAILING, JobResult, Report, Verdict
-from exportwatch.targets.base import COMPILE_PHASE
 
 _SYMBOLS = {
     Verdict.OK: "ok",
@@ -30,8 +29,24 @@ _SYMBOLS = {
 }
 
 
+#: What the live line says a running job is doing, by phase (``protocol.Phase`` names); a
+#: phase not listed here is not shown (building, capturing: before any target runs).
+PHASE_WORDS = {
+    "export": "exporting",
+    "compile": "compiling",  # the aoti target (targets.base.COMPILE_PHASE): tens of seconds a module
+    "lowering": "lowering",  # the executorch target: to_edge_transform_and_lower, the partitioner
+    "serialisation": "serialising",
+    "verification": "verifying",
+    "draft_export": "finding every blocker",
+}
+
+
 class Progress:
-    """Prints job starts and results; quiet=True prints nothing."""
+    """Prints job starts and results; quiet=True prints nothing.
+
+    On a terminal, a live line names the running jobs, their time and what each is doing now
+    (``lowering…`` while the ``executorch`` target lowers); a log (CI) gets one line per job.
+    """
 
     def __init__(self, *, total: int, stream: TextIO | None = None, quiet: bool = False) -> None:
         self.total = total
@@ -41,40 +56,39 @@ class Progress:
         self.live = self.stream.isatty() and not quiet
         self.started = time.monotonic()
         self._running: dict[tuple[str, str], float] = {}
-        self._compiling: set[tuple[str, str]] = set()  # jobs compiling now (the aoti target)
+        self._doing: dict[tuple[str, str], str] = {}  # running job -> its phase's word
         self._said_compiling: set[tuple[str, str]] = set()  # jobs whose log line said so
         self._warnings: list[str] = []
 
     def start(self, model: str, target: str) -> None:
         self._running[(model, target)] = time.monotonic()
+        self._doing.pop((model, target), None)
         self._live_line()
 
-    def phase(self, model: str, name: str) -> None:
-        """The model's running job entered phase ``name``: "compiling…" on the live line while
-        it compiles; in a log (no terminal), one line the first time a job compiles, so a long
-        silence reads as a compile and not as a hang."""
-        key = next((k for k in self._running if k[0] == model), None)
-        if key is None:
+    def phase(self, model: str, target: str, name: str) -> None:
+        """A running job moved on to phase ``name``: the live line says so (``lowering…``)."""
+        key = (model, target)
+        word = PHASE_WORDS.get(name)
+        if key not in self._running or word is None or self._doing.get(key) == word:
             return
-        if name != COMPILE_PHASE:
-            self._compiling.discard(key)
-            self._live_line()
-            return
-        self._compiling.add(key)
-        if self.quiet:
-            return
-        if self.live:
-            self._live_line()
-        elif key not in self._said_compiling:
+        self._doing[key] = word
+        self._live_line()
+        if name == "compile" and not self.live and not self.quiet and key not in self._said_compiling:
+            # A log (CI) has no live line: one line, so a long silence reads as a compile, not a hang.
             self._said_compiling.add(key)
             self._print(f"  {_name(*key)}: compiling… (AOTInductor: tens of seconds per module)")
+
+    def doing(self, model: str, target: str) -> str | None:
+        """What the live line says job ``(model, target)`` is doing (``lowering…``), if anything."""
+        word = self._doing.get((model, target))
+        return f"{word}…" if word is not None else None
 
     def result(self, job: JobResult, *, reason: str | None = None) -> None:
         """One line for a finished job; ``reason`` replaces the job's own where that is said
         elsewhere (a configuration error, printed once after the sweep)."""
         self.done += 1
         self._running.pop((job.model, job.target), None)
-        self._compiling.discard((job.model, job.target))
+        self._doing.pop((job.model, job.target), None)
         self._said_compiling.discard((job.model, job.target))
         if self.quiet:
             return
@@ -113,10 +127,12 @@ class Progress:
         if not self.live or not self._running:
             return
         now = time.monotonic()
-        running = ", ".join(
-            f"{_name(*key)} ({now - t:.0f}s{', compiling…' if key in self._compiling else ''})"
-            for key, t in list(self._running.items())[:3]
-        )
+
+        def shown(key: tuple[str, str], started: float) -> str:
+            doing = self.doing(*key)
+            return f"{_name(*key)} ({now - started:.0f}s{', ' + doing if doing else ''})"
+
+        running = ", ".join(shown(key, t) for key, t in list(self._running.items())[:3])
         text = no_workflow_commands(f"  … {self.done}/{self.total} done; running {running}"[:160])
         print(f"\r\x1b[2K{text}", end="", file=self.stream, flush=True)
 
@@ -126,6 +142,7 @@ class Progress:
 
     def close(self) -> None:
         self._running.clear()  # nothing runs any more: no live line comes back
+        self._doing.clear()
         self._clear()
         warnings, self._warnings = self._warnings, []
         for text in warnings:

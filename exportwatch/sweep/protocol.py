@@ -20,7 +20,6 @@ from pathlib import Path
 from exportwatch.plan import Unit
 from exportwatch.report import JobResult
 from exportwatch.sweep.settings import SweepSettings
-from exportwatch.targets.base import COMPILE_PHASE
 
 # --- the sweep and its fork server -------------------------------------------------------------
 
@@ -69,8 +68,8 @@ ServerMessage = ServerReady | Preloading | Started | Exited
 class Phase:
     """What the model's process is doing now; a timeout names it."""
 
-    name: str  # "build" | "capture" | "export" | "compile" (aoti) | "verification"
-    path: str = ""  # the submodule, for export and verification
+    name: str  # "build" | "capture" | "export" | "compile" (aoti) | "lowering" | "serialisation" | …
+    path: str = ""  # the submodule, for export, compile, lowering, serialisation and verification
 
 
 @dataclass(frozen=True)
@@ -81,6 +80,16 @@ class DeviceResolved:
 @dataclass(frozen=True)
 class TargetStarted:
     target: str
+
+
+@dataclass(frozen=True)
+class TargetPhase:
+    """News for the progress line: the running target moved on to ``phase`` (a :class:`Phase`'s
+    name: ``lowering`` while the ``executorch`` target lowers). Made by the pool, never sent."""
+
+    target: str
+    phase: str
+    path: str = ""
 
 
 @dataclass(frozen=True)
@@ -134,7 +143,7 @@ ModelMessage = (
 
 
 #: What the worker pool hands its caller: the model messages that are news beyond the pool.
-SweepEvent = TargetStarted | Phase | JobFinished | UnitConfigError | UnitNote | SweepNote
+SweepEvent = TargetStarted | TargetPhase | JobFinished | UnitConfigError | UnitNote | SweepNote
 
 
 @dataclass(frozen=True)
@@ -154,6 +163,8 @@ def describe_phase(phase: Phase | None) -> str:
         "build": "while building the model",
         "capture": "while capturing its inputs",
         "export": f"while exporting {where}",
-        COMPILE_PHASE: f"while compiling {where} with AOTInductor",
+        "compile": f"while compiling {where} with AOTInductor",  # targets.base.COMPILE_PHASE
+        "lowering": f"while lowering {where} for ExecuTorch",
+        "serialisation": f"while serialising {where} to a .pte",
         "verification": f"while verifying the export of {where}",
     }.get(phase.name, f"during {phase.name}")

@@ -31,8 +31,8 @@ from exportwatch.sweep.progress import Progress
 from exportwatch.sweep.protocol import (
     JobFinished,
     News,
-    Phase,
     SweepNote,
+    TargetPhase,
     TargetStarted,
     UnitConfigError,
     UnitNote,
@@ -239,8 +239,8 @@ def _sweep(
         match news.event:
             case TargetStarted(target=target):
                 progress.start(news.model, target)
-            case Phase(name=name):
-                progress.phase(news.model, name)
+            case TargetPhase(target=target, phase=phase):
+                progress.phase(news.model, target, phase)
             case JobFinished(job=job):
                 opened.result()[1].append(job)
                 model_order, target_order = order[news.model]

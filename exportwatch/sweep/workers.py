@@ -59,6 +59,7 @@ from exportwatch.sweep.protocol import (
     Started,
     StartUnit,
     SweepNote,
+    TargetPhase,
     TargetStarted,
     UnitConfigError,
     UnitDone,
@@ -66,7 +67,6 @@ from exportwatch.sweep.protocol import (
     describe_phase,
 )
 from exportwatch.sweep.settings import SweepSettings
-from exportwatch.targets.base import COMPILE_PHASE
 
 log = logging.getLogger(__name__)
 
@@ -626,14 +626,13 @@ class WorkerPool:
         now = time.monotonic()
         running.spoke = True
         match message:
-            case Phase(name=name):
-                was = running.phase.name if running.phase is not None else None
+            case Phase(name=name, path=path):
                 running.phase = message
-                if COMPILE_PHASE in (name, was) and name != was:  # "compiling…" on the progress line
-                    self.on_event(News(unit.spec.name, message))
                 if name == "build":
                     running.clock_started = now
                     running.deadline = now + self._timeout_for(unit)
+                if running.current is not None:  # the progress line says what the target does
+                    self.on_event(News(unit.spec.name, TargetPhase(running.current, name, path)))
             case DeviceResolved(device=device):
                 running.device = device
             case TargetStarted(target=target):

@@ -61,6 +61,7 @@ class Executorch(Target[Any]):
         program = self._program(job)
         backend = job.options.executorch_backend
         job.artifact = program
+        job.options.report_phase("lowering")  # the sweep's progress line says "lowering…"
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", NOISE_WARNINGS)
@@ -69,6 +70,7 @@ class Executorch(Target[Any]):
             _point_at_user_line(exc, program)
             raise StageFailed(Stage.LOWERING, exc) from None
         job.attach("delegation", delegation_of(edge.exported_program().graph_module, backend))
+        job.options.report_phase("serialisation")
         try:
             program_file = edge.to_executorch()
         except Exception as exc:

@@ -524,6 +524,7 @@ def sweep_target(
         submodules=submodules,
         parameters=sum(p.numel() for p in prepared.model.parameters()),
         compile_s=round(walk.compile_s, 3) if walk.compile_s is not None else None,
+        coverage_threshold=spec.coverage_threshold if target_name == COVERAGE_TARGET else None,
     )
     try:
         job = tree.mark_origins(job)
@@ -542,6 +543,8 @@ def sweep_target(
 COMPILES_AHEAD = 1.5
 TIMEOUT_SHARE_FOR_COMPILES = 0.8
 
+#: The target whose jobs carry the manifest's per-model coverage threshold (its delegation).
+COVERAGE_TARGET = "executorch"
 #: The target whose origins get every blocker from ``draft_export`` (non-strict, as it is).
 BLOCKERS_TARGET = "export"
 #: No draft_export starts once the job has used this share of its timeout: the search explains

@@ -5,6 +5,7 @@ CI runs these in ``.ci/executorch-leg``)."""
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ from exportwatch.manifest import InputsSpec, ModelSpec, TensorSpec, load_manifes
 from exportwatch.report import Delegation, Verdict, load_report, write_report
 from exportwatch.targets import Call, Stage, TargetOptions, get_target
 from exportwatch.worker.walk import prepare_model, sweep_target
+from tests.conftest import REPO_ROOT
 from tests.integration.test_sweep import SETTINGS
 
 pytestmark = pytest.mark.executorch
@@ -192,3 +194,51 @@ def test_executorch__an_input_beyond_the_exported_range_is_a_run_error(tmp_path)
     assert (root.verdict, root.stage, root.category) == (Verdict.MISMATCH, "runtime", "executorch-run-error")
     assert root.mismatch is not None and root.mismatch.input_set == "twelve-rows"
     assert "set_inputs" in (root.message or "")
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_example_manifest__partial_coverage_its_own_threshold_and_lowering_on_the_progress_line(tmp_path):
+    """config/example.executorch.yml swept as ``exportwatch sweep`` sweeps it, with a terminal
+    for the progress: ``age_estimator`` lowers with XNNPACK but for its cumsum, its job carries
+    the manifest's coverage threshold, and while the executorch target lowered, the live line
+    said ``lowering…`` (the phase from the model's process, through the pool and the runner)."""
+    from exportwatch.sweep.options import SweepOptions
+    from exportwatch.sweep.progress import Progress
+    from exportwatch.sweep.runner import SweepRequest, run_sweep
+
+    said: list[tuple[str, str, str, str | None]] = []
+
+    class Recording(Progress):
+        def phase(self, model: str, target: str, name: str) -> None:
+            super().phase(model, target, name)
+            said.append((model, target, name, self.doing(model, target)))
+
+    stream = _Terminal()
+    manifest = load_manifest(REPO_ROOT / "config" / "example.executorch.yml")
+    request = SweepRequest.of(manifest, output=tmp_path / "r.json", options=SweepOptions(workers=2))
+    report = run_sweep(request, progress=Recording(total=request.plan.total, stream=stream)).report
+
+    assert {(j.model, j.target): j.verdict for j in report.jobs} == {
+        (model, target): Verdict.OK
+        for model in ("tiny_cnn", "age_estimator")
+        for target in ("export", "executorch")
+    }
+    age = report.job("age_estimator", "executorch", "cpu")
+    assert age is not None and age.root is not None and age.root.delegation is not None
+    assert age.root.delegation.not_delegated == {"aten.cumsum": 1}
+    assert 0 < age.root.delegation.coverage < 1
+    assert age.coverage_threshold == 10.0
+    tiny = report.job("tiny_cnn", "executorch", "cpu")
+    assert tiny is not None and tiny.root is not None and tiny.root.delegation is not None
+    assert tiny.root.delegation.coverage == 1.0 and tiny.coverage_threshold is None
+    assert report.job("age_estimator", "export", "cpu").coverage_threshold is None  # type: ignore[union-attr]
+
+    assert ("age_estimator", "executorch", "lowering", "lowering…") in said
+    assert "age_estimator · executorch (" in stream.getvalue()
+    assert "lowering…" in stream.getvalue()
+    lowered = said.index(("age_estimator", "executorch", "lowering", "lowering…"))
+    assert ("age_estimator", "executorch", "verification", "verifying…") in said[lowered:]

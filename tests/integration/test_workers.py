@@ -18,7 +18,7 @@ from exportwatch.manifest import load_manifest
 from exportwatch.plan import Unit
 from exportwatch.report import Verdict, load_report
 from exportwatch.sweep.options import SweepOptions
-from exportwatch.sweep.protocol import JobFinished, News, TargetStarted
+from exportwatch.sweep.protocol import JobFinished, News, TargetPhase, TargetStarted
 from exportwatch.sweep.runner import SweepRequest, run_sweep
 from exportwatch.sweep.settings import SweepSettings
 from exportwatch.sweep.workers import WorkerPool
@@ -244,8 +244,12 @@ def test_workers__a_file_that_starts_with_its_imports_has_its_libraries_preloade
         assert pool.preloaded == ["from transformers import GPT2Config", "import idna"]
     finally:
         pool.close()
-    # The protocol's messages reach the caller as they are: typed, with the model's name.
-    assert [type(n.event) for n in news] == [TargetStarted, JobFinished]
+    # The protocol's messages reach the caller as they are: typed, with the model's name; and
+    # each phase of the running target as a TargetPhase, for the progress line.
+    said = [type(n.event) for n in news if not isinstance(n.event, TargetPhase)]
+    assert said == [TargetStarted, JobFinished]
+    phases = [(n.event.target, n.event.phase) for n in news if isinstance(n.event, TargetPhase)]
+    assert ("export", "export") in phases and ("export", "verification") in phases
     assert {n.model for n in news} == {"net"}
     assert [n.event.job.verdict for n in news if isinstance(n.event, JobFinished)] == [Verdict.OK]
 
