@@ -5,9 +5,12 @@ Three parts, each from fresh processes on this machine (both sides pay ``import 
 1. **sweep**: ``report_exportability`` (sequential, non-strict) vs ``exportwatch sweep
    --workers 2`` on the real-architecture manifest (``bench_realarch.py``, interleaved runs,
    medians). Goal: exportwatch's wall time ≤ 0.6× report_exportability's.
-2. **onnx**: one ``exportwatch sweep --target export --target onnx`` of the same manifest; the
-   ONNX jobs' summed duration over the export jobs', on all jobs, on models whose root exports
-   and on models whose root fails. Goal: ≤ 2×.
+2. **onnx**: one ``exportwatch sweep --target export --target export-strict --target onnx`` of
+   the same manifest (the ONNX target starts from both export targets' captures, as torch.onnx
+   tries non-strict then strict); the ONNX jobs' summed duration over the export jobs', on all
+   jobs, on models whose root exports and on models whose root fails. Goal: ≤ 2×.
+   ``--checkout DIR`` sweeps another checkout (the base of a change, back to back with this
+   one); ``--onnx-report FILE`` reads the numbers from a report of that sweep instead.
 3. **compare**: a temporary git repository of N models (``bench_baseline.py``), a PR that edits
    one of them: ``exportwatch compare --base main`` without any cache or stored baseline vs
    sweeping head and merge-base in full. Goal: ≤ 1/N + 20%.
@@ -19,7 +22,7 @@ so a speed-up proves it changed nothing.
 
     python benchmarks/bench_speed.py [--repeat 3] [--parts sweep,onnx,compare]
                                      [--save snapshot.json] [--compare snapshot.json]
-                                     [--json numbers.json]
+                                     [--json numbers.json] [--checkout DIR] [--onnx-report FILE]
 
 Needs transformers and timm (``pip install -e '.[bench]'``); never downloads.
 """
@@ -63,25 +66,53 @@ def sweep_part(args: argparse.Namespace) -> tuple[dict[str, Any], Any, dict[str,
     return numbers, report, theirs
 
 
+#: The ONNX part's targets: both export targets, whose captures the ONNX target starts from.
+ONNX_PART_TARGETS = ("export", "export-strict", "onnx")
+
+
 def onnx_part(args: argparse.Namespace) -> tuple[dict[str, Any], Any]:
-    run = bench_scale.measure_exportwatch(bench_realarch.MANIFEST, args.workers, ["--target", "onnx"])
-    report = run["report"]
+    if args.onnx_report is not None:
+        from exportwatch.report import load_report
+
+        report, wall = load_report(args.onnx_report), None
+    else:
+        extra = [flag for target in ONNX_PART_TARGETS[1:] for flag in ("--target", target)]
+        root = args.checkout or bench_scale.REPO
+        run = bench_scale.measure_exportwatch(bench_realarch.MANIFEST, args.workers, extra, root=root)
+        report, wall = run["report"], run["wall_s"]
+    numbers = onnx_numbers(report)
+    numbers["wall_s"] = wall
+    return numbers, report
+
+
+def onnx_numbers(report: Any) -> dict[str, Any]:
+    """The ONNX jobs' summed duration over the export jobs', on all models, on models whose
+    root exports and on models whose root fails (the export-strict jobs beside them)."""
     jobs: dict[str, dict[str, Any]] = {}
     for job in report.jobs:
         jobs.setdefault(job.model, {})[job.target] = job
-    sums = {"all": [0.0, 0.0], "root exports": [0.0, 0.0], "root fails": [0.0, 0.0]}
+    sums = {"all": [0.0, 0.0, 0.0], "root exports": [0.0, 0.0, 0.0], "root fails": [0.0, 0.0, 0.0]}
+    counts = {name: 0 for name in sums}
     for pair in jobs.values():
-        export, onnx = pair["export"], pair["onnx"]
+        export, onnx, strict = pair["export"], pair["onnx"], pair.get("export-strict")
         kind = "root exports" if export.verdict.value == "ok" else "root fails"
         for key in ("all", kind):
+            counts[key] += 1
             sums[key][0] += export.duration_s or 0.0
             sums[key][1] += onnx.duration_s or 0.0
-    numbers = {
-        name: {"export_s": e, "onnx_s": o, "ratio": o / e if e else None} for name, (e, o) in sums.items()
+            sums[key][2] += (strict.duration_s or 0.0) if strict is not None else 0.0
+    numbers: dict[str, Any] = {
+        name: {
+            "models": counts[name],
+            "export_s": e,
+            "onnx_s": o,
+            "export_strict_s": st,
+            "ratio": o / e if e else None,
+        }
+        for name, (e, o, st) in sums.items()
     }
     numbers["goal"] = 2.0
-    numbers["wall_s"] = run["wall_s"]
-    return numbers, report
+    return numbers
 
 
 def compare_part(args: argparse.Namespace) -> dict[str, Any]:
@@ -156,6 +187,10 @@ def main() -> None:
         "--compare", type=Path, metavar="FILE", help="fail if a result differs from this snapshot"
     )
     parser.add_argument("--json", type=Path, help="also write the numbers here")
+    parser.add_argument("--checkout", type=Path, help="the onnx part sweeps this checkout instead")
+    parser.add_argument(
+        "--onnx-report", type=Path, metavar="FILE", help="the onnx part's numbers from this report"
+    )
     args = parser.parse_args()
     parts = [p.strip() for p in args.parts.split(",") if p.strip()]
     unknown = set(parts) - set(PARTS)
@@ -187,8 +222,9 @@ def main() -> None:
         for name in ("all", "root exports", "root fails"):
             row = o[name]
             print(
-                f"| ONNX vs export target, {name} | {row['onnx_s']:.1f} s / {row['export_s']:.1f} s = "
-                f"**{row['ratio']:.2f}×** | ≤ {o['goal']}× | {verdict(row['ratio'], o['goal'])} |"
+                f"| ONNX vs export target, {name} ({row['models']}) | {row['onnx_s']:.1f} s / "
+                f"{row['export_s']:.1f} s = **{row['ratio']:.2f}×** | ≤ {o['goal']}× | "
+                f"{verdict(row['ratio'], o['goal'])} |"
             )
     if "compare" in numbers:
         c = numbers["compare"]
@@ -215,6 +251,7 @@ def main() -> None:
         print(f"\nsnapshot written to {args.save}")
     if args.compare:
         bench_realarch.check_unchanged(args.compare, current, only_current_jobs=True)
+
 
 if __name__ == "__main__":
     main()

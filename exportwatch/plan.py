@@ -66,17 +66,30 @@ class Plan:
 
 def execution_order(targets: Sequence[str]) -> list[str]:
     """The order a model's process sweeps its targets: ``export`` before ``onnx``, ``aoti`` and
-    ``executorch``, which start from the capture ``export`` made, and ``executorch`` last (its
-    lowering may rewrite that program in place; ONNX and AOTInductor get it as ``export`` made
-    it). The report keeps the manifest's order."""
-    if "export" not in targets or not set(targets) & set(TRACE_READERS):
+    ``executorch``, which start from the capture ``export`` made, ``export-strict`` before
+    ``onnx`` (which starts from its capture where ``export``'s failed), and ``executorch`` last
+    (its lowering may rewrite that program in place; ONNX and AOTInductor get it as ``export``
+    made it). The report keeps the manifest's order."""
+    readers, strict_readers = trace_readers(targets)
+    first = [*(["export"] if readers else []), *(["export-strict"] if strict_readers else [])]
+    if not first:
         return list(targets)
-    rest = [t for t in targets if t not in ("export", "executorch")]
-    return ["export", *rest, *(["executorch"] if "executorch" in targets else [])]
+    last = ["executorch"] if readers and "executorch" in targets else []
+    return [*first, *(t for t in targets if t not in first and t not in last), *last]
 
 
 #: The targets that take the ``export`` target's capture of the same module and call.
 TRACE_READERS = ("onnx", "aoti", "executorch")
+#: The targets that take the ``export-strict`` target's capture (torch.onnx's second strategy).
+STRICT_TRACE_READERS = ("onnx",)
+
+
+def trace_readers(targets: Sequence[str]) -> tuple[int, int]:
+    """How many of ``targets`` read each of ``export``'s captures, and each of
+    ``export-strict``'s (0 where that target is not swept: nothing is kept)."""
+    readers = sum(t in TRACE_READERS for t in targets) if "export" in targets else 0
+    strict = sum(t in STRICT_TRACE_READERS for t in targets) if "export-strict" in targets else 0
+    return readers, strict
 
 
 def plan_units(

@@ -91,30 +91,43 @@ class Call:
 
 @dataclass(frozen=True, kw_only=True)
 class SharedTrace:
-    """A non-strict ``torch.export`` capture of one module and call, and what it warned."""
+    """A static ``torch.export`` capture of one module and call, and what it warned.
 
-    program: Any  # torch.export.ExportedProgram
+    ``program`` is the ``ExportedProgram``, or None where the capture failed with ``error`` (the
+    exception itself, as the capture raised it: the ``onnx`` target replays it where torch.onnx
+    would have made the same capture). ``strict`` tells ``export-strict``'s from ``export``'s.
+    """
+
+    program: Any = None  # torch.export.ExportedProgram
+    error: BaseException | None = field(default=None, compare=False, repr=False)
     warnings: tuple[str, ...] = ()
+    strict: bool = False
 
 
 class TraceShelf:
     """Captures one target made, kept for another target of the same model's process.
 
-    The ``onnx`` exporter's first capture strategy is non-strict ``torch.export`` of the same
-    module and call; where the ``export`` target has just made that capture, tracing again
-    would build the same program. A capture is handed on only while the module is in the state
-    it was traced from (``state_of``: the sweep's description of its code, attributes and
-    tensors' versions), so a forward that mutates its module is traced again.
+    The ``onnx`` exporter's capture strategies are non-strict ``torch.export`` of the same
+    module and call, then ``strict=True`` where that failed; where the ``export`` and
+    ``export-strict`` targets have just made those captures (or failed them), tracing again
+    would build the same program (or raise the same error). A capture is handed on only while
+    the module is in the state it was traced from (``state_of``: the sweep's description of its
+    code, attributes and tensors' versions), so a forward that mutates its module is traced again.
 
-    ``readers`` is how many later targets of the process may take each capture (``onnx``,
-    ``aoti``, ``executorch``): each gets the same program, and the shelf lets it go after the last.
+    ``readers`` is how many later targets of the process take each of ``export``'s captures
+    (``onnx``, ``aoti``, ``executorch``), ``strict_readers`` each of ``export-strict``'s (``onnx``): each
+    gets the same entry, and the shelf lets it go after the last. A producer without readers
+    keeps nothing. A failed capture is handed only to a reader that asks for failures.
     """
 
-    def __init__(self, state_of: Callable[[Any], Hashable | None], *, readers: int = 1) -> None:
+    def __init__(
+        self, state_of: Callable[[Any], Hashable | None], *, readers: int = 1, strict_readers: int = 0
+    ) -> None:
         self._state_of = state_of
         self.readers = readers
-        self._kept: dict[tuple[int, int], tuple[Any, Any, Hashable, SharedTrace]] = {}
-        self._taken: dict[tuple[int, int], int] = {}
+        self.strict_readers = strict_readers
+        self._kept: dict[tuple[int, int, bool], tuple[Any, Any, Hashable, SharedTrace]] = {}
+        self._taken: dict[tuple[int, int, bool], int] = {}
 
     def state(self, module: Any) -> Hashable | None:
         """The module's state now, or None when it cannot be told (then nothing is shared)."""
@@ -123,24 +136,38 @@ class TraceShelf:
         except Exception:  # a description that fails costs the reuse, never the result
             return None
 
+    def _readers(self, strict: bool) -> int:
+        return self.strict_readers if strict else self.readers
+
+    def wanted(self, *, strict: bool) -> bool:
+        """Whether a later target reads ``export-strict``'s captures (``strict``) or ``export``'s."""
+        return self._readers(strict) > 0
+
     def keep(self, module: Any, call: Call, state: Hashable | None, trace: SharedTrace) -> None:
         """``trace`` was captured from ``module`` called as ``call``, in ``state``."""
-        if state is not None:  # module and call are held too, so their ids stay theirs
-            self._kept[(id(module), id(call))] = (module, call, state, trace)
-            self._taken.pop((id(module), id(call)), None)
+        if state is not None and self._readers(trace.strict) > 0:  # module and call are held too
+            key = (id(module), id(call), trace.strict)
+            self._kept[key] = (module, call, state, trace)
+            self._taken.pop(key, None)
 
-    def take(self, module: Any, call: Call) -> SharedTrace | None:
-        """The capture of ``module`` and ``call``, if one was kept and the module is unchanged;
-        each capture is handed on ``readers`` times, then let go (no program held longer)."""
-        key = (id(module), id(call))
+    def take(
+        self, module: Any, call: Call, *, strict: bool = False, failures: bool = False
+    ) -> SharedTrace | None:
+        """The capture of ``module`` and ``call``, if one was kept and the module is unchanged
+        (a failed one only where ``failures``); each capture is handed on as many times as it
+        has readers, then let go (no program held longer)."""
+        key = (id(module), id(call), strict)
         kept = self._kept.get(key)
         if kept is None:
             return None
         self._taken[key] = self._taken.get(key, 0) + 1
-        if self._taken[key] >= self.readers:
+        if self._taken[key] >= self._readers(strict):
             del self._kept[key], self._taken[key]
+        trace = kept[3]
+        if trace.program is None and not failures:
+            return None
         state = self.state(module)
-        return kept[3] if state is not None and state == kept[2] else None
+        return trace if state is not None and state == kept[2] else None
 
 
 @dataclass(kw_only=True)

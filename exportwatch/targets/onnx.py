@@ -104,9 +104,16 @@ class Captured:
 
     stdout: str = ""
     warnings: list[str] = field(default_factory=list)
+    #: The warnings caught so far, in order (``warnings.WarningMessage``, or a line replayed).
+    _caught: list[Any] = field(default_factory=list, repr=False)
 
     def notes(self) -> list[str]:
         return list(dict.fromkeys(self.warnings))
+
+    def replay(self, lines: Sequence[str]) -> None:
+        """Warnings an earlier capture recorded (``"UserWarning: ..."``), in the order they would
+        have come had this call made that capture itself, at this point."""
+        self._caught.extend(lines)
 
 
 class _ListHandler(logging.Handler):
@@ -134,12 +141,15 @@ def capture_exporter_output(logger_name: str) -> Iterator[Captured]:
     try:
         with warnings.catch_warnings(record=True) as caught, contextlib.redirect_stdout(buffer):
             warnings.simplefilter("always")
+            captured._caught = caught
             yield captured
     finally:
         logger.removeHandler(handler)
         captured.stdout = buffer.getvalue()
         for w in caught:
-            if not issubclass(w.category, NOISE_WARNINGS):
+            if isinstance(w, str):  # replayed from an earlier capture, already a line
+                captured.warnings.append(w)
+            elif not issubclass(w.category, NOISE_WARNINGS):
                 captured.warnings.append(f"{w.category.__name__}: {first_line(w.message)}")
         captured.warnings.extend(records)
 
@@ -203,14 +213,16 @@ class OnnxDynamo(OnnxTarget):
         dynamo_exporter()
         module, example, options = job.module, job.example, job.options
         args, kwargs = clone_tree(tuple(example.args)), clone_tree(dict(example.kwargs))
-        shared = shared_capture(module, example, options)
+        shelved = shared_captures(module, example, options)
         report_dir = job.scratch() if options.artifacts_dir is not None else None
         try:
-            with capture_exporter_output("torch.onnx") as captured, _reuse_torchlib_registry():
-                if shared is not None:  # what the capture warned, where it would have warned it
-                    captured.warnings.extend(shared.warnings)
+            with (
+                capture_exporter_output("torch.onnx") as captured,
+                _reuse_torchlib_registry(),
+                _captures_answered_from(shelved, job, captured),
+            ):
                 program = torch.onnx.export(
-                    shared.program if shared is not None else module,
+                    module,
                     args,
                     kwargs=kwargs,
                     dynamo=True,
@@ -261,24 +273,88 @@ class OnnxDynamo(OnnxTarget):
             shutil.copyfile(reports[-1], directory / f"{stem}.report.md")
 
 
-def shared_capture(module: Any, example: Call, options: TargetOptions) -> SharedTrace | None:
-    """The ``export`` target's capture of this module and call, where it is exactly what the
-    exporter would do itself: static shapes (with dynamic ones, the exporter traces under its
-    own size settings); no trailing dict argument (the exporter passes it as keyword arguments);
-    a module in eval mode (in training mode the exporter warns, before capturing); a module
-    whose ``repr`` works (each capture strategy prints it first, and one that raises fails the
-    export). The export target kept no capture whose code asked ``is_in_onnx_export()``."""
+def shared_captures(module: Any, example: Call, options: TargetOptions) -> dict[bool, SharedTrace]:
+    """The ``export`` (key ``False``) and ``export-strict`` (``True``) targets' captures of this
+    module and call, programs or failures, where each is exactly what the exporter's capture
+    strategy of that strictness would make itself: static shapes (with dynamic ones, the
+    exporter traces under its own size settings); no trailing dict argument (the exporter passes
+    it as keyword arguments); a module in eval mode (in training mode the exporter warns, before
+    capturing); a module whose ``repr`` works (each capture strategy prints it first, and one
+    that raises fails the export). The export targets kept no capture whose code asked
+    ``is_in_onnx_export()``, no failure that changed the module, no strict failure that
+    ``torch.jit.isinstance`` may explain (torch.onnx swaps it for the builtin)."""
     if options.traces is None or options.dynamic_shapes is not None:
-        return None
+        return {}
     if not example.kwargs and example.args and isinstance(example.args[-1], dict):
-        return None
+        return {}
     if getattr(module, "training", False):
-        return None
+        return {}
     try:
         repr(module)
     except Exception:
-        return None
-    return options.traces.take(module, example)
+        return {}
+    shelf = options.traces
+    taken = {strict: shelf.take(module, example, strict=strict, failures=True) for strict in (False, True)}
+    return {strict: trace for strict, trace in taken.items() if trace is not None}
+
+
+@contextlib.contextmanager
+def _captures_answered_from(
+    shelved: dict[bool, SharedTrace], job: Attempt, captured: Captured
+) -> Iterator[None]:
+    """While torch.onnx exports ``job.module``: each ``torch.export.export`` its capture
+    strategies make of that module and call, static, with a strictness on the shelf, is answered
+    with the shelved capture (the program returned, or the failure raised again, its warnings
+    replayed) instead of traced again. torch.onnx runs the rest of its own flow as it would: its
+    strategies in order and what it prints, the first failure it raises, the strategy it records,
+    and any strategy that does not call ``torch.export.export`` (``draft_export``) for real.
+
+    Each shelved capture answers once, and only while the module is in the state the shelf
+    checked (a real capture in between may have changed it). Reused captures are attached to
+    the Outcome as ``reused_captures`` (``export`` / ``export-strict``)."""
+    if not shelved:
+        yield
+        return
+    module, example = job.module, job.example
+    structure = pytree.tree_structure((tuple(example.args), dict(example.kwargs)))
+    shelf = job.options.traces
+    assert shelf is not None  # shared_captures took them from it
+    start = shelf.state(module)
+    traced_since: list[bool] = []  # a real capture ran: check the module's state again
+    reused: list[str] = []
+    real = torch.export.export
+
+    def export(*args: Any, **kwargs: Any) -> Any:
+        trace = _answer(args, kwargs)
+        if trace is None:
+            traced_since.append(True)
+            return real(*args, **kwargs)
+        del shelved[trace.strict]
+        reused.append("export-strict" if trace.strict else "export")
+        job.attach("reused_captures", tuple(reused))
+        captured.replay(trace.warnings)
+        if trace.error is not None:
+            raise trace.error
+        return trace.program
+
+    def _answer(args: tuple[Any, ...], kwargs: dict[str, Any]) -> SharedTrace | None:
+        mod = args[0] if args else kwargs.get("mod")
+        trace = shelved.get(bool(kwargs.get("strict", False)))
+        if trace is None or mod is not module or kwargs.get("dynamic_shapes") is not None:
+            return None
+        call_args = args[1] if len(args) > 1 else kwargs.get("args", ())
+        call_kwargs = args[2] if len(args) > 2 else kwargs.get("kwargs")
+        if pytree.tree_structure((tuple(call_args), dict(call_kwargs or {}))) != structure:
+            return None
+        if traced_since and shelf.state(module) != start:
+            return None
+        return trace
+
+    torch.export.export = export
+    try:
+        yield
+    finally:
+        torch.export.export = real
 
 
 MISSING_ORT_NOTE = (

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -26,7 +26,6 @@ from exportwatch.targets.base import (
     Stage,
     StageFailed,
     Target,
-    TargetOptions,
     first_line,
 )
 from exportwatch.targets.verify import clone_tree, requested_dynamic_dims, slot_tree
@@ -46,12 +45,15 @@ class TorchExport(Target["torch.export.ExportedProgram"]):
         self.name = "export-strict" if strict else "export"  # type: ignore[misc]
 
     def capture(self, job: Attempt) -> torch.export.ExportedProgram:
-        """Export; hand a static non-strict capture on to the ``onnx`` target (``TraceShelf``)."""
+        """Export; hand a static capture, or its failure, on to later targets (``TraceShelf``)."""
         module, example, options = job.module, job.example, job.options
-        shelf = options.traces if self._shareable(options) else None
+        shelf = options.traces if options.dynamic_shapes is None else None
+        if shelf is not None and not shelf.wanted(strict=self.strict):
+            shelf = None  # no later target reads this one's captures
         state = shelf.state(module) if shelf is not None else None  # before the trace runs forward
         watch = compat.watch_onnx_export_flag() if shelf is not None else contextlib.nullcontext(None)
         caught: list[warnings.WarningMessage] = []
+        asked_if_onnx: Callable[[], bool] | None = None
         try:
             with warnings.catch_warnings(record=True) as caught, watch as asked_if_onnx:
                 warnings.simplefilter("always")
@@ -64,11 +66,25 @@ class TorchExport(Target["torch.export.ExportedProgram"]):
                 )
         except Exception as exc:
             job.notes.extend(_warning_lines(caught))
+            # A failed trace that changed its module leaves torch.onnx's next strategy another one.
+            if (
+                shelf is not None
+                and _unasked(asked_if_onnx)
+                and shelf.state(module) == state
+                and not _onnx_traces_otherwise(exc, strict=self.strict)
+            ):
+                shelf.keep(
+                    module,
+                    example,
+                    state,
+                    SharedTrace(error=exc, warnings=tuple(job.notes), strict=self.strict),
+                )
             raise StageFailed(Stage.CAPTURE, exc) from None
         job.notes.extend(_warning_lines(caught))
-        # Code that asked whether ONNX is exporting traces otherwise under torch.onnx.
-        if shelf is not None and asked_if_onnx is not None and not asked_if_onnx():
-            shelf.keep(module, example, state, SharedTrace(program=ep, warnings=tuple(job.notes)))
+        if shelf is not None and _unasked(asked_if_onnx):
+            shelf.keep(
+                module, example, state, SharedTrace(program=ep, warnings=tuple(job.notes), strict=self.strict)
+            )
         job.notes.extend(specialised_dims_warnings(ep, module, options.dynamic_shapes))
         return ep
 
@@ -77,9 +93,29 @@ class TorchExport(Target["torch.export.ExportedProgram"]):
             program = exported.module()
         return lambda call: program(*clone_tree(call.args), **clone_tree(call.kwargs))
 
-    def _shareable(self, options: TargetOptions) -> bool:
-        """A static non-strict capture is what the ``onnx`` exporter's first strategy makes."""
-        return not self.strict and options.dynamic_shapes is None and options.traces is not None
+
+def _unasked(asked_if_onnx: Callable[[], bool] | None) -> bool:
+    """Code that asked whether ONNX is exporting traces otherwise under torch.onnx."""
+    return asked_if_onnx is not None and not asked_if_onnx()
+
+
+def _onnx_traces_otherwise(exc: BaseException, *, strict: bool) -> bool:
+    """Whether torch.onnx's own strict capture could end otherwise than this failure: it traces
+    with ``torch.jit.isinstance`` replaced by the builtin, which dynamo refuses to trace (the
+    message names it). Conservative: any strict failure that mentions ``isinstance``."""
+    if not strict:
+        return False
+    seen: set[int] = set()
+    link: BaseException | None = exc
+    while link is not None and id(link) not in seen:
+        seen.add(id(link))
+        try:
+            if "isinstance" in str(link):
+                return True
+        except Exception:
+            return True
+        link = link.__cause__ or link.__context__
+    return False
 
 
 def specialised_dims_warnings(

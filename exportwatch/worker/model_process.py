@@ -23,7 +23,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from exportwatch.plan import TRACE_READERS, Unit, execution_order
+from exportwatch.plan import Unit, execution_order, trace_readers
 from exportwatch.sweep import endings, processes
 from exportwatch.sweep.protocol import (
     DeviceResolved,
@@ -180,11 +180,11 @@ def _run_unit(conn: Connection, unit: Unit, settings: SweepSettings, phases: _Ph
             conn.send(JobFinished(replace(job, duration_s=round(time.perf_counter() - started, 3))))
         return
     said: set[str] = set()
-    readers = [t for t in unit.targets if t in TRACE_READERS]
-    if "export" not in unit.targets or not readers or prepared.traces is None:
+    readers, strict_readers = trace_readers(unit.targets)
+    if not (readers or strict_readers) or prepared.traces is None:
         prepared.traces = None  # no target would take a capture another one kept
     else:
-        prepared.traces.readers = len(readers)
+        prepared.traces.readers, prepared.traces.strict_readers = readers, strict_readers
     paths = {
         id(module): path
         for path, module in reversed(list(prepared.model.named_modules(remove_duplicate=False)))

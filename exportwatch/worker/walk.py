@@ -443,8 +443,9 @@ class PreparedModel:
     model: nn.Module
     capture: Capture
     dynamic_shapes: Any
-    #: One target's captures, for another (the ``onnx`` target starts from ``export``'s); None
-    #: where no target of this model would use them (nothing is kept then).
+    #: One target's captures, for another (``onnx`` starts from ``export``'s and
+    #: ``export-strict``'s, ``executorch`` from ``export``'s); None where no target of this model
+    #: would use them (nothing is kept then).
     traces: TraceShelf | None = field(default_factory=lambda: TraceShelf(module_state))
 
 

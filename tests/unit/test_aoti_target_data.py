@@ -216,9 +216,9 @@ def test_progress__a_log_says_compiling_once_per_job():
     stream = io.StringIO()
     progress = Progress(total=1, stream=stream)
     progress.start("enc", "aoti")
-    progress.phase("enc", COMPILE_PHASE)
-    progress.phase("enc", "verification")
-    progress.phase("enc", COMPILE_PHASE)  # a submodule compiling after a failed root: said once
+    progress.phase("enc", "aoti", COMPILE_PHASE)
+    progress.phase("enc", "aoti", "verification")
+    progress.phase("enc", "aoti", COMPILE_PHASE)  # a submodule compiling after a failed root: said once
     progress.result(_finished("enc"))
     assert stream.getvalue().splitlines() == [
         "  enc · aoti: compiling… (AOTInductor: tens of seconds per module)",
@@ -230,10 +230,10 @@ def test_progress__the_live_line_says_compiling_while_it_compiles():
     stream = _Terminal()
     progress = Progress(total=1, stream=stream)
     progress.start("enc", "aoti")
-    progress.phase("enc", COMPILE_PHASE)
+    progress.phase("enc", "aoti", COMPILE_PHASE)
     assert stream.getvalue().rsplit("\r\x1b[2K", 1)[-1].endswith("running enc · aoti (0s, compiling…)")
-    progress.phase("enc", "verification")
-    assert stream.getvalue().rsplit("\r\x1b[2K", 1)[-1].endswith("running enc · aoti (0s)")
+    progress.phase("enc", "aoti", "verification")
+    assert stream.getvalue().rsplit("\r\x1b[2K", 1)[-1].endswith("running enc · aoti (0s, verifying…)")
 
 
 def test_describe_phase__a_timeout_while_compiling_says_so():
