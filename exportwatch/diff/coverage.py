@@ -30,6 +30,8 @@ class CoverageDrop:
     base_percent: float | None  # None: no compute nodes on that side
     head_percent: float | None
     newly_not_delegated: tuple[str, ...] = ()
+    #: Where each newly undelegated operator is called: ``aten.cumsum`` -> ``encoder.head``.
+    called_in: tuple[tuple[str, str], ...] = ()
 
     @property
     def percent_drop(self) -> float:
@@ -67,12 +69,21 @@ def coverage_drop(
     newly = tuple(op for op in after.not_delegated if op not in before.not_delegated)
     if not lost and not newly:
         return None
+    called_in = tuple(
+        (op, _join(head.path, below)) for op in newly if (below := after.not_delegated_in.get(op))
+    )
     return CoverageDrop(
         backend=after.backend,
         base_percent=base_percent,
         head_percent=head_percent,
         newly_not_delegated=newly,
+        called_in=called_in,
     )
+
+
+def _join(path: str, below: str) -> str:
+    """A submodule's path and a path below it, as the report writes paths (``""``: the root)."""
+    return ".".join(part for part in (path, below) if part)
 
 
 def coverage_drop_note(
@@ -90,7 +101,14 @@ def coverage_drop_note(
     note = text(
         f"{backend} delegation {before} → {after}" if before != after else f"{backend} delegation {after}"
     )
-    ops = [code(op[:_OPERATOR_CHARS]) for op in drop.newly_not_delegated[:_NAMED_OPERATORS]]
+    called_in = dict(drop.called_in)
+
+    def named_op(op: str) -> str:
+        module = called_in.get(op)
+        where = f" (in {code(module[:_OPERATOR_CHARS])})" if module else ""
+        return code(op[:_OPERATOR_CHARS]) + where
+
+    ops = [named_op(op) for op in drop.newly_not_delegated[:_NAMED_OPERATORS]]
     if ops:
         more = len(drop.newly_not_delegated) - len(ops)
         named = ", ".join(ops) + (f" and {more} more" if more else "")

@@ -238,6 +238,10 @@ class Delegation:
     subgraphs: int = 0  # delegated subgraphs (lowered_module calls)
     #: Operators left to the portable kernels: ``aten.cumsum`` -> how many calls.
     not_delegated: dict[str, int] = field(default_factory=dict)
+    #: Where each of those operators is first called: ``aten.cumsum`` -> ``head.proj``, the
+    #: submodule's path below this one ("" for this module's own code), from the graph's
+    #: ``nn_module_stack``; an operator whose module is not known is left out.
+    not_delegated_in: dict[str, str] = field(default_factory=dict)
 
     @property
     def coverage(self) -> float | None:

@@ -203,6 +203,7 @@ def delegation_of(graph_module: torch.fx.GraphModule, backend: str) -> Delegatio
     """
     delegated = subgraphs = 0
     left: Counter[str] = Counter()
+    where: dict[str, str] = {}
     for node in graph_module.graph.nodes:
         if node.op != "call_function":
             continue
@@ -223,6 +224,9 @@ def delegation_of(graph_module: torch.fx.GraphModule, backend: str) -> Delegatio
         if label in _NOT_COMPUTE:
             continue
         left[label] += 1
+        module = _module_of(node)
+        if module is not None:
+            where.setdefault(label, module)
     total = delegated + sum(left.values())
     return Delegation(
         backend=backend,
@@ -230,7 +234,19 @@ def delegation_of(graph_module: torch.fx.GraphModule, backend: str) -> Delegatio
         compute_nodes=total,
         subgraphs=subgraphs,
         not_delegated=dict(sorted(left.items(), key=lambda item: (-item[1], item[0]))),
+        not_delegated_in=where,
     )
+
+
+def _module_of(node: torch.fx.Node) -> str | None:
+    """The submodule (path below the lowered module) whose code called ``node``: the innermost
+    entry of its ``nn_module_stack``, which lowering keeps; None where the graph does not say."""
+    stack = node.meta.get("nn_module_stack")
+    if not isinstance(stack, dict) or not stack:
+        return None
+    entry = list(stack.values())[-1]
+    path = entry[0] if isinstance(entry, tuple) and entry and isinstance(entry[0], str) else None
+    return path
 
 
 def _op_label(target: Any) -> str:

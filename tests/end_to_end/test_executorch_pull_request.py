@@ -103,8 +103,9 @@ def test_executorch_pr__an_undelegated_operator_names_module_op_and_share_and_fa
     assert head.verdict == base.verdict == Verdict.OK  # it still lowers and runs: only coverage fell
     drop = head.root.delegation
     assert drop is not None and drop.not_delegated == {"aten.cumsum": 1}
+    assert drop.not_delegated_in == {"aten.cumsum": "head"}  # the submodule whose code calls it
     assert base.root.delegation is not None and base.root.delegation.coverage == 1.0
-    assert "vision" in comment and "aten.cumsum" in comment
+    assert "vision" in comment and "`aten.cumsum` (in `head`) no longer delegated" in comment
     assert "100% → 80%" in comment.replace("&rarr;", "→"), comment
     # The same reports under the default policy: reported, not gated.
     default = ["diff", str(out / "head.base.json"), str(out / "head.json"), "--format", "markdown"]

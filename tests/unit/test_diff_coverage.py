@@ -68,6 +68,22 @@ def test_coverage__a_newly_undelegated_operator_is_a_drop_even_at_equal_share():
     assert cell.note == "XNNPACK delegation 80%; aten.native_layer_norm no longer delegated"
 
 
+def test_coverage__a_newly_undelegated_operator_names_the_submodule_that_calls_it():
+    base, head = report(et_job()), report(et_job(nodes=(61, 100), aten_native_layer_norm=1))
+    head.jobs[0].submodule(ATTN).delegation.not_delegated_in = {"aten.native_layer_norm": "norm"}
+    cell = attn_cell(diff_reports(base_report(*base.jobs), head))
+    assert cell.coverage_drop is not None
+    assert cell.coverage_drop.called_in == (("aten.native_layer_norm", f"{ATTN}.norm"),)
+    assert (
+        cell.note
+        == f"XNNPACK delegation 97% → 61%; aten.native_layer_norm (in {ATTN}.norm) no longer delegated"
+    )
+    # The module's own code ("") adds nothing to the cell's own path.
+    head.jobs[0].submodule(ATTN).delegation.not_delegated_in = {"aten.native_layer_norm": ""}
+    cell = attn_cell(diff_reports(base_report(*base.jobs), head))
+    assert cell.note == "XNNPACK delegation 97% → 61%; aten.native_layer_norm no longer delegated"
+
+
 def test_coverage__a_rise_is_no_change():
     changes = changes_of({"nodes": (61, 100), "aten_cumsum": 1}, {"nodes": (97, 100)})
     assert attn_cell(changes).kind is ChangeKind.UNCHANGED_OK
