@@ -37,16 +37,45 @@ def cli_help(*command: str) -> str:
     return done.stdout if done.returncode == 0 else ""
 
 
-def sweep(output: Path, *extra: str) -> Report:
-    done = subprocess.run([*SWEEP, "-o", str(output), *extra], cwd=REPO_ROOT, capture_output=True,
-                          text=True, timeout=300)
-    assert done.returncode == 0, done.stdout + done.stderr
-    return load_report(output)
+def sweeps(*runs: tuple[Path, tuple[str, ...]]) -> list[Report]:
+    """The sweeps, each writing its output with its extra options, run side by side (each is one
+    process and its workers, as on CI runners; the shards of a matrix run at once there too)."""
+    started = [
+        (output, subprocess.Popen([*SWEEP, "-o", str(output), *extra], cwd=REPO_ROOT, text=True,
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
+        for output, extra in runs
+    ]
+    reports = []
+    for output, process in started:
+        out, _ = process.communicate(timeout=300)
+        assert process.returncode == 0, out
+        reports.append(load_report(output))
+    return reports
 
 
 @pytest.fixture(scope="module")
-def unsharded(tmp_path_factory) -> Report:
-    return sweep(tmp_path_factory.mktemp("unsharded") / "report.json")
+def swept(tmp_path_factory) -> tuple[Report, list[Path]]:
+    """The unsharded sweep and the shard reports (real ``--shard`` sweeps where the CLI has them)."""
+    unsharded_path = tmp_path_factory.mktemp("unsharded") / "report.json"
+    folder = tmp_path_factory.mktemp("shards")
+    paths = [folder / f"shard-{i}" / "exportwatch-report.json" for i in range(1, SHARDS + 1)]
+    if "--shard" not in cli_help("sweep"):
+        (unsharded,) = sweeps((unsharded_path, ()))
+        for path, report in zip(paths, split_like_the_cli(unsharded, SHARDS), strict=True):
+            write_report(report, path)
+        return unsharded, paths
+    unsharded, *shards = sweeps(
+        (unsharded_path, ()), *((path, ("--shard", f"{i}/{SHARDS}")) for i, path in enumerate(paths, 1))
+    )
+    for index, report in enumerate(shards, start=1):
+        assert report.shard == f"{index}/{SHARDS}"
+        assert report.plan == unsharded.plan  # every shard carries the whole plan
+    return unsharded, paths
+
+
+@pytest.fixture(scope="module")
+def unsharded(swept) -> Report:
+    return swept[0]
 
 
 def split_like_the_cli(full: Report, n: int) -> list[Report]:
@@ -65,18 +94,8 @@ def split_like_the_cli(full: Report, n: int) -> list[Report]:
 
 
 @pytest.fixture(scope="module")
-def shard_reports(tmp_path_factory, unsharded) -> list[Path]:
-    folder = tmp_path_factory.mktemp("shards")
-    paths = [folder / f"shard-{i}" / "exportwatch-report.json" for i in range(1, SHARDS + 1)]
-    if "--shard" in cli_help("sweep"):
-        for index, path in enumerate(paths, start=1):
-            report = sweep(path, "--shard", f"{index}/{SHARDS}")
-            assert report.shard == f"{index}/{SHARDS}"
-            assert report.plan == unsharded.plan  # every shard carries the whole plan
-    else:
-        for path, report in zip(paths, split_like_the_cli(unsharded, SHARDS), strict=True):
-            write_report(report, path)
-    return paths
+def shard_reports(swept) -> list[Path]:
+    return swept[1]
 
 
 def merge_files(paths: list[Path], output: Path) -> subprocess.CompletedProcess[str] | int:
