@@ -23,8 +23,18 @@ from tests.conftest import REPO_ROOT
 
 MANIFEST = REPO_ROOT / "config" / "example.exportwatch.yml"
 SHARDS = 3
-SWEEP = [sys.executable, "-m", "exportwatch", "sweep", str(MANIFEST), "--target", "export",
-         "--workers", "1", "-q"]
+SWEEP = [
+    sys.executable,
+    "-m",
+    "exportwatch",
+    "sweep",
+    str(MANIFEST),
+    "--target",
+    "export",
+    "--workers",
+    "1",
+    "-q",
+]
 
 pytestmark = pytest.mark.slow
 
@@ -32,8 +42,13 @@ pytestmark = pytest.mark.slow
 @functools.cache
 def cli_help(*command: str) -> str:
     """The command's --help text; empty when the CLI does not have the command."""
-    done = subprocess.run([sys.executable, "-m", "exportwatch", *command, "--help"], cwd=REPO_ROOT,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "exportwatch", *command, "--help"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     return done.stdout if done.returncode == 0 else ""
 
 
@@ -41,8 +56,16 @@ def sweeps(*runs: tuple[Path, tuple[str, ...]]) -> list[Report]:
     """The sweeps, each writing its output with its extra options, run side by side (each is one
     process and its workers, as on CI runners; the shards of a matrix run at once there too)."""
     started = [
-        (output, subprocess.Popen([*SWEEP, "-o", str(output), *extra], cwd=REPO_ROOT, text=True,
-                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
+        (
+            output,
+            subprocess.Popen(
+                [*SWEEP, "-o", str(output), *extra],
+                cwd=REPO_ROOT,
+                text=True,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+            ),
+        )
         for output, extra in runs
     ]
     reports = []
@@ -101,8 +124,13 @@ def shard_reports(swept) -> list[Path]:
 def merge_files(paths: list[Path], output: Path) -> subprocess.CompletedProcess[str] | int:
     """`exportwatch merge` when the CLI has it, else the merge command's handler in-process."""
     if cli_help("merge"):
-        return subprocess.run([sys.executable, "-m", "exportwatch", "merge", *map(str, paths), "-o",
-                               str(output)], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+        return subprocess.run(
+            [sys.executable, "-m", "exportwatch", "merge", *map(str, paths), "-o", str(output)],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
     import argparse
 
     from exportwatch.cli.merge import run
@@ -147,7 +175,12 @@ def test_shard_merge__refuses_shards_from_another_commit(shard_reports):
 def test_shard_merge__sweep_refuses_a_bad_shard_value_with_exit_2():
     if "--shard" not in cli_help("sweep"):
         pytest.skip("this build's `exportwatch sweep` has no --shard option yet")
-    done = subprocess.run([*SWEEP, "-o", "unused.json", "--shard", "4/3"], cwd=REPO_ROOT,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [*SWEEP, "-o", "unused.json", "--shard", "4/3"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 2
     assert "between 1 and 3" in done.stderr
