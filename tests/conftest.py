@@ -7,9 +7,10 @@ import itertools
 import re
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 import pytest
 
@@ -86,6 +87,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if tier_of(item) in SLOW_TIERS and item.get_closest_marker("quick") is None:
             item.add_marker(slow)
     skip_cuda_without_a_gpu(items)
+    # The unit tier first (pure and fast; the example sweep runs meanwhile, see below), then the
+    # others in their folders' order. A stable sort: each module's tests stay together, in order.
+    items.sort(key=lambda item: tier_of(item) != "unit")
 
 
 def skip_cuda_without_a_gpu(items: list[pytest.Item]) -> None:
@@ -119,19 +123,79 @@ class ExampleSweep:
         return load_report(self.path)
 
 
-@pytest.fixture(scope="session")
-def example_sweep(tmp_path_factory: pytest.TempPathFactory) -> ExampleSweep:
-    """The example manifest swept once per test run, as a user runs it (a subprocess, every model
-    × target, 2 workers). Tests that only read the result share it; a test that needs other
-    options (a model, a target, ``--strict``, a shard) runs its own sweep. Not checked here: the
-    tests assert the exit code and the output themselves."""
-    output = tmp_path_factory.mktemp("example") / "report.json"
+@dataclass(frozen=True)
+class StartedSweep:
+    """The example sweep, started as collection ends, while the first tests run."""
+
+    process: subprocess.Popen[str]
+    path: Path
+    stdout: IO[str]
+    stderr: IO[str]
+
+    def finish(self, timeout: float) -> ExampleSweep:
+        try:
+            self.process.wait(timeout=timeout)
+        finally:
+            self.stop()
+        stdout, stderr = (read_from_start(file) for file in (self.stdout, self.stderr))
+        done = subprocess.CompletedProcess(self.process.args, self.process.returncode, stdout, stderr)
+        return ExampleSweep(done=done, path=self.path)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+STARTED_SWEEP = pytest.StashKey[StartedSweep]()
+
+
+def read_from_start(file: IO[str]) -> str:
+    file.seek(0)
+    return file.read()
+
+
+def start_example_sweep(config: pytest.Config) -> StartedSweep:
+    factory = getattr(config, "_tmp_path_factory", None)  # pytest's own, as tmp_path_factory
+    folder = factory.mktemp("example") if factory is not None else Path(tempfile.mkdtemp(prefix="example"))
+    output = folder / "report.json"
+    # Output to files, not pipes: a full pipe would stall the sweep until its fixture reads it.
+    stdout, stderr = (open(folder / name, "w+", encoding="utf-8") for name in ("stdout", "stderr"))  # noqa: SIM115
     command = ["sweep", str(EXAMPLE_MANIFEST), "-o", str(output), "--workers", "2"]
-    done = subprocess.run(
+    process = subprocess.Popen(
         [sys.executable, "-m", "exportwatch", *command],
         cwd=REPO_ROOT,
-        capture_output=True,
+        stdout=stdout,
+        stderr=stderr,
         text=True,
-        timeout=600,
     )
-    return ExampleSweep(done=done, path=output)
+    started = StartedSweep(process=process, path=output, stdout=stdout, stderr=stderr)
+    config.stash[STARTED_SWEEP] = started
+    return started
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start the example sweep now when a selected test needs it: the unit tier runs first, on
+    the core the sweep leaves."""
+    if not session.config.option.collectonly and any(
+        "example_sweep" in getattr(item, "fixturenames", ()) for item in session.items
+    ):
+        start_example_sweep(session.config)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    started = session.config.stash.get(STARTED_SWEEP, None)
+    if started is not None:
+        started.stop()
+        started.stdout.close()
+        started.stderr.close()
+
+
+@pytest.fixture(scope="session")
+def example_sweep(request: pytest.FixtureRequest) -> ExampleSweep:
+    """The example manifest swept once per test run, as a user runs it (a subprocess, every model
+    × target, 2 workers), started as collection ends. Tests that only read the result share it;
+    a test that needs other options (a model, a target, ``--strict``, a shard) runs its own
+    sweep. Not checked here: the tests assert the exit code and the output themselves."""
+    started = request.config.stash.get(STARTED_SWEEP, None) or start_example_sweep(request.config)
+    return started.finish(timeout=600)

@@ -17,6 +17,7 @@ import pytest
 from exportwatch.report import Verdict, load_report
 from exportwatch.sweep.devices import cuda_available
 from tests.integration.test_workers import make_project
+from tests.side_by_side import run_side_by_side
 
 TINY = """\
 version: 1
@@ -169,7 +170,11 @@ def test_refusals__unknown_xfail_submodule_warns_with_the_closest_path(tmp_path:
                     encoder.5: reads a tensor value
             """)
     )
-    done = exportwatch("sweep", "m.yml", "-o", "r.json", cwd=tmp_path)
+    command = [sys.executable, "-m", "exportwatch", "sweep", "m.yml"]
+    runs = run_side_by_side(  # two independent sweeps at once: the loud one and -q
+        {"loud": [*command, "-o", "r.json"], "quiet": [*command, "-o", "q.json", "-q"]}, cwd=tmp_path
+    )
+    done = runs["loud"]
     assert done.returncode == 0, done.stderr
     lines = done.stderr.splitlines()
     warnings = [line for line in lines if line.startswith("warning:")]
@@ -179,7 +184,7 @@ def test_refusals__unknown_xfail_submodule_warns_with_the_closest_path(tmp_path:
     ]
     # Once the sweep ends, after the job lines that would otherwise bury it.
     assert lines.index(warnings[0]) > max(i for i, line in enumerate(lines) if line.startswith("[1/1]"))
-    quiet = exportwatch("sweep", "m.yml", "-o", "q.json", "-q", cwd=tmp_path)
+    quiet = runs["quiet"]
     assert quiet.returncode == 0, quiet.stderr
     assert [line for line in quiet.stderr.splitlines() if line.startswith("warning:")] == warnings  # -q too
 

@@ -12,6 +12,7 @@ import pytest
 
 from exportwatch.report import load_report
 from tests.conftest import REPO_ROOT
+from tests.side_by_side import run_side_by_side
 
 EXAMPLE = REPO_ROOT / "config" / "example.exportwatch.yml"
 
@@ -75,35 +76,53 @@ def test_cli_sweep__prints_one_line_per_job_when_not_on_a_terminal(example_run):
     assert any("stacked_encoder · export · cpu: FAIL" in line for line in lines)
 
 
-def test_cli_sweep__strict_exits_1_when_a_model_fails(tmp_path):
-    done = exportwatch(
-        "sweep",
-        str(EXAMPLE),
-        "-o",
-        str(tmp_path / "r.json"),
-        "--model",
-        "topk_router",
-        "--target",
-        "export",
-        "--strict",
-        "-q",
+FACTORIES = (
+    "import torch\n"
+    "def broken():\n    raise ValueError('no weights configured')\n"
+    "def fine():\n    return torch.nn.Linear(4, 4)\n"
+)
+FACTORY_MANIFEST = (
+    "version: 1\nmodels:\n"
+    "  - name: broken\n    factory: m.py:broken\n    inputs: {args: [{shape: [2, 4]}]}\n"
+    "  - name: fine\n    factory: m.py:fine\n    inputs: {args: [{shape: [2, 4]}]}\n"
+)
+#: ``exportwatch -v sweep`` and ``exportwatch sweep`` of one strict-mode export.
+STRICT_MODE = ["sweep", str(EXAMPLE), "--model", "stacked_encoder", "--target", "export-strict",
+               "--workers", "1", "-q"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def sweeps(tmp_path_factory) -> dict[str, tuple[subprocess.CompletedProcess, Path]]:
+    """This module's own small sweeps, each with other options than the session's example sweep,
+    run side by side (tests/side_by_side.py): name → (the finished process, its report path)."""
+    folder = tmp_path_factory.mktemp("sweeps")
+    (folder / "m.py").write_text(FACTORIES)
+    (folder / "exportwatch.yml").write_text(FACTORY_MANIFEST)
+    example = ["sweep", str(EXAMPLE), "--target", "export", "--strict", "-q"]
+    args = {
+        "strict failing": [*example, "--model", "topk_router"],
+        "strict xfail": [*example, "--model", "custom_op"],
+        "factory error": ["sweep", str(folder / "exportwatch.yml"), "--workers", "1"],
+        "strict mode quiet": STRICT_MODE,
+        "strict mode verbose": ["-v", *STRICT_MODE],
+    }
+    outputs = {name: folder / f"{name.replace(' ', '-')}.json" for name in args}
+    done = run_side_by_side(
+        {
+            name: [sys.executable, "-m", "exportwatch", *a, "-o", str(outputs[name])]
+            for name, a in args.items()
+        }
     )
+    return {name: (done[name], outputs[name]) for name in args}
+
+
+def test_cli_sweep__strict_exits_1_when_a_model_fails(sweeps):
+    done, _ = sweeps["strict failing"]
     assert done.returncode == 1, done.stderr
 
 
-def test_cli_sweep__strict_ignores_xfail_models(tmp_path):
-    done = exportwatch(
-        "sweep",
-        str(EXAMPLE),
-        "-o",
-        str(tmp_path / "r.json"),
-        "--model",
-        "custom_op",
-        "--target",
-        "export",
-        "--strict",
-        "-q",
-    )
+def test_cli_sweep__strict_ignores_xfail_models(sweeps):
+    done, _ = sweeps["strict xfail"]
     assert done.returncode == 0, done.stderr
 
 
@@ -123,20 +142,8 @@ def test_cli_sweep__bad_manifest_exits_2_naming_file_line_and_field(tmp_path):
     assert "bad.yml:5:" in done.stderr and "devcie" in done.stderr and "device" in done.stderr
 
 
-def test_cli_sweep__factory_error_found_in_a_worker_exits_2_but_keeps_other_results(tmp_path):
-    (tmp_path / "m.py").write_text(
-        "import torch\n"
-        "def broken():\n    raise ValueError('no weights configured')\n"
-        "def fine():\n    return torch.nn.Linear(4, 4)\n"
-    )
-    manifest = tmp_path / "exportwatch.yml"
-    manifest.write_text(
-        "version: 1\nmodels:\n"
-        "  - name: broken\n    factory: m.py:broken\n    inputs: {args: [{shape: [2, 4]}]}\n"
-        "  - name: fine\n    factory: m.py:fine\n    inputs: {args: [{shape: [2, 4]}]}\n"
-    )
-    output = tmp_path / "r.json"
-    done = exportwatch("sweep", str(manifest), "-o", str(output), "--workers", "1")
+def test_cli_sweep__factory_error_found_in_a_worker_exits_2_but_keeps_other_results(sweeps):
+    done, output = sweeps["factory error"]
     assert done.returncode == 2
     assert "exportwatch.yml:4:" in done.stderr and "no weights configured" in done.stderr
     # Said once, after the table; the job's progress line only points at it.
@@ -147,13 +154,11 @@ def test_cli_sweep__factory_error_found_in_a_worker_exits_2_but_keeps_other_resu
     assert report.job("broken", "export", "cpu").verdict.value == "skipped"
 
 
-def test_cli_sweep__strict_mode_graph_dumps_stay_out_of_the_log_unless_verbose(tmp_path):
-    args = ["sweep", str(EXAMPLE), "--model", "stacked_encoder", "--target", "export-strict",
-            "--workers", "1", "-q"]  # fmt: skip
-    quiet = exportwatch(*args, "-o", str(tmp_path / "q.json"))
+def test_cli_sweep__strict_mode_graph_dumps_stay_out_of_the_log_unless_verbose(sweeps):
+    quiet, _ = sweeps["strict mode quiet"]
     assert quiet.returncode == 0, quiet.stderr
     assert "def forward(self" not in quiet.stdout + quiet.stderr
-    loud = exportwatch("-v", *args, "-o", str(tmp_path / "v.json"))
+    loud, _ = sweeps["strict mode verbose"]
     assert loud.returncode == 0, loud.stderr
     assert "def forward(self" in loud.stdout + loud.stderr  # dynamo's partial graph, shown on -v
 

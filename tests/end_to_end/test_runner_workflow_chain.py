@@ -14,13 +14,16 @@ exportwatch; an ``exportwatch`` command on PATH runs it).
 from __future__ import annotations
 
 import fnmatch
+import functools
 import io
 import itertools
 import os
 import re
 import subprocess
 import sys
+import threading
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +45,8 @@ INSTALL = re.compile(r"^\s*python -m pip install\b")
 #: Inputs changed from the workflow's: the fixture repository is not a package; one worker.
 OVERRIDES = {"install": "", "workers": "1"}
 UPLOAD_RUN_ID = 9100
+#: A matrix's legs played at once (each a sweep: a process and its workers).
+MATRIX_AT_ONCE = 4
 
 
 def load(path: Path) -> dict[str, Any]:
@@ -69,6 +74,7 @@ class Runner:
     artifacts: dict[str, dict[str, bytes]] = field(default_factory=dict)
     logs: list[str] = field(default_factory=list)
     bin: Path = field(init=False)
+    one_action_at_a_time: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         self.bin = self.root / "bin"
@@ -87,7 +93,7 @@ class Runner:
             if not job_runs(job.get("if"), {"github": {"event": self.event}}, status=status):
                 results[name] = "skipped"
                 continue
-            legs = []
+            started = []
             for index, matrix in enumerate(expand(job.get("strategy", {}).get("matrix"))):
                 context = {
                     "github": {"event": self.event, "sha": self.checkout.head},
@@ -96,7 +102,14 @@ class Runner:
                 }  # fmt: skip
                 workspace = self.root / f"{name}-{index}"
                 workspace.mkdir()
-                legs.append(self.run_job(job, context, workspace=workspace, env=workflow.get("env", {})))
+                started.append(
+                    functools.partial(
+                        self.run_job, job, context, workspace=workspace, env=workflow.get("env", {})
+                    )
+                )
+            # A matrix's legs run at once, as on the runners (each in its own workspace).
+            with ThreadPoolExecutor(max_workers=MATRIX_AT_ONCE) as pool:
+                legs = list(pool.map(lambda play: play(), started))
             results[name] = "failure" if "failure" in legs else "success"
         return "failure" if "failure" in results.values() else "success"
 
@@ -136,10 +149,12 @@ class Runner:
                         (folder / file_name).write_bytes(data)
             return True
         if uses.startswith("exportwatch/exportwatch@"):
-            run = run_action(
-                workspace, self.fake, event_name="pull_request", payload=self.event, sha=self.checkout.head,
-                inputs=given | OVERRIDES, token=None if given.get("github-token") == "" else self.fake.token,
-            )  # fmt: skip
+            with self.one_action_at_a_time:  # run_action numbers its runner folders
+                run = run_action(
+                    workspace, self.fake, event_name="pull_request", payload=self.event,
+                    sha=self.checkout.head, inputs=given | OVERRIDES,
+                    token=None if given.get("github-token") == "" else self.fake.token,
+                )  # fmt: skip
             self.logs.append(run.log)
             return run.done.returncode == 0
         assert "run" in step, f"a step this test cannot play yet: {step}"

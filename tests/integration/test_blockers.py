@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -19,6 +18,7 @@ from exportwatch.sweep.options import SweepOptions
 from exportwatch.sweep.settings import SweepSettings
 from exportwatch.worker.walk import prepare_model, sweep_target
 from tests.conftest import FIXTURES, REPO_ROOT
+from tests.side_by_side import run_side_by_side
 
 SETTINGS = SweepSettings(manifest_root=FIXTURES, repo_root=REPO_ROOT)
 CASES = "tests/fixtures/models/blocker_cases.py"
@@ -34,8 +34,16 @@ def sweep(factory: str, *, settings: SweepSettings = SETTINGS, **fields: object)
     return sweep_target(prepare_model(spec, device="cpu", settings=settings), "export", settings=settings)
 
 
-def test_blockers__two_data_dependent_problems_are_both_found_with_their_lines_and_item_lines() -> None:
-    job = sweep("TwoDataDependent")
+@pytest.fixture(scope="module")
+def two_data_dependent() -> JobResult:
+    """``TwoDataDependent`` swept once for the module's tests that read it."""
+    return sweep("TwoDataDependent")
+
+
+def test_blockers__two_data_dependent_problems_are_both_found_with_their_lines_and_item_lines(
+    two_data_dependent: JobResult,
+) -> None:
+    job = two_data_dependent
     root = job.root
     assert root is not None and root.verdict == Verdict.FAIL and root.origin
     # export stops at the first problem ...
@@ -148,29 +156,16 @@ def test_blockers__cli_no_blockers_flag_skips_the_search_and_the_report_round_tr
         )
     )
     env = {"PYTHONPATH": f"{REPO_ROOT}:{FIXTURES}", "PATH": "/usr/bin:/bin"}
+    flags = {"with": [], "without": ["--no-blockers"]}
+    command = [sys.executable, "-m", "exportwatch", "sweep", str(manifest), "--workers=1"]
+    runs = run_side_by_side(
+        {name: [*command, "-o", str(tmp_path / f"{name}.json"), *extra] for name, extra in flags.items()},
+        env=env,
+    )
     reports = {}
-    for name, flags in (("with", []), ("without", ["--no-blockers"])):
-        out = tmp_path / f"{name}.json"
-        done = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "exportwatch",
-                "sweep",
-                str(manifest),
-                "-o",
-                str(out),
-                "--workers=1",
-                *flags,
-            ],
-            cwd=REPO_ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
+    for name, done in runs.items():
         assert done.returncode in (0, 1), done.stderr[-2000:]
-        reports[name] = Report.from_dict(json.loads(out.read_text()))
+        reports[name] = Report.from_dict(json.loads((tmp_path / f"{name}.json").read_text()))
     with_root = reports["with"].jobs[0].root
     assert with_root is not None and with_root.blockers is not None
     assert len(with_root.blockers.found) == 2
@@ -187,9 +182,12 @@ def test_blockers__not_searched_once_the_job_used_half_its_timeout() -> None:
     assert root.blockers.found == [] and "half its timeout" in (root.blockers.note or "")
 
 
-def test_blockers__lines_are_found_when_an_earlier_trace_of_the_process_interned_the_file() -> None:
-    # torch names a file in a draft report's string table only the first time the process logs it
-    for _ in range(2):
-        root = sweep("TwoDataDependent").root
+def test_blockers__lines_are_found_when_an_earlier_trace_of_the_process_interned_the_file(
+    two_data_dependent: JobResult,
+) -> None:
+    # torch names a file in a draft report's string table only the first time the process logs it:
+    # the fixture's sweep (in this process, before this one) was the first
+    for job in (two_data_dependent, sweep("TwoDataDependent")):
+        root = job.root
         assert root is not None and root.blockers is not None
         assert [b.user_frame.line for b in root.blockers.found if b.user_frame] == [21, 23]

@@ -9,7 +9,10 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import REPO_ROOT
+from tests.side_by_side import run_side_by_side
 
 README = """\
 # stand-in
@@ -43,27 +46,37 @@ def stand_in(root: Path, *, second: str) -> Path:
     return root
 
 
-def leg(root: Path, venv: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(root / ".ci" / "readme-leg"), str(venv)], cwd=root, capture_output=True, text=True, timeout=300
-    )
+def leg(root: Path, venv: Path) -> list[str]:
+    return [str(root / ".ci" / "readme-leg"), str(venv)]
 
 
-def test_readme_leg__runs_the_readmes_commands_in_a_fresh_venv_then_mypy_there(tmp_path):
-    root = stand_in(tmp_path / "repo", second="true")
-    venv = tmp_path / "venv"
-    (venv / "bin").mkdir(parents=True)
-    (venv / "bin" / "python").write_text("#!/bin/sh\nexit 1\n")  # a stale venv: never reused
-    done = leg(root, venv)
+@pytest.fixture(scope="module")
+def legs(tmp_path_factory) -> dict[str, tuple[Path, Path, subprocess.CompletedProcess[str]]]:
+    """The leg run on two stand-ins side by side (each makes a venv: seconds of pip's own
+    install): name → (the stand-in, its venv, the finished leg)."""
+    passing, failing = tmp_path_factory.mktemp("passing"), tmp_path_factory.mktemp("failing")
+    roots = {
+        "passing": stand_in(passing / "repo", second="true"),
+        "failing": stand_in(failing / "repo", second="exit 3"),
+    }
+    venvs = {"passing": passing / "venv", "failing": failing / "venv"}
+    (venvs["passing"] / "bin").mkdir(parents=True)
+    (venvs["passing"] / "bin" / "python").write_text("#!/bin/sh\nexit 1\n")  # a stale venv: never reused
+    # .ci/readme-leg changes to its repository's root itself
+    done = run_side_by_side({name: leg(roots[name], venvs[name]) for name in roots}, timeout=300)
+    return {name: (roots[name], venvs[name], done[name]) for name in roots}
+
+
+def test_readme_leg__runs_the_readmes_commands_in_a_fresh_venv_then_mypy_there(legs):
+    root, venv, done = legs["passing"]
     assert done.returncode == 0, done.stderr
     ran = (root / "ran").read_text().splitlines()
     assert ran == [f"browser {venv}", f"1 {venv} 1", "2", f"mypy {venv}"]
     assert "== README: echo 2 >> ran && true" in done.stdout
 
 
-def test_readme_leg__a_readme_command_that_fails_fails_the_leg_with_its_status(tmp_path):
-    root = stand_in(tmp_path / "repo", second="exit 3")
-    done = leg(root, tmp_path / "venv")
+def test_readme_leg__a_readme_command_that_fails_fails_the_leg_with_its_status(legs):
+    root, _, done = legs["failing"]
     assert done.returncode == 3
     assert "the README's command failed (exit status 3): echo 2 >> ran && exit 3" in done.stderr
     assert (root / "ran").read_text().splitlines()[-1] == "2"  # mypy never ran

@@ -9,12 +9,13 @@ import subprocess
 import sys
 import textwrap
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from exportwatch.manifest import load_manifest
-from exportwatch.report import Verdict, load_report
+from exportwatch.report import Report, Verdict, load_report
 from exportwatch.sweep import processes
 from exportwatch.sweep.options import SweepOptions
 from exportwatch.sweep.runner import SweepRequest, run_sweep
@@ -99,8 +100,23 @@ def wait_for_file(path: Path, process: subprocess.Popen, seconds: float = 120.0)
 # --- state does not leak between models ---------------------------------------------------------
 
 
-def test_isolation__a_model_changing_globals_does_not_reach_the_models_after_it(tmp_path):
+@dataclass(frozen=True)
+class OneAtATime:
+    """One sweep with one worker of the models whose tests check what a model's process leaves
+    behind; what is left is read right after the sweep (pids are reused on a busy machine)."""
+
+    report: Report
+    cwd_before: str
+    cwd_after: str
+    forked: dict[str, list[int]]  # model → the pids its forward forked
+    left: dict[str, list[int]]  # model → those still alive 5 s after the sweep
+
+
+@pytest.fixture(scope="module")
+def one_at_a_time(tmp_path_factory) -> OneAtATime:
     """One process at a time, so the old reused worker would have run all of these in turn."""
+    tmp_path = tmp_path_factory.mktemp("one-at-a-time")
+    pid_files = {"forks": tmp_path / "forks-pids", "leaves": tmp_path / "leaves-pids"}
     cwd = os.getcwd()
     report = sweep(
         tmp_path,
@@ -118,54 +134,52 @@ def test_isolation__a_model_changing_globals_does_not_reach_the_models_after_it(
         - name: d_healthy
           factory: models/sweep_cases.py:Fine
           {SHAPE}
+        - name: leaks
+          factory: models/sweep_cases.py:LeaksMemory
+          {SHAPE}
+        - name: small
+          factory: models/sweep_cases.py:Fine
+          {SHAPE}
+        - name: forks
+          factory: models/sweep_cases.py:ForksSleepers
+          kwargs: {{pid_file: {str(pid_files["forks"])!r}}}
+          {SHAPE}
+        - name: leaves
+          factory: models/sweep_cases.py:LeavesItsSession
+          kwargs: {{pid_file: {str(pid_files["leaves"])!r}}}
+          {SHAPE}
         """,
         workers=1,
     )
-    verdicts = {j.model: j.verdict for j in report.jobs}
-    assert len(verdicts) == 4
+    cwd_after = os.getcwd()
+    forked = {name: [int(p) for p in file.read_text().split()] for name, file in pid_files.items()}
+    left = {name: wait_until_gone(pids, 5) for name, pids in forked.items()}
+    return OneAtATime(report=report, cwd_before=cwd, cwd_after=cwd_after, forked=forked, left=left)
+
+
+def test_isolation__a_model_changing_globals_does_not_reach_the_models_after_it(one_at_a_time):
+    verdicts = {j.model: j.verdict for j in one_at_a_time.report.jobs}
+    assert {"a_sets_dtype", "b_changes_directory", "c_healthy", "d_healthy"} <= set(verdicts)
     # a_sets_dtype fails on its own account (float64 weights, float32 inputs); the rest stay ok.
     assert {m: verdicts[m] for m in ("b_changes_directory", "c_healthy", "d_healthy")} == {
         m: Verdict.OK for m in ("b_changes_directory", "c_healthy", "d_healthy")
     }
-    assert os.getcwd() == cwd
+    assert one_at_a_time.cwd_after == one_at_a_time.cwd_before
 
 
-def test_isolation__peak_memory_is_the_jobs_own(tmp_path):
-    report = sweep(
-        tmp_path,
-        f"""\
-        - name: a_leaks
-          factory: models/sweep_cases.py:LeaksMemory
-          {SHAPE}
-        - name: b_small
-          factory: models/sweep_cases.py:Fine
-          {SHAPE}
-        """,
-        workers=1,
-    )
-    leaks, small = report.job("a_leaks", "export", "cpu"), report.job("b_small", "export", "cpu")
+def test_isolation__peak_memory_is_the_jobs_own(one_at_a_time):
+    report = one_at_a_time.report
+    leaks, small = report.job("leaks", "export", "cpu"), report.job("small", "export", "cpu")
     assert leaks.peak_rss_mb - small.peak_rss_mb > 400  # the 600 MiB left behind is not counted again
 
 
 # --- the whole tree -------------------------------------------------------------------------------
 
 
-def test_isolation__processes_a_model_forks_do_not_outlive_its_job(tmp_path):
-    pid_file = tmp_path / "pids"
-    report = sweep(
-        tmp_path,
-        f"""\
-        - name: forks
-          factory: models/sweep_cases.py:ForksSleepers
-          kwargs: {{pid_file: {str(pid_file)!r}}}
-          {SHAPE}
-        """,
-        workers=1,
-    )
-    assert report.jobs[0].verdict == Verdict.OK
-    forked = [int(p) for p in pid_file.read_text().split()]
-    assert len(forked) >= 3
-    assert wait_until_gone(forked, 5) == []
+def test_isolation__processes_a_model_forks_do_not_outlive_its_job(one_at_a_time):
+    assert one_at_a_time.report.job("forks", "export", "cpu").verdict == Verdict.OK
+    assert len(one_at_a_time.forked["forks"]) >= 3
+    assert one_at_a_time.left["forks"] == []
 
 
 def test_isolation__memory_is_measured_over_the_whole_tree(tmp_path):
@@ -194,6 +208,7 @@ def test_isolation__a_normal_sweep_leaves_no_process_behind(tmp_path):
     assert wait_until_gone(in_session(process.pid), 5) == []
 
 
+@pytest.mark.fuzz  # the fuzz leg: the `model` case of the test below checks the same, within 2 s
 def test_isolation__kill_9_of_the_sweep_ends_every_process_of_it(tmp_path):
     marker = tmp_path / "hanging"
     process, _ = start_sweep(
@@ -318,7 +333,9 @@ HANGING_AFTER_ONE_JOB = """\
     ("signum", "to_group"),
     [
         (signal.SIGINT, True),  # Ctrl-C: a terminal signals the whole foreground group
-        (signal.SIGTERM, False),  # `kill PID`, or a runner stopping the sweep's process
+        # `kill PID`, or a runner stopping the sweep's process (in the fuzz leg: the diff test
+        # below sends it too, and reads the partial report it leaves)
+        pytest.param(signal.SIGTERM, False, marks=pytest.mark.fuzz),
         (signal.SIGTERM, True),  # a CI step's timeout (coreutils `timeout`) signals the group
     ],
     ids=["ctrl-c", "sigterm", "sigterm-to-the-group"],
@@ -461,20 +478,36 @@ def test_isolation__model_code_ending_the_program_is_a_prompt_crash_saying_so(tm
         assert job.duration_s < 5, (job.model, job.duration_s)  # no interpreter teardown, no timeout
 
 
-def test_isolation__spawn_fallback_gives_the_same_verdicts(tmp_path, monkeypatch):
-    monkeypatch.setenv("EXPORTWATCH_START_METHOD", "spawn")
-    report = sweep(
-        tmp_path,
-        f"""\
-        - name: fine
-          factory: models/sweep_cases.py:Fine
-          {SHAPE}
-        - name: sys_exit
-          factory: models/sweep_cases.py:CallsSysExit
-          {SHAPE}
-        """,
-        workers=2,
-    )
+@pytest.fixture(scope="module")
+def spawned(tmp_path_factory) -> tuple[Report, list[int], list[int]]:
+    """One sweep under the spawn start method (the fallback where fork is unsafe), 2 workers: the
+    report, the pids ``leaves`` forked, and those still alive 5 s after the sweep."""
+    tmp_path = tmp_path_factory.mktemp("spawned")
+    pid_file = tmp_path / "pids"
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setenv("EXPORTWATCH_START_METHOD", "spawn")
+        report = sweep(
+            tmp_path,
+            f"""\
+            - name: fine
+              factory: models/sweep_cases.py:Fine
+              {SHAPE}
+            - name: sys_exit
+              factory: models/sweep_cases.py:CallsSysExit
+              {SHAPE}
+            - name: leaves
+              factory: models/sweep_cases.py:LeavesItsSession
+              kwargs: {{pid_file: {str(pid_file)!r}}}
+              {SHAPE}
+            """,
+            workers=2,
+        )
+    forked = [int(p) for p in pid_file.read_text().split()]
+    return report, forked, wait_until_gone(forked, 5)
+
+
+def test_isolation__spawn_fallback_gives_the_same_verdicts(spawned):
+    report, _, _ = spawned
     assert report.job("fine", "export", "cpu").verdict == Verdict.OK
     assert (
         report.job("sys_exit", "export", "cpu").reason
@@ -507,22 +540,13 @@ def test_isolation__a_ci_timeout_signalling_the_sweeps_group_leaves_nothing(tmp_
 
 
 @pytest.mark.parametrize("method", ["fork", "spawn"])
-def test_isolation__a_process_that_left_the_group_is_ended_with_its_model(tmp_path, monkeypatch, method):
-    if method == "spawn":
-        monkeypatch.setenv("EXPORTWATCH_START_METHOD", "spawn")
-    pid_file = tmp_path / "pids"
-    report = sweep(
-        tmp_path,
-        f"""\
-        - name: leaves
-          factory: models/sweep_cases.py:LeavesItsSession
-          kwargs: {{pid_file: {str(pid_file)!r}}}
-          {SHAPE}
-        """,
-        workers=1,
-    )
-    assert report.jobs[0].verdict == Verdict.OK
-    assert wait_until_gone([int(p) for p in pid_file.read_text().split()], 5) == []
+def test_isolation__a_process_that_left_the_group_is_ended_with_its_model(one_at_a_time, spawned, method):
+    if method == "fork":
+        report, left = one_at_a_time.report, one_at_a_time.left["leaves"]
+    else:
+        report, _, left = spawned
+    assert report.job("leaves", "export", "cpu").verdict == Verdict.OK
+    assert left == []
 
 
 #: A library whose first import ever aborts the process (as a compiled extension built for
