@@ -24,6 +24,9 @@ from tests.conftest import FIXTURES, REPO_ROOT
 from tests.integration.test_sweep import SETTINGS
 
 pytestmark = pytest.mark.slow
+#: The tests that run the compiler: a CI leg of their own (``python -m pytest -m aoti``); the
+#: others raise a real ``CppCompileError`` in its place and stay in the plain run.
+compiles = pytest.mark.aoti
 
 CASES = "models/aoti_cases.py"
 
@@ -63,6 +66,7 @@ def dynamic_sweep(tmp_path_factory: pytest.TempPathFactory) -> tuple[JobResult, 
     return exported, compiled, compared
 
 
+@compiles
 def test_aoti__compiles_a_dynamic_batch_and_matches_eager_on_every_input_set(dynamic_sweep):
     exported, compiled, compared = dynamic_sweep
     assert exported.verdict == Verdict.OK
@@ -72,6 +76,7 @@ def test_aoti__compiles_a_dynamic_batch_and_matches_eager_on_every_input_set(dyn
     assert sorted(compared) == ["example", "five-rows", "two-rows"]  # one package, three batch sizes
 
 
+@compiles
 def test_aoti__records_the_compile_time_per_job_within_its_duration(dynamic_sweep):
     exported, compiled, _ = dynamic_sweep
     assert compiled.compile_s is not None and compiled.compile_s > 1.0
@@ -79,6 +84,7 @@ def test_aoti__records_the_compile_time_per_job_within_its_duration(dynamic_swee
     assert exported.compile_s is None  # a target that compiles nothing records nothing
 
 
+@compiles
 def test_aoti__a_dim_export_specialised_silently_is_refused_with_its_name(tmp_path: Path):
     """``Dim.AUTO`` lets torch.export fix the batch at 4 with only a warning (a model that
     branches on ``batch == 4``); the package is then built for 4 rows, and 6 rows, which eager
@@ -170,6 +176,7 @@ def test_aoti__stops_compiling_submodules_when_another_compile_would_pass_the_ti
     assert "timeout" in proj.reason
 
 
+@compiles
 @pytest.mark.cuda
 def test_aoti__compiles_for_cuda_on_a_cuda_device():
     spec = ModelSpec(

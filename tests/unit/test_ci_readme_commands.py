@@ -69,4 +69,5 @@ def test_ci_run__its_main_leg_is_the_readme_leg_in_a_fresh_venv_and_no_other_run
     assert others == [
         "python -m pytest -q -p no:cacheprovider -m fuzz",
         "python -m pytest -q -p no:cacheprovider -m zoo",
+        "python -m pytest -q -p no:cacheprovider -m aoti",
     ]
