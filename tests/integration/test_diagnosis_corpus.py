@@ -175,7 +175,8 @@ def test_corpus__has_at_least_fifteen_failing_models_covering_every_in_process_c
             "interrupted",  # the sweep stopped, not the model: tests/integration/test_isolation.py
         }
         - {c for c in CATEGORIES if c.startswith("executorch-")}
-    )  # tests/integration/test_targets_executorch.py
+        - {c for c in CATEGORIES if c.startswith("aoti-")}
+    )  # tests/integration/test_targets_executorch.py, test_targets_aoti.py (and its unit tests)
     assert in_process <= categories, in_process - categories
 
 

@@ -11,6 +11,7 @@ import copy
 import functools
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -144,7 +145,24 @@ def test_shard_merge__merged_shards_equal_the_unsharded_sweep(shard_reports, uns
     merged = load_report(output)
     assert merged.shard is None and merged.complete
     assert [f"{j.model}/{j.target}" for j in merged.jobs] == unsharded.plan
-    assert without_timing(merged) == without_timing(unsharded)
+    # Merging keeps every shard's job exactly as that shard swept it...
+    swept = {(j.model, j.target, j.device): j for p in shard_reports for j in load_report(p).jobs}
+    merged_jobs = without_timing(merged)["jobs"]
+    from_shards = [without_timing(replace(merged, jobs=[swept[j.key]]))["jobs"][0] for j in merged.jobs]
+    assert merged_jobs == from_shards
+    # ...and equals the unsharded sweep, but for one detail two sweeps of the same code do not
+    # always agree on: where draft_export says an unbacked symbol was made (``created``) was seen
+    # missing from one sweep's blocker, under CPU load and once on a quiet machine (an open problem).
+    assert without_created(without_timing(merged)) == without_created(without_timing(unsharded))
+
+
+def without_created(data: dict) -> dict:
+    """A report's dict with every blocker's ``created`` removed (see the test above)."""
+    for job in data["jobs"]:
+        for sub in job["submodules"]:
+            for blocker in (sub.get("blockers") or {}).get("found", []):
+                blocker.pop("created", None)
+    return data
 
 
 def test_shard_merge__refuses_when_a_shard_is_missing(shard_reports, tmp_path):

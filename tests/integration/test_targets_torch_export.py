@@ -71,7 +71,7 @@ def non_strict() -> Target:
 
 
 def test_registry__knows_every_target_and_rejects_unknown_names() -> None:
-    assert TARGET_NAMES == ("export", "export-strict", "onnx", "onnx-legacy", "executorch")
+    assert TARGET_NAMES == ("export", "export-strict", "onnx", "onnx-legacy", "executorch", "aoti")
     assert get_target("export-strict").name == "export-strict"
     with pytest.raises(ValueError, match="unknown target 'tflite'"):
         get_target("tflite")
