@@ -281,7 +281,9 @@ class AotInductor(Target[_Compiled]):
     def capture(self, job: Attempt) -> _Compiled:
         import torch._inductor
 
-        program = self._program(job)
+        from exportwatch.targets.torch_export import export_program
+
+        program = export_program(job)
         job.options.report_phase(COMPILE_PHASE)
         package = job.scratch() / f"{_safe_stem(job.options.artifact_name)}.pt2"
         started = time.perf_counter()
@@ -342,27 +344,6 @@ class AotInductor(Target[_Compiled]):
         if isinstance(job.artifact, Path) and job.artifact.is_file():
             directory.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(job.artifact, directory / f"{job.options.artifact_name}.pt2")
-
-    def _program(self, job: Attempt) -> torch.export.ExportedProgram:
-        """The ``export`` target's capture of this module and call, else a non-strict export."""
-        import torch
-
-        from exportwatch.targets.verify import clone_tree
-
-        shelf = job.options.traces
-        if shelf is not None and job.options.dynamic_shapes is None:
-            shared = shelf.take(job.module, job.example)
-            if shared is not None:
-                return shared.program
-        with job.stage(Stage.CAPTURE), warnings.catch_warnings():
-            warnings.simplefilter("ignore", NOISE_WARNINGS)
-            return torch.export.export(
-                job.module,
-                tuple(clone_tree(job.example.args)),
-                clone_tree(job.example.kwargs),
-                dynamic_shapes=job.options.dynamic_shapes,
-                strict=False,
-            )
 
 
 def _safe_stem(name: str) -> str:

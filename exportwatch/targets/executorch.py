@@ -25,6 +25,7 @@ import torch
 
 from exportwatch.report import Delegation
 from exportwatch.targets.base import NOISE_WARNINGS, Attempt, Runner, Stage, StageFailed, Target, first_line
+from exportwatch.targets.torch_export import export_program
 from exportwatch.targets.verify import clone_tree
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ class Executorch(Target[Any]):
     def capture(self, job: Attempt) -> Any:
         from executorch.exir import to_edge_transform_and_lower
 
-        program = self._program(job)
+        program = export_program(job)
         backend = job.options.executorch_backend
         job.artifact = program
         job.options.report_phase("lowering")  # the sweep's progress line says "lowering…"
@@ -117,23 +118,6 @@ class Executorch(Target[Any]):
         if buffer is not None:
             directory.mkdir(parents=True, exist_ok=True)
             (directory / f"{job.options.artifact_name}.pte").write_bytes(buffer)
-
-    def _program(self, job: Attempt) -> torch.export.ExportedProgram:
-        """The ``export`` target's capture of this module and call, else a non-strict export."""
-        shelf = job.options.traces
-        if shelf is not None and job.options.dynamic_shapes is None:
-            shared = shelf.take(job.module, job.example)
-            if shared is not None:
-                return shared.program
-        with job.stage(Stage.CAPTURE), warnings.catch_warnings():
-            warnings.simplefilter("ignore", NOISE_WARNINGS)
-            return torch.export.export(
-                job.module,
-                tuple(clone_tree(job.example.args)),
-                clone_tree(job.example.kwargs),
-                dynamic_shapes=job.options.dynamic_shapes,
-                strict=False,
-            )
 
 
 #: Where an ExecuTorch error names an operator: ``torch._ops.aten.median.dim`` (lowering),

@@ -33,6 +33,26 @@ from exportwatch.targets.verify import clone_tree, requested_dynamic_dims, slot_
 log = logging.getLogger(__name__)
 
 
+def export_program(job: Attempt) -> torch.export.ExportedProgram:
+    """The ``export`` target's capture of this module and call where the sweep kept one (one
+    trace for the targets that start from it: ``aoti``, ``executorch``), else a non-strict
+    export of their own, with the manifest's dynamic shapes."""
+    shelf = job.options.traces
+    if shelf is not None and job.options.dynamic_shapes is None:
+        shared = shelf.take(job.module, job.example)
+        if shared is not None:
+            return shared.program
+    with job.stage(Stage.CAPTURE), warnings.catch_warnings():
+        warnings.simplefilter("ignore", NOISE_WARNINGS)
+        return torch.export.export(
+            job.module,
+            tuple(clone_tree(job.example.args)),
+            clone_tree(job.example.kwargs),
+            dynamic_shapes=job.options.dynamic_shapes,
+            strict=False,
+        )
+
+
 class TorchExport(Target["torch.export.ExportedProgram"]):
     """``torch.export.export(module, args, kwargs, dynamic_shapes=..., strict=...)``; run as
     ``ep.module()`` on every input set. The first torch.export in a process costs about a second
